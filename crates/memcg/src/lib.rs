@@ -1,0 +1,3 @@
+//! memcg
+#![no_std]
+extern crate alloc;

@@ -1,0 +1,3 @@
+//! swapcache
+#![no_std]
+extern crate alloc;

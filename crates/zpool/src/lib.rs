@@ -1,0 +1,3 @@
+//! zpool
+#![no_std]
+extern crate alloc;

@@ -1,0 +1,3 @@
+//! zswap-core
+#![no_std]
+extern crate alloc;
