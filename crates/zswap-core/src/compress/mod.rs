@@ -1,0 +1,302 @@
+//! Compressors: per-CPU compression contexts for zswap entries.
+//!
+//! Linux's zswap keeps one `crypto_acomp` context per CPU in its pool
+//! (`acomp_ctx`: the transform, a request and a 2-page buffer, behind a mutex).
+//! [`Compressor`] is the same thing for the algorithms this crate ships:
+//!
+//! - **lz4** ([`CompressorKind::Lz4`], the default): LZ4 block format via
+//!   `lz4_flex`. Each CPU owns a hash table (`CompressTable`, reused and
+//!   cleared per page; `lz4_flex::block::compress_into` would otherwise put a
+//!   16.5 KiB table on the stack or allocate one per call) and a 2-page
+//!   scratch buffer (`lz4_flex` refuses an output buffer smaller than its
+//!   worst-case bound, about 4.1 KiB for a page, even when the result would
+//!   fit). Decompression needs no state.
+//! - **zstd** ([`CompressorKind::Zstd`], cargo feature `zstd`): C zstd at level
+//!   [`ZSTD_LEVEL`] through `zstd-sys`, with *static* contexts
+//!   (`ZSTD_initStaticCCtx`/`ZSTD_initStaticDCtx`) sized for one page, so the
+//!   C code never calls `malloc` after [`Compressor::new`]. Without the
+//!   feature the name is known but unavailable ([`Error::ENOENT`]).
+//!
+//! # Lifecycle
+//!
+//! [`Compressor::new`] allocates every context up front, fallibly (one per
+//! possible CPU; a failure frees what was built and returns `ENOMEM`). After
+//! that, [`Compressor::compress`] and [`Compressor::decompress`] allocate
+//! nothing. Dropping the compressor frees the contexts.
+//!
+//! # Locking
+//!
+//! Each context sits behind its own [`kbase::sync::Mutex`] (a spinlock). The
+//! `cpu` argument picks the context (`cpu % nr_contexts`, so a stale or bogus
+//! CPU number costs contention, never memory safety). A context lock is a
+//! leaf lock: nothing else is taken under it by this module. The closure given
+//! to [`Compressor::compress`] runs *with the context lock held* (the result
+//! lives in the context's scratch buffer), so it must not block, must not
+//! allocate with a blocking GFP, and must not call back into the same
+//! compressor for the same CPU. zswap's store copies the result into the pool
+//! there, with non-blocking pool GFP (Linux holds `acomp_ctx->mutex` across the
+//! same copy).
+//!
+//! # Errors
+//!
+//! - [`CompressorKind::from_name`]: `EINVAL` for a name this crate does not
+//!   know; `ENOENT` ("algorithm unavailable", as Linux's `-ENOENT` for a
+//!   missing crypto algorithm) for a known algorithm not built in.
+//! - [`Compressor::new`]: `ENOENT` for an algorithm not built in, `ENOMEM`.
+//! - [`Compressor::compress`]: `EIO` if the algorithm fails (not expected for
+//!   any page). A result of `PAGE_SIZE` bytes or more means "does not shrink":
+//!   the caller stores the page raw (or rejects it).
+//! - [`Compressor::decompress`]: `EIO` for anything that is not a valid
+//!   compressed object of exactly `PAGE_SIZE` bytes: corrupt, truncated,
+//!   garbage, too short or too long output, oversized input. It never panics.
+//!
+//! # Module map
+//!
+//! - `lz4`: the lz4 context (in-place table construction, the only `unsafe`).
+//! - `zstd` (feature `zstd`): static zstd contexts over `zstd-sys`.
+//! - `zstd_shim` (feature `zstd`, bare-metal targets): the `malloc` family the
+//!   freestanding C build is pointed at; static contexts never call it.
+
+mod lz4;
+#[cfg(feature = "zstd")]
+mod zstd;
+#[cfg(all(feature = "zstd", target_os = "none"))]
+mod zstd_shim;
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use kbase::sync::Mutex;
+use kbase::{Error, Gfp, PAGE_SIZE, Result};
+
+/// Size of each per-CPU scratch buffer: two pages, like Linux's
+/// `acomp_ctx->buffer`. Holds any compression result (the lz4 and zstd
+/// worst-case bounds for one page are below it) and a compressed object that
+/// spans two pool pages, copied together for decompression.
+pub const SCRATCH_SIZE: usize = 2 * PAGE_SIZE;
+
+/// The zstd compression level (Linux's `crypto/zstd.c` default, 3).
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// A compression algorithm, by its zswap `compressor` parameter name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CompressorKind {
+    /// LZ4 block format (`lz4_flex`). Always available; the default.
+    #[default]
+    Lz4,
+    /// zstd (C zstd via `zstd-sys`). Available with the `zstd` feature.
+    Zstd,
+}
+
+impl CompressorKind {
+    /// Every algorithm this crate knows, available or not.
+    pub const ALL: [CompressorKind; 2] = [CompressorKind::Lz4, CompressorKind::Zstd];
+
+    /// The parameter name: `"lz4"` or `"zstd"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CompressorKind::Lz4 => "lz4",
+            CompressorKind::Zstd => "zstd",
+        }
+    }
+
+    /// Is this algorithm built into this binary?
+    pub const fn is_available(self) -> bool {
+        match self {
+            CompressorKind::Lz4 => true,
+            CompressorKind::Zstd => cfg!(feature = "zstd"),
+        }
+    }
+
+    /// Parses a `compressor` parameter value. Surrounding ASCII whitespace is
+    /// ignored (a sysfs write usually ends in `'\n'`).
+    ///
+    /// Returns `EINVAL` for a name that is not an algorithm of this crate, and
+    /// `ENOENT` ("algorithm unavailable") for one that is not built in (`zstd`
+    /// without the `zstd` feature). Linux returns `-ENOENT` for both, since
+    /// its crypto API cannot tell them apart; here the difference is useful:
+    /// `ENOENT` means "rebuild with the feature", `EINVAL` "typo".
+    pub fn from_name(name: &str) -> Result<CompressorKind> {
+        let name = name.trim_ascii();
+        let kind = CompressorKind::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or(Error::EINVAL)?;
+        if kind.is_available() {
+            Ok(kind)
+        } else {
+            Err(Error::ENOENT)
+        }
+    }
+}
+
+impl fmt::Display for CompressorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One CPU's context: the algorithm's state and the scratch buffer.
+struct PerCpu {
+    /// [`SCRATCH_SIZE`] bytes, allocated once.
+    scratch: Vec<u8>,
+    engine: Engine,
+}
+
+enum Engine {
+    Lz4(lz4::Lz4Ctx),
+    #[cfg(feature = "zstd")]
+    Zstd(zstd::ZstdCtx),
+}
+
+impl PerCpu {
+    fn try_new(kind: CompressorKind, gfp: Gfp) -> Result<PerCpu> {
+        let mut scratch = Vec::new();
+        scratch.try_reserve_exact(SCRATCH_SIZE)?;
+        scratch.resize(SCRATCH_SIZE, 0);
+        let engine = match kind {
+            CompressorKind::Lz4 => Engine::Lz4(lz4::Lz4Ctx::try_new(gfp)?),
+            #[cfg(feature = "zstd")]
+            CompressorKind::Zstd => Engine::Zstd(zstd::ZstdCtx::try_new(gfp)?),
+            #[cfg(not(feature = "zstd"))]
+            CompressorKind::Zstd => return Err(Error::ENOENT),
+        };
+        Ok(PerCpu { scratch, engine })
+    }
+
+    /// Compresses `src` into the scratch buffer; returns the used prefix.
+    fn compress(&mut self, src: &[u8; PAGE_SIZE]) -> Result<&[u8]> {
+        let len = match &mut self.engine {
+            Engine::Lz4(ctx) => ctx.compress(src, &mut self.scratch)?,
+            #[cfg(feature = "zstd")]
+            Engine::Zstd(ctx) => ctx.compress(src, &mut self.scratch)?,
+        };
+        self.scratch.get(..len).ok_or(Error::EIO)
+    }
+
+    /// Decompresses `a ++ b` into `dst`, going through the scratch buffer
+    /// only when `b` is not empty. Returns the decompressed length.
+    fn decompress(&mut self, a: &[u8], b: &[u8], dst: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let src: &[u8] = if b.is_empty() {
+            a
+        } else {
+            let total = a.len().checked_add(b.len()).ok_or(Error::EIO)?;
+            let buf = self.scratch.get_mut(..total).ok_or(Error::EIO)?;
+            let (head, tail) = buf.split_at_mut(a.len());
+            head.copy_from_slice(a);
+            tail.copy_from_slice(b);
+            buf
+        };
+        match &mut self.engine {
+            Engine::Lz4(_) => lz4::decompress(src, dst),
+            #[cfg(feature = "zstd")]
+            Engine::Zstd(ctx) => ctx.decompress(src, dst),
+        }
+    }
+}
+
+/// Per-CPU compression contexts for one algorithm (Linux: the pool's
+/// `acomp_ctx` array).
+///
+/// # Invariants
+///
+/// `percpu` holds at least one context, all for `kind`.
+pub struct Compressor {
+    kind: CompressorKind,
+    percpu: Vec<Mutex<PerCpu>>,
+}
+
+impl Compressor {
+    /// Builds one context per CPU (`nr_cpus` 0 is treated as 1).
+    ///
+    /// Every byte is allocated here, fallibly: `ENOMEM` if any context cannot
+    /// be built (nothing is leaked), `ENOENT` if `kind` is not built in.
+    /// `gfp` is the caller's context; the global allocator cannot honour it,
+    /// so call this where blocking is allowed (pool creation).
+    ///
+    /// Memory per CPU: lz4 about 16 KiB (8 KiB table, 8 KiB scratch); zstd
+    /// the page-sized static contexts (a few hundred KiB) plus 8 KiB scratch.
+    pub fn new(kind: CompressorKind, nr_cpus: usize, gfp: Gfp) -> Result<Compressor> {
+        if !kind.is_available() {
+            return Err(Error::ENOENT);
+        }
+        let nr = nr_cpus.max(1);
+        let mut percpu = Vec::new();
+        percpu.try_reserve_exact(nr)?;
+        for _ in 0..nr {
+            percpu.push(Mutex::new(PerCpu::try_new(kind, gfp)?));
+        }
+        // INVARIANT: nr >= 1 contexts of `kind` were pushed.
+        Ok(Compressor { kind, percpu })
+    }
+
+    /// The algorithm.
+    pub fn kind(&self) -> CompressorKind {
+        self.kind
+    }
+
+    /// The number of per-CPU contexts.
+    pub fn nr_contexts(&self) -> usize {
+        self.percpu.len()
+    }
+
+    /// The context for `cpu`, clamped into range.
+    fn context(&self, cpu: usize) -> Result<&Mutex<PerCpu>> {
+        let nr = self.percpu.len();
+        // `checked_rem` only fails for nr == 0, which the invariant rules
+        // out; `get` keeps this panic-free regardless.
+        let idx = cpu.checked_rem(nr).ok_or(Error::EINVAL)?;
+        self.percpu.get(idx).ok_or(Error::EINVAL)
+    }
+
+    /// Compresses one page with CPU `cpu`'s context; `f` sees the compressed
+    /// bytes (in the per-CPU scratch buffer, lock held) or the error.
+    ///
+    /// The result may be `PAGE_SIZE` bytes or longer when the page does not
+    /// shrink; the caller then stores the page raw. `f` runs under the
+    /// context's spinlock: see the module docs for what it may not do.
+    pub fn compress<R>(
+        &self,
+        cpu: usize,
+        src: &[u8; PAGE_SIZE],
+        f: impl FnOnce(Result<&[u8]>) -> R,
+    ) -> R {
+        let ctx = match self.context(cpu) {
+            Ok(ctx) => ctx,
+            Err(e) => return f(Err(e)),
+        };
+        let mut guard = ctx.lock();
+        f(guard.compress(src))
+    }
+
+    /// Decompresses `a ++ b` (b empty unless the object spans two pool pages;
+    /// then both are copied into the per-CPU scratch first) into `dst`.
+    ///
+    /// `Ok` only if exactly `PAGE_SIZE` bytes came out; otherwise `EIO`
+    /// (`dst` contents are then unspecified). Never panics on corrupt input.
+    pub fn decompress(&self, cpu: usize, a: &[u8], b: &[u8], dst: &mut [u8; PAGE_SIZE]) -> Result {
+        let len = if b.is_empty() && self.kind == CompressorKind::Lz4 {
+            // lz4 decompression is stateless: no context, no lock.
+            lz4::decompress(a, dst)?
+        } else {
+            self.context(cpu)?.lock().decompress(a, b, dst)?
+        };
+        if len == PAGE_SIZE {
+            Ok(())
+        } else {
+            Err(Error::EIO)
+        }
+    }
+}
+
+impl fmt::Debug for Compressor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compressor")
+            .field("kind", &self.kind)
+            .field("nr_contexts", &self.percpu.len())
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;
