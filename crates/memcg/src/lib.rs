@@ -114,3 +114,6 @@ pub use tree::{
     MAX_NO_PROGRESS, MAX_RECLAIM_RETRIES, MEMCG_ID_MAX, MemcgTree, NAME_MAX, NoReclaim, Offlined,
     ROOT_ID, ReclaimHook, SWAP_CLUSTER_MAX,
 };
+
+#[cfg(all(test, not(loom)))]
+mod tests;
