@@ -94,7 +94,7 @@
 #![cfg_attr(not(loom), deny(clippy::undocumented_unsafe_blocks))]
 
 extern crate alloc;
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 extern crate std;
 
 mod backend;
