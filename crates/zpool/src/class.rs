@@ -141,7 +141,10 @@ mod tests {
             let t = ClassTable::new(n).unwrap();
             for size in 1..=PAGE_SIZE {
                 let c = t.classes[t.index_for(size).unwrap()];
-                assert!(c.size >= size && c.size < size + CLASS_DELTA * 64);
+                assert!(c.size >= size);
+                // Merged only with sizes of the same geometry.
+                let own = best_chain(size.div_ceil(CLASS_DELTA) * CLASS_DELTA, n);
+                assert_eq!((c.pages_per_zspage, c.objs_per_zspage), own);
                 assert!(c.pages_per_zspage <= n);
                 assert_eq!(c.objs_per_zspage, c.pages_per_zspage * PAGE_SIZE / c.size);
             }

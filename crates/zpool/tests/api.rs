@@ -1,0 +1,349 @@
+//! Behaviour of the public API: round trips, spanning objects, errors on bad
+//! input, page accounting, compaction, fault injection, threads.
+#![cfg(not(loom))]
+
+use std::sync::Arc;
+
+use kbase::{Error, FaultInjector, Gfp, HeapPageAllocator, PAGE_SIZE};
+use zpool::{Handle, METADATA_BYTES_PER_OBJECT, ZsConfig, ZsPool};
+
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn pool() -> ZsPool<Arc<HeapPageAllocator>> {
+    ZsPool::new(Arc::new(HeapPageAllocator::new())).unwrap()
+}
+
+#[test]
+fn every_size_round_trips() {
+    let p = pool();
+    let step = if cfg!(miri) { 251 } else { 7 };
+    let mut live = Vec::new();
+    for size in (1..=PAGE_SIZE).step_by(step).chain([PAGE_SIZE]) {
+        let h = p.malloc(size, Gfp::KERNEL).unwrap();
+        let data = pattern(size as u64, size);
+        p.write(h, &data).unwrap();
+        live.push((h, data));
+    }
+    for (h, data) in &live {
+        let mut buf = vec![0u8; PAGE_SIZE];
+        assert_eq!(p.read(*h, &mut buf).unwrap(), data.len());
+        assert_eq!(&buf[..data.len()], &data[..]);
+        assert_eq!(p.obj_size(*h).unwrap(), data.len());
+        let joined = p.read_with(*h, |a, b| [a, b].concat()).unwrap();
+        assert_eq!(&joined, data);
+    }
+    let st = p.stats();
+    assert_eq!(st.objects, live.len());
+    assert_eq!(st.bytes_stored, live.iter().map(|(_, d)| d.len()).sum::<usize>());
+    for (h, _) in live {
+        p.free(h).unwrap();
+    }
+    assert_eq!(p.total_pages(), 0);
+    assert_eq!(p.allocator().allocated_pages(), 0);
+    assert_eq!(p.stats().objects, 0);
+}
+
+#[test]
+fn objects_spanning_a_page_boundary_read_as_two_segments() {
+    let p = pool();
+    // 1552-byte slots: object 2 covers bytes 3104..4656 of the chain.
+    let hs: Vec<Handle> = (0..3).map(|_| p.malloc(1550, Gfp::KERNEL).unwrap()).collect();
+    let data = pattern(3, 1550);
+    p.write(hs[2], &data).unwrap();
+    let (a, b) = p.read_with(hs[2], |a, b| (a.len(), b.len())).unwrap();
+    assert!(a > 0 && b > 0, "object 2 should span: {a} + {b}");
+    assert_eq!(a + b, 1550);
+    assert_eq!(p.read_with(hs[2], |a, b| [a, b].concat()).unwrap(), data);
+    // Non-spanning object: one segment.
+    assert_eq!(p.read_with(hs[0], |_, b| b.len()).unwrap(), 0);
+}
+
+#[test]
+fn bad_sizes_and_handles_are_errors() {
+    let p = pool();
+    assert_eq!(p.malloc(0, Gfp::KERNEL), Err(Error::EINVAL));
+    assert_eq!(p.malloc(PAGE_SIZE + 1, Gfp::KERNEL), Err(Error::ENOSPC));
+    let a = p.malloc(100, Gfp::KERNEL).unwrap();
+    let b = p.malloc(100, Gfp::KERNEL).unwrap();
+    p.write(b, &[7; 100]).unwrap();
+    assert_eq!(p.write(a, &[1; 101]), Err(Error::EINVAL));
+    assert_eq!(p.read(a, &mut [0; 99]), Err(Error::EINVAL));
+    p.free(a).unwrap();
+    // Double free, use after free.
+    assert_eq!(p.free(a), Err(Error::ENOENT));
+    assert_eq!(p.read(a, &mut [0; 100]), Err(Error::ENOENT));
+    assert_eq!(p.write(a, &[0; 10]), Err(Error::ENOENT));
+    assert_eq!(p.obj_size(a), Err(Error::ENOENT));
+    // The slot is reused; the stale handle still misses.
+    let c = p.malloc(100, Gfp::KERNEL).unwrap();
+    assert_ne!(c, a);
+    assert_eq!(p.free(a), Err(Error::ENOENT));
+    // Another pool's handle and garbage.
+    let q = pool();
+    let foreign = q.malloc(100, Gfp::KERNEL).unwrap();
+    assert_eq!(p.free(foreign), Err(Error::EINVAL));
+    assert_eq!(p.read(foreign, &mut [0; 100]), Err(Error::EINVAL));
+    assert_eq!(p.free(Handle::from_raw(0)), Err(Error::EINVAL));
+    let forged = Handle::from_raw(b.to_raw() + 12345);
+    assert!(p.free(forged).is_err());
+    // Nothing else was disturbed.
+    let mut buf = [0u8; 100];
+    p.read(b, &mut buf).unwrap();
+    assert_eq!(buf, [7; 100]);
+    assert_eq!(q.read(foreign, &mut buf), Ok(100));
+    assert_eq!(p.stats().objects, 2);
+}
+
+#[test]
+fn config_is_validated() {
+    let a = HeapPageAllocator::new();
+    assert!(ZsPool::with_config(&a, ZsConfig { max_pages_per_zspage: 0 }).is_err());
+    assert!(ZsPool::with_config(&a, ZsConfig { max_pages_per_zspage: 17 }).is_err());
+    let p = ZsPool::with_config(&a, ZsConfig { max_pages_per_zspage: 1 }).unwrap();
+    let h = p.malloc(3000, Gfp::KERNEL).unwrap();
+    assert_eq!(p.total_pages(), 1);
+    p.free(h).unwrap();
+    assert_eq!(a.allocated_pages(), 0);
+}
+
+#[test]
+fn chains_grow_a_page_at_a_time_and_empty_zspages_go_back() {
+    let p = pool();
+    let ci = p.class_index(1500).unwrap();
+    let cs = p.class_stats(ci).unwrap();
+    assert!(cs.pages_per_zspage > 1);
+    let h1 = p.malloc(1500, Gfp::KERNEL).unwrap();
+    assert_eq!(p.total_pages(), 1, "a new zspage starts with one page");
+    let per_page = PAGE_SIZE / cs.size;
+    let mut hs = vec![h1];
+    for _ in 0..per_page {
+        hs.push(p.malloc(1500, Gfp::KERNEL).unwrap());
+    }
+    assert_eq!(p.total_pages(), 2);
+    let cs = p.class_stats(ci).unwrap();
+    assert_eq!((cs.objects, cs.zspages, cs.pages), (per_page + 1, 1, 2));
+    for h in hs {
+        p.free(h).unwrap();
+    }
+    assert_eq!(p.total_pages(), 0);
+    assert_eq!(p.allocator().allocated_pages(), 0);
+}
+
+#[test]
+fn allocation_fills_the_fullest_zspage_first() {
+    let p = pool();
+    let ci = p.class_index(64).unwrap();
+    let cs = p.class_stats(ci).unwrap();
+    let n = cs.objs_per_zspage;
+    // Three complete zspages.
+    let hs: Vec<Handle> = (0..3 * n).map(|_| p.malloc(64, Gfp::KERNEL).unwrap()).collect();
+    assert_eq!(p.class_stats(ci).unwrap().zspages, 3);
+    // Free most of zspage 0 and a little of zspage 2.
+    for h in &hs[..n - 2] {
+        p.free(*h).unwrap();
+    }
+    p.free(hs[2 * n]).unwrap();
+    let pages = p.total_pages();
+    // The next object fills zspage 2's hole, not zspage 0's.
+    let h = p.malloc(64, Gfp::KERNEL).unwrap();
+    p.free(hs[n - 1]).unwrap();
+    p.free(hs[n - 2]).unwrap();
+    assert_eq!(p.total_pages(), pages - cs.pages_per_zspage, "zspage 0 emptied and freed");
+    let _ = h;
+}
+
+#[test]
+fn compaction_moves_objects_keeps_handles_and_frees_pages() {
+    let p = pool();
+    let mut live = Vec::new();
+    let count = if cfg!(miri) { 300 } else { 3000 };
+    for i in 0..count {
+        let size = 200 + (i * 37) % 1800;
+        let h = p.malloc(size, Gfp::KERNEL).unwrap();
+        let d = pattern(i as u64, size);
+        p.write(h, &d).unwrap();
+        live.push((h, d));
+    }
+    let full = p.total_pages();
+    // Free two objects of every three.
+    let mut kept = Vec::new();
+    for (i, (h, d)) in live.into_iter().enumerate() {
+        if i % 3 == 0 {
+            kept.push((h, d));
+        } else {
+            p.free(h).unwrap();
+        }
+    }
+    let before = p.total_pages();
+    let freed = p.compact();
+    assert!(freed > 0);
+    assert_eq!(p.total_pages(), before - freed);
+    assert_eq!(p.stats().pages_compacted, freed);
+    assert_eq!(p.allocator().allocated_pages(), p.total_pages());
+    // Each class ends at the best packing of what it holds: complete chains
+    // plus the pages its remaining objects need.
+    let mut best = 0;
+    for c in (0..p.nr_classes()).map(|i| p.class_stats(i).unwrap()) {
+        let rem = c.objects % c.objs_per_zspage;
+        best += c.objects / c.objs_per_zspage * c.pages_per_zspage + (rem * c.size).div_ceil(PAGE_SIZE);
+    }
+    assert!(
+        p.total_pages() <= best,
+        "{} pages, best packing {best} (was {full} full)",
+        p.total_pages()
+    );
+    for (h, d) in &kept {
+        assert_eq!(&p.read_with(*h, |a, b| [a, b].concat()).unwrap(), d);
+    }
+    // Compacting again finds nothing.
+    assert_eq!(p.compact(), 0);
+    for (h, _) in kept {
+        p.free(h).unwrap();
+    }
+    assert_eq!(p.allocator().allocated_pages(), 0);
+}
+
+#[test]
+fn metadata_per_object_is_at_most_16_bytes() {
+    assert!(METADATA_BYTES_PER_OBJECT <= 16);
+    let p = pool();
+    let n = if cfg!(miri) { 500 } else { 20_000 };
+    let hs: Vec<Handle> = (0..n).map(|i| p.malloc(100 + i % 900, Gfp::KERNEL).unwrap()).collect();
+    let st = p.stats();
+    // Measured heap metadata, table capacity slack and zspage descriptors
+    // included, stays near the per-object figure.
+    let per_obj = st.metadata_bytes as f64 / n as f64;
+    assert!(per_obj < 2.0 * METADATA_BYTES_PER_OBJECT as f64 + 8.0, "{per_obj} bytes/object");
+    for h in hs {
+        p.free(h).unwrap();
+    }
+}
+
+#[test]
+fn fault_injection_loses_nothing_and_leaks_nothing() {
+    for k in [2, 3, 5, 7] {
+        let a = Arc::new(FaultInjector::new(HeapPageAllocator::new()));
+        let p = ZsPool::new(a.clone()).unwrap();
+        a.fail_every(k);
+        let mut live = Vec::new();
+        let mut failures = 0;
+        let n = if cfg!(miri) { 60 } else { 1500 };
+        for i in 0..n {
+            let size = 1 + (i * 131) % PAGE_SIZE;
+            match p.malloc(size, Gfp::ZSWAP_POOL) {
+                Ok(h) => {
+                    let d = pattern(i as u64, size);
+                    p.write(h, &d).unwrap();
+                    live.push((h, d));
+                }
+                Err(e) => {
+                    assert_eq!(e, Error::ENOMEM);
+                    failures += 1;
+                }
+            }
+            if i % 4 == 3 {
+                let (h, _) = live.swap_remove(live.len() / 2);
+                p.free(h).unwrap();
+            }
+        }
+        assert!(failures > 0);
+        assert_eq!(p.stats().objects, live.len());
+        assert_eq!(a.inner().allocated_pages(), p.total_pages());
+        p.compact();
+        for (h, d) in &live {
+            assert_eq!(&p.read_with(*h, |x, y| [x, y].concat()).unwrap(), d);
+        }
+        for (h, _) in live {
+            p.free(h).unwrap();
+        }
+        assert_eq!(p.total_pages(), 0);
+        assert_eq!(a.inner().allocated_pages(), 0, "k={k}");
+    }
+}
+
+#[test]
+fn dropping_the_pool_returns_every_page() {
+    let a = HeapPageAllocator::new();
+    {
+        let p = ZsPool::new(&a).unwrap();
+        for i in 0..100 {
+            p.malloc(1 + i * 40, Gfp::KERNEL).unwrap();
+        }
+        assert!(a.allocated_pages() > 0);
+    }
+    assert_eq!(a.allocated_pages(), 0);
+}
+
+#[test]
+fn allocator_limit_gives_enomem_then_recovers() {
+    let a = HeapPageAllocator::with_limit(4);
+    let p = ZsPool::new(&a).unwrap();
+    let mut hs = Vec::new();
+    let err = loop {
+        match p.malloc(4000, Gfp::KERNEL) {
+            Ok(h) => hs.push(h),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err, Error::ENOMEM);
+    assert_eq!(hs.len(), 4);
+    p.free(hs.pop().unwrap()).unwrap();
+    hs.push(p.malloc(4000, Gfp::KERNEL).unwrap());
+    for h in hs {
+        p.free(h).unwrap();
+    }
+    assert_eq!(a.allocated_pages(), 0);
+}
+
+#[test]
+fn threads_in_same_and_different_classes() {
+    let p = Arc::new(pool());
+    let threads = 4;
+    let iters = if cfg!(miri) { 30 } else { 3000 };
+    let ths: Vec<_> = (0..threads)
+        .map(|t| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                let mut live: Vec<(Handle, Vec<u8>)> = Vec::new();
+                for i in 0..iters {
+                    // Threads 0 and 1 share classes; 2 and 3 use their own.
+                    let size = match t {
+                        0 | 1 => 100 + (i % 3) * 16,
+                        _ => 1000 + t * 500 + i % 50,
+                    };
+                    let h = p.malloc(size, Gfp::KERNEL).unwrap();
+                    let d = pattern((t * 1_000_000 + i) as u64, size);
+                    p.write(h, &d).unwrap();
+                    live.push((h, d));
+                    if i % 3 == 2 {
+                        let (h, d) = live.swap_remove(i % live.len());
+                        assert_eq!(p.read_with(h, |a, b| [a, b].concat()).unwrap(), d);
+                        p.free(h).unwrap();
+                    }
+                    if t == 0 && i % 500 == 0 {
+                        p.compact();
+                    }
+                }
+                for (h, d) in live {
+                    assert_eq!(p.read_with(h, |a, b| [a, b].concat()).unwrap(), d);
+                    p.free(h).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in ths {
+        t.join().unwrap();
+    }
+    assert_eq!(p.total_pages(), 0);
+    assert_eq!(p.allocator().allocated_pages(), 0);
+}
