@@ -1,3 +1,877 @@
-//! zswap-core
+//! # zswap-core: a compressed cache for swap pages
+//!
+//! Linux's `mm/zswap.c` (v6.8 to v6.18 behaviour) as a `#![no_std]` crate,
+//! generic over a [`ZswapPlatform`]. When reclaim swaps a page out, the
+//! kernel calls [`Zswap::store`]: the page is compressed into a RAM pool
+//! instead of being written to the swap device. A later fault calls
+//! [`Zswap::load`], which decompresses it. When the pool is full, a cgroup is
+//! over `memory.zswap.max`, or memory is tight, the oldest entries are
+//! decompressed and written to the real device ([`Zswap::shrink_memcg`],
+//! [`Zswap::shrinker_scan`], [`Zswap::shrink_worker`]).
+//!
+//! ## Entry lifecycle
+//!
+//! ```text
+//!  store(folio) ----> [tree] ----> [tree + LRU tail] --+--> load: erased, freed
+//!   alloc entry,      published     referenced = true  +--> invalidate: erased, freed
+//!   compress, pool    (old entry at                    +--> writeback: re-verified,
+//!   object, charge     the slot freed)                 |    erased, freed, written
+//!                                                      +--> LRU walk: second chance
+//!                                                           (referenced cleared)
+//! ```
+//!
+//! Everything an entry needs (entry memory, compression, pool object, LRU
+//! lists) is allocated *before* the tree lock is taken; the entry is
+//! published in the tree, an older entry at the slot is replaced and freed,
+//! and the entry goes on the LRU last. Any failed store invalidates whatever
+//! the slot held, so writeback can never write stale data over newer data on
+//! the device. Freeing goes LRU delete, pool free, uncharge, then the cgroup
+//! reference is dropped (the LRU delete needs the entry's cgroup key).
+//!
+//! Same-filled pages (every word equal) are stored with no pool object: the
+//! word is kept in the entry (`length == 0`). They count in `stored_pages`
+//! and `same_filled_pages`, are never on the LRU and never written back
+//! (Linux up to 6.11; newer kernels moved zero pages to the swap core).
+//! Pages that do not shrink are stored raw (`length == PAGE_SIZE`) unless
+//! their cgroup has writeback disabled (Linux 6.18); then they are rejected.
+//!
+//! ## Ownership rule
+//!
+//! Entries are owned by the tree; there is no per-entry reference count.
+//! Store, load and invalidate of a slot are serialised by the caller's folio
+//! lock (or, for invalidate, by the slot being free: no folio can be in the
+//! swap cache for it). Writeback gets its exclusion differently: it owns a
+//! *new* swap-cache folio for the slot (`read_swap_cache_async` with
+//! `skip_if_exists`), and only then re-verifies, by address and without
+//! dereferencing, that the tree still holds the entry it picked from the
+//! LRU. Whoever erases an entry from the tree owns it; load and writeback
+//! erase before they decompress and put the entry back on a decompression
+//! failure, so even a caller that breaks the folio-lock protocol cannot make
+//! two threads free the same entry.
+//!
+//! ## Lock order (the only one in this crate)
+//!
+//! ```text
+//! folio lock (PG_locked, the caller's)
+//!   -> tree table (RwLock, write only in swapon/swapoff)
+//!     -> tree lock (one per 64 MiB of swap)
+//!       -> LRU map lock (RwLock) -> LRU list lock (one per cgroup and node)
+//!         -> pool table (RwLock) -> pool class lock (zpool's)
+//!   -> per-CPU compressor lock -> pool class lock
+//! ```
+//!
+//! All are spinlocks. None is held across an allocation that may block,
+//! across I/O (backend writes), or across a call that may re-enter zswap
+//! (`read_swap_cache_async` and its charge hook, `delete_from_swap_cache`
+//! and its `slot_freed` hook, cgroup reclaim). The only nesting of tree and
+//! LRU locks is store's final LRU add; the LRU walker never takes a tree lock.
+//!
+//! ## Module map (after `zswap.c`'s banner sections)
+//!
+//! - `stats`: statistics ([`ZswapStats`]).
+//! - `params`: tunables ([`ZswapParams`], [`Zswap::set_param`]).
+//! - `pool`: pools (compressor + zpool, ids 1..=255, refcounted).
+//! - `lru`: the memcg- and NUMA-aware `list_lru`.
+//! - `entry`: `struct zswap_entry` and its ownership handles.
+//! - `tree`: the per-64 MiB entry trees.
+//! - [`compress`]: per-CPU compressors (lz4, zstd).
+//! - `writeback`: writing entries back to the swap device.
+//! - `shrink`: `shrink_memcg`, the dynamic shrinker and the global worker.
+//! - this file: the main API (store, load, invalidate, swapon, swapoff).
+//! - `platform`: [`ZswapPlatform`], what the kernel provides.
 #![no_std]
+#![cfg_attr(not(loom), deny(clippy::undocumented_unsafe_blocks))]
+
 extern crate alloc;
+
+pub mod compress;
+mod entry;
+mod lru;
+mod params;
+mod platform;
+mod pool;
+mod shrink;
+mod stats;
+mod tree;
+mod writeback;
+
+use alloc::vec::Vec;
+
+use kbase::sync::{AtomicBool, AtomicU32, Ordering, RwLock};
+use kbase::{Error, Gfp, PAGE_SIZE, Result, is_same_filled, try_box};
+use memcg::{MemcgEvent, MemcgRef, ObjCgroupRef, ShrinkCursor};
+use swapcache::{Folio, MAX_SWAPFILES, SwpEntry};
+
+pub use compress::{Compressor, CompressorKind};
+pub use params::{PARAM_NAMES, ZswapParams, parse_bool, parse_percent};
+pub use platform::{ZswapEvent, ZswapPlatform};
+pub use pool::MAX_POOLS;
+pub use shrink::{ShrinkControl, ShrinkResult};
+pub use stats::ZswapStats;
+pub use tree::{LEAF_SLOTS, TREE_PAGES};
+
+use entry::{EntryPtr, OwnedEntry, ZswapEntry};
+use lru::Lru;
+use pool::Pools;
+use stats::Counters;
+use tree::{Leaf, ZswapTree};
+
+/// Bytes of zswap metadata per stored page, besides the pool's own
+/// per-object overhead: the entry (48) plus its tree slot (8 bytes of a
+/// 1032-byte leaf of 128 slots, when leaves are full).
+pub const METADATA_BYTES_PER_PAGE: usize =
+    core::mem::size_of::<ZswapEntry>() + core::mem::size_of::<Option<EntryPtr>>();
+
+/// The size of one entry (48 bytes on 64-bit targets).
+pub const ENTRY_SIZE: usize = core::mem::size_of::<ZswapEntry>();
+
+/// The trees of one swap type.
+struct SwapTrees {
+    trees: Vec<ZswapTree>,
+}
+
+/// zswap: the compressed swap cache. See the crate documentation.
+pub struct Zswap<P: ZswapPlatform> {
+    platform: P,
+    trees: RwLock<[Option<SwapTrees>; MAX_SWAPFILES as usize]>,
+    lru: Lru,
+    pools: Pools,
+    stats: Counters,
+    enabled: AtomicBool,
+    max_pool_percent: AtomicU32,
+    accept_thr_percent: AtomicU32,
+    shrinker_enabled: AtomicBool,
+    /// `zswap_pool_reached_full`: the hysteresis flag.
+    reached_full: AtomicBool,
+    /// The global worker's round-robin position (`zswap_next_shrink`).
+    cursor: ShrinkCursor,
+    /// Test knob: writeback waits on busy slots instead of skipping them.
+    wb_wait_on_exists: AtomicBool,
+}
+
+impl<P: ZswapPlatform> Zswap<P> {
+    /// Sets zswap up with `params`: creates the first pool (id 1).
+    ///
+    /// `ENOENT` if the compressor is not built in, `ENOMEM`.
+    pub fn new(platform: P, params: ZswapParams, gfp: Gfp) -> Result<Zswap<P>> {
+        if params.max_pool_percent > 100 || params.accept_threshold_percent > 100 {
+            return Err(Error::EINVAL);
+        }
+        let pools = Pools::new(
+            params.compressor,
+            platform.page_allocator(),
+            platform.cpu().nr_cpus(),
+            gfp,
+        )?;
+        let lru = Lru::new(platform.nr_nodes());
+        Ok(Zswap {
+            trees: RwLock::new(core::array::from_fn(|_| None)),
+            lru,
+            pools,
+            stats: Counters::default(),
+            enabled: AtomicBool::new(params.enabled),
+            max_pool_percent: AtomicU32::new(params.max_pool_percent),
+            accept_thr_percent: AtomicU32::new(params.accept_threshold_percent),
+            shrinker_enabled: AtomicBool::new(params.shrinker_enabled),
+            reached_full: AtomicBool::new(false),
+            cursor: ShrinkCursor::new(),
+            wb_wait_on_exists: AtomicBool::new(false),
+            platform,
+        })
+    }
+
+    /// The platform.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    // ------------------------------------------------------------------
+    // swapon / swapoff
+    // ------------------------------------------------------------------
+
+    /// `zswap_swapon`: creates the trees of swap type `swp_type` (one per
+    /// [`TREE_PAGES`] slots). `EINVAL` for a bad type or 0 pages, `EBUSY` if
+    /// the type already has trees, `ENOMEM`.
+    pub fn swapon(&self, swp_type: u32, nr_pages: u64) -> Result<()> {
+        if swp_type >= MAX_SWAPFILES || nr_pages == 0 {
+            return Err(Error::EINVAL);
+        }
+        let nr = nr_pages.div_ceil(TREE_PAGES);
+        let nr = usize::try_from(nr).map_err(|_| Error::EINVAL)?;
+        let mut trees = Vec::new();
+        trees.try_reserve_exact(nr)?;
+        for _ in 0..nr {
+            trees.push(ZswapTree::try_new(Gfp::KERNEL)?);
+        }
+        let mut table = self.trees.write();
+        let slot = table.get_mut(swp_type as usize).ok_or(Error::EINVAL)?;
+        if slot.is_some() {
+            drop(table);
+            return Err(Error::EBUSY);
+        }
+        *slot = Some(SwapTrees { trees });
+        Ok(())
+    }
+
+    /// `zswap_swapoff`: frees the trees of `swp_type`. `EBUSY` (nothing
+    /// changed) while any entry remains: swapoff must first swap everything
+    /// in, which invalidates every entry. `EINVAL` for a type without trees.
+    pub fn swapoff(&self, swp_type: u32) -> Result<()> {
+        let removed = {
+            let mut table = self.trees.write();
+            let slot = table.get_mut(swp_type as usize).ok_or(Error::EINVAL)?;
+            let Some(t) = slot.as_ref() else {
+                return Err(Error::EINVAL);
+            };
+            if t.trees.iter().any(|t| t.len() != 0) {
+                return Err(Error::EBUSY);
+            }
+            slot.take()
+        };
+        drop(removed);
+        Ok(())
+    }
+
+    /// Runs `f` on the tree of `swp` (`None`: no trees for its type, or an
+    /// offset past them).
+    fn with_tree<R>(&self, swp: SwpEntry, f: impl FnOnce(&ZswapTree) -> R) -> Option<R> {
+        let table = self.trees.read();
+        let t = table.get(swp.swp_type() as usize)?.as_ref()?;
+        let idx = usize::try_from(swp.offset() >> tree::TREE_SHIFT).ok()?;
+        Some(f(t.trees.get(idx)?))
+    }
+
+    /// Publishes `entry` in its tree; returns the replaced entry. Leaves are
+    /// allocated with no lock held. On failure the entry is handed back.
+    fn tree_store(
+        &self,
+        swp: SwpEntry,
+        entry: EntryPtr,
+    ) -> core::result::Result<Option<OwnedEntry>, (Error, EntryPtr)> {
+        let mut spare: Option<alloc::boxed::Box<Leaf>> = None;
+        let mut entry = entry;
+        for _ in 0..3 {
+            let r = self.with_tree(swp, |t| t.store(swp.offset(), entry, &mut spare));
+            match r {
+                None => return Err((Error::EINVAL, entry)),
+                Some(Ok(old)) => return Ok(old),
+                Some(Err(e)) if e.error == Error::EAGAIN => {
+                    entry = e.entry;
+                    match Leaf::try_new(Gfp::KERNEL) {
+                        Ok(l) => spare = Some(l),
+                        Err(err) => return Err((err, entry)),
+                    }
+                }
+                Some(Err(e)) => return Err((e.error, e.entry)),
+            }
+        }
+        Err((Error::ENOMEM, entry))
+    }
+
+    /// Puts back an entry that load or writeback erased but could not
+    /// decompress. If the slot was refilled meanwhile (only possible if a
+    /// caller broke the folio-lock protocol) or no leaf can be allocated, the
+    /// unreadable entry is freed instead.
+    fn tree_reinsert(&self, owned: OwnedEntry) {
+        let swp = owned.swpentry;
+        match self.with_tree(swp, |t| t.load(swp.offset())) {
+            Some(None) => {}
+            _ => return self.entry_free(owned),
+        }
+        match self.tree_store(swp, owned.into_ptr()) {
+            Ok(None) => {}
+            Ok(Some(other)) => self.entry_free(other),
+            Err((_, p)) => {
+                // SAFETY: `p` was handed back by a failed store: it is in no
+                // tree and we still own it.
+                self.entry_free(unsafe { OwnedEntry::from_erased(p) })
+            }
+        }
+    }
+
+    /// Does zswap hold an entry for `swp`?
+    pub fn is_present(&self, swp: SwpEntry) -> bool {
+        self.with_tree(swp, |t| t.load(swp.offset()).is_some())
+            .unwrap_or(false)
+    }
+
+    // ------------------------------------------------------------------
+    // entry free, decompression
+    // ------------------------------------------------------------------
+
+    /// `zswap_entry_free`: LRU delete, pool free, uncharge, cgroup put.
+    fn entry_free(&self, e: OwnedEntry) {
+        if !e.is_same_filled() {
+            self.lru.del(&e);
+            if let Some(pool) = self.pools.get(e.pool_idx) {
+                let _ = pool.zpool.free(zpool::Handle::from_raw(e.handle));
+                self.pools.put(&pool);
+            }
+        }
+        if let Some(objcg) = e.objcg.as_ref() {
+            objcg.uncharge_zswap(e.length as usize);
+        }
+        match e.length as usize {
+            0 => Counters::dec(&self.stats.same_filled_pages),
+            PAGE_SIZE => Counters::dec(&self.stats.stored_incompressible_pages),
+            _ => {}
+        }
+        Counters::dec(&self.stats.stored_pages);
+        // SAFETY: the entry was unlinked from the LRU above (same-filled
+        // entries are never linked).
+        let objcg = unsafe { e.free_memory() };
+        drop(objcg);
+    }
+
+    /// `zswap_decompress`: the entry's page into `dst`. `EIO` (and
+    /// `decompress_fail`) unless exactly one page came out.
+    fn decompress(&self, e: &ZswapEntry, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
+        let r = self.decompress_inner(e, dst);
+        if r.is_err() {
+            Counters::inc(&self.stats.decompress_fail);
+        }
+        r
+    }
+
+    fn decompress_inner(&self, e: &ZswapEntry, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
+        if e.is_same_filled() {
+            let w = e.handle.to_ne_bytes();
+            for chunk in dst.chunks_exact_mut(8) {
+                chunk.copy_from_slice(&w);
+            }
+            return Ok(());
+        }
+        let pool = self.pools.get(e.pool_idx).ok_or(Error::EIO)?;
+        let h = zpool::Handle::from_raw(e.handle);
+        let cpu = self.platform.cpu().current_cpu();
+        let r = pool.zpool.read_with(h, |a, b| {
+            if a.len() + b.len() != e.length as usize {
+                return Err(Error::EIO);
+            }
+            if e.length as usize == PAGE_SIZE {
+                let (d1, d2) = dst.split_at_mut(a.len());
+                d1.copy_from_slice(a);
+                d2.copy_from_slice(b);
+                Ok(())
+            } else {
+                pool.compressor.decompress(cpu, a, b, dst)
+            }
+        });
+        r.map_err(|_| Error::EIO)?.map_err(|_| Error::EIO)
+    }
+
+    // ------------------------------------------------------------------
+    // limits
+    // ------------------------------------------------------------------
+
+    /// The pool limit in pages (`zswap_max_pages`).
+    pub fn max_pool_pages(&self) -> u64 {
+        self.platform.totalram_pages() * u64::from(self.max_pool_percent.load(Ordering::Relaxed))
+            / 100
+    }
+
+    /// The accept threshold in pages (`zswap_accept_thr_pages`).
+    pub fn accept_thr_pages(&self) -> u64 {
+        self.max_pool_pages() * u64::from(self.accept_thr_percent.load(Ordering::Relaxed)) / 100
+    }
+
+    /// `zswap_check_limits`: true means "refuse". Counts `pool_limit_hit`
+    /// whenever the pool is at or above the limit.
+    fn check_limits(&self) -> bool {
+        let cur = self.total_pages() as u64;
+        let max = self.max_pool_pages();
+        if cur >= max {
+            Counters::inc(&self.stats.pool_limit_hit);
+            self.reached_full.store(true, Ordering::Relaxed);
+        } else if self.reached_full.load(Ordering::Relaxed) && cur <= self.accept_thr_pages() {
+            self.reached_full.store(false, Ordering::Relaxed);
+        }
+        self.reached_full.load(Ordering::Relaxed)
+    }
+
+    /// Pages used by all pools (`zswap_total_pages`).
+    pub fn total_pages(&self) -> usize {
+        self.pools.total_pages()
+    }
+
+    // ------------------------------------------------------------------
+    // cgroups
+    // ------------------------------------------------------------------
+
+    /// The folio's cgroup (`None` without a memcg tree or for id 0).
+    fn folio_memcg(&self, folio: &Folio) -> Option<MemcgRef> {
+        self.platform.memcg_tree()?.get(folio.memcg_id())
+    }
+
+    /// The LRU memcg id for an entry charged to `objcg`.
+    fn lru_memcg_of(&self, objcg: Option<&ObjCgroupRef>) -> (u32, Option<MemcgRef>) {
+        match (objcg, self.platform.memcg_tree()) {
+            (Some(o), _) => {
+                let m = o.memcg();
+                (m.id(), Some(m))
+            }
+            (None, Some(t)) => {
+                let r = t.root();
+                (r.id(), Some(r))
+            }
+            (None, None) => (0, None),
+        }
+    }
+
+    /// The LRU id lists of a cgroup are kept under (`None`: the root /
+    /// no-memcg lists).
+    fn lru_id(&self, memcg: Option<&MemcgRef>) -> u32 {
+        match (memcg, self.platform.memcg_tree()) {
+            (Some(m), _) => m.id(),
+            (None, Some(t)) => t.root().id(),
+            (None, None) => 0,
+        }
+    }
+
+    /// Is `memory.zswap.max` 0 on the cgroup or an ancestor (root excluded)?
+    fn zswap_max_zero(memcg: &MemcgRef) -> bool {
+        let mut cur = memcg.clone();
+        loop {
+            let Some(parent) = cur.parent() else {
+                return false;
+            };
+            if cur.zswap_max_pages() == 0 {
+                return true;
+            }
+            cur = parent;
+        }
+    }
+
+    /// `zswap_memcg_offline_cleanup` plus the zswap part of
+    /// `memcg_reparent_list_lrus`: moves the cgroup's LRU entries to its
+    /// parent and moves the global shrink cursor off it. Call right after
+    /// `MemcgTree::offline` (or `remove`) returned. `ENOMEM` if the parent's
+    /// lists cannot be allocated (the cgroup's entries then stay where they
+    /// are and are still freed correctly).
+    pub fn memcg_offline(&self, memcg: &MemcgRef) -> Result<()> {
+        let Some(tree) = self.platform.memcg_tree() else {
+            return Ok(());
+        };
+        self.cursor.offline_cleanup(tree, memcg);
+        let parent = memcg.parent().unwrap_or_else(|| tree.root());
+        self.lru.reparent(memcg.id(), &parent, Gfp::KERNEL)
+    }
+
+    /// `zswap_folio_swapin`: a page of `folio` was read from the swap device
+    /// (not from zswap); the dynamic shrinker backs off by that much.
+    pub fn folio_swapin(&self, folio: &Folio) {
+        let memcg = self.folio_memcg(folio);
+        let id = self.lru_id(memcg.as_ref());
+        let nid = self.current_nid();
+        self.lru.note_disk_swapin(id, nid);
+    }
+
+    fn current_nid(&self) -> usize {
+        let cpu = self.platform.cpu().current_cpu();
+        self.platform.cpu_to_node(cpu).min(self.lru.nr_nodes() - 1)
+    }
+
+    // ------------------------------------------------------------------
+    // store
+    // ------------------------------------------------------------------
+
+    /// `zswap_store`: stores every page of `folio`, all or nothing.
+    ///
+    /// The folio must be locked by the caller and in the swap cache, with its
+    /// memcg id set; the lock stays with the caller. On `Ok` the pages are in
+    /// zswap and `zswpout` counts them. On failure every offset of the folio
+    /// is invalidated (so no stale entry survives), exactly one `reject_*`
+    /// counter was bumped (none for `EINVAL`: folio not in the swap cache),
+    /// and the caller writes the folio to the device (unless the cgroup has
+    /// writeback disabled; then Linux keeps the page in memory).
+    ///
+    /// Errors: `EINVAL` folio not in the swap cache; `ENOENT` zswap disabled
+    /// or no trees for the swap type; `ENOSPC` cgroup `zswap.max` or the
+    /// global pool limit reached, or the page could not be stored compactly
+    /// enough; `ENOMEM` an allocation failed; `EIO` the compressor failed.
+    pub fn store(&self, folio: &Folio) -> Result<()> {
+        let swp = folio.swap().ok_or(Error::EINVAL)?;
+        let nr = folio.nr_pages();
+        let r = self.store_folio(folio, swp, nr);
+        if r.is_err() {
+            // check_old: no entry of this folio's slots may survive.
+            self.invalidate_range(swp, nr);
+            if self.reached_full.load(Ordering::Relaxed) {
+                self.platform.queue_shrink_work();
+            }
+        }
+        r
+    }
+
+    fn store_folio(&self, folio: &Folio, swp: SwpEntry, nr: usize) -> Result<()> {
+        if !self.enabled.load(Ordering::Relaxed) || self.with_tree(swp, |_| ()).is_none() {
+            Counters::inc(&self.stats.reject_disabled);
+            return Err(Error::ENOENT);
+        }
+        let memcg = self.folio_memcg(folio);
+        let objcg = match memcg.as_ref() {
+            Some(m) => m.obj_cgroup().ok(),
+            None => None,
+        };
+        if let Some(o) = objcg.as_ref() {
+            if !o.may_zswap() {
+                let m = o.memcg();
+                // zswap.max = 0 refuses without writing anything back.
+                let room = !Self::zswap_max_zero(&m) && self.shrink_memcg(&m).is_ok();
+                if !room {
+                    Counters::inc(&self.stats.reject_memcg_limit);
+                    return Err(Error::ENOSPC);
+                }
+            }
+        }
+        // Same-filled pages take no pool space: the global limit does not
+        // apply to a folio made only of them.
+        let all_same = (0..nr).all(|i| {
+            folio
+                .with_page(i, |p| is_same_filled(p).is_some())
+                .unwrap_or(false)
+        });
+        if !all_same && self.check_limits() {
+            Counters::inc(&self.stats.reject_pool_limit);
+            return Err(Error::ENOSPC);
+        }
+        let (lru_memcg, lru_ref) = self.lru_memcg_of(objcg.as_ref());
+        if let Err(e) = self.lru.ensure(lru_memcg, lru_ref.as_ref(), Gfp::KERNEL) {
+            Counters::inc(&self.stats.reject_alloc_fail);
+            return Err(e);
+        }
+        let wb_enabled = memcg.as_ref().is_none_or(|m| m.zswap_writeback_enabled());
+        for i in 0..nr {
+            let page_swp = swp.checked_add(i as u64)?;
+            self.store_page(folio, i, page_swp, objcg.as_ref(), lru_memcg, wb_enabled)?;
+        }
+        Counters::add(&self.stats.zswpout, nr as u64);
+        if let Some(o) = objcg.as_ref() {
+            o.memcg().count_event(MemcgEvent::Zswpout, nr as u64);
+        }
+        Ok(())
+    }
+
+    /// `zswap_store_page`: one page. Bumps exactly one reject counter on
+    /// failure.
+    fn store_page(
+        &self,
+        folio: &Folio,
+        index: usize,
+        swp: SwpEntry,
+        objcg: Option<&ObjCgroupRef>,
+        lru_memcg: u32,
+        wb_enabled: bool,
+    ) -> Result<()> {
+        let mut entry = match try_box(ZswapEntry::new(swp), Gfp::KERNEL) {
+            Ok(e) => e,
+            Err(e) => {
+                Counters::inc(&self.stats.reject_kmemcache_fail);
+                return Err(e);
+            }
+        };
+        let nid = self.current_nid();
+        entry.lru_key = ZswapEntry::make_lru_key(lru_memcg, nid);
+        // Compress (or detect a same-filled page) into a pool object.
+        let pool =
+            match folio.with_page(index, |page| self.fill_entry(&mut entry, page, wb_enabled)) {
+                Ok(Ok(pool)) => pool,
+                Ok(Err(e)) => return Err(e),
+                Err(e) => {
+                    Counters::inc(&self.stats.reject_compress_fail);
+                    return Err(e);
+                }
+            };
+        entry.objcg = objcg.cloned();
+        entry.set_referenced(true);
+        let length = entry.length;
+        let ptr = EntryPtr::from_box(entry);
+        match self.tree_store(swp, ptr) {
+            Ok(old) => {
+                if let Some(old) = old {
+                    self.entry_free(old);
+                }
+            }
+            Err((e, p)) => {
+                Counters::inc(&self.stats.reject_alloc_fail);
+                // SAFETY: handed back by a failed store: in no tree, ours.
+                let owned = unsafe { OwnedEntry::from_erased(p) };
+                if let Some(pool) = pool.as_ref() {
+                    let _ = pool.zpool.free(zpool::Handle::from_raw(owned.handle));
+                    self.pools.put(pool);
+                }
+                // SAFETY: never linked on an LRU.
+                drop(unsafe { owned.free_memory() });
+                return Err(e);
+            }
+        }
+        // Past this point nothing can fail.
+        if let Some(o) = objcg {
+            o.charge_zswap(length as usize);
+        }
+        Counters::inc(&self.stats.stored_pages);
+        match length as usize {
+            0 => Counters::inc(&self.stats.same_filled_pages),
+            PAGE_SIZE => Counters::inc(&self.stats.stored_incompressible_pages),
+            _ => {}
+        }
+        if length != 0 {
+            // LRU add last, under the tree lock (order: tree -> LRU), after
+            // checking the tree still holds this very entry: the folio lock
+            // guarantees it, and the check keeps a caller that broke that
+            // protocol from making us touch a freed entry.
+            self.with_tree(swp, |t| {
+                t.with_entry(swp.offset(), |e| {
+                    if core::ptr::eq(e, ptr.0.as_ptr()) {
+                        self.lru.add(e)
+                    }
+                })
+            });
+        }
+        Ok(())
+    }
+
+    /// Fills `entry` for `page`: same-filled word, compressed object, or raw
+    /// object. Returns the pool (with a reference taken) holding the object.
+    fn fill_entry(
+        &self,
+        entry: &mut ZswapEntry,
+        page: &[u8; PAGE_SIZE],
+        wb_enabled: bool,
+    ) -> Result<Option<kbase::KArc<pool::ZswapPool>>> {
+        if let Some(word) = is_same_filled(page) {
+            entry.length = 0;
+            entry.handle = word;
+            entry.pool_idx = 0;
+            return Ok(None);
+        }
+        let Some(pool) = self.pools.current_get() else {
+            Counters::inc(&self.stats.reject_alloc_fail);
+            return Err(Error::ENOMEM);
+        };
+        let cpu = self.platform.cpu().current_cpu();
+        let r = pool.compressor.compress(cpu, page, |res| {
+            let (src, comp_err): (&[u8], Option<Error>) = match res {
+                Ok(buf) if !buf.is_empty() && buf.len() < PAGE_SIZE => (buf, None),
+                Ok(_) => (&page[..], None),
+                Err(e) => (&page[..], Some(e)),
+            };
+            let raw = src.len() == PAGE_SIZE;
+            if raw && !wb_enabled {
+                // Could not be stored compactly and cannot be stored raw.
+                if comp_err == Some(Error::ENOSPC) {
+                    Counters::inc(&self.stats.reject_compress_poor);
+                    return Err(Error::ENOSPC);
+                }
+                Counters::inc(&self.stats.reject_compress_fail);
+                return Err(comp_err.unwrap_or(Error::EINVAL));
+            }
+            let h = match pool.zpool.malloc(src.len(), Gfp::ZSWAP_POOL) {
+                Ok(h) => h,
+                Err(Error::ENOSPC) => {
+                    Counters::inc(&self.stats.reject_compress_poor);
+                    return Err(Error::ENOSPC);
+                }
+                Err(e) => {
+                    Counters::inc(&self.stats.reject_alloc_fail);
+                    return Err(e);
+                }
+            };
+            if let Err(e) = pool.zpool.write(h, src) {
+                let _ = pool.zpool.free(h);
+                Counters::inc(&self.stats.reject_alloc_fail);
+                return Err(e);
+            }
+            Ok((h, src.len()))
+        });
+        match r {
+            Ok((h, len)) => {
+                entry.handle = h.to_raw();
+                entry.length = len as u16;
+                entry.pool_idx = pool.id;
+                Ok(Some(pool))
+            }
+            Err(e) => {
+                self.pools.put(&pool);
+                Err(e)
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // load, invalidate
+    // ------------------------------------------------------------------
+
+    /// `zswap_load`: reads the folio's page from zswap.
+    ///
+    /// The folio must be locked by the caller and in the swap cache; the lock
+    /// stays with the caller in every case. `Ok`: the folio is uptodate and
+    /// dirty (the swap slot no longer holds valid data) and the entry is gone
+    /// (exclusive load); `zswpin` counted. `ENOENT`: zswap has no copy, read
+    /// the device. `EIO`: the object did not decompress (`decompress_fail`
+    /// counted, entry kept, folio not uptodate), or a large folio covers a
+    /// slot zswap holds (large folios are never loaded from zswap).
+    /// `EINVAL`: the folio is not in the swap cache.
+    pub fn load(&self, folio: &Folio) -> Result<()> {
+        let swp = folio.swap().ok_or(Error::EINVAL)?;
+        let nr = folio.nr_pages();
+        if nr > 1 {
+            let any = (0..nr as u64).any(|i| swp.checked_add(i).is_ok_and(|s| self.is_present(s)));
+            return Err(if any { Error::EIO } else { Error::ENOENT });
+        }
+        let owned = self
+            .with_tree(swp, |t| t.erase(swp.offset()))
+            .flatten()
+            .ok_or(Error::ENOENT)?;
+        self.platform.trace(ZswapEvent::LoadErased(swp));
+        let r = folio
+            .with_page_mut(0, |dst| self.decompress(&owned, dst))
+            .unwrap_or(Err(Error::EIO));
+        if let Err(e) = r {
+            self.tree_reinsert(owned);
+            return Err(e);
+        }
+        folio.set_uptodate();
+        folio.set_dirty();
+        Counters::inc(&self.stats.zswpin);
+        if let Some(o) = owned.objcg.as_ref() {
+            o.memcg().count_event(MemcgEvent::Zswpin, 1);
+        }
+        self.entry_free(owned);
+        Ok(())
+    }
+
+    /// `zswap_invalidate`: the slot was freed; drops its entry, if any.
+    pub fn invalidate(&self, swp: SwpEntry) {
+        if let Some(Some(e)) = self.with_tree(swp, |t| t.erase(swp.offset())) {
+            self.entry_free(e);
+        }
+    }
+
+    /// Invalidates `nr` consecutive slots from `swp`.
+    pub fn invalidate_range(&self, swp: SwpEntry, nr: usize) {
+        for i in 0..nr as u64 {
+            if let Ok(s) = swp.checked_add(i) {
+                self.invalidate(s);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // parameters, stats
+    // ------------------------------------------------------------------
+
+    /// Sets a runtime parameter (names in [`PARAM_NAMES`]). A bad value
+    /// changes nothing and gets `EINVAL`; an unknown name `EINVAL`. For
+    /// `compressor`: `EINVAL` for an unknown algorithm, `ENOENT` for one not
+    /// built in, `EBUSY` while another change runs or all pool ids are taken,
+    /// `ENOMEM`.
+    pub fn set_param(&self, name: &str, value: &str) -> Result<()> {
+        match name.trim_ascii() {
+            "enabled" => self.enabled.store(parse_bool(value)?, Ordering::Relaxed),
+            "shrinker_enabled" => self
+                .shrinker_enabled
+                .store(parse_bool(value)?, Ordering::Relaxed),
+            "max_pool_percent" => self
+                .max_pool_percent
+                .store(parse_percent(value)?, Ordering::Relaxed),
+            "accept_threshold_percent" => self
+                .accept_thr_percent
+                .store(parse_percent(value)?, Ordering::Relaxed),
+            "compressor" => {
+                let kind = CompressorKind::from_name(value)?;
+                self.pools.set_compressor(
+                    kind,
+                    self.platform.page_allocator(),
+                    self.platform.cpu().nr_cpus(),
+                    Gfp::KERNEL,
+                )?;
+            }
+            _ => return Err(Error::EINVAL),
+        }
+        Ok(())
+    }
+
+    /// The current parameters.
+    pub fn params(&self) -> ZswapParams {
+        ZswapParams {
+            enabled: self.enabled.load(Ordering::Relaxed),
+            compressor: self.pools.current_kind().unwrap_or_default(),
+            max_pool_percent: self.max_pool_percent.load(Ordering::Relaxed),
+            accept_threshold_percent: self.accept_thr_percent.load(Ordering::Relaxed),
+            shrinker_enabled: self.shrinker_enabled.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> ZswapStats {
+        let mut s = self.stats.snapshot();
+        s.pool_total_size = (self.total_pages() * PAGE_SIZE) as u64;
+        s
+    }
+
+    /// Live pools (1 normally; more while entries of an old compressor remain).
+    pub fn nr_pools(&self) -> usize {
+        self.pools.nr_pools()
+    }
+
+    /// Entries on the LRU lists (compressed and raw entries; diagnostics).
+    pub fn lru_entries(&self) -> usize {
+        self.lru.total()
+    }
+
+    /// Entries on `memcg`'s own LRU lists (`None`: root / no-memcg lists).
+    pub fn lru_count(&self, memcg: Option<&MemcgRef>) -> usize {
+        self.lru.count_memcg(self.lru_id(memcg))
+    }
+
+    /// LRU records (live cgroup lists plus redirects of offline cgroups that
+    /// still have entries; diagnostics).
+    pub fn lru_records(&self) -> usize {
+        self.lru.nr_records()
+    }
+
+    /// Corrupts the stored object of `swp` (fault injection for tests and
+    /// the simulator): overwrites it with bytes that do not decompress.
+    /// `ENOENT` if zswap has no compressed object for the slot, `EINVAL` for
+    /// a same-filled or raw entry (nothing to corrupt detectably).
+    pub fn debug_corrupt(&self, swp: SwpEntry) -> Result<()> {
+        self.with_tree(swp, |t| {
+            t.with_entry(swp.offset(), |e| {
+                if e.is_same_filled() || e.length as usize == PAGE_SIZE {
+                    return Err(Error::EINVAL);
+                }
+                let pool = self.pools.get(e.pool_idx).ok_or(Error::ENOENT)?;
+                let junk = [0xffu8; PAGE_SIZE];
+                let len = (e.length as usize).min(PAGE_SIZE);
+                pool.zpool
+                    .write(zpool::Handle::from_raw(e.handle), &junk[..len])
+            })
+            .unwrap_or(Err(Error::ENOENT))
+        })
+        .unwrap_or(Err(Error::ENOENT))
+    }
+
+    /// Makes writeback wait on a busy slot (`skip_if_exists = false`) instead
+    /// of skipping it. Exists only so a model can show that the
+    /// fault-plus-reclaim recursion really hangs without the skip; never turn
+    /// it on otherwise.
+    #[doc(hidden)]
+    pub fn debug_writeback_waits_on_existing(&self, on: bool) {
+        self.wb_wait_on_exists.store(on, Ordering::Relaxed);
+    }
+}
+
+impl<P: ZswapPlatform> Drop for Zswap<P> {
+    fn drop(&mut self) {
+        // Free every remaining entry so pool pages and cgroup charges go back.
+        let table = self.trees.read();
+        for t in table.iter().flatten() {
+            for tree in t.trees.iter() {
+                while let Some(e) = tree.erase_any() {
+                    self.entry_free(e);
+                }
+            }
+        }
+    }
+}

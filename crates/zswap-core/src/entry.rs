@@ -1,0 +1,243 @@
+//! `struct zswap_entry` and its ownership handles.
+//!
+//! An entry describes one stored page. It is allocated with [`try_box`] by
+//! store, turned into a raw pointer when it is published in a tree, and
+//! turned back into a `Box` exactly once, by [`OwnedEntry::free_memory`],
+//! after it has been erased from the tree and removed from the LRU.
+//!
+//! # Ownership rule
+//!
+//! The tree owns every entry it holds. Whoever erases an entry from the tree
+//! (under the tree lock) becomes its only owner and receives an
+//! [`OwnedEntry`]; it must either put it back into the tree or free it. The
+//! LRU holds non-owning [`UnsafeRef`]s: an entry is unlinked from the LRU
+//! (under the LRU list lock) before its memory is freed, so an LRU walker that
+//! holds the list lock may read any entry it finds on its list. A writeback
+//! that dropped the list lock keeps only the entry's *address*, as an
+//! identity to compare against the tree, and never dereferences it.
+//!
+//! [`try_box`]: kbase::try_box
+
+use alloc::boxed::Box;
+use core::ptr::NonNull;
+
+use intrusive_collections::{LinkedListLink, UnsafeRef, intrusive_adapter};
+use kbase::sync::{AtomicBool, Ordering};
+use memcg::ObjCgroupRef;
+use swapcache::SwpEntry;
+
+/// Largest memcg id an entry can record for its LRU list (24 bits; Linux's
+/// `MEM_CGROUP_ID_MAX` is 65535).
+pub(crate) const LRU_MEMCG_MAX: u32 = (1 << 24) - 1;
+
+/// One stored page (Linux: `struct zswap_entry`).
+///
+/// 48 bytes on 64-bit targets (asserted by a unit test).
+///
+/// # Invariants
+///
+/// - `swpentry`, `length`, `pool_idx`, `handle`, `objcg` and `lru_key` are
+///   written before the entry is published in a tree and never change while
+///   it is reachable by another thread.
+/// - `length == 0`: a same-filled page; `handle` holds the fill word, there is
+///   no pool object and the entry is never on the LRU.
+///   `length == PAGE_SIZE`: the page is stored raw in pool `pool_idx`.
+///   Otherwise `handle` is a pool object of `length` compressed bytes.
+/// - `lru` is linked only into the LRU list that `lru_key` resolves to, and is
+///   only touched with that list's lock held (or by the only owner while it is
+///   unlinked).
+/// - `referenced` is set before the entry is added to the LRU and cleared by
+///   the LRU walker under the list lock.
+pub(crate) struct ZswapEntry {
+    /// The swap slot this entry holds the page of.
+    pub(crate) swpentry: SwpEntry,
+    /// Pool handle (raw), or the fill word of a same-filled page.
+    pub(crate) handle: u64,
+    /// The cgroup charged for the compressed bytes (one reference).
+    pub(crate) objcg: Option<ObjCgroupRef>,
+    /// Link in the (memcg, node) LRU list.
+    pub(crate) lru: LinkedListLink,
+    /// Compressed length: 0 same-filled, `PAGE_SIZE` stored raw.
+    pub(crate) length: u16,
+    /// Id of the pool holding the object (0 for same-filled pages).
+    pub(crate) pool_idx: u8,
+    /// Second-chance bit for the LRU walk.
+    pub(crate) referenced: AtomicBool,
+    /// The LRU list the entry was added to: memcg id << 8 | node.
+    pub(crate) lru_key: u32,
+}
+
+// SAFETY: the only non-thread-safe part is the `lru` link (Cells), which by
+// the type invariant is only accessed under the lock of the list it is on, or
+// by the single owner while unlinked; every other field is immutable while
+// shared, or atomic.
+unsafe impl Send for ZswapEntry {}
+// SAFETY: as above.
+unsafe impl Sync for ZswapEntry {}
+
+intrusive_adapter!(pub(crate) EntryAdapter = UnsafeRef<ZswapEntry>: ZswapEntry { lru => LinkedListLink });
+
+impl ZswapEntry {
+    /// A new, unpublished entry.
+    pub(crate) fn new(swpentry: SwpEntry) -> ZswapEntry {
+        ZswapEntry {
+            swpentry,
+            handle: 0,
+            objcg: None,
+            lru: LinkedListLink::new(),
+            length: 0,
+            pool_idx: 0,
+            referenced: AtomicBool::new(false),
+            lru_key: 0,
+        }
+    }
+
+    /// Builds the LRU key from a memcg id and a NUMA node.
+    pub(crate) fn make_lru_key(memcg_id: u32, nid: usize) -> u32 {
+        (memcg_id.min(LRU_MEMCG_MAX) << 8) | (nid.min(255) as u32)
+    }
+
+    /// The memcg id part of the LRU key.
+    pub(crate) fn lru_memcg(&self) -> u32 {
+        self.lru_key >> 8
+    }
+
+    /// The node part of the LRU key.
+    pub(crate) fn lru_nid(&self) -> usize {
+        (self.lru_key & 0xff) as usize
+    }
+
+    /// Is this a same-filled entry (no pool object, never on the LRU)?
+    pub(crate) fn is_same_filled(&self) -> bool {
+        self.length == 0
+    }
+
+    /// Sets the second-chance bit.
+    pub(crate) fn set_referenced(&self, on: bool) {
+        self.referenced.store(on, Ordering::Relaxed);
+    }
+}
+
+/// A published entry's address, as stored in the tree.
+///
+/// # Invariants
+///
+/// Points to a live `ZswapEntry` that came from `Box::into_raw` while it is
+/// in a tree; copies outside a tree are identities only.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct EntryPtr(pub(crate) NonNull<ZswapEntry>);
+
+// SAFETY: an address; dereferencing it is governed by the ownership rule of
+// the module docs, not by which thread holds the copy.
+unsafe impl Send for EntryPtr {}
+// SAFETY: as above.
+unsafe impl Sync for EntryPtr {}
+
+impl EntryPtr {
+    /// Publishes a boxed entry: the box's ownership moves into the pointer.
+    pub(crate) fn from_box(b: Box<ZswapEntry>) -> EntryPtr {
+        // INVARIANT: from Box::into_raw, hence non-null and live.
+        EntryPtr(NonNull::from(Box::leak(b)))
+    }
+
+    /// The address, for identity comparisons.
+    pub(crate) fn addr(self) -> usize {
+        self.0.as_ptr() as usize
+    }
+}
+
+/// The only owner of an entry that was erased from its tree.
+///
+/// Gives shared access only: until the entry is unlinked from the LRU, an LRU
+/// walker holding the list lock may read it concurrently.
+///
+/// # Invariants
+///
+/// `ptr` came from [`EntryPtr::from_box`], is in no tree, and no other
+/// `OwnedEntry` for it exists.
+pub(crate) struct OwnedEntry {
+    ptr: NonNull<ZswapEntry>,
+}
+
+// SAFETY: see ZswapEntry: an owner may be moved to and used from any thread.
+unsafe impl Send for OwnedEntry {}
+
+impl OwnedEntry {
+    /// Takes ownership of a pointer just erased from a tree.
+    ///
+    /// # Safety
+    ///
+    /// `p` must have been in a tree (from [`EntryPtr::from_box`]) and been
+    /// removed from it by the caller under the tree lock, so that the caller
+    /// is its only owner.
+    pub(crate) unsafe fn from_erased(p: EntryPtr) -> OwnedEntry {
+        // INVARIANT: the caller's contract.
+        OwnedEntry { ptr: p.0 }
+    }
+
+    /// The pointer, to put the entry back into a tree.
+    pub(crate) fn into_ptr(self) -> EntryPtr {
+        let p = EntryPtr(self.ptr);
+        core::mem::forget(self);
+        p
+    }
+
+    /// The entry's address (identity).
+    #[cfg(test)]
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+
+    /// Frees the entry's memory, returning its cgroup reference so the caller
+    /// drops it last (free order: LRU, pool, uncharge, objcg put).
+    ///
+    /// # Safety
+    ///
+    /// The entry must no longer be linked on any LRU list.
+    pub(crate) unsafe fn free_memory(self) -> Option<ObjCgroupRef> {
+        let ptr = self.ptr;
+        core::mem::forget(self);
+        // SAFETY: by the type invariant we are the only owner and the pointer
+        // came from Box::leak; the caller guarantees no LRU list links to it,
+        // so no other thread can reach it any more.
+        let mut b = unsafe { Box::from_raw(ptr.as_ptr()) };
+        b.objcg.take()
+    }
+}
+
+impl core::ops::Deref for OwnedEntry {
+    type Target = ZswapEntry;
+    fn deref(&self) -> &ZswapEntry {
+        // SAFETY: by the type invariant the entry is live and owned by us;
+        // other threads may only read it (LRU walkers), so a shared borrow is
+        // sound.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl Drop for OwnedEntry {
+    fn drop(&mut self) {
+        // Every path frees or re-inserts its entry explicitly; reaching this
+        // means a leak, which is safe (the memory stays allocated), never a
+        // use-after-free.
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_is_48_bytes() {
+        assert_eq!(core::mem::size_of::<ZswapEntry>(), 48);
+    }
+
+    #[test]
+    fn lru_key_round_trips() {
+        let k = ZswapEntry::make_lru_key(77, 3);
+        let mut e = ZswapEntry::new(SwpEntry::new(0, 1).unwrap());
+        e.lru_key = k;
+        assert_eq!(e.lru_memcg(), 77);
+        assert_eq!(e.lru_nid(), 3);
+    }
+}

@@ -1,0 +1,406 @@
+//! The zswap `list_lru`: one list per (memory cgroup, NUMA node).
+//!
+//! Linux keeps one global `zswap_list_lru`, memcg-aware and NUMA-aware; every
+//! compressed entry sits on the list of its cgroup and node, oldest at the
+//! head. This is the same structure:
+//!
+//! - a map from memcg id to a [`MemcgLru`] (an intrusive red-black tree under
+//!   a reader-writer spinlock; nodes are allocated before the lock is taken,
+//!   Linux's `memcg_list_lru_alloc`),
+//! - per node, a [`LinkedList`] of entries under its own spinlock, plus the
+//!   lruvec's `nr_disk_swapins` counter used by the dynamic shrinker.
+//!
+//! When a cgroup goes offline its lists are spliced into its parent's and its
+//! [`MemcgLru`] becomes a *redirect* to the parent: entries keep the memcg id
+//! they were added with (`ZswapEntry::lru_key`) and every lookup follows the
+//! redirect to the live lists, so add and delete always reach the list the
+//! entry is on (Linux: `memcg_reparent_list_lrus`). A redirect lives as long
+//! as entries are keyed by its id (`nr_keyed`) and holds a reference to its
+//! cgroup meanwhile, so the cgroup's id cannot be reused under it.
+//!
+//! Lock order inside this module: map lock (read or write) -> list lock;
+//! two list locks (reparenting only) child -> parent.
+//!
+//! # Invariants
+//!
+//! - An entry is linked on at most one list: the one its `lru_key` resolves
+//!   to (following redirects), and only while that list's lock is held is
+//!   its link touched.
+//! - `LruList::nr` is the number of entries linked on `list`.
+//! - A redirected `MemcgLru` has empty lists, is never un-redirected, and
+//!   redirects to a live `MemcgLru` (one hop).
+//! - `nr_keyed` of a `MemcgLru` counts the linked entries whose key names it.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use intrusive_collections::{
+    Bound, KeyAdapter, LinkedList, RBTree, RBTreeLink, UnsafeRef, intrusive_adapter,
+};
+use kbase::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, RwLock};
+use kbase::{Gfp, Result, try_box};
+use memcg::MemcgRef;
+use swapcache::SwpEntry;
+
+use crate::entry::{EntryAdapter, ZswapEntry};
+
+/// The lists of one node of one cgroup.
+pub(crate) struct LruList {
+    list: LinkedList<EntryAdapter>,
+    nr: usize,
+}
+
+/// One node's list and its lruvec state.
+pub(crate) struct NodeLru {
+    list: Mutex<LruList>,
+    /// Linux's `zswap_lruvec_state.nr_disk_swapins`.
+    nr_disk_swapins: AtomicU64,
+}
+
+/// The lists of one memory cgroup (Linux: `list_lru_memcg`).
+pub(crate) struct MemcgLru {
+    id: u32,
+    /// Keeps the memcg (and so its id) from being freed and reused while
+    /// entries are keyed by its id.
+    _memcg: Option<MemcgRef>,
+    /// 0 while live; else the live memcg id whose lists took this one's
+    /// entries (never another redirect: chains are collapsed on reparent).
+    redirect: AtomicU32,
+    /// Entries whose `lru_key` names this memcg (linked anywhere).
+    nr_keyed: AtomicUsize,
+    nodes: Vec<NodeLru>,
+    link: RBTreeLink,
+}
+
+// SAFETY: `link` (Cells) is only touched by the RBTree, which lives behind
+// the map lock and is only modified under its write side; all other fields are
+// thread-safe (locks and atomics).
+unsafe impl Sync for MemcgLru {}
+// SAFETY: as above; owned data only.
+unsafe impl Send for MemcgLru {}
+
+intrusive_adapter!(MemcgLruAdapter = Box<MemcgLru>: MemcgLru { link => RBTreeLink });
+
+impl<'a> KeyAdapter<'a> for MemcgLruAdapter {
+    type Key = u32;
+    fn get_key(&self, x: &'a MemcgLru) -> u32 {
+        x.id
+    }
+}
+
+/// What the walker found at the head of a list.
+pub(crate) enum Isolate {
+    /// The list is empty.
+    Empty,
+    /// The head had its referenced bit set: cleared and rotated (second chance).
+    Rotated,
+    /// The head was rotated to the tail; its slot and identity were copied.
+    Candidate {
+        /// The slot to write back.
+        swp: SwpEntry,
+        /// The entry's address: an identity for re-verification only.
+        addr: usize,
+    },
+}
+
+/// The global zswap LRU.
+pub(crate) struct Lru {
+    map: RwLock<RBTree<MemcgLruAdapter>>,
+    nr_nodes: usize,
+}
+
+/// The live lists for `id`: its own, or those it redirects to.
+fn resolve(map: &RBTree<MemcgLruAdapter>, id: u32) -> Option<&MemcgLru> {
+    let m = map.find(&id).get()?;
+    match m.redirect.load(Ordering::Relaxed) {
+        0 => Some(m),
+        r => map.find(&r).get(),
+    }
+}
+
+impl Lru {
+    /// An empty LRU for `nr_nodes` NUMA nodes (at least 1).
+    pub(crate) fn new(nr_nodes: usize) -> Lru {
+        Lru {
+            map: RwLock::new(RBTree::new(MemcgLruAdapter::new())),
+            nr_nodes: nr_nodes.clamp(1, 256),
+        }
+    }
+
+    /// The number of nodes.
+    pub(crate) fn nr_nodes(&self) -> usize {
+        self.nr_nodes
+    }
+
+    /// Makes sure `memcg_id` (or what it redirects to) has lists
+    /// (Linux: `memcg_list_lru_alloc`). Allocates with no lock held.
+    pub(crate) fn ensure(&self, memcg_id: u32, memcg: Option<&MemcgRef>, gfp: Gfp) -> Result<()> {
+        if self.map.read().find(&memcg_id).get().is_some() {
+            return Ok(());
+        }
+        let mut nodes = Vec::new();
+        nodes.try_reserve_exact(self.nr_nodes)?;
+        for _ in 0..self.nr_nodes {
+            nodes.push(NodeLru {
+                list: Mutex::new(LruList {
+                    list: LinkedList::new(EntryAdapter::new()),
+                    nr: 0,
+                }),
+                nr_disk_swapins: AtomicU64::new(0),
+            });
+        }
+        let m = try_box(
+            MemcgLru {
+                id: memcg_id,
+                _memcg: memcg.cloned(),
+                redirect: AtomicU32::new(0),
+                nr_keyed: AtomicUsize::new(0),
+                nodes,
+                link: RBTreeLink::new(),
+            },
+            gfp,
+        )?;
+        let mut map = self.map.write();
+        let spare = if map.find(&memcg_id).get().is_none() {
+            map.insert(m);
+            None
+        } else {
+            Some(m)
+        };
+        drop(map);
+        drop(spare);
+        Ok(())
+    }
+
+    /// Adds `entry` at the tail of the list its `lru_key` resolves to. An
+    /// entry whose lists do not exist stays off the LRU (never written back).
+    pub(crate) fn add(&self, entry: &ZswapEntry) {
+        let map = self.map.read();
+        let Some(keyed) = map.find(&entry.lru_memcg()).get() else {
+            return;
+        };
+        let Some(m) = resolve(&map, entry.lru_memcg()) else {
+            return;
+        };
+        let Some(node) = m.nodes.get(entry.lru_nid()) else {
+            return;
+        };
+        let mut l = node.list.lock();
+        if entry.lru.is_linked() {
+            return;
+        }
+        // SAFETY: the entry is live (the caller owns or publishes it) and is
+        // unlinked before it is freed (`del`), so the list never holds a
+        // dangling reference.
+        l.list
+            .push_back(unsafe { UnsafeRef::from_raw(entry as *const ZswapEntry) });
+        l.nr += 1;
+        keyed.nr_keyed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Unlinks `entry` from its list, if it is on one. The last entry keyed
+    /// by an offline cgroup's id frees its redirect (and cgroup reference).
+    pub(crate) fn del(&self, entry: &ZswapEntry) {
+        let key = entry.lru_memcg();
+        let reap = {
+            let map = self.map.read();
+            let Some(keyed) = map.find(&key).get() else {
+                return;
+            };
+            let Some(m) = resolve(&map, key) else {
+                return;
+            };
+            let Some(node) = m.nodes.get(entry.lru_nid()) else {
+                return;
+            };
+            let mut l = node.list.lock();
+            if !entry.lru.is_linked() {
+                return;
+            }
+            // SAFETY: by the module invariant a linked entry is linked on the
+            // list its key resolves to, which is `l`, and we hold its lock.
+            let mut cursor = unsafe { l.list.cursor_mut_from_ptr(entry as *const ZswapEntry) };
+            if cursor.remove().is_some() {
+                l.nr -= 1;
+            }
+            keyed.nr_keyed.fetch_sub(1, Ordering::Relaxed) == 1
+                && keyed.redirect.load(Ordering::Relaxed) != 0
+        };
+        if reap {
+            self.reap(key);
+        }
+    }
+
+    /// Frees the redirect of `id` if no entry is keyed by it any more.
+    fn reap(&self, id: u32) {
+        let removed = {
+            let mut map = self.map.write();
+            let dead = map.find(&id).get().is_some_and(|m| {
+                m.redirect.load(Ordering::Relaxed) != 0 && m.nr_keyed.load(Ordering::Relaxed) == 0
+            });
+            if dead {
+                map.find_mut(&id).remove()
+            } else {
+                None
+            }
+        };
+        // Drops the cgroup reference with no lock held.
+        drop(removed);
+    }
+
+    /// Looks at the head of the (memcg, node) list (Linux's
+    /// `shrink_memcg_cb` up to dropping the lock): a referenced entry gets a
+    /// second chance; otherwise the entry is rotated to the tail *before* the
+    /// lock is dropped and its slot and address are copied out.
+    pub(crate) fn isolate_head(&self, memcg_id: u32, nid: usize) -> Isolate {
+        let map = self.map.read();
+        let Some(m) = resolve(&map, memcg_id) else {
+            return Isolate::Empty;
+        };
+        if m.id != memcg_id {
+            // Offline cgroup: its entries live on the parent's lists now.
+            return Isolate::Empty;
+        }
+        let Some(node) = m.nodes.get(nid) else {
+            return Isolate::Empty;
+        };
+        let mut l = node.list.lock();
+        let Some(head) = l.list.pop_front() else {
+            return Isolate::Empty;
+        };
+        let (referenced, swp, addr) = {
+            let e: &ZswapEntry = &head;
+            (
+                e.referenced.swap(false, Ordering::Relaxed),
+                e.swpentry,
+                e as *const ZswapEntry as usize,
+            )
+        };
+        l.list.push_back(head);
+        if referenced {
+            Isolate::Rotated
+        } else {
+            Isolate::Candidate { swp, addr }
+        }
+    }
+
+    /// Entries on the (memcg, node) list (`list_lru_count_one`).
+    pub(crate) fn count_one(&self, memcg_id: u32, nid: usize) -> usize {
+        let map = self.map.read();
+        match resolve(&map, memcg_id) {
+            Some(m) if m.id == memcg_id => m.nodes.get(nid).map_or(0, |n| n.list.lock().nr),
+            _ => 0,
+        }
+    }
+
+    /// Entries on all of the memcg's lists.
+    pub(crate) fn count_memcg(&self, memcg_id: u32) -> usize {
+        (0..self.nr_nodes)
+            .map(|n| self.count_one(memcg_id, n))
+            .sum()
+    }
+
+    /// Bumps the lruvec's `nr_disk_swapins` (Linux: `zswap_folio_swapin`).
+    pub(crate) fn note_disk_swapin(&self, memcg_id: u32, nid: usize) {
+        let map = self.map.read();
+        if let Some(node) = resolve(&map, memcg_id).and_then(|m| m.nodes.get(nid)) {
+            node.nr_disk_swapins.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Consumes up to `nr_freeable` of the lruvec's disk swap-ins and returns
+    /// how many were consumed (the dynamic shrinker's swap-in protection).
+    pub(crate) fn consume_disk_swapins(&self, memcg_id: u32, nid: usize, nr_freeable: u64) -> u64 {
+        let map = self.map.read();
+        let Some(node) = resolve(&map, memcg_id).and_then(|m| m.nodes.get(nid)) else {
+            return 0;
+        };
+        let mut cur = node.nr_disk_swapins.load(Ordering::Relaxed);
+        loop {
+            let remain = cur.saturating_sub(nr_freeable);
+            match node.nr_disk_swapins.compare_exchange(
+                cur,
+                remain,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return cur - remain,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Moves every entry of `child` onto `parent`'s lists and makes `child` a
+    /// redirect to `parent` (Linux: `memcg_reparent_list_lrus`).
+    pub(crate) fn reparent(&self, child: u32, parent: &MemcgRef, gfp: Gfp) -> Result<()> {
+        let parent_id = parent.id();
+        if child == parent_id {
+            return Ok(());
+        }
+        self.ensure(parent_id, Some(parent), gfp)?;
+        let removed = {
+            let mut map = self.map.write();
+            let Some(c) = map.find(&child).get() else {
+                return Ok(());
+            };
+            if c.redirect.load(Ordering::Relaxed) != 0 {
+                return Ok(());
+            }
+            let Some(p) = resolve(&map, parent_id) else {
+                return Ok(());
+            };
+            if p.id == c.id {
+                return Ok(());
+            }
+            for (cn, pn) in c.nodes.iter().zip(p.nodes.iter()) {
+                let mut cl = cn.list.lock();
+                let mut pl = pn.list.lock();
+                let moved = cl.list.take();
+                let nr = core::mem::take(&mut cl.nr);
+                pl.list.back_mut().splice_after(moved);
+                pl.nr += nr;
+                let swapins = cn.nr_disk_swapins.swap(0, Ordering::Relaxed);
+                pn.nr_disk_swapins.fetch_add(swapins, Ordering::Relaxed);
+            }
+            let target = p.id;
+            c.redirect.store(target, Ordering::Relaxed);
+            // Collapse chains: whatever redirected to `child` now goes to
+            // `target` directly.
+            let mut cur = map.lower_bound(Bound::Unbounded);
+            while let Some(m) = cur.get() {
+                if m.redirect.load(Ordering::Relaxed) == child {
+                    m.redirect.store(target, Ordering::Relaxed);
+                }
+                cur.move_next();
+            }
+            let unused = map
+                .find(&child)
+                .get()
+                .is_some_and(|m| m.nr_keyed.load(Ordering::Relaxed) == 0);
+            if unused {
+                map.find_mut(&child).remove()
+            } else {
+                None
+            }
+        };
+        drop(removed);
+        Ok(())
+    }
+
+    /// Live and redirect records (diagnostics, tests).
+    pub(crate) fn nr_records(&self) -> usize {
+        self.map.read().iter().count()
+    }
+
+    /// Total entries on every list (diagnostics).
+    pub(crate) fn total(&self) -> usize {
+        let map = self.map.read();
+        let mut c = map.lower_bound(Bound::Unbounded);
+        let mut n = 0;
+        while let Some(m) = c.get() {
+            n += m.nodes.iter().map(|x| x.list.lock().nr).sum::<usize>();
+            c.move_next();
+        }
+        n
+    }
+}

@@ -1,0 +1,122 @@
+//! Statistics (Linux: the debugfs files under `/sys/kernel/debug/zswap/` and
+//! the `zswpin`/`zswpout`/`zswpwb` vmstat events).
+//!
+//! Counters are atomics updated without a lock; a snapshot ([`ZswapStats`])
+//! reads each one once, so counters of one snapshot may be from slightly
+//! different instants while stores run. Every store failure bumps exactly one
+//! `reject_*` counter.
+
+use kbase::sync::{AtomicU64, Ordering};
+
+macro_rules! stats {
+    ($( $(#[$doc:meta])* $name:ident, )*) => {
+        /// A snapshot of zswap's counters. Field names are Linux's.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct ZswapStats {
+            $( $(#[$doc])* pub $name: u64, )*
+        }
+
+        impl ZswapStats {
+            /// Number of counters.
+            pub const LEN: usize = [$(stringify!($name)),*].len();
+
+            /// `(name, value)` pairs, in a fixed order.
+            pub fn pairs(&self) -> [(&'static str, u64); Self::LEN] {
+                [$((stringify!($name), self.$name)),*]
+            }
+
+            /// Iterates `(name, value)` pairs.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
+                self.pairs().into_iter()
+            }
+
+            /// The value of the counter called `name`.
+            pub fn get(&self, name: &str) -> Option<u64> {
+                self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+            }
+        }
+
+        /// The live counters.
+        #[derive(Default)]
+        pub(crate) struct Counters {
+            $( pub(crate) $name: AtomicU64, )*
+        }
+
+        impl Counters {
+            pub(crate) fn snapshot(&self) -> ZswapStats {
+                ZswapStats { $( $name: self.$name.load(Ordering::Relaxed), )* }
+            }
+        }
+    };
+}
+
+stats! {
+    /// Entries in zswap (compressed, raw and same-filled). Exact.
+    stored_pages,
+    /// Entries stored raw (`length == PAGE_SIZE`) because they did not
+    /// compress. Exact.
+    stored_incompressible_pages,
+    /// Entries for same-filled pages (no pool space, never written back).
+    /// Exact.
+    same_filled_pages,
+    /// Bytes of pool memory: the pools' pages times `PAGE_SIZE`. Exact at
+    /// the time of the snapshot.
+    pool_total_size,
+    /// Times the global limit check found the pool at or above
+    /// `max_pool_percent`. Exact.
+    pool_limit_hit,
+    /// Pages written back to the swap device. Exact.
+    written_back_pages,
+    /// Writeback attempts from an LRU walk that failed, for any reason
+    /// (Linux's meaning since 6.8). Exact.
+    reject_reclaim_fail,
+    /// Store failures: the pool allocator failed (not `ENOSPC`), or a tree
+    /// or LRU allocation failed. Exact.
+    reject_alloc_fail,
+    /// Store failures: the entry could not be allocated. Exact.
+    reject_kmemcache_fail,
+    /// Store failures: the page did not compress and could not be stored
+    /// raw (cgroup writeback disabled), or the compressor failed. Exact.
+    reject_compress_fail,
+    /// Store failures: `ENOSPC` from the compressor or the pool (the object
+    /// is larger than a pool object can be). Exact.
+    reject_compress_poor,
+    /// Loads and writebacks whose object did not decompress to exactly one
+    /// page. Exact.
+    decompress_fail,
+    /// Store failures (not in Linux): zswap disabled, or the swap type has no
+    /// tree. Exact.
+    reject_disabled,
+    /// Store failures (not in Linux): the cgroup is at `memory.zswap.max`
+    /// and `shrink_memcg` could not write anything back. Exact.
+    reject_memcg_limit,
+    /// Store failures (not in Linux): the global pool limit or its
+    /// hysteresis refused the store. Exact.
+    reject_pool_limit,
+    /// Successful loads, in pages (vmstat `zswpin`). Exact.
+    zswpin,
+    /// Successful stores, in pages (vmstat `zswpout`). Exact.
+    zswpout,
+    /// Successful writebacks, counted when the entry is erased, before the
+    /// page is written (vmstat `zswpwb`). Exact.
+    zswpwb,
+    /// Writebacks skipped because the slot was already in the swap cache
+    /// (`EEXIST`: a swap-in or another shrinker owns it). A subset of
+    /// `reject_reclaim_fail`. Exact.
+    writeback_skip_exists,
+}
+
+impl Counters {
+    pub(crate) fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn dec(c: &AtomicU64) {
+        c.fetch_sub(1, Ordering::Relaxed);
+    }
+    pub(crate) fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}

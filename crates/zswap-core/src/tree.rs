@@ -1,0 +1,311 @@
+//! The entry tree: one small radix tree per 64 MiB of swap.
+//!
+//! Linux keeps `zswap_trees[type]`, an array of xarrays, one per
+//! [`TREE_PAGES`] (16384) slots of a swap device, so faults on unrelated
+//! parts of swap do not share a lock. Here each tree is a two-level radix
+//! tree under its own spinlock: a top array of [`TOP_SLOTS`] leaf pointers,
+//! allocated when the device is switched on, and leaves of [`LEAF_SLOTS`]
+//! entry pointers, allocated on the first insert into their range and freed
+//! when they become empty.
+//!
+//! Inserts are fallible without allocating under the lock: a missing leaf is
+//! allocated with the lock dropped and installed on the next attempt
+//! ([`ZswapTree::store`] reports [`Error::EAGAIN`] with the entry handed back).
+//!
+//! # Invariants
+//!
+//! Every pointer held by a tree came from [`EntryPtr::from_box`] and is owned
+//! by the tree; it stays live at least as long as it is in the tree, and is
+//! only removed under the tree lock, by a caller that then owns it
+//! ([`OwnedEntry`]). `Leaf::nr` counts the occupied slots of its leaf, and
+//! `TreeInner::nr` those of the whole tree.
+
+use alloc::boxed::Box;
+
+use kbase::sync::Mutex;
+use kbase::{Error, Gfp, Result, try_box};
+
+use crate::entry::{EntryPtr, OwnedEntry};
+
+/// log2 of the slots per tree (Linux's `ZSWAP_ADDRESS_SPACE_SHIFT`).
+pub const TREE_SHIFT: u32 = 14;
+/// Slots per tree: 64 MiB of 4 KiB pages.
+pub const TREE_PAGES: u64 = 1 << TREE_SHIFT;
+const LEAF_SHIFT: u32 = 7;
+/// Entry pointers per leaf.
+pub const LEAF_SLOTS: usize = 1 << LEAF_SHIFT;
+/// Leaves per tree.
+pub const TOP_SLOTS: usize = (TREE_PAGES as usize) >> LEAF_SHIFT;
+
+/// A leaf: 128 entry pointers and a count (1032 bytes).
+pub(crate) struct Leaf {
+    slots: [Option<EntryPtr>; LEAF_SLOTS],
+    nr: usize,
+}
+
+impl Leaf {
+    /// Allocates an empty leaf.
+    pub(crate) fn try_new(gfp: Gfp) -> Result<Box<Leaf>> {
+        try_box(
+            Leaf {
+                slots: [None; LEAF_SLOTS],
+                nr: 0,
+            },
+            gfp,
+        )
+    }
+}
+
+struct TreeInner {
+    leaves: Box<[Option<Box<Leaf>>; TOP_SLOTS]>,
+    nr: usize,
+}
+
+/// One tree: the entries of [`TREE_PAGES`] consecutive swap slots.
+pub(crate) struct ZswapTree {
+    inner: Mutex<TreeInner>,
+}
+
+/// The position of a swap offset inside its tree.
+fn split(offset: u64) -> (usize, usize) {
+    let local = (offset & (TREE_PAGES - 1)) as usize;
+    (local >> LEAF_SHIFT, local & (LEAF_SLOTS - 1))
+}
+
+/// What a failed [`ZswapTree::store`] hands back.
+pub(crate) struct StoreError {
+    /// `EAGAIN`: a leaf is needed; allocate one and retry.
+    pub(crate) error: Error,
+    /// The entry, still owned by the caller.
+    pub(crate) entry: EntryPtr,
+}
+
+impl ZswapTree {
+    /// An empty tree (allocates the 1 KiB top array).
+    pub(crate) fn try_new(gfp: Gfp) -> Result<ZswapTree> {
+        let leaves = try_box(core::array::from_fn(|_| None), gfp)?;
+        Ok(ZswapTree {
+            inner: Mutex::new(TreeInner { leaves, nr: 0 }),
+        })
+    }
+
+    /// Number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.inner.lock().nr
+    }
+
+    /// Does the slot at `offset` hold an entry? (Identity only.)
+    pub(crate) fn load(&self, offset: u64) -> Option<EntryPtr> {
+        let (l, s) = split(offset);
+        let inner = self.inner.lock();
+        inner
+            .leaves
+            .get(l)?
+            .as_ref()?
+            .slots
+            .get(s)
+            .copied()
+            .flatten()
+    }
+
+    /// Would a store at `offset` need a new leaf?
+    #[cfg(test)]
+    pub(crate) fn needs_leaf(&self, offset: u64) -> bool {
+        let (l, _) = split(offset);
+        let inner = self.inner.lock();
+        !matches!(inner.leaves.get(l), Some(Some(_)))
+    }
+
+    /// Publishes `entry` at `offset`; returns the entry it replaced, now
+    /// owned by the caller.
+    ///
+    /// If the leaf is missing, `spare` is installed (and taken); without a
+    /// spare the entry is handed back with `EAGAIN`.
+    pub(crate) fn store(
+        &self,
+        offset: u64,
+        entry: EntryPtr,
+        spare: &mut Option<Box<Leaf>>,
+    ) -> core::result::Result<Option<OwnedEntry>, StoreError> {
+        let (l, s) = split(offset);
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let Some(top) = inner.leaves.get_mut(l) else {
+            return Err(StoreError {
+                error: Error::EINVAL,
+                entry,
+            });
+        };
+        if top.is_none() {
+            match spare.take() {
+                Some(leaf) => *top = Some(leaf),
+                None => {
+                    return Err(StoreError {
+                        error: Error::EAGAIN,
+                        entry,
+                    });
+                }
+            }
+        }
+        let Some(leaf) = top.as_mut() else {
+            return Err(StoreError {
+                error: Error::EAGAIN,
+                entry,
+            });
+        };
+        let Some(slot) = leaf.slots.get_mut(s) else {
+            return Err(StoreError {
+                error: Error::EINVAL,
+                entry,
+            });
+        };
+        let old = slot.replace(entry);
+        if old.is_none() {
+            leaf.nr += 1;
+            inner.nr += 1;
+        }
+        // SAFETY: `old` was in the tree (tree invariant) and we removed it
+        // under the tree lock: we are its only owner now.
+        Ok(old.map(|p| unsafe { OwnedEntry::from_erased(p) }))
+    }
+
+    /// Erases the entry at `offset` if there is one and, when `expect` is
+    /// given, if it is that very entry (compared by address, never
+    /// dereferenced). Empty leaves are handed back in `freed_leaf` so the
+    /// caller frees them after the lock is dropped.
+    fn erase_inner(
+        &self,
+        offset: u64,
+        expect: Option<usize>,
+        freed_leaf: &mut Option<Box<Leaf>>,
+    ) -> Option<OwnedEntry> {
+        let (l, s) = split(offset);
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let top = inner.leaves.get_mut(l)?;
+        let leaf = top.as_mut()?;
+        let slot = leaf.slots.get_mut(s)?;
+        let cur = (*slot)?;
+        if expect.is_some_and(|a| a != cur.addr()) {
+            return None;
+        }
+        *slot = None;
+        leaf.nr -= 1;
+        inner.nr -= 1;
+        if leaf.nr == 0 {
+            *freed_leaf = top.take();
+        }
+        // SAFETY: `cur` was in the tree and we removed it under the lock.
+        Some(unsafe { OwnedEntry::from_erased(cur) })
+    }
+
+    /// Erases whatever entry is at `offset` (invalidate, load).
+    pub(crate) fn erase(&self, offset: u64) -> Option<OwnedEntry> {
+        let mut leaf = None;
+        let r = self.erase_inner(offset, None, &mut leaf);
+        drop(leaf);
+        r
+    }
+
+    /// Erases the entry at `offset` only if it is the entry whose address is
+    /// `addr` (writeback's re-verification, Linux's `xa_cmpxchg`).
+    pub(crate) fn erase_if(&self, offset: u64, addr: usize) -> Option<OwnedEntry> {
+        let mut leaf = None;
+        let r = self.erase_inner(offset, Some(addr), &mut leaf);
+        drop(leaf);
+        r
+    }
+
+    /// Erases some entry, if any (teardown).
+    pub(crate) fn erase_any(&self) -> Option<OwnedEntry> {
+        let mut freed_leaf = None;
+        let r = {
+            let mut inner = self.inner.lock();
+            let inner = &mut *inner;
+            let mut found = None;
+            for top in inner.leaves.iter_mut() {
+                let Some(leaf) = top.as_mut() else { continue };
+                if let Some(slot) = leaf.slots.iter_mut().find(|s| s.is_some()) {
+                    found = slot.take();
+                    leaf.nr -= 1;
+                    inner.nr -= 1;
+                    if leaf.nr == 0 {
+                        freed_leaf = top.take();
+                    }
+                    break;
+                }
+            }
+            // SAFETY: `found` was in the tree and was removed under the lock.
+            found.map(|p| unsafe { OwnedEntry::from_erased(p) })
+        };
+        drop(freed_leaf);
+        r
+    }
+
+    /// Runs `f` on the entry at `offset` with the tree lock held (the entry
+    /// cannot be freed meanwhile). For diagnostics and test hooks.
+    pub(crate) fn with_entry<R>(
+        &self,
+        offset: u64,
+        f: impl FnOnce(&crate::entry::ZswapEntry) -> R,
+    ) -> Option<R> {
+        let (l, s) = split(offset);
+        let inner = self.inner.lock();
+        let p = inner
+            .leaves
+            .get(l)?
+            .as_ref()?
+            .slots
+            .get(s)
+            .copied()
+            .flatten()?;
+        // SAFETY: by the tree invariant `p` is live while it is in the tree,
+        // and it cannot leave the tree while we hold the lock.
+        Some(f(unsafe { p.0.as_ref() }))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::entry::ZswapEntry;
+    use swapcache::SwpEntry;
+
+    fn boxed(off: u64) -> EntryPtr {
+        EntryPtr::from_box(
+            try_box(ZswapEntry::new(SwpEntry::new(0, off).unwrap()), Gfp::KERNEL).unwrap(),
+        )
+    }
+
+    fn free(e: OwnedEntry) {
+        // SAFETY: never linked on an LRU in these tests.
+        drop(unsafe { e.free_memory() });
+    }
+
+    #[test]
+    fn store_needs_leaf_then_replaces_and_erases() {
+        let t = ZswapTree::try_new(Gfp::KERNEL).unwrap();
+        let a = boxed(5);
+        let mut spare = None;
+        let err = t.store(5, a, &mut spare).err().unwrap();
+        assert_eq!(err.error, Error::EAGAIN);
+        assert!(t.needs_leaf(5));
+        spare = Some(Leaf::try_new(Gfp::KERNEL).unwrap());
+        assert!(t.store(5, err.entry, &mut spare).ok().unwrap().is_none());
+        assert!(spare.is_none());
+        assert_eq!(t.len(), 1);
+        let b = boxed(5);
+        let old = t.store(5, b, &mut spare).ok().unwrap().unwrap();
+        assert_eq!(old.addr(), a.addr());
+        free(old);
+        assert_eq!(t.len(), 1);
+        // identity mismatch: nothing erased
+        assert!(t.erase_if(5, a.addr()).is_none());
+        let e = t.erase_if(5, b.addr()).unwrap();
+        free(e);
+        assert_eq!(t.len(), 0);
+        assert!(t.needs_leaf(5), "empty leaf freed");
+        assert!(t.erase(5).is_none());
+        assert!(t.load(TREE_PAGES + 5).is_none());
+    }
+}

@@ -1,0 +1,94 @@
+//! Writeback: decompress an entry into a new swap-cache folio and write it to
+//! the swap device (Linux: `zswap_writeback_entry`).
+
+use kbase::sync::Ordering;
+use kbase::{Error, Gfp, Result};
+use memcg::MemcgEvent;
+use swapcache::{Folio, SwpEntry};
+
+use crate::stats::Counters;
+use crate::{Zswap, ZswapEvent, ZswapPlatform};
+
+impl<P: ZswapPlatform> Zswap<P> {
+    /// Writes back the entry at `swp` whose address was `addr` when the LRU
+    /// walk picked it. `addr` is an identity only: the entry may have been
+    /// freed (and the address reused) since the LRU lock was dropped, so it
+    /// is never dereferenced until the tree confirms it.
+    ///
+    /// Errors: `EEXIST` the slot is already in the swap cache (a swap-in or
+    /// another shrinker owns it; counted in `writeback_skip_exists` by the
+    /// walker); `ENOENT`/`EINVAL` the slot or its device is gone; `ENOMEM`
+    /// no folio, or the entry is no longer the tree's (invalidated, maybe
+    /// reused); `EIO` decompression failed (entry kept) or the device write
+    /// failed (the data stays in the swap-cache folio, dirty).
+    pub(crate) fn writeback_entry(&self, addr: usize, swp: SwpEntry) -> Result<()> {
+        let swap = self.platform.swap_space();
+        let skip_if_exists = !self.wb_wait_on_exists.load(Ordering::Relaxed);
+        // Skipping (EEXIST) rather than waiting is what keeps a fault on this
+        // slot, whose memcg charge reclaimed into this very writeback, from
+        // waiting on itself forever. It also skips slots merely being swapped
+        // in by another task, where waiting would have worked: such pages are
+        // about to be hot and are poor writeback choices anyway.
+        // No zswap lock is held here: the charge hook may re-enter zswap.
+        let (folio, new) = swap.read_swap_cache_async(swp, Gfp::KERNEL, skip_if_exists)?;
+        if !new {
+            // Already in the swap cache: someone else owns the page.
+            return Err(Error::EEXIST);
+        }
+        // We own a locked folio in the swap cache for `swp`: no load, store
+        // or invalidate of this slot can run until we let go of it, and
+        // swapoff cannot free the trees (the slot is in use).
+        folio.clear_active();
+        self.platform.trace(ZswapEvent::WritebackOwned(swp));
+        let Some(owned) = self
+            .with_tree(swp, |t| t.erase_if(swp.offset(), addr))
+            .flatten()
+        else {
+            // Invalidated (and maybe reused) after the LRU lock was dropped.
+            self.writeback_abort(&folio);
+            return Err(Error::ENOMEM);
+        };
+        let r = folio
+            .with_page_mut(0, |dst| self.decompress(&owned, dst))
+            .unwrap_or(Err(Error::EIO));
+        if let Err(e) = r {
+            self.tree_reinsert(owned);
+            self.writeback_abort(&folio);
+            return Err(e);
+        }
+        Counters::inc(&self.stats.zswpwb);
+        if let Some(o) = owned.objcg.as_ref() {
+            o.memcg().count_event(MemcgEvent::Zswpwb, 1);
+        }
+        self.entry_free(owned);
+        folio.set_uptodate();
+        folio.set_reclaim();
+        // The write is synchronous: once it returns, finish the folio the
+        // way end-of-writeback would.
+        let w = folio
+            .with_page(0, |page| self.platform.backend().write_page(swp, page))
+            .unwrap_or(Err(Error::EIO));
+        match w {
+            Ok(()) => {
+                swap.delete_from_swap_cache(&folio);
+                folio.unlock();
+                Ok(())
+            }
+            Err(_) => {
+                // Like a failed swap write: the page stays in the swap cache,
+                // dirty, for reclaim to try again; nothing is lost.
+                folio.set_dirty();
+                folio.unlock();
+                Err(Error::EIO)
+            }
+        }
+    }
+
+    /// The abort path: take the folio out of the swap cache (clearing
+    /// `SWAP_HAS_CACHE`), unlock it, drop our reference (the caller's
+    /// `FolioRef` goes when it returns).
+    fn writeback_abort(&self, folio: &Folio) {
+        self.platform.swap_space().delete_from_swap_cache(folio);
+        folio.unlock();
+    }
+}
