@@ -1,0 +1,351 @@
+//! A tiny simulated kernel for zswap's tests: it owns the swap space, the
+//! cgroup tree, an in-memory swap device and zswap, and wires the platform
+//! hooks the way a kernel does:
+//!
+//! - the swap platform's `slot_freed` reaches `Zswap::invalidate` through a
+//!   `Weak<Kernel>` set once the kernel exists (no reference cycle: the
+//!   kernel owns the swap space, the swap space's platform only a `Weak`);
+//! - its `charge_swapin` sets the folio's cgroup from the swap-cgroup record
+//!   and, when asked, runs reclaim (`Zswap::shrink_memcg`) the way a charge
+//!   over `memory.max` does: the fault-plus-reclaim recursion;
+//! - zswap's platform holds `Arc`s of the swap space, the cgroup tree and
+//!   the device, and records queued shrink work.
+//!
+//! The "mm" side (swap-out, swap-in, process exit) is written here with the
+//! swapcache crate's real calls, in the order Linux's reclaim and fault paths
+//! use them.
+#![allow(dead_code)]
+
+use std::boxed::Box;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::vec::Vec;
+
+use kbase::{CpuInfo, Error, FaultInjector, Gfp, HeapPageAllocator, PAGE_SIZE, PageAllocator, Result, UniCpu};
+use memcg::{MemcgRef, MemcgTree};
+use swapcache::{Folio, FolioRef, MemBackend, SwapBackend, SwapPlatform, SwapSpace, SwpEntry};
+use zswap_core::{Zswap, ZswapEvent, ZswapParams, ZswapPlatform};
+
+/// A trace hook: runs at zswap's trace points.
+pub type Hook = Arc<dyn Fn(&Kernel, ZswapEvent) + Send + Sync>;
+
+/// The swap core's platform.
+pub struct SwapPlat {
+    alloc: &'static dyn PageAllocator,
+    kernel: OnceLock<Weak<Kernel>>,
+    /// Run `shrink_memcg` on the faulting cgroup from the charge hook.
+    pub reclaim_on_charge: AtomicBool,
+    /// Results of those reclaim runs.
+    pub reclaim_results: Mutex<Vec<Result<()>>>,
+    /// `swapcache_wait` gives up with EDEADLK after this many waits (a
+    /// simulator's recursion detector; 0 = wait forever).
+    pub wait_limit: AtomicU32,
+    /// Number of `slot_freed` calls.
+    pub slots_freed: AtomicUsize,
+}
+
+impl SwapPlat {
+    fn kernel(&self) -> Option<Arc<Kernel>> {
+        self.kernel.get()?.upgrade()
+    }
+}
+
+impl SwapPlatform for SwapPlat {
+    fn page_allocator(&self) -> &'static dyn PageAllocator {
+        self.alloc
+    }
+
+    fn charge_swapin(&self, folio: &Folio, entry: SwpEntry, _gfp: Gfp) -> Result<()> {
+        let Some(k) = self.kernel() else {
+            return Ok(());
+        };
+        let id = k.swap.lookup_swap_cgroup_id(entry);
+        folio.set_memcg_id(id);
+        if self.reclaim_on_charge.load(Ordering::Relaxed) {
+            if let Some(m) = k.memcg.as_ref().and_then(|t| t.get(id)) {
+                let r = k.zswap.shrink_memcg(&m);
+                self.reclaim_results.lock().unwrap().push(r);
+            }
+        }
+        Ok(())
+    }
+
+    fn slot_freed(&self, entry: SwpEntry) {
+        self.slots_freed.fetch_add(1, Ordering::Relaxed);
+        if let Some(k) = self.kernel() {
+            k.zswap.invalidate(entry);
+            k.backend.discard(entry);
+        }
+    }
+
+    fn swapcache_wait(&self, _entry: SwpEntry, attempt: u32) -> Result<()> {
+        let limit = self.wait_limit.load(Ordering::Relaxed);
+        if limit != 0 && attempt >= limit {
+            return Err(Error::EDEADLK);
+        }
+        kbase::sync::cpu_relax();
+        Ok(())
+    }
+}
+
+/// zswap's platform.
+pub struct ZPlat {
+    alloc: &'static dyn PageAllocator,
+    cpu: UniCpu,
+    totalram: u64,
+    swap: Arc<SwapSpace<SwapPlat>>,
+    backend: Arc<MemBackend>,
+    memcg: Option<Arc<MemcgTree>>,
+    kernel: OnceLock<Weak<Kernel>>,
+    /// Times the shrink worker was queued.
+    pub queued: AtomicUsize,
+    hook: Mutex<Option<Hook>>,
+}
+
+impl ZswapPlatform for ZPlat {
+    type Swap = SwapPlat;
+
+    fn page_allocator(&self) -> &'static dyn PageAllocator {
+        self.alloc
+    }
+    fn cpu(&self) -> &dyn CpuInfo {
+        &self.cpu
+    }
+    fn totalram_pages(&self) -> u64 {
+        self.totalram
+    }
+    fn swap_space(&self) -> &SwapSpace<SwapPlat> {
+        &self.swap
+    }
+    fn backend(&self) -> &dyn SwapBackend {
+        &*self.backend
+    }
+    fn memcg_tree(&self) -> Option<&MemcgTree> {
+        self.memcg.as_deref()
+    }
+    fn queue_shrink_work(&self) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+    }
+    fn trace(&self, ev: ZswapEvent) {
+        let hook = self.hook.lock().unwrap().clone();
+        if let (Some(h), Some(k)) = (hook, self.kernel.get().and_then(Weak::upgrade)) {
+            h(&k, ev);
+        }
+    }
+}
+
+/// The simulated kernel.
+pub struct Kernel {
+    pub alloc: &'static FaultInjector<HeapPageAllocator>,
+    pub swap: Arc<SwapSpace<SwapPlat>>,
+    pub memcg: Option<Arc<MemcgTree>>,
+    pub backend: Arc<MemBackend>,
+    pub zswap: Zswap<ZPlat>,
+    pub swp_type: u32,
+}
+
+/// Configuration of a test kernel.
+pub struct Config {
+    pub totalram: u64,
+    pub swap_pages: u64,
+    pub memcg: bool,
+    pub params: ZswapParams,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            totalram: 1 << 16,
+            swap_pages: 1024,
+            memcg: true,
+            params: ZswapParams {
+                shrinker_enabled: true,
+                ..ZswapParams::default()
+            },
+        }
+    }
+}
+
+impl Kernel {
+    /// A kernel with one swap device switched on.
+    pub fn new(cfg: Config) -> Arc<Kernel> {
+        let alloc: &'static FaultInjector<HeapPageAllocator> =
+            Box::leak(Box::new(FaultInjector::new(HeapPageAllocator::new())));
+        let swap = Arc::new(SwapSpace::new(SwapPlat {
+            alloc,
+            kernel: OnceLock::new(),
+            reclaim_on_charge: AtomicBool::new(false),
+            reclaim_results: Mutex::new(Vec::new()),
+            wait_limit: AtomicU32::new(1000),
+            slots_freed: AtomicUsize::new(0),
+        }));
+        let memcg = cfg
+            .memcg
+            .then(|| Arc::new(MemcgTree::new(Gfp::KERNEL).unwrap()));
+        let backend = Arc::new(MemBackend::new());
+        let zswap = Zswap::new(
+            ZPlat {
+                alloc,
+                cpu: UniCpu,
+                totalram: cfg.totalram,
+                swap: swap.clone(),
+                backend: backend.clone(),
+                memcg: memcg.clone(),
+                kernel: OnceLock::new(),
+                queued: AtomicUsize::new(0),
+                hook: Mutex::new(None),
+            },
+            cfg.params,
+            Gfp::KERNEL,
+        )
+        .unwrap();
+        let swp_type = swap.swapon(cfg.swap_pages, Gfp::KERNEL).unwrap();
+        zswap.swapon(swp_type, cfg.swap_pages).unwrap();
+        let k = Arc::new(Kernel {
+            alloc,
+            swap,
+            memcg,
+            backend,
+            zswap,
+            swp_type,
+        });
+        let _ = k.swap.platform().kernel.set(Arc::downgrade(&k));
+        let _ = k.zswap.platform().kernel.set(Arc::downgrade(&k));
+        k
+    }
+
+    /// A default kernel.
+    pub fn default_kernel() -> Arc<Kernel> {
+        Kernel::new(Config::default())
+    }
+
+    pub fn sp(&self) -> &SwapPlat {
+        self.swap.platform()
+    }
+
+    /// Installs a trace hook.
+    pub fn set_hook(&self, h: Option<Hook>) {
+        *self.zswap.platform().hook.lock().unwrap() = h;
+    }
+
+    /// The root cgroup, or a child created at `path`.
+    pub fn cgroup(&self, path: &str) -> MemcgRef {
+        let t = self.memcg.as_ref().expect("memcg enabled");
+        t.lookup(path)
+            .unwrap_or_else(|_| t.create(path, Gfp::KERNEL).unwrap())
+    }
+
+    /// Allocates a one-page folio holding `data`.
+    pub fn page_folio(&self, data: &[u8; PAGE_SIZE]) -> FolioRef {
+        let f = Folio::alloc(self.alloc, 1, Gfp::KERNEL).unwrap();
+        f.with_page_mut(0, |p| p.copy_from_slice(data)).unwrap();
+        f
+    }
+
+    /// Reclaim's swap-out of a folio: slots + swap cache, cgroup record,
+    /// `zswap_store`, else a device write; then the folio leaves the swap
+    /// cache. The slots keep count 1 (the page-table reference). Returns the
+    /// first slot and whether zswap took it.
+    pub fn swap_out_folio(&self, folio: &FolioRef, memcg: Option<&MemcgRef>) -> (SwpEntry, Result<()>) {
+        let id = memcg.map_or(0, |m| m.id());
+        folio.set_memcg_id(id);
+        folio.lock();
+        let swp = self.swap.add_to_swap(folio, Gfp::KERNEL).unwrap();
+        self.swap
+            .swap_cgroup_record(swp, folio.nr_pages(), id)
+            .unwrap();
+        let r = self.zswap.store(folio);
+        if r.is_err() {
+            for i in 0..folio.nr_pages() {
+                folio
+                    .with_page(i, |p| self.backend.write_page(swp.checked_add(i as u64).unwrap(), p))
+                    .unwrap()
+                    .unwrap();
+            }
+        }
+        self.swap.delete_from_swap_cache(folio);
+        folio.unlock();
+        (swp, r)
+    }
+
+    /// Swaps out one page of `data` charged to `memcg`.
+    pub fn swap_out(&self, data: &[u8; PAGE_SIZE], memcg: Option<&MemcgRef>) -> (SwpEntry, Result<()>) {
+        let f = self.page_folio(data);
+        self.swap_out_folio(&f, memcg)
+    }
+
+    /// A fault on `swp`: brings the page into the swap cache (from zswap or
+    /// the device), then maps it (drops the slot's count and the swap cache,
+    /// which frees the slot). Returns the page, or the error.
+    pub fn swap_in(&self, swp: SwpEntry) -> Result<Box<[u8; PAGE_SIZE]>> {
+        let (folio, new) = self.swap.read_swap_cache_async(swp, Gfp::KERNEL, false)?;
+        if new {
+            match self.zswap.load(&folio) {
+                Ok(()) => {}
+                Err(Error::ENOENT) => {
+                    let r = folio
+                        .with_page_mut(0, |p| self.backend.read_page(swp, p))
+                        .unwrap();
+                    if let Err(e) = r {
+                        self.swap.delete_from_swap_cache(&folio);
+                        folio.unlock();
+                        return Err(e);
+                    }
+                    folio.set_uptodate();
+                    self.zswap.folio_swapin(&folio);
+                }
+                Err(e) => {
+                    self.swap.delete_from_swap_cache(&folio);
+                    folio.unlock();
+                    return Err(e);
+                }
+            }
+            folio.unlock();
+        }
+        let mut out = Box::new([0u8; PAGE_SIZE]);
+        folio.with_page(0, |p| out.copy_from_slice(p)).unwrap();
+        // Map it: the page table takes the page; the slot goes.
+        self.swap.swap_free(swp)?;
+        folio.lock();
+        self.swap.delete_from_swap_cache(&folio);
+        folio.unlock();
+        Ok(out)
+    }
+
+    /// Process exit: the page-table reference to `swp` goes.
+    pub fn release(&self, swp: SwpEntry) {
+        self.swap.free_swap_and_cache(swp).unwrap();
+    }
+
+    /// Pages currently allocated from the page allocator.
+    pub fn pages_allocated(&self) -> usize {
+        self.alloc.inner().allocated_pages()
+    }
+}
+
+/// A page that compresses well and is not same-filled.
+pub fn compressible(seed: u8) -> Box<[u8; PAGE_SIZE]> {
+    let mut p = Box::new([0u8; PAGE_SIZE]);
+    for (i, b) in p.iter_mut().enumerate() {
+        *b = if i % 64 < 8 { seed.wrapping_add((i / 64) as u8) } else { 0 };
+    }
+    p
+}
+
+/// A page that does not compress (xorshift noise).
+pub fn incompressible(seed: u64) -> Box<[u8; PAGE_SIZE]> {
+    let mut p = Box::new([0u8; PAGE_SIZE]);
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for chunk in p.chunks_exact_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_ne_bytes());
+    }
+    p
+}
+
+/// A same-filled page.
+pub fn same_filled(byte: u8) -> Box<[u8; PAGE_SIZE]> {
+    Box::new([byte; PAGE_SIZE])
+}

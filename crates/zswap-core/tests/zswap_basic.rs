@@ -1,0 +1,351 @@
+//! End-to-end behaviour through a small simulated kernel: store, load,
+//! invalidate, writeback, shrinkers, limits, parameters, stats.
+#![cfg(not(loom))]
+
+mod common;
+
+use common::*;
+use kbase::{Error, Gfp, PAGE_SIZE};
+use zswap_core::{ENTRY_SIZE, METADATA_BYTES_PER_PAGE, ShrinkControl, ShrinkResult, ZswapParams};
+
+#[test]
+fn entry_size_and_metadata_per_page() {
+    assert_eq!(ENTRY_SIZE, 48);
+    assert_eq!(METADATA_BYTES_PER_PAGE, 56);
+}
+
+#[test]
+fn store_then_load_round_trips_and_is_exclusive() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("a");
+    let page = compressible(7);
+    let (swp, r) = k.swap_out(&page, Some(&cg));
+    r.unwrap();
+    let s = k.zswap.stats();
+    assert_eq!(s.stored_pages, 1);
+    assert_eq!(s.zswpout, 1);
+    assert!(s.pool_total_size > 0);
+    assert!(k.zswap.is_present(swp));
+    assert_eq!(k.zswap.lru_count(Some(&cg)), 1);
+    assert!(cg.zswap_current() > 0 && cg.zswap_current() < PAGE_SIZE as u64);
+    assert_eq!(cg.stat().zswpout, 1);
+    let back = k.swap_in(swp).unwrap();
+    assert_eq!(&back[..], &page[..]);
+    let s = k.zswap.stats();
+    assert_eq!(s.stored_pages, 0);
+    assert_eq!(s.zswpin, 1);
+    assert!(!k.zswap.is_present(swp));
+    assert_eq!(k.zswap.lru_entries(), 0);
+    assert_eq!(cg.zswap_current(), 0);
+    assert_eq!(cg.stat().zswpin, 1);
+}
+
+#[test]
+fn same_filled_pages_take_no_pool_space_and_stay_off_the_lru() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("a");
+    let page = same_filled(0x5a);
+    let (swp, r) = k.swap_out(&page, Some(&cg));
+    r.unwrap();
+    let s = k.zswap.stats();
+    assert_eq!((s.stored_pages, s.same_filled_pages), (1, 1));
+    assert_eq!(s.pool_total_size, 0);
+    assert_eq!(k.zswap.lru_entries(), 0);
+    // Never written back: shrink finds nothing.
+    assert_eq!(k.zswap.shrink_memcg(&cg), Err(Error::ENOENT));
+    assert_eq!(&k.swap_in(swp).unwrap()[..], &page[..]);
+    assert_eq!(k.zswap.stats().same_filled_pages, 0);
+}
+
+#[test]
+fn invalidate_on_slot_free_drops_the_entry_and_pool_pages() {
+    let k = Kernel::default_kernel();
+    let before = k.pages_allocated();
+    let mut slots = Vec::new();
+    for i in 0..64 {
+        let (swp, r) = k.swap_out(&compressible(i), None);
+        r.unwrap();
+        slots.push(swp);
+    }
+    assert_eq!(k.zswap.stats().stored_pages, 64);
+    for s in slots {
+        k.release(s);
+    }
+    let st = k.zswap.stats();
+    assert_eq!(st.stored_pages, 0);
+    assert_eq!(st.pool_total_size, 0);
+    assert_eq!(k.pages_allocated(), before);
+}
+
+#[test]
+fn shrink_memcg_writes_back_oldest_with_second_chance() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("wb");
+    let pages: Vec<_> = (0..4).map(|i| compressible(i * 3 + 1)).collect();
+    let slots: Vec<_> = pages.iter().map(|p| k.swap_out(p, Some(&cg)).0).collect();
+    // First pass: every entry referenced: rotations, then writebacks of the
+    // oldest (the walk examines 32 entries: 4 rotations, then 4 writebacks).
+    k.zswap.shrink_memcg(&cg).unwrap();
+    let s = k.zswap.stats();
+    assert_eq!(s.written_back_pages, 4);
+    assert_eq!(s.zswpwb, 4);
+    assert_eq!(cg.stat().zswpwb, 4);
+    assert_eq!(s.stored_pages, 0);
+    assert_eq!(k.swap.lookup(slots[0]).map(|_| ()), None, "folio left the swap cache");
+    // The pages now come from the device, bit-exact.
+    for (s, p) in slots.iter().zip(&pages) {
+        assert_eq!(&k.swap_in(*s).unwrap()[..], &p[..]);
+    }
+    assert_eq!(k.zswap.shrink_memcg(&cg), Err(Error::ENOENT));
+}
+
+#[test]
+fn shrink_memcg_without_writeback_is_enoent() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("nowb");
+    cg.set_zswap_writeback("0").unwrap();
+    k.swap_out(&compressible(1), Some(&cg)).1.unwrap();
+    assert_eq!(k.zswap.shrink_memcg(&cg), Err(Error::ENOENT));
+    assert_eq!(k.zswap.stats().written_back_pages, 0);
+}
+
+#[test]
+fn incompressible_pages_are_stored_raw_when_writeback_is_on() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("incomp");
+    let page = incompressible(3);
+    let (swp, r) = k.swap_out(&page, Some(&cg));
+    r.unwrap();
+    let s = k.zswap.stats();
+    assert_eq!(s.stored_incompressible_pages, 1);
+    assert_eq!(cg.stat().zswap_incomp, PAGE_SIZE as u64);
+    assert_eq!(&k.swap_in(swp).unwrap()[..], &page[..]);
+    assert_eq!(k.zswap.stats().stored_incompressible_pages, 0);
+}
+
+#[test]
+fn incompressible_pages_are_rejected_when_writeback_is_off() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("incomp_nowb");
+    cg.set_zswap_writeback("0").unwrap();
+    let page = incompressible(4);
+    let (swp, r) = k.swap_out(&page, Some(&cg));
+    assert!(r.is_err());
+    let s = k.zswap.stats();
+    assert_eq!(s.stored_pages, 0);
+    assert_eq!(s.reject_compress_fail + s.reject_compress_poor, 1);
+    assert!(!k.zswap.is_present(swp));
+    assert_eq!(&k.swap_in(swp).unwrap()[..], &page[..]);
+}
+
+#[test]
+fn global_limit_with_hysteresis_queues_the_worker() {
+    // 100 pages of RAM, 10 % limit: 10 pool pages, accept threshold 50 %.
+    let k = Kernel::new(Config {
+        totalram: 100,
+        params: ZswapParams {
+            max_pool_percent: 10,
+            accept_threshold_percent: 50,
+            shrinker_enabled: true,
+            ..ZswapParams::default()
+        },
+        ..Config::default()
+    });
+    let mut stored = Vec::new();
+    let mut rejected = 0;
+    for i in 0..200u64 {
+        let (swp, r) = k.swap_out(&incompressible(i + 10), None);
+        match r {
+            Ok(()) => stored.push(swp),
+            Err(e) => {
+                assert_eq!(e, Error::ENOSPC);
+                rejected += 1;
+            }
+        }
+    }
+    let s = k.zswap.stats();
+    assert!(rejected > 0);
+    assert!(s.pool_limit_hit >= 1);
+    assert_eq!(s.reject_pool_limit, rejected);
+    assert!(k.zswap.total_pages() as u64 <= k.zswap.max_pool_pages() + 1);
+    assert!(k.zswap.platform().queued.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    // Hysteresis: one freed page is not enough to accept again.
+    k.release(stored.pop().unwrap());
+    let (_, r) = k.swap_out(&incompressible(999), None);
+    assert_eq!(r, Err(Error::ENOSPC));
+    // The worker shrinks to the accept threshold; then stores are accepted.
+    k.zswap.shrink_worker();
+    assert!(k.zswap.total_pages() as u64 <= k.zswap.accept_thr_pages());
+    let (_, r) = k.swap_out(&incompressible(1000), None);
+    r.unwrap();
+}
+
+#[test]
+fn memcg_zswap_max_shrinks_once_then_stores() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("lim");
+    cg.set_zswap_max("4096").unwrap();
+    // One raw page: 4096 bytes, the cgroup is at its one-page limit.
+    let (first, r) = k.swap_out(&incompressible(1), Some(&cg));
+    r.unwrap();
+    // The next store writes the oldest entry back (one shrink_memcg) and
+    // proceeds, even though the cgroup stays at its limit.
+    let (_, r) = k.swap_out(&incompressible(2), Some(&cg));
+    r.unwrap();
+    assert_eq!(k.zswap.stats().written_back_pages, 1);
+    assert!(!k.zswap.is_present(first));
+    assert_eq!(&k.swap_in(first).unwrap()[..], &incompressible(1)[..]);
+}
+
+#[test]
+fn memcg_zswap_max_zero_writes_nothing_back() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("zero");
+    k.swap_out(&compressible(1), Some(&cg)).1.unwrap();
+    cg.set_zswap_max("0").unwrap();
+    let (swp, r) = k.swap_out(&compressible(2), Some(&cg));
+    assert_eq!(r, Err(Error::ENOSPC));
+    let s = k.zswap.stats();
+    assert_eq!(s.written_back_pages, 0);
+    assert_eq!(s.zswpwb, 0);
+    assert_eq!(cg.stat().zswpwb, 0);
+    assert_eq!(s.reject_memcg_limit, 1);
+    assert_eq!(&k.swap_in(swp).unwrap()[..], &compressible(2)[..]);
+}
+
+#[test]
+fn dynamic_shrinker_count_and_scan() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("dyn");
+    for i in 0..8 {
+        k.swap_out(&compressible(i), Some(&cg)).1.unwrap();
+    }
+    let sc = ShrinkControl::new(Some(cg.clone()), 64);
+    let n = k.zswap.shrinker_count(&sc);
+    assert!(n > 0 && n <= 8, "scaled by the compression ratio: {n}");
+    let mut nofs = sc.clone();
+    nofs.gfp = Gfp::NOIO;
+    assert_eq!(k.zswap.shrinker_count(&nofs), 0);
+    let mut sc = ShrinkControl::new(Some(cg.clone()), 64);
+    assert_eq!(k.zswap.shrinker_scan(&mut sc), ShrinkResult::Freed(8));
+    assert_eq!(sc.nr_scanned, 16);
+    k.zswap.set_param("shrinker_enabled", "0").unwrap();
+    k.swap_out(&compressible(9), Some(&cg)).1.unwrap();
+    assert_eq!(k.zswap.shrinker_count(&ShrinkControl::new(Some(cg.clone()), 64)), 0);
+    let mut sc = ShrinkControl::new(Some(cg), 64);
+    assert_eq!(k.zswap.shrinker_scan(&mut sc), ShrinkResult::Stop);
+}
+
+#[test]
+fn disk_swapins_reduce_the_shrinker_count() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("prot");
+    let swp: Vec<_> = (0..4).map(|i| k.swap_out(&compressible(i), Some(&cg)).0).collect();
+    k.zswap.shrink_memcg(&cg).unwrap();
+    // Raw pages: compression ratio 1, so the count is the list length.
+    for i in 0..4 {
+        k.swap_out(&incompressible(10 + i), Some(&cg)).1.unwrap();
+    }
+    let sc = ShrinkControl::new(Some(cg.clone()), 64);
+    let full = k.zswap.shrinker_count(&sc);
+    // Two pages read from the device: the shrinker backs off.
+    k.swap_in(swp[0]).unwrap();
+    k.swap_in(swp[1]).unwrap();
+    let reduced = k.zswap.shrinker_count(&sc);
+    assert_eq!(full, 4);
+    assert_eq!(reduced, 2);
+    // Consumed: the next count is back to the list length.
+    assert_eq!(k.zswap.shrinker_count(&sc), 4);
+}
+
+#[test]
+fn set_param_validates_and_changes_nothing_on_error() {
+    let k = Kernel::default_kernel();
+    let before = k.zswap.params();
+    for (n, v) in [
+        ("max_pool_percent", "101"),
+        ("max_pool_percent", "x"),
+        ("accept_threshold_percent", "-3"),
+        ("enabled", "maybe"),
+        ("shrinker_enabled", ""),
+        ("nope", "1"),
+        ("compressor", "lzo"),
+    ] {
+        assert_eq!(k.zswap.set_param(n, v), Err(Error::EINVAL), "{n}={v}");
+    }
+    assert_eq!(k.zswap.params(), before);
+    k.zswap.set_param("max_pool_percent", "33\n").unwrap();
+    k.zswap.set_param("enabled", "N").unwrap();
+    let p = k.zswap.params();
+    assert_eq!((p.max_pool_percent, p.enabled), (33, false));
+    let (_, r) = k.swap_out(&compressible(1), None);
+    assert_eq!(r, Err(Error::ENOENT));
+    assert_eq!(k.zswap.stats().reject_disabled, 1);
+}
+
+#[test]
+fn stats_iterate_with_linux_names() {
+    let k = Kernel::default_kernel();
+    let names: Vec<_> = k.zswap.stats().iter().map(|(n, _)| n).collect();
+    for n in [
+        "stored_pages",
+        "stored_incompressible_pages",
+        "same_filled_pages",
+        "pool_total_size",
+        "pool_limit_hit",
+        "written_back_pages",
+        "reject_reclaim_fail",
+        "reject_alloc_fail",
+        "reject_kmemcache_fail",
+        "reject_compress_fail",
+        "reject_compress_poor",
+        "decompress_fail",
+        "zswpin",
+        "zswpout",
+        "zswpwb",
+        "writeback_skip_exists",
+    ] {
+        assert!(names.contains(&n), "{n}");
+    }
+    assert_eq!(k.zswap.stats().get("stored_pages"), Some(0));
+}
+
+#[test]
+fn swapoff_refuses_while_entries_remain() {
+    let k = Kernel::default_kernel();
+    let (swp, r) = k.swap_out(&compressible(1), None);
+    r.unwrap();
+    assert_eq!(k.zswap.swapoff(k.swp_type), Err(Error::EBUSY));
+    k.swap_in(swp).unwrap();
+    k.swap.swapoff(k.swp_type).unwrap();
+    k.zswap.swapoff(k.swp_type).unwrap();
+    assert_eq!(k.zswap.swapoff(k.swp_type), Err(Error::EINVAL));
+}
+
+#[test]
+fn trees_are_split_per_64_mib() {
+    let k = Kernel::new(Config {
+        swap_pages: 3 * 16384 + 5,
+        ..Config::default()
+    });
+    // Slots in different trees work independently.
+    let mut slots = Vec::new();
+    for i in 0..3 {
+        let (s, r) = k.swap_out(&compressible(i), None);
+        r.unwrap();
+        slots.push(s);
+    }
+    assert!(slots.iter().all(|s| k.zswap.is_present(*s)));
+}
+
+#[test]
+fn dropping_zswap_frees_every_pool_page() {
+    let k = Kernel::default_kernel();
+    for i in 0..32 {
+        k.swap_out(&compressible(i), None).1.unwrap();
+    }
+    assert!(k.pages_allocated() > 0);
+    let alloc = k.alloc;
+    drop(k);
+    assert_eq!(alloc.inner().allocated_pages(), 0);
+}
