@@ -1,0 +1,119 @@
+//! Loom models of the pool's locking: two threads allocating, writing,
+//! reading and freeing in different classes and in the same class, and
+//! compaction racing a read of an object it moves. The pool's real code runs
+//! on loom's primitives through `kbase::sync`.
+#![cfg(loom)]
+
+use kbase::{Gfp, HeapPageAllocator};
+use loom::sync::Arc;
+use loom::thread;
+use zpool::{ZsConfig, ZsPool};
+
+type Pool = ZsPool<HeapPageAllocator>;
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(2);
+    }
+    b.check(f);
+}
+
+fn pool() -> Arc<Pool> {
+    // One-page chains: fewer classes, and compaction has whole pages to free.
+    let cfg = ZsConfig { max_pages_per_zspage: 1 };
+    Arc::new(ZsPool::with_config(HeapPageAllocator::new(), cfg).unwrap())
+}
+
+fn round_trip(p: &Pool, size: usize, byte: u8) {
+    let h = p.malloc(size, Gfp::KERNEL).unwrap();
+    p.write(h, &vec![byte; size]).unwrap();
+    let ok = p
+        .read_with(h, |a, b| a.iter().chain(b).all(|&x| x == byte) && a.len() + b.len() == size)
+        .unwrap();
+    assert!(ok);
+    p.free(h).unwrap();
+}
+
+#[test]
+fn two_threads_different_classes() {
+    model(|| {
+        let p = pool();
+        let q = p.clone();
+        let t = thread::spawn(move || round_trip(&q, 100, 1));
+        round_trip(&p, 3000, 2);
+        t.join().unwrap();
+        assert_eq!(p.total_pages(), 0);
+        assert_eq!(p.allocator().allocated_pages(), 0);
+    });
+}
+
+#[test]
+fn two_threads_same_class() {
+    model(|| {
+        let p = pool();
+        // One object keeps the zspage alive; both threads then race for the
+        // last free slots and for a new zspage.
+        let keep = p.malloc(1000, Gfp::KERNEL).unwrap();
+        let q = p.clone();
+        let t = thread::spawn(move || round_trip(&q, 1000, 1));
+        round_trip(&p, 1000, 2);
+        t.join().unwrap();
+        p.free(keep).unwrap();
+        assert_eq!(p.total_pages(), 0);
+        assert_eq!(p.allocator().allocated_pages(), 0);
+    });
+}
+
+#[test]
+fn two_threads_race_to_create_the_first_zspage() {
+    model(|| {
+        // Both may allocate a zspage with the lock dropped; the loser's
+        // spare goes back to the page allocator.
+        let p = pool();
+        let q = p.clone();
+        let t = thread::spawn(move || q.malloc(1000, Gfp::KERNEL).unwrap());
+        let h1 = p.malloc(1000, Gfp::KERNEL).unwrap();
+        let h2 = t.join().unwrap();
+        assert_ne!(h1, h2);
+        assert_eq!(p.total_pages(), 1);
+        assert_eq!(p.allocator().allocated_pages(), 1);
+        p.free(h1).unwrap();
+        p.free(h2).unwrap();
+        assert_eq!(p.allocator().allocated_pages(), 0);
+    });
+}
+
+#[test]
+fn compaction_races_a_read() {
+    model(|| {
+        let p = pool();
+        // 1000-byte class: 4 per page. Zspage A keeps one object, B three:
+        // compaction moves A's object into B's hole and frees A.
+        let hs: Vec<_> = (0..8).map(|_| p.malloc(1000, Gfp::KERNEL).unwrap()).collect();
+        for (i, h) in hs.iter().enumerate() {
+            p.write(*h, &[i as u8; 1000]).unwrap();
+        }
+        for i in [0, 1, 2, 6] {
+            p.free(hs[i]).unwrap();
+        }
+        assert_eq!(p.total_pages(), 2);
+        let q = p.clone();
+        let moved = hs[3];
+        let t = thread::spawn(move || q.compact());
+        let ok = p
+            .read_with(moved, |a, b| a.iter().chain(b).all(|&x| x == 3))
+            .unwrap();
+        assert!(ok);
+        assert_eq!(t.join().unwrap(), 1);
+        assert_eq!(p.total_pages(), 1);
+        for i in [3, 4, 5, 7] {
+            let ok = p
+                .read_with(hs[i], |a, b| a.iter().chain(b).all(|&x| x == i as u8))
+                .unwrap();
+            assert!(ok);
+            p.free(hs[i]).unwrap();
+        }
+        assert_eq!(p.allocator().allocated_pages(), 0);
+    });
+}

@@ -1,0 +1,138 @@
+//! Random alloc/write/read/free/compact sequences against a plain model
+//! (handle -> bytes): every read returns what was written, stale handles are
+//! refused, counters match, and freeing everything leaves zero pages.
+#![cfg(not(loom))]
+
+use std::collections::HashMap;
+
+use kbase::{Error, Gfp, HeapPageAllocator, PAGE_SIZE};
+use proptest::prelude::*;
+use zpool::{Handle, ZsConfig, ZsPool};
+
+#[derive(Clone, Debug)]
+enum Op {
+    Malloc(usize, u8),
+    Write(usize, u8),
+    Read(usize),
+    Free(usize),
+    FreeStale(usize),
+    Compact,
+}
+
+fn size() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        1usize..64,
+        64usize..1600,
+        1600usize..PAGE_SIZE,
+        (PAGE_SIZE - 200)..=PAGE_SIZE,
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (size(), any::<u8>()).prop_map(|(s, b)| Op::Malloc(s, b)),
+        2 => (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Op::Write(i, b)),
+        3 => any::<usize>().prop_map(Op::Read),
+        4 => any::<usize>().prop_map(Op::Free),
+        1 => any::<usize>().prop_map(Op::FreeStale),
+        1 => Just(Op::Compact),
+    ]
+}
+
+fn bytes(seed: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| seed.wrapping_add((i * 7 + i / 251) as u8)).collect()
+}
+
+fn config() -> ProptestConfig {
+    if cfg!(miri) {
+        ProptestConfig {
+            cases: 4,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    } else {
+        ProptestConfig {
+            cases: 96,
+            ..ProptestConfig::default()
+        }
+    }
+}
+
+fn max_ops() -> usize {
+    if cfg!(miri) { 40 } else { 400 }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn pool_matches_model(
+        chain in 1usize..=8,
+        ops in prop::collection::vec(op(), 1..max_ops()),
+    ) {
+        let a = HeapPageAllocator::new();
+        let p = ZsPool::with_config(&a, ZsConfig { max_pages_per_zspage: chain }).unwrap();
+        let mut live: Vec<Handle> = Vec::new();
+        let mut model: HashMap<Handle, Vec<u8>> = HashMap::new();
+        let mut stale: Vec<Handle> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Malloc(s, b) => {
+                    let h = p.malloc(s, Gfp::KERNEL).unwrap();
+                    prop_assert!(!model.contains_key(&h));
+                    let d = bytes(b, s);
+                    p.write(h, &d).unwrap();
+                    live.push(h);
+                    model.insert(h, d);
+                }
+                Op::Write(i, b) if !live.is_empty() => {
+                    let h = live[i % live.len()];
+                    let d = model.get_mut(&h).unwrap();
+                    // Partial write: the head changes, the tail stays.
+                    let n = 1 + (b as usize) % d.len();
+                    let new = bytes(b ^ 0x5a, n);
+                    p.write(h, &new).unwrap();
+                    d[..n].copy_from_slice(&new);
+                }
+                Op::Read(i) if !live.is_empty() => {
+                    let h = live[i % live.len()];
+                    let d = &model[&h];
+                    let mut buf = vec![0u8; PAGE_SIZE];
+                    prop_assert_eq!(p.read(h, &mut buf).unwrap(), d.len());
+                    prop_assert_eq!(&buf[..d.len()], &d[..]);
+                    let joined = p.read_with(h, |x, y| [x, y].concat()).unwrap();
+                    prop_assert_eq!(&joined, d);
+                }
+                Op::Free(i) if !live.is_empty() => {
+                    let h = live.swap_remove(i % live.len());
+                    model.remove(&h);
+                    p.free(h).unwrap();
+                    stale.push(h);
+                }
+                Op::FreeStale(i) if !stale.is_empty() => {
+                    let h = stale[i % stale.len()];
+                    prop_assert_eq!(p.free(h), Err(Error::ENOENT));
+                    prop_assert_eq!(p.read(h, &mut [0; PAGE_SIZE]), Err(Error::ENOENT));
+                }
+                Op::Compact => {
+                    let before = p.total_pages();
+                    let freed = p.compact();
+                    prop_assert_eq!(p.total_pages(), before - freed);
+                }
+                _ => {}
+            }
+            let st = p.stats();
+            prop_assert_eq!(st.objects, model.len());
+            prop_assert_eq!(st.bytes_stored, model.values().map(Vec::len).sum::<usize>());
+            prop_assert_eq!(st.pages, a.allocated_pages());
+        }
+        for (h, d) in &model {
+            prop_assert_eq!(&p.read_with(*h, |x, y| [x, y].concat()).unwrap(), d);
+        }
+        for h in live {
+            p.free(h).unwrap();
+        }
+        prop_assert_eq!(p.total_pages(), 0);
+        prop_assert_eq!(a.allocated_pages(), 0);
+    }
+}
