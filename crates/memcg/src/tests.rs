@@ -319,6 +319,27 @@ fn memory_reclaim_returns_eagain_when_short() {
     t.memory_reclaim(&a, 0, &none).unwrap();
 }
 
+#[test]
+fn write_memory_max_reclaims_down_to_the_new_limit() {
+    let t = tree();
+    let a = t.create("a", Gfp::KERNEL).unwrap();
+    t.try_charge(&a, 10, Gfp::KERNEL, &NoReclaim).unwrap();
+    let mut hook = CountingHook::new(&t);
+    hook.victim = Some(a.clone());
+    hook.free_per_call = 3;
+    t.write_memory_max(&a, "16K", &hook).unwrap();
+    assert_eq!(a.memory_max(), 4 * P);
+    assert!(a.memory_current() <= 4 * P);
+    assert_eq!(hook.calls.get(), 2);
+    assert_eq!(hook.asked_for.borrow()[0], (a.id(), 6));
+    // Nothing reclaimable: the write still succeeds, bounded hook calls.
+    let none = CountingHook::new(&t);
+    t.write_memory_max(&a, "0", &none).unwrap();
+    assert_eq!(none.calls.get(), MAX_RECLAIM_RETRIES + 1);
+    assert_eq!(t.write_memory_max(&a, "x", &none), Err(Error::EINVAL));
+    assert_eq!(a.memory_max(), 0);
+}
+
 // ---- zswap controls --------------------------------------------------------
 
 #[test]

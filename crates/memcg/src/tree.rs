@@ -581,6 +581,36 @@ impl MemcgTree {
         }
     }
 
+    /// Writes `memory.max` as the file does: sets the limit, then, while
+    /// `memory.current` is above it, asks the hook for the excess (no lock
+    /// held), giving up after [`MAX_RECLAIM_RETRIES`] calls that reclaim
+    /// nothing. Like Linux, the write succeeds even if usage stays above the
+    /// new limit (Linux would then OOM-kill; that is the platform's call:
+    /// compare [`MemCgroup::memory_current`] with the limit). `EINVAL` on root
+    /// or bad input, with nothing changed.
+    pub fn write_memory_max(
+        &self,
+        memcg: &MemcgRef,
+        v: &str,
+        reclaim: &dyn ReclaimHook,
+    ) -> Result<()> {
+        memcg.set_memory_max(v)?;
+        let mut retries = MAX_RECLAIM_RETRIES;
+        loop {
+            let (cur, max) = (memcg.memory_current(), memcg.memory_max());
+            if cur <= max {
+                return Ok(());
+            }
+            let excess = (cur - max).div_ceil(PAGE);
+            if reclaim.reclaim(memcg, excess, Gfp::KERNEL) == 0 {
+                if retries == 0 {
+                    return Ok(());
+                }
+                retries -= 1;
+            }
+        }
+    }
+
     /// Uncharges `nr_pages` charged by [`MemcgTree::try_charge`] on the same
     /// `memcg` (after an offline, from the ancestor that inherited them).
     pub fn uncharge(&self, memcg: &MemcgRef, nr_pages: u64) {

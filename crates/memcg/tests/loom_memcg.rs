@@ -102,6 +102,34 @@ fn offline_races_charges_without_losing_any() {
     });
 }
 
+/// Uncharges through a stale handle (page, swap, zswap) race the offline
+/// that moves those charges to the parent: every counter ends at exactly 0
+/// (an uncharge applied to the child after its charges moved would leave the
+/// parent's local zswap and the ancestors' usage behind).
+#[test]
+fn offline_races_uncharges() {
+    model(|| {
+        let t = Arc::new(MemcgTree::new(Gfp::KERNEL).unwrap());
+        let a = t.create("a", Gfp::KERNEL).unwrap();
+        let b = t.create("a/b", Gfp::KERNEL).unwrap();
+        let ob = b.obj_cgroup().unwrap();
+        t.try_charge(&b, 1, Gfp::NOWAIT, &NoReclaim).unwrap();
+        ob.charge_zswap(100);
+        let (b2, t2) = (b.clone(), t.clone());
+        let th = thread::spawn(move || {
+            ob.uncharge_zswap(100);
+            t2.uncharge(&b2, 1);
+        });
+        t.offline("a/b").unwrap();
+        th.join().unwrap();
+        assert_eq!(a.stat_local().zswap, 0);
+        assert_eq!(a.zswap_current(), 0);
+        assert_eq!(a.memory_current(), 0);
+        assert_eq!(t.root().memory_current(), 0);
+        assert_eq!(t.root().zswap_current(), 0);
+    });
+}
+
 /// The shrink worker's cursor races an offline followed by the offline
 /// cleanup: no call that starts after the offline completed returns the
 /// dying cgroup, and the cursor never keeps it once cleanup has run.
