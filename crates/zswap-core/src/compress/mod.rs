@@ -19,23 +19,32 @@
 //!
 //! # Lifecycle
 //!
-//! [`Compressor::new`] allocates every context up front, fallibly (one per
-//! possible CPU; a failure frees what was built and returns `ENOMEM`). After
+//! [`Compressor::new`] allocates every context up front, fallibly (one pair
+//! per possible CPU; a failure frees what was built and returns `ENOMEM`). After
 //! that, [`Compressor::compress`] and [`Compressor::decompress`] allocate
 //! nothing. Dropping the compressor frees the contexts.
 //!
 //! # Locking
 //!
-//! Each context sits behind its own [`kbase::sync::Mutex`] (a spinlock). The
-//! `cpu` argument picks the context (`cpu % nr_contexts`, so a stale or bogus
-//! CPU number costs contention, never memory safety). A context lock is a
-//! leaf lock: nothing else is taken under it by this module. The closure given
-//! to [`Compressor::compress`] runs *with the context lock held* (the result
-//! lives in the context's scratch buffer), so it must not block, must not
-//! allocate with a blocking GFP, and must not call back into the same
-//! compressor for the same CPU. zswap's store copies the result into the pool
-//! there, with non-blocking pool GFP (Linux holds `acomp_ctx->mutex` across the
-//! same copy).
+//! Each CPU has two contexts, one to compress and one to decompress, each
+//! behind its own [`kbase::sync::Mutex`] (a spinlock). The `cpu` argument
+//! picks them (`cpu % nr_contexts`, so a stale or bogus CPU number costs
+//! contention, never memory safety).
+//!
+//! - The compression lock is held while the closure given to
+//!   [`Compressor::compress`] runs (the result lives in the context's scratch
+//!   buffer). The closure may take pool locks (zswap's store allocates the
+//!   pool object and copies the result there, as Linux does under
+//!   `acomp_ctx->mutex`), but must not block, must not allocate with a
+//!   blocking GFP, and must not call back into the same compressor for the
+//!   same CPU.
+//! - The decompression lock is a leaf: nothing is called and no other lock
+//!   is taken under it. So [`Compressor::decompress`] may be called with pool
+//!   locks held (zswap's load decompresses straight from the pool, under the
+//!   pool's class lock). With one lock for both directions that would be the
+//!   inverse order of store's (compressor -> pool vs pool -> compressor) and
+//!   could deadlock; two locks keep the order acyclic:
+//!   `compression lock -> pool locks -> decompression lock`.
 //!
 //! # Errors
 //!
@@ -136,44 +145,89 @@ impl fmt::Display for CompressorKind {
     }
 }
 
-/// One CPU's context: the algorithm's state and the scratch buffer.
+/// One CPU's contexts. Compression and decompression have separate locks
+/// and scratch buffers: see "Locking" in the module docs for why.
 struct PerCpu {
-    /// [`SCRATCH_SIZE`] bytes, allocated once.
-    scratch: Vec<u8>,
-    engine: Engine,
+    comp: Mutex<CompCtx>,
+    decomp: Mutex<DecompCtx>,
 }
 
-enum Engine {
+/// One CPU's compression state.
+struct CompCtx {
+    /// [`SCRATCH_SIZE`] bytes, allocated once: the compression result.
+    scratch: Vec<u8>,
+    engine: CompEngine,
+}
+
+enum CompEngine {
     Lz4(lz4::Lz4Ctx),
     #[cfg(feature = "zstd")]
-    Zstd(zstd::ZstdCtx),
+    Zstd(zstd::ZstdCCtx),
+}
+
+/// One CPU's decompression state.
+struct DecompCtx {
+    /// [`SCRATCH_SIZE`] bytes, allocated once: a split object made whole.
+    scratch: Vec<u8>,
+    engine: DecompEngine,
+}
+
+enum DecompEngine {
+    /// lz4 decompression is stateless.
+    Lz4,
+    #[cfg(feature = "zstd")]
+    Zstd(zstd::ZstdDCtx),
+}
+
+/// A zeroed scratch buffer of [`SCRATCH_SIZE`] bytes.
+fn scratch() -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(SCRATCH_SIZE)?;
+    v.resize(SCRATCH_SIZE, 0);
+    Ok(v)
 }
 
 impl PerCpu {
     fn try_new(kind: CompressorKind, gfp: Gfp) -> Result<PerCpu> {
-        let mut scratch = Vec::new();
-        scratch.try_reserve_exact(SCRATCH_SIZE)?;
-        scratch.resize(SCRATCH_SIZE, 0);
-        let engine = match kind {
-            CompressorKind::Lz4 => Engine::Lz4(lz4::Lz4Ctx::try_new(gfp)?),
+        let (comp, decomp) = match kind {
+            CompressorKind::Lz4 => (
+                CompEngine::Lz4(lz4::Lz4Ctx::try_new(gfp)?),
+                DecompEngine::Lz4,
+            ),
             #[cfg(feature = "zstd")]
-            CompressorKind::Zstd => Engine::Zstd(zstd::ZstdCtx::try_new(gfp)?),
+            CompressorKind::Zstd => (
+                CompEngine::Zstd(zstd::ZstdCCtx::try_new(gfp)?),
+                DecompEngine::Zstd(zstd::ZstdDCtx::try_new(gfp)?),
+            ),
             #[cfg(not(feature = "zstd"))]
             CompressorKind::Zstd => return Err(Error::ENOENT),
         };
-        Ok(PerCpu { scratch, engine })
+        Ok(PerCpu {
+            comp: Mutex::new(CompCtx {
+                scratch: scratch()?,
+                engine: comp,
+            }),
+            decomp: Mutex::new(DecompCtx {
+                scratch: scratch()?,
+                engine: decomp,
+            }),
+        })
     }
+}
 
+impl CompCtx {
     /// Compresses `src` into the scratch buffer; returns the used prefix.
     fn compress(&mut self, src: &[u8; PAGE_SIZE]) -> Result<&[u8]> {
         let len = match &mut self.engine {
-            Engine::Lz4(ctx) => ctx.compress(src, &mut self.scratch)?,
+            CompEngine::Lz4(ctx) => ctx.compress(src, &mut self.scratch)?,
             #[cfg(feature = "zstd")]
-            Engine::Zstd(ctx) => ctx.compress(src, &mut self.scratch)?,
+            CompEngine::Zstd(ctx) => ctx.compress(src, &mut self.scratch)?,
         };
         self.scratch.get(..len).ok_or(Error::EIO)
     }
+}
 
+impl DecompCtx {
     /// Decompresses `a ++ b` into `dst`, going through the scratch buffer
     /// only when `b` is not empty. Returns the decompressed length.
     fn decompress(&mut self, a: &[u8], b: &[u8], dst: &mut [u8; PAGE_SIZE]) -> Result<usize> {
@@ -188,9 +242,9 @@ impl PerCpu {
             buf
         };
         match &mut self.engine {
-            Engine::Lz4(_) => lz4::decompress(src, dst),
+            DecompEngine::Lz4 => lz4::decompress(src, dst),
             #[cfg(feature = "zstd")]
-            Engine::Zstd(ctx) => ctx.decompress(src, dst),
+            DecompEngine::Zstd(ctx) => ctx.decompress(src, dst),
         }
     }
 }
@@ -203,7 +257,7 @@ impl PerCpu {
 /// `percpu` holds at least one context, all for `kind`.
 pub struct Compressor {
     kind: CompressorKind,
-    percpu: Vec<Mutex<PerCpu>>,
+    percpu: Vec<PerCpu>,
 }
 
 impl Compressor {
@@ -214,8 +268,9 @@ impl Compressor {
     /// `gfp` is the caller's context; the global allocator cannot honour it,
     /// so call this where blocking is allowed (pool creation).
     ///
-    /// Memory per CPU: lz4 about 16 KiB (8 KiB table, 8 KiB scratch); zstd
-    /// the page-sized static contexts (a few hundred KiB) plus 8 KiB scratch.
+    /// Memory per CPU: two 8 KiB scratch buffers, plus for lz4 an 8 KiB hash
+    /// table, for zstd the page-sized static contexts (about 100 KiB to
+    /// compress and 160 KiB to decompress).
     pub fn new(kind: CompressorKind, nr_cpus: usize, gfp: Gfp) -> Result<Compressor> {
         if !kind.is_available() {
             return Err(Error::ENOENT);
@@ -224,7 +279,7 @@ impl Compressor {
         let mut percpu = Vec::new();
         percpu.try_reserve_exact(nr)?;
         for _ in 0..nr {
-            percpu.push(Mutex::new(PerCpu::try_new(kind, gfp)?));
+            percpu.push(PerCpu::try_new(kind, gfp)?);
         }
         // INVARIANT: nr >= 1 contexts of `kind` were pushed.
         Ok(Compressor { kind, percpu })
@@ -240,8 +295,8 @@ impl Compressor {
         self.percpu.len()
     }
 
-    /// The context for `cpu`, clamped into range.
-    fn context(&self, cpu: usize) -> Result<&Mutex<PerCpu>> {
+    /// The contexts for `cpu`, clamped into range.
+    fn context(&self, cpu: usize) -> Result<&PerCpu> {
         let nr = self.percpu.len();
         // `checked_rem` only fails for nr == 0, which the invariant rules
         // out; `get` keeps this panic-free regardless.
@@ -254,7 +309,7 @@ impl Compressor {
     ///
     /// The result may be `PAGE_SIZE` bytes or longer when the page does not
     /// shrink; the caller then stores the page raw. `f` runs under the
-    /// context's spinlock: see the module docs for what it may not do.
+    /// compression lock: see the module docs for what it may not do.
     pub fn compress<R>(
         &self,
         cpu: usize,
@@ -265,7 +320,7 @@ impl Compressor {
             Ok(ctx) => ctx,
             Err(e) => return f(Err(e)),
         };
-        let mut guard = ctx.lock();
+        let mut guard = ctx.comp.lock();
         f(guard.compress(src))
     }
 
@@ -274,12 +329,14 @@ impl Compressor {
     ///
     /// `Ok` only if exactly `PAGE_SIZE` bytes came out; otherwise `EIO`
     /// (`dst` contents are then unspecified). Never panics on corrupt input.
+    /// Takes only the decompression lock, a leaf lock: callable under the
+    /// pool's locks (zero-copy reads).
     pub fn decompress(&self, cpu: usize, a: &[u8], b: &[u8], dst: &mut [u8; PAGE_SIZE]) -> Result {
         let len = if b.is_empty() && self.kind == CompressorKind::Lz4 {
             // lz4 decompression is stateless: no context, no lock.
             lz4::decompress(a, dst)?
         } else {
-            self.context(cpu)?.lock().decompress(a, b, dst)?
+            self.context(cpu)?.decomp.lock().decompress(a, b, dst)?
         };
         if len == PAGE_SIZE {
             Ok(())

@@ -2,8 +2,8 @@
 //!
 //! Like Linux's `crypto/zstd.c`, the compression parameters are those of
 //! [`ZSTD_LEVEL`](super::ZSTD_LEVEL) for a `PAGE_SIZE` input
-//! (`ZSTD_getCParams(level, PAGE_SIZE, 0)`), and both contexts live in
-//! workspaces we allocate up front (`ZSTD_initStaticCCtx`/`DCtx`). A static
+//! (`ZSTD_getCParams(level, PAGE_SIZE, 0)`), and each context lives in a
+//! workspace we allocate up front (`ZSTD_initStaticCCtx`/`DCtx`). A static
 //! context never calls `malloc`: if zstd ever needed more memory it would
 //! fail with an error code, which we turn into `EIO`. This is what lets the
 //! bare-metal build map `malloc` to a stub (see `zstd_shim`).
@@ -17,30 +17,6 @@ use zstd_safe::zstd_sys as sys;
 
 use super::ZSTD_LEVEL;
 
-/// One CPU's zstd compression and decompression contexts.
-///
-/// # Invariants
-///
-/// `cctx` (`dctx`) was returned by `ZSTD_initStaticCCtx` (`DCtx`) over the
-/// heap buffer of `_cwksp` (`_dwksp`). Those vectors are never resized, read or
-/// written after that, so the buffers stay put and are accessed only by zstd
-/// through the context pointers, until the vectors are dropped with `self`.
-/// Static contexts need no `ZSTD_free*`.
-pub(super) struct ZstdCtx {
-    cctx: NonNull<sys::ZSTD_CCtx>,
-    dctx: NonNull<sys::ZSTD_DCtx>,
-    /// Owns the compression context's memory (only freed, never accessed).
-    _cwksp: Vec<u64>,
-    /// Owns the decompression context's memory (only freed, never accessed).
-    _dwksp: Vec<u64>,
-}
-
-// SAFETY: the contexts are plain memory owned by this value (see the type
-// invariant); zstd keeps no thread-local or global state for them, so they
-// may be used from, and dropped on, any thread. Access is serialised by the
-// per-CPU Mutex (`&mut self` for every use).
-unsafe impl Send for ZstdCtx {}
-
 /// Allocates a zeroed, 8-byte aligned workspace of at least `bytes` bytes.
 fn workspace(bytes: usize) -> Result<Vec<u64>> {
     let words = bytes.div_ceil(core::mem::size_of::<u64>());
@@ -50,40 +26,44 @@ fn workspace(bytes: usize) -> Result<Vec<u64>> {
     Ok(v)
 }
 
-impl ZstdCtx {
-    pub(super) fn try_new(gfp: Gfp) -> Result<ZstdCtx> {
+/// One CPU's zstd compression context.
+///
+/// # Invariants
+///
+/// `cctx` was returned by `ZSTD_initStaticCCtx` over the heap buffer of
+/// `_wksp`. That vector is never resized, read or written after that, so the
+/// buffer stays put and is accessed only by zstd through `cctx`, until it is
+/// dropped with `self`. A static context needs no `ZSTD_freeCCtx`.
+pub(super) struct ZstdCCtx {
+    cctx: NonNull<sys::ZSTD_CCtx>,
+    /// Owns the context's memory (only freed, never accessed).
+    _wksp: Vec<u64>,
+}
+
+// SAFETY: the context is plain memory owned by this value (type invariant);
+// zstd keeps no thread-local or global state for it, so it may be used from,
+// and dropped on, any thread. Use is serialised by the per-CPU Mutex
+// (`&mut self`).
+unsafe impl Send for ZstdCCtx {}
+
+impl ZstdCCtx {
+    pub(super) fn try_new(gfp: Gfp) -> Result<ZstdCCtx> {
         let _ = gfp;
         // SAFETY: pure functions of their arguments; no pointers involved.
-        let (csize, dsize) = unsafe {
+        let size = unsafe {
             let cparams = sys::ZSTD_getCParams(ZSTD_LEVEL, PAGE_SIZE as u64, 0);
-            (
-                sys::ZSTD_estimateCCtxSize_usingCParams(cparams),
-                sys::ZSTD_estimateDCtxSize(),
-            )
+            sys::ZSTD_estimateCCtxSize_usingCParams(cparams)
         };
-        let mut cwksp = workspace(csize)?;
-        let mut dwksp = workspace(dsize)?;
-        let cbytes = cwksp.len() * core::mem::size_of::<u64>();
-        let dbytes = dwksp.len() * core::mem::size_of::<u64>();
-        // SAFETY: each workspace is a live, 8-byte aligned buffer of the
-        // given size that nothing else uses from here on (the vectors are
-        // moved into the context and never touched again, see the type
-        // invariant). zstd only checks and writes inside it.
-        let (cctx, dctx) = unsafe {
-            (
-                sys::ZSTD_initStaticCCtx(cwksp.as_mut_ptr().cast::<c_void>(), cbytes),
-                sys::ZSTD_initStaticDCtx(dwksp.as_mut_ptr().cast::<c_void>(), dbytes),
-            )
-        };
+        let mut wksp = workspace(size)?;
+        let bytes = wksp.len() * core::mem::size_of::<u64>();
+        // SAFETY: `wksp` is a live, 8-byte aligned buffer of `bytes` bytes
+        // that nothing else uses from here on (it is moved into the context
+        // and never touched again, see the type invariant). zstd only checks
+        // and writes inside it.
+        let cctx = unsafe { sys::ZSTD_initStaticCCtx(wksp.as_mut_ptr().cast::<c_void>(), bytes) };
         let cctx = NonNull::new(cctx).ok_or(Error::ENOMEM)?;
-        let dctx = NonNull::new(dctx).ok_or(Error::ENOMEM)?;
-        // INVARIANT: both contexts live in the workspaces moved in here.
-        Ok(ZstdCtx {
-            cctx,
-            dctx,
-            _cwksp: cwksp,
-            _dwksp: dwksp,
-        })
+        // INVARIANT: the context lives in the workspace moved in here.
+        Ok(ZstdCCtx { cctx, _wksp: wksp })
     }
 
     /// Compresses one page into `dst`; returns the compressed length.
@@ -105,6 +85,45 @@ impl ZstdCtx {
         ok_len(n)
     }
 
+    /// Bytes of workspace this context holds.
+    #[cfg(test)]
+    pub(super) fn workspace_bytes(&self) -> usize {
+        self._wksp.capacity() * core::mem::size_of::<u64>()
+    }
+}
+
+/// One CPU's zstd decompression context.
+///
+/// # Invariants
+///
+/// As for [`ZstdCCtx`]: `dctx` was returned by `ZSTD_initStaticDCtx` over the
+/// heap buffer of `_wksp`, which nothing else touches until it is dropped
+/// with `self`.
+pub(super) struct ZstdDCtx {
+    dctx: NonNull<sys::ZSTD_DCtx>,
+    /// Owns the context's memory (only freed, never accessed).
+    _wksp: Vec<u64>,
+}
+
+// SAFETY: as for ZstdCCtx: plain owned memory, no thread-bound state, use
+// serialised by the per-CPU Mutex.
+unsafe impl Send for ZstdDCtx {}
+
+impl ZstdDCtx {
+    pub(super) fn try_new(gfp: Gfp) -> Result<ZstdDCtx> {
+        let _ = gfp;
+        // SAFETY: a pure function.
+        let size = unsafe { sys::ZSTD_estimateDCtxSize() };
+        let mut wksp = workspace(size)?;
+        let bytes = wksp.len() * core::mem::size_of::<u64>();
+        // SAFETY: as in `ZstdCCtx::try_new`: a live, aligned buffer of
+        // `bytes` bytes, used by nothing but zstd from here on.
+        let dctx = unsafe { sys::ZSTD_initStaticDCtx(wksp.as_mut_ptr().cast::<c_void>(), bytes) };
+        let dctx = NonNull::new(dctx).ok_or(Error::ENOMEM)?;
+        // INVARIANT: the context lives in the workspace moved in here.
+        Ok(ZstdDCtx { dctx, _wksp: wksp })
+    }
+
     /// Decompresses `src` into `dst`; returns the decompressed length.
     pub(super) fn decompress(&mut self, src: &[u8], dst: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         // SAFETY: `dctx` is a valid static context (type invariant) used
@@ -123,10 +142,10 @@ impl ZstdCtx {
         ok_len(n)
     }
 
-    /// Bytes of workspace this context holds (compression + decompression).
+    /// Bytes of workspace this context holds.
     #[cfg(test)]
     pub(super) fn workspace_bytes(&self) -> usize {
-        (self._cwksp.capacity() + self._dwksp.capacity()) * core::mem::size_of::<u64>()
+        self._wksp.capacity() * core::mem::size_of::<u64>()
     }
 }
 
