@@ -64,10 +64,18 @@
 //!   Linux's charge from reclaim (`PF_MEMALLOC`) context is: it may take
 //!   `memory.current` past `memory.max`. `memory.zswap.max` is enforced
 //!   before the store by [`ObjCgroup::may_zswap`], not by the charge.
+//! - `memory.reclaim` ([`MemcgTree::memory_reclaim`]) asks the hook in
+//!   batches of [`SWAP_CLUSTER_MAX`] pages and returns `EAGAIN` after
+//!   [`MAX_RECLAIM_RETRIES`] calls that reclaim nothing, as Linux does.
+//! - Lowering `memory.max` ([`MemCgroup::set_memory_max`]) only sets it;
+//!   [`MemcgTree::write_memory_max`] also reclaims down to it, like the file.
 //! - `memory.stat` keeps, per cgroup, hierarchical counters (updated on the
 //!   effective cgroup and every ancestor: what cgroup v2's `memory.stat`
 //!   shows, [`MemCgroup::stat`]) and local ones ([`MemCgroup::stat_local`]).
-//!   Uncharging more than was charged saturates at zero (a caller bug).
+//!   Uncharging more than was charged saturates at zero (a caller bug;
+//!   Linux warns). Offline moves gauges (`zswap`, `zswapped`,
+//!   `zswap_incomp`) to the parent's local counters; events stay where they
+//!   happened (they are already in every ancestor's hierarchical counters).
 //!
 //! ## Lock order
 //!
@@ -83,7 +91,8 @@
 //! ## Module map
 //!
 //! - `tree`: [`MemcgTree`] (names, ids, create/offline/remove, `iter_next`,
-//!   `try_charge`/`uncharge`, `memory_reclaim`), [`ReclaimHook`].
+//!   `try_charge`/`uncharge`, `memory_reclaim`, `write_memory_max`),
+//!   [`ReclaimHook`], [`NoReclaim`], [`Offlined`].
 //! - `memcg`: [`MemCgroup`] (counters, files, stats, swap charge, events),
 //!   [`ObjCgroup`] (zswap object charging, `may_zswap`).
 //! - `cursor`: [`ShrinkCursor`], the global shrink worker's position.

@@ -72,6 +72,21 @@ pub struct MemoryStat {
     pub pswpout: u64,
 }
 
+impl fmt::Display for MemoryStat {
+    /// The zswap and swap lines of `memory.stat`, in its `key value` format
+    /// and order (byte values in bytes, events in pages).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "zswap {}", self.zswap)?;
+        writeln!(f, "zswapped {}", self.zswapped)?;
+        writeln!(f, "zswap_incomp {}", self.zswap_incomp)?;
+        writeln!(f, "pswpin {}", self.pswpin)?;
+        writeln!(f, "pswpout {}", self.pswpout)?;
+        writeln!(f, "zswpin {}", self.zswpin)?;
+        writeln!(f, "zswpout {}", self.zswpout)?;
+        writeln!(f, "zswpwb {}", self.zswpwb)
+    }
+}
+
 /// Gauges (they move to the parent on offline) and events (they stay).
 #[derive(Default)]
 pub(crate) struct Stats {

@@ -263,6 +263,12 @@ impl ReclaimHook for ReentrantHook<'_> {
         let objcg = self.victim.obj_cgroup().unwrap();
         objcg.charge_zswap(100);
         objcg.uncharge_zswap(100);
+        // Control operations too: tree lock and another cgroup's gate.
+        let name = std::format!("tmp{}", self.depth.get());
+        let tmp = t.create(&name, Gfp::KERNEL).unwrap();
+        t.try_charge(&tmp, 1, gfp, &NoReclaim).unwrap();
+        t.remove(&name).unwrap();
+        t.uncharge(&tmp, 1);
         // Nested limited charge on the same cgroup over its limit: fails
         // (no deadlock) and recurses at most once more.
         if self.depth.get() < 2 {
@@ -465,6 +471,20 @@ fn events_are_hierarchical_and_local() {
     assert_eq!(a.stat().zswpout, 3);
     b.count_event(MemcgEvent::Zswpout, 1);
     assert_eq!(a.stat_local().zswpout, 1, "counted on the effective cgroup");
+}
+
+#[test]
+fn memory_stat_text_uses_linux_keys() {
+    let t = tree();
+    let a = t.create("a", Gfp::KERNEL).unwrap();
+    a.obj_cgroup().unwrap().charge_zswap(PAGE_SIZE);
+    a.count_event(MemcgEvent::Zswpout, 1);
+    let text = a.stat().to_string();
+    assert!(text.contains("zswap 4096\n"), "{text}");
+    assert!(text.contains("zswapped 4096\n"));
+    assert!(text.contains("zswap_incomp 4096\n"));
+    assert!(text.contains("zswpout 1\n"));
+    assert!(text.contains("zswpwb 0\n"));
 }
 
 #[test]

@@ -9,7 +9,7 @@ use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use loom::thread;
 
 use kbase::{Error, Gfp, KArc, PAGE_SIZE};
-use memcg::{MemcgTree, NoReclaim, ShrinkCursor};
+use memcg::{MemcgRef, MemcgTree, NoReclaim, ReclaimHook, ShrinkCursor};
 
 const P: u64 = PAGE_SIZE as u64;
 
@@ -65,6 +65,60 @@ fn concurrent_charges_never_exceed_memory_max() {
         assert_eq!(a.memory_current(), P);
         assert_eq!(t.root().memory_current(), P);
         t.uncharge(&a, 1);
+        assert_eq!(t.root().memory_current(), 0);
+    });
+}
+
+/// Reclaims by uncharging a page of `victim`, re-entering the tree (tree
+/// lock, gates) the way zswap writeback re-enters memcg from the hook.
+struct UnchargeHook {
+    tree: Arc<MemcgTree>,
+    victim: MemcgRef,
+    left: loom::sync::atomic::AtomicU64,
+}
+
+impl ReclaimHook for UnchargeHook {
+    fn reclaim(&self, _memcg: &MemcgRef, _nr_pages: u64, _gfp: Gfp) -> u64 {
+        let _ = self.tree.iter_next(None);
+        if self
+            .left
+            .fetch_update(SeqCst, SeqCst, |v| v.checked_sub(1))
+            .is_ok()
+        {
+            self.tree.uncharge(&self.victim, 1);
+            return 1;
+        }
+        0
+    }
+}
+
+/// Two threads charge a full cgroup; their reclaim hooks free a page each
+/// by re-entering the tree. No deadlock (no lock is held across the hook),
+/// the limit holds at every step, and both charges end up in.
+#[test]
+fn charges_with_reentrant_reclaim_respect_the_limit() {
+    model(|| {
+        let t = Arc::new(MemcgTree::new(Gfp::KERNEL).unwrap());
+        let a = t.create("a", Gfp::KERNEL).unwrap();
+        a.set_memory_max("8K").unwrap();
+        t.try_charge(&a, 2, Gfp::NOWAIT, &NoReclaim).unwrap();
+        let hook = Arc::new(UnchargeHook {
+            tree: t.clone(),
+            victim: a.clone(),
+            left: loom::sync::atomic::AtomicU64::new(2),
+        });
+        let worker = |t: Arc<MemcgTree>, a: MemcgRef, hook: Arc<UnchargeHook>| {
+            let r = t.try_charge(&a, 1, Gfp::KERNEL, &*hook);
+            assert!(a.memory_current() <= a.memory_max());
+            r
+        };
+        let (t2, a2, h2) = (t.clone(), a.clone(), hook.clone());
+        let th = thread::spawn(move || worker(t2, a2, h2));
+        let mine = worker(t.clone(), a.clone(), hook.clone());
+        let theirs = th.join().unwrap();
+        assert_eq!((mine, theirs), (Ok(()), Ok(())));
+        assert_eq!(a.memory_current(), 2 * P);
+        t.uncharge(&a, 2);
         assert_eq!(t.root().memory_current(), 0);
     });
 }
