@@ -513,15 +513,15 @@ impl<P: ZswapPlatform> Zswap<P> {
             Some(m) => m.obj_cgroup().ok(),
             None => None,
         };
-        if let Some(o) = objcg.as_ref() {
-            if !o.may_zswap() {
-                let m = o.memcg();
-                // zswap.max = 0 refuses without writing anything back.
-                let room = !Self::zswap_max_zero(&m) && self.shrink_memcg(&m).is_ok();
-                if !room {
-                    Counters::inc(&self.stats.reject_memcg_limit);
-                    return Err(Error::ENOSPC);
-                }
+        if let Some(o) = objcg.as_ref()
+            && !o.may_zswap()
+        {
+            let m = o.memcg();
+            // zswap.max = 0 refuses without writing anything back.
+            let room = !Self::zswap_max_zero(&m) && self.shrink_memcg(&m).is_ok();
+            if !room {
+                Counters::inc(&self.stats.reject_memcg_limit);
+                return Err(Error::ENOSPC);
             }
         }
         // Same-filled pages take no pool space: the global limit does not

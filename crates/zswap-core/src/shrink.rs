@@ -150,10 +150,10 @@ impl<P: ZswapPlatform> Zswap<P> {
         if !self.shrinker_enabled.load(Ordering::Relaxed) || !sc.gfp.has_io_fs() {
             return 0;
         }
-        if let Some(m) = sc.memcg.as_ref() {
-            if !m.zswap_writeback_enabled() {
-                return 0;
-            }
+        if let Some(m) = sc.memcg.as_ref()
+            && !m.zswap_writeback_enabled()
+        {
+            return 0;
         }
         let (nr_backing, nr_stored) = match (sc.memcg.as_ref(), self.platform.memcg_tree()) {
             (Some(m), Some(_)) => {

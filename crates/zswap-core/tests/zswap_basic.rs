@@ -91,7 +91,11 @@ fn shrink_memcg_writes_back_oldest_with_second_chance() {
     assert_eq!(s.zswpwb, 4);
     assert_eq!(cg.stat().zswpwb, 4);
     assert_eq!(s.stored_pages, 0);
-    assert_eq!(k.swap.lookup(slots[0]).map(|_| ()), None, "folio left the swap cache");
+    assert_eq!(
+        k.swap.lookup(slots[0]).map(|_| ()),
+        None,
+        "folio left the swap cache"
+    );
     // The pages now come from the device, bit-exact.
     for (s, p) in slots.iter().zip(&pages) {
         assert_eq!(&k.swap_in(*s).unwrap()[..], &p[..]);
@@ -168,7 +172,13 @@ fn global_limit_with_hysteresis_queues_the_worker() {
     assert!(s.pool_limit_hit >= 1);
     assert_eq!(s.reject_pool_limit, rejected);
     assert!(k.zswap.total_pages() as u64 <= k.zswap.max_pool_pages() + 1);
-    assert!(k.zswap.platform().queued.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert!(
+        k.zswap
+            .platform()
+            .queued
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
     // Hysteresis: one freed page is not enough to accept again.
     k.release(stored.pop().unwrap());
     let (_, r) = k.swap_out(&incompressible(999), None);
@@ -231,7 +241,11 @@ fn dynamic_shrinker_count_and_scan() {
     assert_eq!(sc.nr_scanned, 16);
     k.zswap.set_param("shrinker_enabled", "0").unwrap();
     k.swap_out(&compressible(9), Some(&cg)).1.unwrap();
-    assert_eq!(k.zswap.shrinker_count(&ShrinkControl::new(Some(cg.clone()), 64)), 0);
+    assert_eq!(
+        k.zswap
+            .shrinker_count(&ShrinkControl::new(Some(cg.clone()), 64)),
+        0
+    );
     let mut sc = ShrinkControl::new(Some(cg), 64);
     assert_eq!(k.zswap.shrinker_scan(&mut sc), ShrinkResult::Stop);
 }
@@ -240,7 +254,9 @@ fn dynamic_shrinker_count_and_scan() {
 fn disk_swapins_reduce_the_shrinker_count() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("prot");
-    let swp: Vec<_> = (0..4).map(|i| k.swap_out(&compressible(i), Some(&cg)).0).collect();
+    let swp: Vec<_> = (0..4)
+        .map(|i| k.swap_out(&compressible(i), Some(&cg)).0)
+        .collect();
     k.zswap.shrink_memcg(&cg).unwrap();
     // Raw pages: compression ratio 1, so the count is the list length.
     for i in 0..4 {

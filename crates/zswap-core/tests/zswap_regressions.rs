@@ -14,13 +14,16 @@ use swapcache::{Folio, SwapBackend, SwpEntry};
 use zswap_core::{ShrinkControl, ShrinkResult, ZswapEvent, ZswapParams};
 
 /// Runs `f` at the first trace event matching `pick`.
-fn once(pick: fn(ZswapEvent) -> Option<SwpEntry>, f: impl Fn(&Kernel, SwpEntry) + Send + Sync + 'static) -> Hook {
+fn once(
+    pick: fn(ZswapEvent) -> Option<SwpEntry>,
+    f: impl Fn(&Kernel, SwpEntry) + Send + Sync + 'static,
+) -> Hook {
     let done = AtomicBool::new(false);
     Arc::new(move |k: &Kernel, ev| {
-        if let Some(s) = pick(ev) {
-            if !done.swap(true, Ordering::SeqCst) {
-                f(k, s)
-            }
+        if let Some(s) = pick(ev)
+            && !done.swap(true, Ordering::SeqCst)
+        {
+            f(k, s)
         }
     })
 }
@@ -49,7 +52,10 @@ fn load_erased(ev: ZswapEvent) -> Option<SwpEntry> {
 /// No folio is in the swap cache for `swp` and its HAS_CACHE is clear.
 fn assert_not_cached(k: &Kernel, swp: SwpEntry) {
     assert!(k.swap.lookup(swp).is_none(), "folio left in the swap cache");
-    assert_eq!(k.swap.has_cache(swp).unwrap_or(false), false, "HAS_CACHE left set");
+    assert!(
+        !k.swap.has_cache(swp).unwrap_or(false),
+        "HAS_CACHE left set"
+    );
 }
 
 /// Race 1: the shrinker picked X and dropped the LRU lock; X is invalidated
@@ -244,8 +250,13 @@ fn failed_restore(setup: impl Fn(&Kernel, &memcg::MemcgRef), v2: &[u8; PAGE_SIZE
     f.with_page_mut(0, |p| p.copy_from_slice(v2)).unwrap();
     setup(&k, &cg);
     assert!(k.zswap.store(&f).is_err());
-    assert!(!k.zswap.is_present(x), "stale entry survived a failed store");
-    f.with_page(0, |p| k.backend.write_page(x, p)).unwrap().unwrap();
+    assert!(
+        !k.zswap.is_present(x),
+        "stale entry survived a failed store"
+    );
+    f.with_page(0, |p| k.backend.write_page(x, p))
+        .unwrap()
+        .unwrap();
     k.swap.delete_from_swap_cache(&f);
     f.unlock();
     // Nothing can write v1 over v2 any more.
@@ -260,13 +271,22 @@ fn failed_restore(setup: impl Fn(&Kernel, &memcg::MemcgRef), v2: &[u8; PAGE_SIZE
 #[test]
 fn failed_store_after_earlier_store_leaves_no_stale_entry() {
     // zswap disabled
-    failed_restore(|k, _| k.zswap.set_param("enabled", "0").unwrap(), &compressible(2));
+    failed_restore(
+        |k, _| k.zswap.set_param("enabled", "0").unwrap(),
+        &compressible(2),
+    );
     // zswap.max = 0
     failed_restore(|_, cg| cg.set_zswap_max("0").unwrap(), &compressible(3));
     // incompressible with writeback disabled
-    failed_restore(|_, cg| cg.set_zswap_writeback("0").unwrap(), &incompressible(4));
+    failed_restore(
+        |_, cg| cg.set_zswap_writeback("0").unwrap(),
+        &incompressible(4),
+    );
     // global limit
-    failed_restore(|k, _| k.zswap.set_param("max_pool_percent", "0").unwrap(), &compressible(5));
+    failed_restore(
+        |k, _| k.zswap.set_param("max_pool_percent", "0").unwrap(),
+        &compressible(5),
+    );
 }
 
 /// Race 8: storing at an occupied slot replaces the entry and frees the old
@@ -345,7 +365,9 @@ fn shrinker_with_no_memcg() {
         memcg: false,
         ..Config::default()
     });
-    let slots: Vec<_> = (0..8).map(|i| k.swap_out(&incompressible(i), None).0).collect();
+    let slots: Vec<_> = (0..8)
+        .map(|i| k.swap_out(&incompressible(i), None).0)
+        .collect();
     let sc = ShrinkControl::new(None, 64);
     assert_eq!(k.zswap.shrinker_count(&sc), 8);
     let mut sc = ShrinkControl::new(None, 4);
@@ -485,8 +507,13 @@ fn large_folio_store_partial_failure() {
     cg.set_zswap_writeback("0").unwrap();
     let f = Folio::alloc(k.alloc, 4, Gfp::KERNEL).unwrap();
     for i in 0..4 {
-        let page = if i == 2 { incompressible(9) } else { compressible(i as u8) };
-        f.with_page_mut(i, |p| p.copy_from_slice(&page[..])).unwrap();
+        let page = if i == 2 {
+            incompressible(9)
+        } else {
+            compressible(i as u8)
+        };
+        f.with_page_mut(i, |p| p.copy_from_slice(&page[..]))
+            .unwrap();
     }
     let (x, r) = k.swap_out_folio(&f, Some(&cg));
     assert!(r.is_err());

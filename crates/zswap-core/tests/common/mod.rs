@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::vec::Vec;
 
-use kbase::{CpuInfo, Error, FaultInjector, Gfp, HeapPageAllocator, PAGE_SIZE, PageAllocator, Result, UniCpu};
+use kbase::{
+    CpuInfo, Error, FaultInjector, Gfp, HeapPageAllocator, PAGE_SIZE, PageAllocator, Result, UniCpu,
+};
 use memcg::{MemcgRef, MemcgTree};
 use swapcache::{Folio, FolioRef, MemBackend, SwapBackend, SwapPlatform, SwapSpace, SwpEntry};
 use zswap_core::{Zswap, ZswapEvent, ZswapParams, ZswapPlatform};
@@ -61,11 +63,11 @@ impl SwapPlatform for SwapPlat {
         };
         let id = k.swap.lookup_swap_cgroup_id(entry);
         folio.set_memcg_id(id);
-        if self.reclaim_on_charge.load(Ordering::Relaxed) {
-            if let Some(m) = k.memcg.as_ref().and_then(|t| t.get(id)) {
-                let r = k.zswap.shrink_memcg(&m);
-                self.reclaim_results.lock().unwrap().push(r);
-            }
+        if self.reclaim_on_charge.load(Ordering::Relaxed)
+            && let Some(m) = k.memcg.as_ref().and_then(|t| t.get(id))
+        {
+            let r = k.zswap.shrink_memcg(&m);
+            self.reclaim_results.lock().unwrap().push(r);
         }
         Ok(())
     }
@@ -246,7 +248,11 @@ impl Kernel {
     /// `zswap_store`, else a device write; then the folio leaves the swap
     /// cache. The slots keep count 1 (the page-table reference). Returns the
     /// first slot and whether zswap took it.
-    pub fn swap_out_folio(&self, folio: &FolioRef, memcg: Option<&MemcgRef>) -> (SwpEntry, Result<()>) {
+    pub fn swap_out_folio(
+        &self,
+        folio: &FolioRef,
+        memcg: Option<&MemcgRef>,
+    ) -> (SwpEntry, Result<()>) {
         let id = memcg.map_or(0, |m| m.id());
         folio.set_memcg_id(id);
         folio.lock();
@@ -258,7 +264,10 @@ impl Kernel {
         if r.is_err() {
             for i in 0..folio.nr_pages() {
                 folio
-                    .with_page(i, |p| self.backend.write_page(swp.checked_add(i as u64).unwrap(), p))
+                    .with_page(i, |p| {
+                        self.backend
+                            .write_page(swp.checked_add(i as u64).unwrap(), p)
+                    })
                     .unwrap()
                     .unwrap();
             }
@@ -269,7 +278,11 @@ impl Kernel {
     }
 
     /// Swaps out one page of `data` charged to `memcg`.
-    pub fn swap_out(&self, data: &[u8; PAGE_SIZE], memcg: Option<&MemcgRef>) -> (SwpEntry, Result<()>) {
+    pub fn swap_out(
+        &self,
+        data: &[u8; PAGE_SIZE],
+        memcg: Option<&MemcgRef>,
+    ) -> (SwpEntry, Result<()>) {
         let f = self.page_folio(data);
         self.swap_out_folio(&f, memcg)
     }
@@ -327,7 +340,11 @@ impl Kernel {
 pub fn compressible(seed: u8) -> Box<[u8; PAGE_SIZE]> {
     let mut p = Box::new([0u8; PAGE_SIZE]);
     for (i, b) in p.iter_mut().enumerate() {
-        *b = if i % 64 < 8 { seed.wrapping_add((i / 64) as u8) } else { 0 };
+        *b = if i % 64 < 8 {
+            seed.wrapping_add((i / 64) as u8)
+        } else {
+            0
+        };
     }
     p
 }
