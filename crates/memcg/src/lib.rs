@@ -80,13 +80,15 @@
 //! ## Lock order
 //!
 //! ```text
-//! ShrinkCursor lock -> tree lock -> cgroup gate (write, offline only)
+//! ShrinkCursor lock -> tree lock (RwLock) -> cgroup gate (write, offline only)
 //!     -> cgroup objcg / objcg_list locks -> parent objcg_list -> objcg's memcg lock
 //! ```
 //! Charges take one gate for reading and nothing else; the hook is never
-//! called with any lock held. The tree lock is held only by control
-//! operations and iteration, never across an allocation: `create` and
-//! `offline` reserve memory unlocked and re-validate under the lock.
+//! called with any lock held. The tree lock is taken for writing only by
+//! `create`, `offline` and `remove` (Linux's `cgroup_mutex`), and for reading
+//! by `lookup`, `get` and iteration (where Linux uses RCU). It is never held
+//! across an allocation: `create` and `offline` reserve memory unlocked, then
+//! re-validate and publish under the lock (retrying if the tree changed).
 //!
 //! ## Module map
 //!

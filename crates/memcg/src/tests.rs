@@ -111,8 +111,11 @@ fn offline_and_remove_refuse_bad_requests() {
     assert_eq!(t.create("a/b/c", Gfp::KERNEL).unwrap_err(), Error::ENOENT);
     t.offline("a").unwrap();
     assert_eq!(t.remove("a").unwrap_err(), Error::EBUSY);
-    t.remove("a/b").unwrap();
+    assert!(!t.remove("a/b").unwrap().newly_offline);
     t.remove("a").unwrap();
+    let d = t.create("d", Gfp::KERNEL).unwrap();
+    let off = t.remove("d").unwrap();
+    assert!(off.newly_offline && !d.is_online());
     assert_eq!(t.lookup("a").unwrap_err(), Error::ENOENT);
 }
 
@@ -521,6 +524,7 @@ fn offline_moves_charges_and_objcg_to_parent() {
     let before = a.stat();
 
     let off = t.offline("a/b").unwrap();
+    assert!(off.newly_offline);
     assert!(KArc::ptr_eq(&off.memcg, &b));
     assert!(KArc::ptr_eq(&off.parent, &a));
     assert!(!b.is_online());

@@ -4,7 +4,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use kbase::sync::Mutex;
+use kbase::sync::RwLock;
 use kbase::{Error, Gfp, KArc, PAGE_SIZE, Result};
 
 use crate::memcg::{MemCgroup, MemcgRef, ObjCgroupRef};
@@ -66,6 +66,9 @@ pub struct Offlined {
     pub memcg: MemcgRef,
     /// Its parent, which now holds its charges and objcgs.
     pub parent: MemcgRef,
+    /// Did this call take it offline (false: `remove` of a cgroup that was
+    /// already offline)? zswap-core's offline hook is due only when true.
+    pub newly_offline: bool,
 }
 
 /// A slot of the id table.
@@ -159,7 +162,9 @@ fn components(path: &str) -> Result<impl Iterator<Item = &str> + Clone> {
 /// - A linked node's parent is linked; an online node's parent is online.
 /// - An unlinked node has no children and is offline.
 pub struct MemcgTree {
-    inner: Mutex<TreeInner>,
+    /// The hierarchy lock (`cgroup_mutex` for changes; lookups and
+    /// iteration read it, as Linux uses RCU).
+    inner: RwLock<TreeInner>,
     root: MemcgRef,
 }
 
@@ -185,7 +190,7 @@ impl MemcgTree {
             linked: true,
         }));
         Ok(MemcgTree {
-            inner: Mutex::new(TreeInner { slots }),
+            inner: RwLock::new(TreeInner { slots }),
             root,
         })
     }
@@ -198,7 +203,8 @@ impl MemcgTree {
     /// `mkdir`: creates the cgroup at `path` (`"a/b"`; the parent must exist
     /// and be online). `EEXIST` if the name is taken (or `path` is root),
     /// `ENOENT` if the parent is missing or offline, `EINVAL` for a bad path,
-    /// `ENOSPC` when ids run out, `ENOMEM`.
+    /// `ENOSPC` when ids run out, `ENOMEM`; `EAGAIN` if the tree kept
+    /// changing while memory was reserved outside the lock.
     pub fn create(&self, path: &str, gfp: Gfp) -> Result<MemcgRef> {
         let comps = components(path)?;
         let count = comps.clone().count();
@@ -207,7 +213,7 @@ impl MemcgTree {
         for _ in 0..RESERVE_TRIES {
             // Phase 1: look, under the lock.
             let (parent, id, slots_need, children_need) = {
-                let g = self.inner.lock();
+                let g = self.inner.read();
                 let pnode = g.resolve(parent_comps.clone())?;
                 if !pnode.memcg.is_online() {
                     return Err(Error::ENOENT);
@@ -245,7 +251,7 @@ impl MemcgTree {
             // Phase 3: re-check and publish, under the lock.
             let mut reaped = None;
             let done = {
-                let mut g = self.inner.lock();
+                let mut g = self.inner.write();
                 self.publish_locked(
                     &mut g,
                     &parent,
@@ -339,7 +345,7 @@ impl MemcgTree {
     /// removed). `""` and `"/"` are root. `ENOENT`, `EINVAL` (bad path).
     pub fn lookup(&self, path: &str) -> Result<MemcgRef> {
         let comps = components(path)?;
-        let g = self.inner.lock();
+        let g = self.inner.read();
         Ok(g.resolve(comps)?.memcg.clone())
     }
 
@@ -351,7 +357,7 @@ impl MemcgTree {
         if id == 0 {
             return None;
         }
-        let g = self.inner.lock();
+        let g = self.inner.read();
         let slot = g.slots.get(id as usize)?;
         if TreeInner::reusable(slot) {
             return None;
@@ -365,9 +371,10 @@ impl MemcgTree {
         self.get(id).filter(|m| m.is_online())
     }
 
-    /// The ids in use (online, offline or removed-but-pinned), ascending.
+    /// How many ids are in use (online, offline, or removed but still
+    /// referenced or pinned).
     pub fn nr_ids(&self) -> usize {
-        let g = self.inner.lock();
+        let g = self.inner.read();
         g.slots.iter().filter(|s| !TreeInner::reusable(s)).count()
     }
 
@@ -402,7 +409,7 @@ impl MemcgTree {
     ) -> Result<Offlined> {
         for _ in 0..RESERVE_TRIES {
             let (memcg, moving_need, parent_need) = {
-                let g = self.inner.lock();
+                let g = self.inner.read();
                 let node = g.resolve(comps.clone())?;
                 let memcg = node.memcg.clone();
                 let parent = memcg.parent_ref().ok_or(Error::EINVAL)?;
@@ -416,7 +423,7 @@ impl MemcgTree {
             let mut spare = Vec::new();
             spare.try_reserve(parent_need)?;
             let done = {
-                let g = &mut *self.inner.lock();
+                let g = &mut *self.inner.write();
                 let node = g.resolve(comps.clone())?;
                 if !KArc::ptr_eq(&node.memcg, &memcg) {
                     continue;
@@ -427,14 +434,19 @@ impl MemcgTree {
                 let (plen, pcap) = parent.objcg_list_room();
                 let room =
                     moving.capacity() >= n && (pcap - plen >= n || spare.capacity() >= plen + n);
-                if !memcg.is_online() || room {
-                    if memcg.is_online() {
+                let newly_offline = memcg.is_online();
+                if !newly_offline || room {
+                    if newly_offline {
                         memcg.offline_locked(&parent, &mut moving, &mut spare);
                     }
                     if unlink {
                         Self::unlink_locked(g, &memcg, &parent);
                     }
-                    Some(Offlined { memcg, parent })
+                    Some(Offlined {
+                        memcg,
+                        parent,
+                        newly_offline,
+                    })
                 } else {
                     None
                 }
@@ -489,7 +501,7 @@ impl MemcgTree {
     /// been removed since it was returned: the walk resumes after its old
     /// position.
     pub fn iter_next(&self, prev: Option<&MemcgRef>) -> Option<MemcgRef> {
-        let g = self.inner.lock();
+        let g = self.inner.read();
         let Some(prev) = prev else {
             // Root is always online.
             return Some(self.root.clone());
@@ -669,7 +681,7 @@ impl Drop for MemcgTree {
     fn drop(&mut self) {
         // Break the memcg <-> objcg cycles; objcgs still held elsewhere keep
         // their memcg (and its ancestors) alive and keep working.
-        let slots: Vec<Option<Node>> = core::mem::take(&mut self.inner.lock().slots);
+        let slots: Vec<Option<Node>> = core::mem::take(&mut self.inner.write().slots);
         for n in slots.iter().flatten() {
             n.memcg.break_objcg_cycles();
         }
