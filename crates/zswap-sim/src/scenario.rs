@@ -1,0 +1,849 @@
+//! Scenario files (TOML): the simulated machine, zswap's settings, the
+//! cgroups, and the steps the simulated programs take.
+//!
+//! ```toml
+//! [machine]            # all optional: ram, swap sizes ("64M"), swap_file, cpus, seed
+//! ram = "64M"
+//! swap = "256M"
+//! [zswap]              # enabled, compressor (lz4|zstd), max_pool_percent,
+//! compressor = "lz4"   # accept_threshold_percent, shrinker_enabled, skip_if_exists
+//! [[cgroup]]           # name is a path ("a/b"); memory_max, zswap_max, zswap_writeback
+//! name = "a"
+//! memory_max = "8M"
+//! [[step]]             # exactly one action per step
+//! cgroup = "a"
+//! alloc = "32M"
+//! region = "r1"
+//! fill = "touch"
+//! label = "after-alloc"
+//! expect = ["a.zswpout > 0"]
+//! expect_result = "EAGAIN"
+//! ```
+//!
+//! Every mistake is reported with the file, the line and the reason
+//! ([`ScenarioError`]), and the run exits with code 2.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use kbase::Error;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::expect::Expectation;
+use crate::fill::Fill;
+use crate::size::{bytes_to_pages, parse_bytes, parse_limit};
+
+/// The embedded default scenario (`zswap-sim run` without a file).
+pub const DEFAULT_SCENARIO: &str = include_str!("default.toml");
+
+/// A scenario mistake: where and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScenarioError {
+    /// The scenario file (`<default>` for the embedded one).
+    pub file: String,
+    /// 1-based line, 0 when unknown.
+    pub line: usize,
+    /// 1-based column, 0 when unknown.
+    pub col: usize,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.reason)
+        } else {
+            write!(f, "{}: {}", self.file, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// The simulated machine.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    /// RAM in pages.
+    pub ram_pages: u64,
+    /// Swap device size in pages.
+    pub swap_pages: u64,
+    /// Back the swap device with this file instead of memory.
+    pub swap_file: Option<PathBuf>,
+    /// Simulated CPUs (per-CPU compression contexts).
+    pub cpus: usize,
+    /// Seed of every generated page.
+    pub seed: u64,
+}
+
+/// zswap's settings at boot (unset ones keep zswap-core's defaults).
+#[derive(Clone, Debug, Default)]
+pub struct ZswapSettings {
+    /// `(name, value)` pairs for zswap's runtime parameters, in file order.
+    pub params: Vec<(String, String, usize)>,
+    /// Writeback passes `skip_if_exists = true` (the default and Linux's
+    /// behaviour); false shows the recursion deadlock.
+    pub skip_if_exists: bool,
+}
+
+/// A cgroup created at boot.
+#[derive(Clone, Debug)]
+pub struct CgroupSpec {
+    /// Path (`a/b`).
+    pub path: String,
+    /// Settings as `(memcg file key, value, line)`.
+    pub settings: Vec<(String, String, usize)>,
+    /// Line of the `[[cgroup]]` table.
+    pub line: usize,
+}
+
+/// What a step does.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Map a new region of `pages` pages in `cgroup` and fill every page.
+    Alloc {
+        /// Owning cgroup.
+        cgroup: String,
+        /// Region name.
+        region: String,
+        /// Number of pages.
+        pages: u64,
+        /// Content.
+        fill: Fill,
+    },
+    /// Touch and verify every page of a region.
+    Read {
+        /// Region name.
+        region: String,
+    },
+    /// Rewrite every page of a region (new version), optionally with a new fill.
+    Write {
+        /// Region name.
+        region: String,
+        /// New fill, if given.
+        fill: Option<Fill>,
+    },
+    /// Unmap a region.
+    Free {
+        /// Region name.
+        region: String,
+    },
+    /// Write `bytes` to the cgroup's memory.reclaim.
+    Reclaim {
+        /// Target cgroup.
+        cgroup: String,
+        /// Bytes to reclaim.
+        bytes: u64,
+    },
+    /// Change cgroup files (when `cgroup` is set) or zswap parameters.
+    Set {
+        /// Target cgroup, or None for zswap's parameters.
+        cgroup: Option<String>,
+        /// `(key, value, line)`.
+        values: Vec<(String, String, usize)>,
+    },
+    /// Create a cgroup (`create_cgroup = "a/b"`), with optional settings in
+    /// `set`.
+    CreateCgroup {
+        /// Path.
+        path: String,
+        /// Settings as for `[[cgroup]]`.
+        settings: Vec<(String, String, usize)>,
+    },
+    /// Remove (rmdir) a cgroup; its programs move to the parent.
+    RemoveCgroup {
+        /// Path.
+        path: String,
+    },
+    /// Run zswap's global shrink worker.
+    Shrink,
+}
+
+impl Action {
+    /// A short description for reports.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Alloc { cgroup, region, pages, fill } => {
+                format!("alloc {region} = {} in {cgroup} ({})", crate::size::human(pages * 4096), fill.name())
+            }
+            Action::Read { region } => format!("read {region}"),
+            Action::Write { region, .. } => format!("write {region}"),
+            Action::Free { region } => format!("free {region}"),
+            Action::Reclaim { cgroup, bytes } => {
+                format!("{cgroup}/memory.reclaim <- {}", crate::size::human(*bytes))
+            }
+            Action::Set { cgroup, values } => {
+                let kv: Vec<String> = values.iter().map(|(k, v, _)| format!("{k}={v}")).collect();
+                match cgroup {
+                    Some(c) => format!("set {c}: {}", kv.join(" ")),
+                    None => format!("set zswap: {}", kv.join(" ")),
+                }
+            }
+            Action::CreateCgroup { path, .. } => format!("mkdir {path}"),
+            Action::RemoveCgroup { path } => format!("rmdir {path}"),
+            Action::Shrink => "run the global shrink worker".into(),
+        }
+    }
+
+    /// Pages this step touches, for the progress bar.
+    pub fn work(&self, region_pages: &BTreeMap<String, u64>) -> u64 {
+        match self {
+            Action::Alloc { pages, .. } => *pages,
+            Action::Read { region } | Action::Write { region, .. } => {
+                region_pages.get(region).copied().unwrap_or(0)
+            }
+            Action::Reclaim { bytes, .. } => bytes_to_pages(*bytes),
+            _ => 1,
+        }
+    }
+}
+
+/// One step.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// 0-based index.
+    pub index: usize,
+    /// Line of the `[[step]]` table.
+    pub line: usize,
+    /// The action.
+    pub action: Action,
+    /// Snapshot label.
+    pub label: Option<String>,
+    /// Expectations with their lines.
+    pub expect: Vec<(Expectation, usize)>,
+    /// The step's expected result: None = ok.
+    pub expect_result: Option<Error>,
+}
+
+/// A parsed, validated scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// File name for messages (`<default>` for the embedded scenario).
+    pub file: String,
+    /// Source text (for line numbers of run-time errors).
+    pub source: String,
+    /// `name =` at the top, or the file stem.
+    pub name: String,
+    /// `description =` at the top.
+    pub description: Option<String>,
+    /// The machine.
+    pub machine: Machine,
+    /// zswap settings.
+    pub zswap: ZswapSettings,
+    /// Cgroups created at boot, parents first.
+    pub cgroups: Vec<CgroupSpec>,
+    /// Steps.
+    pub steps: Vec<Step>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Option<String>,
+    description: Option<String>,
+    machine: Option<Spanned<RawMachine>>,
+    zswap: Option<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
+    #[serde(default)]
+    cgroup: Vec<Spanned<RawCgroup>>,
+    #[serde(default)]
+    step: Vec<Spanned<RawStep>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMachine {
+    ram: Option<Spanned<toml::Value>>,
+    swap: Option<Spanned<toml::Value>>,
+    swap_file: Option<Spanned<String>>,
+    cpus: Option<Spanned<i64>>,
+    seed: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCgroup {
+    name: Spanned<String>,
+    memory_max: Option<Spanned<toml::Value>>,
+    zswap_max: Option<Spanned<toml::Value>>,
+    zswap_writeback: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    cgroup: Option<Spanned<String>>,
+    alloc: Option<Spanned<toml::Value>>,
+    region: Option<Spanned<String>>,
+    fill: Option<Spanned<String>>,
+    read: Option<Spanned<String>>,
+    write: Option<Spanned<String>>,
+    free: Option<Spanned<String>>,
+    reclaim: Option<Spanned<toml::Value>>,
+    set: Option<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
+    create_cgroup: Option<Spanned<String>>,
+    remove_cgroup: Option<Spanned<String>>,
+    shrink: Option<Spanned<bool>>,
+    label: Option<Spanned<String>>,
+    #[serde(default)]
+    expect: Vec<Spanned<String>>,
+    expect_result: Option<Spanned<String>>,
+}
+
+/// Knobs a `[[cgroup]]` table or a cgroup `set` may change, with the memcg
+/// file each maps to.
+pub const CGROUP_KEYS: &[(&str, &str)] = &[
+    ("memory_max", "memory.max"),
+    ("zswap_max", "memory.zswap.max"),
+    ("zswap_writeback", "memory.zswap.writeback"),
+];
+
+/// zswap's runtime parameters (Linux's module parameter names).
+pub const ZSWAP_PARAMS: &[&str] = &[
+    "enabled",
+    "compressor",
+    "max_pool_percent",
+    "accept_threshold_percent",
+    "shrinker_enabled",
+];
+
+struct Ctx<'a> {
+    file: &'a str,
+    src: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: Range<usize>, reason: impl Into<String>) -> ScenarioError {
+        let (line, col) = line_col(self.src, span.start);
+        ScenarioError {
+            file: self.file.to_string(),
+            line,
+            col,
+            reason: reason.into(),
+        }
+    }
+    fn line(&self, span: &Range<usize>) -> usize {
+        line_col(self.src, span.start).0
+    }
+}
+
+/// 1-based line and column of byte `offset` in `src`.
+pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = &src[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+    (line, col)
+}
+
+/// A size or limit value: a string ("8M", "max") or an integer (bytes).
+fn value_text(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Boolean(b) => Some(if *b { "1".into() } else { "0".into() }),
+        toml::Value::Float(f) => Some(f.to_string()),
+        _ => None,
+    }
+}
+
+fn size_value(cx: &Ctx, v: &Spanned<toml::Value>, what: &str) -> Result<u64, ScenarioError> {
+    let text = match v.get_ref() {
+        toml::Value::Integer(i) if *i < 0 => {
+            return Err(cx.err(v.span(), format!("{what}: a size cannot be negative")));
+        }
+        other => value_text(other),
+    }
+    .ok_or_else(|| cx.err(v.span(), format!("{what}: expected a size like \"64M\"")))?;
+    parse_bytes(&text).map_err(|e| cx.err(v.span(), format!("{what}: {e}")))
+}
+
+/// Checks and normalises a cgroup setting; returns (memcg file, value).
+fn cgroup_setting(cx: &Ctx, key: &str, v: &Spanned<toml::Value>) -> Result<(String, String), ScenarioError> {
+    let text = value_text(v.get_ref())
+        .ok_or_else(|| cx.err(v.span(), format!("{key}: expected a string, number or boolean")))?;
+    match key {
+        "memory_max" | "zswap_max" => {
+            if let toml::Value::Integer(i) = v.get_ref()
+                && *i < 0
+            {
+                return Err(cx.err(v.span(), format!("{key}: cannot be negative")));
+            }
+            let lim = parse_limit(&text).map_err(|e| cx.err(v.span(), format!("{key}: {e}")))?;
+            let file = CGROUP_KEYS.iter().find(|(k, _)| *k == key).map_or(key, |(_, f)| f);
+            Ok((file.to_string(), lim.map_or("max".into(), |b| b.to_string())))
+        }
+        "zswap_writeback" => {
+            let b = match text.as_str() {
+                "1" | "true" => "1",
+                "0" | "false" => "0",
+                _ => return Err(cx.err(v.span(), "zswap_writeback: expected true/false or 1/0")),
+            };
+            Ok(("memory.zswap.writeback".into(), b.into()))
+        }
+        _ => Err(cx.err(
+            v.span(),
+            format!("unknown cgroup setting {key:?} (expected memory_max, zswap_max or zswap_writeback)"),
+        )),
+    }
+}
+
+fn zswap_param(cx: &Ctx, key: &str, v: &Spanned<toml::Value>) -> Result<String, ScenarioError> {
+    let text = value_text(v.get_ref())
+        .ok_or_else(|| cx.err(v.span(), format!("{key}: expected a string, number or boolean")))?;
+    match key {
+        "enabled" | "shrinker_enabled" => match text.as_str() {
+            "1" | "true" | "Y" | "y" => Ok("Y".into()),
+            "0" | "false" | "N" | "n" => Ok("N".into()),
+            _ => Err(cx.err(v.span(), format!("{key}: expected true or false"))),
+        },
+        "compressor" => match text.as_str() {
+            "lz4" | "zstd" => Ok(text),
+            _ => Err(cx.err(v.span(), format!("compressor: unknown {text:?} (expected lz4 or zstd)"))),
+        },
+        "max_pool_percent" | "accept_threshold_percent" => match text.parse::<u32>() {
+            Ok(p) if p <= 100 => Ok(p.to_string()),
+            _ => Err(cx.err(v.span(), format!("{key}: expected an integer percentage 0..=100"))),
+        },
+        _ => Err(cx.err(
+            v.span(),
+            format!("unknown zswap parameter {key:?} (expected one of {})", ZSWAP_PARAMS.join(", ")),
+        )),
+    }
+}
+
+fn check_cgroup_path(cx: &Ctx, s: &Spanned<String>) -> Result<String, ScenarioError> {
+    let p = s.get_ref().trim_matches('/');
+    let ok = !p.is_empty()
+        && p.split('/').all(|c| {
+            !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+        })
+        && p != "global"
+        && p != "root";
+    if !ok {
+        return Err(cx.err(
+            s.span(),
+            format!("bad cgroup path {:?}: use names of letters, digits, '_' and '-' joined by '/' (not global or root)", s.get_ref()),
+        ));
+    }
+    Ok(p.to_string())
+}
+
+impl Scenario {
+    /// Reads and parses a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let src = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: file.clone(),
+            line: 0,
+            col: 0,
+            reason: format!("cannot read: {e}"),
+        })?;
+        let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let stem = path.file_stem().map_or_else(|| file.clone(), |s| s.to_string_lossy().into_owned());
+        Scenario::parse(&src, &file, &base, &stem)
+    }
+
+    /// The embedded default scenario.
+    pub fn default_scenario() -> Scenario {
+        match Scenario::parse(DEFAULT_SCENARIO, "<default>", Path::new("."), "default") {
+            Ok(s) => s,
+            // The embedded file is checked by a test; this cannot happen in a
+            // released build.
+            Err(e) => panic!("embedded default scenario is invalid: {e}"),
+        }
+    }
+
+    /// Parses scenario text. `base` resolves relative `pages:` paths.
+    pub fn parse(src: &str, file: &str, base: &Path, default_name: &str) -> Result<Scenario, ScenarioError> {
+        let cx = Ctx { file, src };
+        let raw: RawScenario = toml::from_str(src).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let (line, col) = if e.span().is_some() { line_col(src, span.start) } else { (0, 0) };
+            ScenarioError {
+                file: file.to_string(),
+                line,
+                col,
+                reason: e.message().trim().to_string(),
+            }
+        })?;
+
+        // [machine]
+        let mut machine = Machine {
+            ram_pages: bytes_to_pages(64 << 20),
+            swap_pages: bytes_to_pages(256 << 20),
+            swap_file: None,
+            cpus: 2,
+            seed: 1,
+        };
+        if let Some(m) = &raw.machine {
+            let m = m.get_ref();
+            if let Some(v) = &m.ram {
+                let b = size_value(&cx, v, "ram")?;
+                if b < (1 << 20) || b > (64u64 << 30) {
+                    return Err(cx.err(v.span(), "ram: must be between 1M and 64G"));
+                }
+                machine.ram_pages = bytes_to_pages(b);
+            }
+            if let Some(v) = &m.swap {
+                let b = size_value(&cx, v, "swap")?;
+                if b < 4096 || b > (1u64 << 40) {
+                    return Err(cx.err(v.span(), "swap: must be between 4K and 1T"));
+                }
+                machine.swap_pages = bytes_to_pages(b);
+            }
+            if let Some(f) = &m.swap_file {
+                let p = Path::new(f.get_ref());
+                machine.swap_file = Some(if p.is_absolute() { p.to_path_buf() } else { base.join(p) });
+            }
+            if let Some(c) = &m.cpus {
+                if !(1..=256).contains(c.get_ref()) {
+                    return Err(cx.err(c.span(), "cpus: must be 1..=256"));
+                }
+                machine.cpus = *c.get_ref() as usize;
+            }
+            if let Some(s) = &m.seed {
+                machine.seed = *s.get_ref() as u64;
+            }
+        }
+
+        // [zswap]
+        let mut zswap = ZswapSettings {
+            params: Vec::new(),
+            skip_if_exists: true,
+        };
+        if let Some(z) = &raw.zswap {
+            for (k, v) in z.get_ref() {
+                if k == "skip_if_exists" {
+                    match v.get_ref() {
+                        toml::Value::Boolean(b) => zswap.skip_if_exists = *b,
+                        _ => return Err(cx.err(v.span(), "skip_if_exists: expected true or false")),
+                    }
+                    continue;
+                }
+                let val = zswap_param(&cx, k, v)?;
+                zswap.params.push((k.clone(), val, cx.line(&v.span())));
+            }
+        }
+
+        // [[cgroup]]
+        let mut cgroups: Vec<CgroupSpec> = Vec::new();
+        let mut known: HashSet<String> = HashSet::new();
+        for c in &raw.cgroup {
+            let line = cx.line(&c.span());
+            let c = c.get_ref();
+            let path = check_cgroup_path(&cx, &c.name)?;
+            if !known.insert(path.clone()) {
+                return Err(cx.err(c.name.span(), format!("cgroup {path:?} declared twice")));
+            }
+            if let Some((parent, _)) = path.rsplit_once('/')
+                && !known.contains(parent)
+            {
+                return Err(cx.err(
+                    c.name.span(),
+                    format!("cgroup {path:?}: its parent {parent:?} must be declared first"),
+                ));
+            }
+            let mut settings = Vec::new();
+            for (key, v) in [("memory_max", &c.memory_max), ("zswap_max", &c.zswap_max), ("zswap_writeback", &c.zswap_writeback)] {
+                if let Some(v) = v {
+                    let (f, val) = cgroup_setting(&cx, key, v)?;
+                    settings.push((f, val, cx.line(&v.span())));
+                }
+            }
+            cgroups.push(CgroupSpec { path, settings, line });
+        }
+
+        // [[step]]
+        let mut steps = Vec::new();
+        let mut labels: HashSet<String> = HashSet::new();
+        let mut regions: HashSet<String> = HashSet::new();
+        for (index, s) in raw.step.iter().enumerate() {
+            let span = s.span();
+            let line = cx.line(&span);
+            let s = s.get_ref();
+            let mut actions: Vec<&str> = Vec::new();
+            for (name, present) in [
+                ("alloc", s.alloc.is_some()),
+                ("read", s.read.is_some()),
+                ("write", s.write.is_some()),
+                ("free", s.free.is_some()),
+                ("reclaim", s.reclaim.is_some()),
+                ("create_cgroup", s.create_cgroup.is_some()),
+                ("remove_cgroup", s.remove_cgroup.is_some()),
+                ("shrink", s.shrink.as_ref().is_some_and(|b| *b.get_ref())),
+            ] {
+                if present {
+                    actions.push(name);
+                }
+            }
+            // `set` is an action of its own, or the settings of create_cgroup.
+            if s.set.is_some() && s.create_cgroup.is_none() {
+                actions.push("set");
+            }
+            if actions.len() != 1 {
+                return Err(cx.err(
+                    span,
+                    if actions.is_empty() {
+                        "step has no action (expected one of alloc, read, write, free, reclaim, set, create_cgroup, remove_cgroup, shrink = true)".to_string()
+                    } else {
+                        format!("step has several actions ({}); give exactly one per step", actions.join(", "))
+                    },
+                ));
+            }
+            let cgroup = match &s.cgroup {
+                Some(c) => {
+                    let p = check_cgroup_path(&cx, c)?;
+                    if !known.contains(&p) {
+                        return Err(cx.err(c.span(), format!("unknown cgroup {p:?} (declare it with [[cgroup]] or create_cgroup)")));
+                    }
+                    Some(p)
+                }
+                None => None,
+            };
+            let need_cgroup = |what: &str| -> Result<String, ScenarioError> {
+                cgroup.clone().ok_or_else(|| cx.err(span.clone(), format!("{what} needs `cgroup = \"...\"`")))
+            };
+            let need_region = |r: &Spanned<String>, regions: &HashSet<String>| -> Result<String, ScenarioError> {
+                if regions.contains(r.get_ref()) {
+                    Ok(r.get_ref().clone())
+                } else {
+                    Err(cx.err(r.span(), format!("unknown region {:?} (not allocated by an earlier step, or freed)", r.get_ref())))
+                }
+            };
+            let fill_of = |f: &Spanned<String>| Fill::parse(f.get_ref(), base).map_err(|e| cx.err(f.span(), e));
+            let action = match actions[0] {
+                "alloc" => {
+                    let Some(a) = &s.alloc else { unreachable!() };
+                    let bytes = size_value(&cx, a, "alloc")?;
+                    if bytes == 0 {
+                        return Err(cx.err(a.span(), "alloc: size must be > 0"));
+                    }
+                    let region = s
+                        .region
+                        .as_ref()
+                        .ok_or_else(|| cx.err(span.clone(), "alloc needs `region = \"NAME\"`"))?;
+                    if !regions.insert(region.get_ref().clone()) {
+                        return Err(cx.err(region.span(), format!("region {:?} already exists", region.get_ref())));
+                    }
+                    let fill = match &s.fill {
+                        Some(f) => fill_of(f)?,
+                        None => Fill::Touch,
+                    };
+                    Action::Alloc {
+                        cgroup: need_cgroup("alloc")?,
+                        region: region.get_ref().clone(),
+                        pages: bytes_to_pages(bytes),
+                        fill,
+                    }
+                }
+                "read" => Action::Read {
+                    region: need_region(s.read.as_ref().unwrap_or_else(|| unreachable!()), &regions)?,
+                },
+                "write" => Action::Write {
+                    region: need_region(s.write.as_ref().unwrap_or_else(|| unreachable!()), &regions)?,
+                    fill: s.fill.as_ref().map(fill_of).transpose()?,
+                },
+                "free" => {
+                    let r = s.free.as_ref().unwrap_or_else(|| unreachable!());
+                    let name = need_region(r, &regions)?;
+                    regions.remove(&name);
+                    Action::Free { region: name }
+                }
+                "reclaim" => Action::Reclaim {
+                    cgroup: need_cgroup("reclaim")?,
+                    bytes: size_value(&cx, s.reclaim.as_ref().unwrap_or_else(|| unreachable!()), "reclaim")?,
+                },
+                "set" => {
+                    let set = s.set.as_ref().unwrap_or_else(|| unreachable!());
+                    let mut values = Vec::new();
+                    for (k, v) in set.get_ref() {
+                        let l = cx.line(&v.span());
+                        if cgroup.is_some() {
+                            let (f, val) = cgroup_setting(&cx, k, v)?;
+                            values.push((f, val, l));
+                        } else {
+                            values.push((k.clone(), zswap_param(&cx, k, v)?, l));
+                        }
+                    }
+                    Action::Set { cgroup: cgroup.clone(), values }
+                }
+                "create_cgroup" => {
+                    let c = s.create_cgroup.as_ref().unwrap_or_else(|| unreachable!());
+                    let path = check_cgroup_path(&cx, c)?;
+                    if let Some((parent, _)) = path.rsplit_once('/')
+                        && !known.contains(parent)
+                    {
+                        return Err(cx.err(c.span(), format!("create_cgroup {path:?}: unknown parent {parent:?}")));
+                    }
+                    if !known.insert(path.clone()) {
+                        return Err(cx.err(c.span(), format!("cgroup {path:?} already exists")));
+                    }
+                    let mut settings = Vec::new();
+                    if let Some(set) = &s.set {
+                        for (k, v) in set.get_ref() {
+                            let (f, val) = cgroup_setting(&cx, k, v)?;
+                            settings.push((f, val, cx.line(&v.span())));
+                        }
+                    }
+                    Action::CreateCgroup { path, settings }
+                }
+                "remove_cgroup" => {
+                    let c = s.remove_cgroup.as_ref().unwrap_or_else(|| unreachable!());
+                    let path = check_cgroup_path(&cx, c)?;
+                    if !known.contains(&path) {
+                        return Err(cx.err(c.span(), format!("remove_cgroup: unknown cgroup {path:?}")));
+                    }
+                    Action::RemoveCgroup { path }
+                }
+                _ => Action::Shrink,
+            };
+            if !matches!(action, Action::Alloc { .. } | Action::Write { .. })
+                && let Some(f) = &s.fill
+            {
+                return Err(cx.err(f.span(), "fill only applies to alloc and write steps"));
+            }
+            if !matches!(action, Action::Alloc { .. })
+                && let Some(r) = &s.region
+            {
+                return Err(cx.err(r.span(), "region names the region an alloc step creates; other steps name it directly (read = \"r1\")"));
+            }
+            let label = match &s.label {
+                Some(l) => {
+                    let t = l.get_ref();
+                    if t.is_empty() || t.contains('.') || t.contains(char::is_whitespace) {
+                        return Err(cx.err(l.span(), "label: must be non-empty, without '.' or spaces"));
+                    }
+                    if labels.contains(t) {
+                        return Err(cx.err(l.span(), format!("label {t:?} used twice")));
+                    }
+                    Some(t.clone())
+                }
+                None => None,
+            };
+            let mut expect = Vec::new();
+            for e in &s.expect {
+                let parsed = Expectation::parse(e.get_ref()).map_err(|r| cx.err(e.span(), format!("expectation {:?}: {r}", e.get_ref())))?;
+                for r in parsed.refs() {
+                    if let Some(l) = &r.label
+                        && !labels.contains(l)
+                        && label.as_deref() != Some(l.as_str())
+                    {
+                        return Err(cx.err(e.span(), format!("expectation {:?}: no earlier step is labelled {l:?}", e.get_ref())));
+                    }
+                    if r.scope != "global" && r.scope != "root" && !known.contains(&r.scope) {
+                        return Err(cx.err(e.span(), format!("expectation {:?}: unknown cgroup {:?}", e.get_ref(), r.scope)));
+                    }
+                }
+                expect.push((parsed, cx.line(&e.span())));
+            }
+            if let Some(l) = &label {
+                labels.insert(l.clone());
+            }
+            let expect_result = match &s.expect_result {
+                None => None,
+                Some(r) if r.get_ref() == "ok" => None,
+                Some(r) => Some(Error::from_name(r.get_ref()).ok_or_else(|| {
+                    cx.err(r.span(), format!("expect_result: unknown {:?} (expected ok or an errno name like EAGAIN, ENOMEM)", r.get_ref()))
+                })?),
+            };
+            steps.push(Step { index, line, action, label, expect, expect_result });
+        }
+
+        Ok(Scenario {
+            file: file.to_string(),
+            source: src.to_string(),
+            name: raw.name.unwrap_or_else(|| default_name.to_string()),
+            description: raw.description,
+            machine,
+            zswap,
+            cgroups,
+            steps,
+        })
+    }
+
+    /// Builds an error pointing at `line` of this scenario.
+    pub fn error_at(&self, line: usize, reason: impl Into<String>) -> ScenarioError {
+        ScenarioError { file: self.file.clone(), line, col: if line > 0 { 1 } else { 0 }, reason: reason.into() }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse(s, "t.toml", Path::new("."), "t")
+    }
+
+    #[test]
+    fn default_scenario_parses() {
+        let s = Scenario::default_scenario();
+        assert!(!s.steps.is_empty());
+        assert!(s.cgroups.len() >= 2);
+    }
+
+    #[test]
+    fn full_example() {
+        let s = parse(
+            r#"
+[machine]
+ram = "64M"
+swap = "256M"
+[zswap]
+compressor = "lz4"
+[[cgroup]]
+name = "a"
+memory_max = "8M"
+[[step]]
+cgroup = "a"
+alloc = "32M"
+region = "r1"
+fill = "touch"
+label = "after-alloc"
+expect = ["a.zswpout > 0", "global.stored_pages >= 100", "a.zswpwb == @after-alloc.a.zswpwb"]
+[[step]]
+cgroup = "a"
+reclaim = "4M"
+expect_result = "EAGAIN"
+"#,
+        )
+        .unwrap();
+        assert_eq!(s.machine.ram_pages, 16384);
+        assert_eq!(s.steps.len(), 2);
+        assert!(matches!(s.steps[0].action, Action::Alloc { pages: 8192, .. }));
+        assert_eq!(s.steps[0].expect.len(), 3);
+        assert_eq!(s.steps[1].expect_result, Some(Error::EAGAIN));
+        assert_eq!(s.cgroups[0].settings[0].0, "memory.max");
+        assert_eq!(s.cgroups[0].settings[0].1, (8u64 << 20).to_string());
+    }
+
+    #[test]
+    fn errors_carry_line_and_reason() {
+        let e = parse("[machine]\nram = \"64Q\"\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.reason.contains("unknown suffix"), "{e}");
+        let e = parse("[machine]\nbogus = 1\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = parse("[[step]]\nread = \"r\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.reason.contains("unknown region"));
+        let e = parse("[[cgroup]]\nname = \"a\"\n[[step]]\ncgroup = \"a\"\nalloc = \"1M\"\nregion = \"r\"\nread = \"r\"\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.reason.contains("several actions"));
+        let e = parse("[[step]]\nshrink = true\nexpect = [\"a.zswpout >\"]\n").unwrap_err();
+        assert_eq!(e.line, 3);
+        let e = parse("[[step]]\nshrink = true\nexpect = [\"@x.global.a > 1\"]\n").unwrap_err();
+        assert!(e.reason.contains("labelled"), "{e}");
+        let e = parse("[[cgroup]]\nname = \"a/b\"\n").unwrap_err();
+        assert!(e.reason.contains("parent"), "{e}");
+        let e = parse("[zswap]\ncompressor = \"lzo\"\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        let e = parse("[[step]]\nshrink = true\nexpect_result = \"EWHAT\"\n").unwrap_err();
+        assert_eq!(e.line, 3);
+        let e = parse("[machine\n").unwrap_err();
+        assert_eq!(e.line, 1);
+    }
+}
