@@ -28,22 +28,45 @@ pub const SWAP_MAP_MAX: u8 = 0x3e;
 /// Slots freed by one critical section, reported to the platform after the
 /// lock is dropped. Bit `i` is slot `i` of the cluster.
 #[derive(Default)]
-pub(crate) struct FreedSlots([u64; SWAPFILE_CLUSTER / 64]);
+pub(crate) struct FreedSlots {
+    bits: [u64; SWAPFILE_CLUSTER / 64],
+    count: usize,
+}
 
 impl FreedSlots {
     fn set(&mut self, idx: usize) {
-        if let Some(w) = self.0.get_mut(idx / 64) {
-            *w |= 1 << (idx % 64);
+        if let Some(w) = self.bits.get_mut(idx / 64) {
+            let bit = 1 << (idx % 64);
+            if *w & bit == 0 {
+                *w |= bit;
+                self.count += 1;
+            }
         }
     }
 
-    /// The cluster indices of the freed slots.
+    /// How many slots were freed.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The cluster indices of the freed slots, in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.0.iter().enumerate().flat_map(|(w, &bits)| {
-            (0..64)
-                .filter(move |b| bits & (1 << b) != 0)
-                .map(move |b| w * 64 + b)
-        })
+        let words = if self.count == 0 { 0 } else { self.bits.len() };
+        self.bits
+            .iter()
+            .take(words)
+            .enumerate()
+            .flat_map(|(w, &bits)| {
+                let mut rest = bits;
+                core::iter::from_fn(move || {
+                    if rest == 0 {
+                        return None;
+                    }
+                    let b = rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    Some(w * 64 + b)
+                })
+            })
     }
 }
 
@@ -415,7 +438,7 @@ impl SwapDevice {
 
     /// Accounts slots freed in a critical section that just ended.
     pub(crate) fn account_freed(&self, freed: &FreedSlots) {
-        let n = freed.iter().count() as u64;
+        let n = freed.count() as u64;
         if n != 0 {
             self.inuse_pages.fetch_sub(n, Ordering::AcqRel);
         }
