@@ -147,6 +147,26 @@ fn ids_are_reused_only_when_the_cgroup_is_fully_gone() {
     assert_eq!(t.create("e", Gfp::KERNEL).unwrap().id(), 2);
 }
 
+#[test]
+fn swap_charge_pins_the_id_of_a_removed_cgroup() {
+    let t = tree();
+    let a = t.create("a", Gfp::KERNEL).unwrap();
+    let b = t.create("a/b", Gfp::KERNEL).unwrap();
+    b.swap_charge(2);
+    let id = b.id();
+    t.remove("a/b").unwrap();
+    drop(b);
+    // The swap slots still record `id`: it must still resolve, to b, and
+    // uncharging through it must hit a (which inherited the charge).
+    let b = t.get(id).unwrap();
+    assert_eq!(b.path(), "a/b");
+    assert_eq!(a.swap_current(), 2 * P);
+    b.swap_uncharge(2);
+    assert_eq!(a.swap_current(), 0);
+    drop(b);
+    assert!(t.get(id).is_none());
+}
+
 // ---- page counters, limits, reclaim --------------------------------------
 
 #[test]

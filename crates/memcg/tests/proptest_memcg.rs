@@ -358,3 +358,38 @@ proptest! {
         run(ops);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Any input gets a value or EINVAL, never a panic; numbers with a
+    /// suffix parse to the binary multiple, or EINVAL on overflow.
+    #[test]
+    fn parse_never_panics_and_scales(s in ".{0,24}", n in any::<u32>(), k in 0usize..7) {
+        let _ = memcg::parse_bytes(&s);
+        let _ = memcg::parse_limit_pages(&s);
+        let _ = memcg::parse_bool01(&s);
+        let suffix = ["", "K", "M", "G", "T", "P", "E"][k];
+        let expect = u64::from(n).checked_mul(1u64 << (10 * k));
+        let got = memcg::parse_bytes(&format!("{n}{suffix}"));
+        match expect {
+            Some(v) => prop_assert_eq!(got, Ok(v)),
+            None => prop_assert_eq!(got, Err(Error::EINVAL)),
+        }
+    }
+
+    /// A failed limit write leaves the limit as it was.
+    #[test]
+    fn bad_limit_writes_change_nothing(s in "[-+a-z0-9 .]{1,12}") {
+        let t = MemcgTree::new(Gfp::KERNEL).unwrap();
+        let a = t.create("a", Gfp::KERNEL).unwrap();
+        a.set_memory_max("64K").unwrap();
+        a.set_zswap_max("8K").unwrap();
+        if a.set_memory_max(&s).is_err() {
+            prop_assert_eq!(a.memory_max(), 64 << 10);
+        }
+        if a.set_zswap_max(&s).is_err() {
+            prop_assert_eq!(a.zswap_max_pages(), 2);
+        }
+    }
+}
