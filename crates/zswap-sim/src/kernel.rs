@@ -661,6 +661,7 @@ impl Kernel {
             }
             (st, fill, version, owner)
         };
+        let faulted = matches!(state, State::Swapped(_));
         let (folio, memcg) = match state {
             State::Untouched => {
                 lock(&self.mm).slot((region, index)).map(|s| s.pte = Pte::None);
@@ -688,6 +689,9 @@ impl Kernel {
             let _ = folio.with_page_mut(0, |p| fill.generate(self.seed, region, index as u64, new_version, p));
         }
         let mut mm = lock(&self.mm);
+        if faulted {
+            *mm.anon.entry(memcg.id()).or_default() += 1;
+        }
         let seq = mm.lru_add(&memcg, (region, index));
         if let Some(s) = mm.slot((region, index)) {
             s.version = new_version;
@@ -977,10 +981,9 @@ impl Kernel {
         if in_reclaim() {
             return;
         }
-        let _memalloc = MemallocGuard::enter();
+        // A kworker: not in reclaim, its writeback charges may reclaim.
         self.counters.shrink_worker_runs.fetch_add(1, Ordering::Relaxed);
         self.zswap.shrink_worker();
-        drop(_memalloc);
         self.safe_point_charges();
     }
 

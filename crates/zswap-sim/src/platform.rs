@@ -219,11 +219,22 @@ impl SwapPlatform for SimSwap {
             .get_online(id)
             .or_else(current_memcg)
             .unwrap_or_else(|| k.memcgs.root());
-        let gfp = if in_reclaim() {
-            gfp.difference(Gfp::DIRECT_RECLAIM)
-        } else {
-            gfp
-        };
+        if in_reclaim() {
+            // PF_MEMALLOC (zswap writeback from inside reclaim): Linux forces
+            // this charge past memory.max, since reclaim must be able to
+            // make progress. Charge without reclaiming if there is room;
+            // otherwise stand in for the forced charge by not charging the
+            // folio at all: it lives only until its page is written, a few
+            // instructions from now (memcg offers no forced page charge).
+            folio.set_memcg_id(memcg.id());
+            if k.memcgs
+                .try_charge(&memcg, 1, gfp.difference(Gfp::DIRECT_RECLAIM), &Reclaimer(&k))
+                .is_ok()
+            {
+                k.note_swapin_charge(folio, memcg);
+            }
+            return Ok(());
+        }
         // While the charge runs (and may reclaim), this chain holds the
         // slot's SWAP_HAS_CACHE without a folio in the swap cache.
         holding_has_cache(entry, || {
