@@ -274,20 +274,22 @@ fn run(ops: Vec<Op>) {
                 m.maybe_free(e, before);
                 // free_swap_and_cache drops an unlocked cached folio whose
                 // slots are all unreferenced.
-                if and_cache && want.is_ok() && m.slot(e).count == 0 {
-                    if let Some(id) = m.slot(e).cached {
-                        let (f, first) = m.folios[id].clone();
-                        let all_unused = (0..f.nr_pages() as u64)
-                            .all(|k| m.slot(first.checked_add(k).unwrap()).count == 0);
-                        if all_unused {
-                            for k in 0..f.nr_pages() as u64 {
-                                let ek = first.checked_add(k).unwrap();
-                                let sk = m.slot(ek);
-                                let was = sk.in_use();
-                                sk.cached = None;
-                                sk.has_cache = false;
-                                m.maybe_free(ek, was);
-                            }
+                if and_cache
+                    && want.is_ok()
+                    && m.slot(e).count == 0
+                    && let Some(id) = m.slot(e).cached
+                {
+                    let (f, first) = m.folios[id].clone();
+                    let all_unused = (0..f.nr_pages() as u64)
+                        .all(|k| m.slot(first.checked_add(k).unwrap()).count == 0);
+                    if all_unused {
+                        for k in 0..f.nr_pages() as u64 {
+                            let ek = first.checked_add(k).unwrap();
+                            let sk = m.slot(ek);
+                            let was = sk.in_use();
+                            sk.cached = None;
+                            sk.has_cache = false;
+                            m.maybe_free(ek, was);
                         }
                     }
                 }
