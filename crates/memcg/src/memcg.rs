@@ -166,9 +166,10 @@ fn try_add(a: &AtomicU64, n: u64, max: u64) -> bool {
 /// - An online cgroup's ancestors are all online (offline refuses a cgroup
 ///   with online children).
 /// - `online` changes only from true to false, under `gate` held for writing
-///   (and the tree lock); every counter update of this crate happens under
-///   `gate` held for reading while `online` is true, except the transfer done
-///   by offline itself.
+///   (and the tree lock); every update of the charge counters (`usage`,
+///   `swap_usage`, `hier`, `local`) happens under the gate of an online
+///   cgroup held for reading, except the transfer done by offline itself.
+///   (`id_refs` belongs to the id, not to the charges, and is not moved.)
 /// - After offline, the hierarchical counters of this level (`usage`,
 ///   `swap_usage`, the gauges of `hier`) and its local gauges are zero; their
 ///   values live on in the parent.
