@@ -233,6 +233,23 @@ fn parse_ref(w: &str) -> Result<StatRef, String> {
     })
 }
 
+/// Parses an arithmetic expression alone (for computed `set` values such
+/// as `"= @full.a.memory.zswap.current / 2"`).
+pub fn parse_expr(text: &str) -> Result<Expr, String> {
+    let toks = tokenize(text)?;
+    let mut p = Parser { toks, pos: 0 };
+    let e = p.expr()?;
+    if p.pos < p.toks.len() {
+        return Err(format!("unexpected {:?} after the expression", p.toks[p.pos]));
+    }
+    Ok(e)
+}
+
+/// Evaluates an expression against `now` and the labelled snapshots.
+pub fn eval_expr(e: &Expr, now: &Snapshot, labelled: &HashMap<String, Snapshot>) -> Result<f64, String> {
+    eval(e, now, labelled)
+}
+
 impl Expectation {
     /// Parses one expectation.
     pub fn parse(text: &str) -> Result<Expectation, String> {

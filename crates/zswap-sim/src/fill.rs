@@ -15,6 +15,7 @@
 //! | `same:0xNN` | every byte `NN` | same-filled |
 //! | `seq-half` | first half 0,1,2,..., second half zero (test_zswap_writeback's page) | compresses ~8x |
 //! | `random` | random bytes | incompressible: stored raw, or rejected with writeback off |
+//! | `random-half` | first half random, second half zero | compresses ~2:1 (bulky pool objects) |
 //! | `pages:PATH` | 4 KiB pages of a page file, cycled | real data |
 //! | `mix` | the built-in realistic mix, see [`mix_page`] | overall lz4 ratio around 3 |
 
@@ -37,6 +38,8 @@ pub enum Fill {
     SeqHalf,
     /// Random, incompressible bytes.
     Random,
+    /// First half random, second half zero (~2:1).
+    RandomHalf,
     /// Pages of a page file, cycled.
     Pages(Arc<PageFile>),
     /// The built-in realistic mix.
@@ -99,7 +102,8 @@ impl Fill {
             "zero" => Fill::Zero,
             "touch" => Fill::Touch,
             "seq-half" => Fill::SeqHalf,
-            "random" => Fill::Random,
+"random" => Fill::Random,
+            "random-half" => Fill::RandomHalf,
             "mix" => Fill::Mix,
             _ => {
                 if let Some(v) = s.strip_prefix("same:") {
@@ -124,7 +128,7 @@ impl Fill {
                     Fill::Pages(load_page_file(&full)?)
                 } else {
                     return Err(format!(
-                        "unknown fill {s:?} (expected zero, touch, same:0xNN, seq-half, random, pages:PATH or mix)"
+                        "unknown fill {s:?} (expected zero, touch, same:0xNN, seq-half, random, random-half, pages:PATH or mix)"
                     ));
                 }
             }
@@ -139,6 +143,7 @@ impl Fill {
             Fill::Same(b) => format!("same:0x{b:02x}"),
             Fill::SeqHalf => "seq-half".into(),
             Fill::Random => "random".into(),
+            Fill::RandomHalf => "random-half".into(),
             Fill::Pages(f) => format!("pages:{}", f.path.display()),
             Fill::Mix => "mix".into(),
         }
@@ -160,6 +165,10 @@ impl Fill {
             Fill::Same(b) => out.fill(*b),
             Fill::SeqHalf => seq_half(out),
             Fill::Random => random_fill(key, out),
+            Fill::RandomHalf => {
+                random_fill(key, out);
+                out[PAGE_SIZE / 2..].fill(0);
+            }
             Fill::Pages(f) => {
                 // Cycle through the file; a rewrite (version) moves to another page.
                 let n = index

@@ -305,6 +305,8 @@ pub struct Kernel {
     swapin_charges: Mutex<Vec<(usize, MemcgRef)>>,
     /// Live cgroups by path, and every cgroup ever created by id.
     cgroups: Mutex<BTreeMap<String, MemcgRef>>,
+    /// The zswap shrinker's deferred scan work per memcg id.
+    nr_deferred: Mutex<HashMap<u32, u64>>,
 }
 
 impl std::ops::Deref for Kernel {
@@ -384,6 +386,7 @@ impl Kernel {
             deadlock: Mutex::new(None),
             swapin_charges: Mutex::new(Vec::new()),
             cgroups: Mutex::new(BTreeMap::new()),
+            nr_deferred: Mutex::new(HashMap::new()),
         });
         let _ = kernel.base.swap.platform().kernel.set(Arc::downgrade(&kernel));
         Ok(kernel)
@@ -786,9 +789,10 @@ impl Kernel {
             return 0;
         }
         let _memalloc = MemallocGuard::enter();
-        let nr = nr_pages.max(SWAP_CLUSTER_MAX.min(nr_pages.max(1)));
-        let (reclaimed, _) = self.shrink_lru(Some(memcg), nr, gfp);
-        self.shrink_slab(Some(memcg), reclaimed.max(1), gfp);
+        // Reclaim works in SWAP_CLUSTER_MAX batches, whatever was asked.
+        let nr = nr_pages.max(SWAP_CLUSTER_MAX);
+        let (reclaimed, scanned, lru_pages) = self.shrink_lru(Some(memcg), nr, gfp);
+        self.shrink_slab(Some(memcg), scanned, lru_pages, gfp);
         reclaimed
     }
 
@@ -800,8 +804,8 @@ impl Kernel {
         }
         let _memalloc = MemallocGuard::enter();
         self.counters.global_reclaims.fetch_add(1, Ordering::Relaxed);
-        let (reclaimed, _) = self.shrink_lru(None, nr_pages, Gfp::KERNEL);
-        self.shrink_slab(None, reclaimed.max(1), Gfp::KERNEL);
+        let (reclaimed, scanned, lru_pages) = self.shrink_lru(None, nr_pages, Gfp::KERNEL);
+        self.shrink_slab(None, scanned, lru_pages, Gfp::KERNEL);
         reclaimed
     }
 
@@ -823,8 +827,16 @@ impl Kernel {
 
     /// `shrink_lruvec`: pages out cold pages of `target`'s subtree (all
     /// cgroups if None) until `nr` are freed or a scan budget runs out.
-    /// Returns (freed, scanned).
-    fn shrink_lru(&self, target: Option<&MemcgRef>, nr: u64, gfp: Gfp) -> (u64, u64) {
+    /// Returns (freed, scanned, LRU pages before the scan).
+    fn shrink_lru(&self, target: Option<&MemcgRef>, nr: u64, gfp: Gfp) -> (u64, u64, u64) {
+        let lru_pages = {
+            let mm = lock(&self.mm);
+            mm.lrus
+                .values()
+                .filter(|l| target.is_none_or(|t| l.memcg.is_descendant_of(t)))
+                .map(|l| l.pages.len() as u64)
+                .sum::<u64>()
+        };
         let budget = nr.saturating_mul(4).saturating_add(SWAP_CLUSTER_MAX);
         let (mut freed, mut scanned) = (0, 0);
         while freed < nr && scanned < budget {
@@ -836,7 +848,7 @@ impl Kernel {
                 freed += 1;
             }
         }
-        (freed, scanned)
+        (freed, scanned, lru_pages)
     }
 
     /// Takes the oldest resident page of `target`'s subtree off its LRU and
@@ -939,23 +951,35 @@ impl Kernel {
     }
 
     /// `shrink_slab` for zswap's shrinker: on `target`'s subtree (every
-    /// cgroup if None), scan in proportion to the LRU pages just freed.
-    fn shrink_slab(&self, target: Option<&MemcgRef>, nr_scanned: u64, gfp: Gfp) {
+    /// cgroup if None), scan a share of each cgroup's freeable entries equal
+    /// to twice the share of the LRU just scanned (`DEFAULT_SEEKS` = 2:
+    /// `delta = 2 * scanned * freeable / lru_pages`). Small deltas are
+    /// deferred until they make a batch, as Linux's `nr_deferred` does.
+    fn shrink_slab(&self, target: Option<&MemcgRef>, nr_scanned: u64, lru_pages: u64, gfp: Gfp) {
         let mut memcgs = vec![self.memcgs.root()];
         memcgs.extend(self.cgroups().into_iter().map(|(_, m)| m));
         for m in memcgs {
             if target.is_some_and(|t| !m.is_descendant_of(t)) {
                 continue;
             }
+            let id = m.id();
             let mut sc = ShrinkControl::new(Some(m), 0);
             sc.gfp = gfp;
             let count = self.zswap.shrinker_count(&sc);
             if count == 0 {
                 continue;
             }
-            // do_shrink_slab: scan a share of the freeable objects
-            // proportional to the LRU work just done.
-            sc.nr_to_scan = count.min(nr_scanned.max(1)) as usize;
+            let delta = (2 * nr_scanned as u128 * count as u128 / (lru_pages as u128 + 1)) as u64;
+            let total = {
+                let mut d = lock(&self.nr_deferred);
+                let t = d.remove(&id).unwrap_or(0) + delta.max(1);
+                if t < SWAP_CLUSTER_MAX && t < count {
+                    d.insert(id, t);
+                    continue;
+                }
+                t.min(count)
+            };
+            sc.nr_to_scan = total as usize;
             let _ = self.zswap.shrinker_scan(&mut sc);
         }
     }

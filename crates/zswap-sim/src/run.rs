@@ -222,7 +222,13 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> RunReport {
                 p(base_done + n, total_work);
             }
         };
-        let result = execute(&k, &step.action, &mut tick);
+        let result = match resolve_values(&k, &step.action, &labelled) {
+            Ok(a) => execute(&k, &a, &mut tick),
+            Err(reason) => {
+                let err = sc.error_at(step.line, reason);
+                return finish(report, &k, start).fail_scenario(err);
+            }
+        };
         done += step.action.work(&region_pages_now(&k, &step.action));
         if let Some(p) = &opts.progress {
             p(done.min(total_work), total_work);
@@ -379,6 +385,33 @@ fn finish(mut report: RunReport, k: &Arc<Kernel>, start: Instant) -> RunReport {
     };
     report.exit_code = report.outcome.code();
     report
+}
+
+/// Evaluates computed `set` values (`"= EXPR"`) into byte counts.
+fn resolve_values(k: &Kernel, a: &Action, labelled: &HashMap<String, Snapshot>) -> Result<Action, String> {
+    let Action::Set { cgroup: Some(c), values } = a else {
+        return Ok(a.clone());
+    };
+    if !values.iter().any(|(_, v, _)| v.starts_with('=')) {
+        return Ok(a.clone());
+    }
+    let now = snapshot(k);
+    let mut out = Vec::new();
+    for (f, v, line) in values {
+        let v = match v.strip_prefix('=') {
+            Some(e) => {
+                let expr = crate::expect::parse_expr(e)?;
+                let x = crate::expect::eval_expr(&expr, &now, labelled).map_err(|r| format!("{f} = {v:?}: {r}"))?;
+                if !(0.0..1e18).contains(&x) {
+                    return Err(format!("{f} = {v:?} gives {x}, not a size"));
+                }
+                (x as u64).to_string()
+            }
+            None => v.clone(),
+        };
+        out.push((f.clone(), v, *line));
+    }
+    Ok(Action::Set { cgroup: Some(c.clone()), values: out })
 }
 
 /// Executes one action.

@@ -20,6 +20,9 @@
 //! expect_result = "EAGAIN"
 //! ```
 //!
+//! A cgroup value in a `set` step may be computed from the counters, in
+//! bytes: `set = { zswap_max = "= @after-reclaim.a.memory.zswap.current / 2" }`.
+//!
 //! Every mistake is reported with the file, the line and the reason
 //! ([`ScenarioError`]), and the run exits with code 2.
 
@@ -364,6 +367,16 @@ fn size_value(cx: &Ctx, v: &Spanned<toml::Value>, what: &str) -> Result<u64, Sce
 fn cgroup_setting(cx: &Ctx, key: &str, v: &Spanned<toml::Value>) -> Result<(String, String), ScenarioError> {
     let text = value_text(v.get_ref())
         .ok_or_else(|| cx.err(v.span(), format!("{key}: expected a string, number or boolean")))?;
+    if let Some(expr) = text.strip_prefix('=') {
+        // A computed value: "= @label.a.memory.zswap.current / 2" (bytes).
+        let file = CGROUP_KEYS
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| cx.err(v.span(), format!("unknown cgroup setting {key:?} (expected memory_max, zswap_max or zswap_writeback)")))?;
+        crate::expect::parse_expr(expr).map_err(|e| cx.err(v.span(), format!("{key}: {e}")))?;
+        return Ok((file.to_string(), text));
+    }
     match key {
         "memory_max" | "zswap_max" => {
             if let toml::Value::Integer(i) = v.get_ref()
