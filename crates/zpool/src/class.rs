@@ -166,10 +166,14 @@ mod tests {
     fn chain_length_minimises_waste() {
         for size in (CLASS_DELTA..=PAGE_SIZE).step_by(CLASS_DELTA) {
             let (k, objs) = best_chain(size, 8);
-            let waste = |k: usize| (k * PAGE_SIZE - (k * PAGE_SIZE / size) * size) as f64 / k as f64;
+            let waste =
+                |k: usize| (k * PAGE_SIZE - (k * PAGE_SIZE / size) * size) as f64 / k as f64;
             assert_eq!(objs, k * PAGE_SIZE / size);
             for other in 1..=8 {
-                assert!(waste(k) <= waste(other) + 1e-9, "size {size}: {k} vs {other}");
+                assert!(
+                    waste(k) <= waste(other) + 1e-9,
+                    "size {size}: {k} vs {other}"
+                );
             }
         }
         assert_eq!(best_chain(1024, 8), (1, 4));

@@ -160,10 +160,7 @@ impl HandleTable {
         debug_assert!(size != 0);
         if self.free_head != NONE {
             let slot = self.free_head;
-            let e = self
-                .entries
-                .get_mut(slot as usize)
-                .ok_or(Error::EIO)?;
+            let e = self.entries.get_mut(slot as usize).ok_or(Error::EIO)?;
             self.free_head = e.zspage;
             e.zspage = zspage;
             e.obj = obj;

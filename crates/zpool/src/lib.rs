@@ -128,7 +128,7 @@ pub use class::MAX_PAGES_PER_ZSPAGE;
 pub use handle::Handle;
 
 use class::{ClassTable, SizeClass};
-use handle::{HandleEntry, HandleParts, MAX_POOL_ID};
+use handle::{HandleEntry, HandleParts};
 use state::{ClassState, Need};
 use zspage::ZsPage;
 
@@ -160,7 +160,9 @@ impl Default for ZsConfig {
     }
 }
 
-/// Pool-wide counters (Linux: `zs_get_total_pages`, `zs_pool_stats`).
+/// Pool-wide counters (Linux: `zs_get_total_pages`, `zs_pool_stats`). Each
+/// class contributes a consistent snapshot; classes are read one after the
+/// other.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
     /// Pages held from the page allocator (exact).
@@ -205,9 +207,8 @@ struct Class {
 ///
 /// # Invariants
 ///
-/// Every page held by the pool came from `alloc`. `pages`, `objects` and
-/// `bytes` equal the sums of the classes' counters once no call is in
-/// flight.
+/// Every page held by the pool came from `alloc`. `pages` equals the sum of
+/// the classes' page counts once no call is in flight.
 pub struct ZsPool<A: PageAllocator> {
     alloc: A,
     cfg: ZsConfig,
@@ -215,8 +216,6 @@ pub struct ZsPool<A: PageAllocator> {
     table: ClassTable,
     classes: Vec<Class>,
     pages: AtomicUsize,
-    objects: AtomicUsize,
-    bytes: AtomicUsize,
     compacted: AtomicUsize,
 }
 
@@ -242,6 +241,7 @@ impl<A: PageAllocator> Drop for Spare<'_, A> {
 /// A new pool id, `1..=MAX_POOL_ID`, wrapping.
 #[cfg(not(loom))]
 fn next_pool_id() -> u16 {
+    use handle::MAX_POOL_ID;
     static NEXT: kbase::sync::AtomicU32 = kbase::sync::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     (n % MAX_POOL_ID as u32) as u16 + 1
@@ -284,8 +284,6 @@ impl<A: PageAllocator> ZsPool<A> {
             table,
             classes,
             pages: AtomicUsize::new(0),
-            objects: AtomicUsize::new(0),
-            bytes: AtomicUsize::new(0),
             compacted: AtomicUsize::new(0),
         })
     }
@@ -324,9 +322,9 @@ impl<A: PageAllocator> ZsPool<A> {
             drop(old_slab);
             match r? {
                 Ok(placed) => {
-                    self.pages.fetch_add(placed.pages_added, Ordering::Relaxed);
-                    self.objects.fetch_add(1, Ordering::Relaxed);
-                    self.bytes.fetch_add(size, Ordering::Relaxed);
+                    if placed.pages_added != 0 {
+                        self.pages.fetch_add(placed.pages_added, Ordering::Relaxed);
+                    }
                     return Ok(HandleParts {
                         pool: self.id,
                         class: ci,
@@ -351,14 +349,13 @@ impl<A: PageAllocator> ZsPool<A> {
     /// then.
     pub fn free(&self, h: Handle) -> Result<()> {
         let (p, class) = self.class_of(h)?;
-        let (size, freed) =
-            class
-                .state
-                .lock()
-                .free(&class.info, &self.alloc, p.slot, p.generation)?;
-        self.objects.fetch_sub(1, Ordering::Relaxed);
-        self.bytes.fetch_sub(size, Ordering::Relaxed);
-        self.pages.fetch_sub(freed, Ordering::Relaxed);
+        let freed = class
+            .state
+            .lock()
+            .free(&class.info, &self.alloc, p.slot, p.generation)?;
+        if freed != 0 {
+            self.pages.fetch_sub(freed, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -431,16 +428,23 @@ impl<A: PageAllocator> ZsPool<A> {
         total
     }
 
-    /// Pool-wide counters. `metadata_bytes` takes each class lock in turn.
+    /// Pool-wide counters. Takes each class lock in turn (objects and bytes
+    /// are kept per class, under the class lock, to keep the data path free
+    /// of shared atomics); `pages` alone is a pool-wide atomic, read by
+    /// [`total_pages`](Self::total_pages) without any lock.
     pub fn stats(&self) -> PoolStats {
         let mut metadata_bytes = self.classes.capacity() * core::mem::size_of::<Class>();
+        let (mut objects, mut bytes_stored) = (0, 0);
         for class in &self.classes {
-            metadata_bytes += class.state.lock().heap_bytes();
+            let st = class.state.lock();
+            metadata_bytes += st.heap_bytes();
+            objects += st.handles.live();
+            bytes_stored += st.bytes;
         }
         PoolStats {
             pages: self.pages.load(Ordering::Relaxed),
-            objects: self.objects.load(Ordering::Relaxed),
-            bytes_stored: self.bytes.load(Ordering::Relaxed),
+            objects,
+            bytes_stored,
             pages_compacted: self.compacted.load(Ordering::Relaxed),
             metadata_bytes,
         }

@@ -106,8 +106,15 @@ pub(crate) fn copy_within(
                 return Err(Error::EIO);
             }
             let (left, right) = pages.split_at_mut(hi);
-            let (lo_pg, hi_pg) = (left.get_mut(lo).ok_or(Error::EIO)?, right.first_mut().ok_or(Error::EIO)?);
-            let (s, d) = if sp < dp { (lo_pg, hi_pg) } else { (hi_pg, lo_pg) };
+            let (lo_pg, hi_pg) = (
+                left.get_mut(lo).ok_or(Error::EIO)?,
+                right.first_mut().ok_or(Error::EIO)?,
+            );
+            let (s, d) = if sp < dp {
+                (lo_pg, hi_pg)
+            } else {
+                (hi_pg, lo_pg)
+            };
             let from = s.as_slice().get(so..so + n).ok_or(Error::EIO)?;
             d.as_mut_slice()
                 .get_mut(d_o..d_o + n)

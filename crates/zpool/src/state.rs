@@ -134,7 +134,9 @@ impl ClassState {
     }
 
     fn link(&mut self, id: u32, list: usize) {
-        let Some(head) = self.heads.get(list).copied() else { return };
+        let Some(head) = self.heads.get(list).copied() else {
+            return;
+        };
         if let Some(h) = self.zs_mut(head) {
             h.prev = id;
         }
@@ -189,7 +191,8 @@ impl ClassState {
         if bigger.capacity() <= self.slab.capacity() {
             return bigger;
         }
-        bigger.extend(self.slab.drain(..));
+        // Fits: bigger.capacity() > slab.len(), so no reallocation.
+        bigger.append(&mut self.slab);
         core::mem::replace(&mut self.slab, bigger)
     }
 
@@ -296,7 +299,12 @@ impl ClassState {
 
     /// The object behind (`slot`, `generation`): its zspage, byte offset in
     /// the chain, and size.
-    pub(crate) fn locate(&self, class: &SizeClass, slot: u32, generation: u16) -> Result<(&ZsPage, usize, usize)> {
+    pub(crate) fn locate(
+        &self,
+        class: &SizeClass,
+        slot: u32,
+        generation: u16,
+    ) -> Result<(&ZsPage, usize, usize)> {
         let e = self.handles.get(slot, generation)?;
         let z = self.zs(e.zspage).ok_or(Error::EIO)?;
         Ok((z, e.obj as usize * class.size, e.size as usize))
@@ -315,14 +323,14 @@ impl ClassState {
     }
 
     /// Frees the object; an emptied zspage goes back to `alloc` at once.
-    /// Returns (object size, pages freed).
+    /// Returns the pages freed.
     pub(crate) fn free<A: PageAllocator>(
         &mut self,
         class: &SizeClass,
         alloc: &A,
         slot: u32,
         generation: u16,
-    ) -> Result<(usize, usize)> {
+    ) -> Result<usize> {
         let e: HandleEntry = *self.handles.get(slot, generation)?;
         let z = self.zs_mut(e.zspage).ok_or(Error::EIO)?;
         if z.slot_at(e.obj as usize) != Some(slot) {
@@ -340,7 +348,7 @@ impl ClassState {
         } else {
             self.relink(class, e.zspage);
         }
-        Ok((e.size as usize, freed))
+        Ok(freed)
     }
 
     /// Frees every zspage (pool teardown); returns the pages freed.
@@ -382,7 +390,9 @@ impl ClassState {
     /// below them, so that trailing pages empty out.
     fn tighten(&mut self, class: &SizeClass, id: u32) -> Result<()> {
         loop {
-            let Some(z) = zs_in(&mut self.slab, id) else { return Ok(()) };
+            let Some(z) = zs_in(&mut self.slab, id) else {
+                return Ok(());
+            };
             let (Some(hi), Some(lo)) = (z.highest_live(), z.first_free(class)) else {
                 return Ok(());
             };
@@ -391,7 +401,12 @@ impl ClassState {
             }
             let slot = z.slot_at(hi).ok_or(Error::EIO)?;
             let e = self.handles.get_live_mut(slot).ok_or(Error::EIO)?;
-            pages::copy_within(&mut z.pages, hi * class.size, lo * class.size, e.size as usize)?;
+            pages::copy_within(
+                &mut z.pages,
+                hi * class.size,
+                lo * class.size,
+                e.size as usize,
+            )?;
             z.release(hi);
             z.place(lo, slot);
             e.obj = lo as u16;
@@ -416,7 +431,11 @@ impl ClassState {
     /// trims the source. Once no object can move to another zspage, packs
     /// each zspage in place and trims it, and reports the class done.
     /// Returns (pages freed, more to do).
-    pub(crate) fn compact_step<A: PageAllocator>(&mut self, class: &SizeClass, alloc: &A) -> Result<(usize, bool)> {
+    pub(crate) fn compact_step<A: PageAllocator>(
+        &mut self,
+        class: &SizeClass,
+        alloc: &A,
+    ) -> Result<(usize, bool)> {
         // The emptiest zspage not on FULL.
         let mut src: Option<(u32, usize)> = None;
         for list in 0..FULL {
@@ -429,12 +448,13 @@ impl ClassState {
                 id = z.next;
             }
         }
-        let Some((src, _)) = src else { return Ok((0, false)) };
+        let Some((src, _)) = src else {
+            return Ok((0, false));
+        };
         if let Some(mut dst) = self.fullest_with_room(src) {
             // dst.inuse >= src.inuse (src is the emptiest), so every move
             // raises the sum of squared inuse counts: this terminates.
-            loop {
-                let Some(hi) = self.zs(src).and_then(ZsPage::highest_live) else { break };
+            while let Some(hi) = self.zs(src).and_then(ZsPage::highest_live) {
                 self.move_obj(class, src, hi, dst)?;
                 self.relink(class, dst);
                 if self.zs(dst).is_some_and(|d| d.fullness(class) >= GROWABLE) {

@@ -113,7 +113,11 @@ impl ZsPage {
     }
 
     /// Attaches one more page. Gives the page back if the chain is complete.
-    pub(crate) fn attach(&mut self, class: &SizeClass, page: PageFrame) -> core::result::Result<(), PageFrame> {
+    pub(crate) fn attach(
+        &mut self,
+        class: &SizeClass,
+        page: PageFrame,
+    ) -> core::result::Result<(), PageFrame> {
         if self.pages.len() >= class.pages_per_zspage || self.pages.len() >= self.pages.capacity() {
             return Err(page);
         }

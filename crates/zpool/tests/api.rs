@@ -44,7 +44,10 @@ fn every_size_round_trips() {
     }
     let st = p.stats();
     assert_eq!(st.objects, live.len());
-    assert_eq!(st.bytes_stored, live.iter().map(|(_, d)| d.len()).sum::<usize>());
+    assert_eq!(
+        st.bytes_stored,
+        live.iter().map(|(_, d)| d.len()).sum::<usize>()
+    );
     for (h, _) in live {
         p.free(h).unwrap();
     }
@@ -57,7 +60,9 @@ fn every_size_round_trips() {
 fn objects_spanning_a_page_boundary_read_as_two_segments() {
     let p = pool();
     // 1552-byte slots: object 2 covers bytes 3104..4656 of the chain.
-    let hs: Vec<Handle> = (0..3).map(|_| p.malloc(1550, Gfp::KERNEL).unwrap()).collect();
+    let hs: Vec<Handle> = (0..3)
+        .map(|_| p.malloc(1550, Gfp::KERNEL).unwrap())
+        .collect();
     let data = pattern(3, 1550);
     p.write(hs[2], &data).unwrap();
     let (a, b) = p.read_with(hs[2], |a, b| (a.len(), b.len())).unwrap();
@@ -107,9 +112,31 @@ fn bad_sizes_and_handles_are_errors() {
 #[test]
 fn config_is_validated() {
     let a = HeapPageAllocator::new();
-    assert!(ZsPool::with_config(&a, ZsConfig { max_pages_per_zspage: 0 }).is_err());
-    assert!(ZsPool::with_config(&a, ZsConfig { max_pages_per_zspage: 17 }).is_err());
-    let p = ZsPool::with_config(&a, ZsConfig { max_pages_per_zspage: 1 }).unwrap();
+    assert!(
+        ZsPool::with_config(
+            &a,
+            ZsConfig {
+                max_pages_per_zspage: 0
+            }
+        )
+        .is_err()
+    );
+    assert!(
+        ZsPool::with_config(
+            &a,
+            ZsConfig {
+                max_pages_per_zspage: 17
+            }
+        )
+        .is_err()
+    );
+    let p = ZsPool::with_config(
+        &a,
+        ZsConfig {
+            max_pages_per_zspage: 1,
+        },
+    )
+    .unwrap();
     let h = p.malloc(3000, Gfp::KERNEL).unwrap();
     assert_eq!(p.total_pages(), 1);
     p.free(h).unwrap();
@@ -146,7 +173,9 @@ fn allocation_fills_the_fullest_zspage_first() {
     let cs = p.class_stats(ci).unwrap();
     let n = cs.objs_per_zspage;
     // Three complete zspages.
-    let hs: Vec<Handle> = (0..3 * n).map(|_| p.malloc(64, Gfp::KERNEL).unwrap()).collect();
+    let hs: Vec<Handle> = (0..3 * n)
+        .map(|_| p.malloc(64, Gfp::KERNEL).unwrap())
+        .collect();
     assert_eq!(p.class_stats(ci).unwrap().zspages, 3);
     // Free most of zspage 0 and a little of zspage 2.
     for h in &hs[..n - 2] {
@@ -158,7 +187,11 @@ fn allocation_fills_the_fullest_zspage_first() {
     let h = p.malloc(64, Gfp::KERNEL).unwrap();
     p.free(hs[n - 1]).unwrap();
     p.free(hs[n - 2]).unwrap();
-    assert_eq!(p.total_pages(), pages - cs.pages_per_zspage, "zspage 0 emptied and freed");
+    assert_eq!(
+        p.total_pages(),
+        pages - cs.pages_per_zspage,
+        "zspage 0 emptied and freed"
+    );
     let _ = h;
 }
 
@@ -195,7 +228,8 @@ fn compaction_moves_objects_keeps_handles_and_frees_pages() {
     let mut best = 0;
     for c in (0..p.nr_classes()).map(|i| p.class_stats(i).unwrap()) {
         let rem = c.objects % c.objs_per_zspage;
-        best += c.objects / c.objs_per_zspage * c.pages_per_zspage + (rem * c.size).div_ceil(PAGE_SIZE);
+        best +=
+            c.objects / c.objs_per_zspage * c.pages_per_zspage + (rem * c.size).div_ceil(PAGE_SIZE);
     }
     assert!(
         p.total_pages() <= best,
@@ -215,15 +249,20 @@ fn compaction_moves_objects_keeps_handles_and_frees_pages() {
 
 #[test]
 fn metadata_per_object_is_at_most_16_bytes() {
-    assert!(METADATA_BYTES_PER_OBJECT <= 16);
+    const { assert!(METADATA_BYTES_PER_OBJECT <= 16) };
     let p = pool();
     let n = if cfg!(miri) { 500 } else { 20_000 };
-    let hs: Vec<Handle> = (0..n).map(|i| p.malloc(100 + i % 900, Gfp::KERNEL).unwrap()).collect();
+    let hs: Vec<Handle> = (0..n)
+        .map(|i| p.malloc(100 + i % 900, Gfp::KERNEL).unwrap())
+        .collect();
     let st = p.stats();
     // Measured heap metadata, table capacity slack and zspage descriptors
     // included, stays near the per-object figure.
     let per_obj = st.metadata_bytes as f64 / n as f64;
-    assert!(per_obj < 2.0 * METADATA_BYTES_PER_OBJECT as f64 + 8.0, "{per_obj} bytes/object");
+    assert!(
+        per_obj < 2.0 * METADATA_BYTES_PER_OBJECT as f64 + 8.0,
+        "{per_obj} bytes/object"
+    );
     for h in hs {
         p.free(h).unwrap();
     }

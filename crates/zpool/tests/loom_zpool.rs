@@ -21,7 +21,9 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 
 fn pool() -> Arc<Pool> {
     // One-page chains: fewer classes, and compaction has whole pages to free.
-    let cfg = ZsConfig { max_pages_per_zspage: 1 };
+    let cfg = ZsConfig {
+        max_pages_per_zspage: 1,
+    };
     Arc::new(ZsPool::with_config(HeapPageAllocator::new(), cfg).unwrap())
 }
 
@@ -29,7 +31,9 @@ fn round_trip(p: &Pool, size: usize, byte: u8) {
     let h = p.malloc(size, Gfp::KERNEL).unwrap();
     p.write(h, &vec![byte; size]).unwrap();
     let ok = p
-        .read_with(h, |a, b| a.iter().chain(b).all(|&x| x == byte) && a.len() + b.len() == size)
+        .read_with(h, |a, b| {
+            a.iter().chain(b).all(|&x| x == byte) && a.len() + b.len() == size
+        })
         .unwrap();
     assert!(ok);
     p.free(h).unwrap();
@@ -90,7 +94,9 @@ fn compaction_races_a_read() {
         let p = pool();
         // 1000-byte class: 4 per page. Zspage A keeps one object, B three:
         // compaction moves A's object into B's hole and frees A.
-        let hs: Vec<_> = (0..8).map(|_| p.malloc(1000, Gfp::KERNEL).unwrap()).collect();
+        let hs: Vec<_> = (0..8)
+            .map(|_| p.malloc(1000, Gfp::KERNEL).unwrap())
+            .collect();
         for (i, h) in hs.iter().enumerate() {
             p.write(*h, &[i as u8; 1000]).unwrap();
         }

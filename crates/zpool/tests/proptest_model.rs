@@ -40,7 +40,9 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn bytes(seed: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| seed.wrapping_add((i * 7 + i / 251) as u8)).collect()
+    (0..len)
+        .map(|i| seed.wrapping_add((i * 7 + i / 251) as u8))
+        .collect()
 }
 
 fn config() -> ProptestConfig {
