@@ -24,7 +24,7 @@
 #![cfg_attr(not(loom), deny(clippy::undocumented_unsafe_blocks))]
 
 extern crate alloc;
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", loom))]
 extern crate std;
 
 mod arc;
