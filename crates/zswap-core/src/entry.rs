@@ -183,7 +183,7 @@ impl OwnedEntry {
     }
 
     /// The entry's address (identity).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn addr(&self) -> usize {
         self.ptr.as_ptr() as usize
     }

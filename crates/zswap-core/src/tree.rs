@@ -109,7 +109,7 @@ impl ZswapTree {
     }
 
     /// Would a store at `offset` need a new leaf?
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn needs_leaf(&self, offset: u64) -> bool {
         let (l, _) = split(offset);
         let inner = self.inner.lock();

@@ -6,12 +6,16 @@ mod common;
 
 use common::*;
 use kbase::{Error, Gfp, PAGE_SIZE};
-use zswap_core::{ENTRY_SIZE, METADATA_BYTES_PER_PAGE, ShrinkControl, ShrinkResult, ZswapParams};
+use zswap_core::{
+    ENTRY_SIZE, METADATA_BYTES_PER_PAGE, METADATA_BYTES_PER_STORED_PAGE, ShrinkControl,
+    ShrinkResult, ZswapParams,
+};
 
 #[test]
 fn entry_size_and_metadata_per_page() {
     assert_eq!(ENTRY_SIZE, 48);
     assert_eq!(METADATA_BYTES_PER_PAGE, 56);
+    assert_eq!(METADATA_BYTES_PER_STORED_PAGE, 72);
 }
 
 #[test]

@@ -184,7 +184,7 @@ fn fault_plus_reclaim_recursion_on_the_same_slot() {
     let page = compressible(4);
     let (x, r) = k.swap_out(&page, Some(&cg));
     r.unwrap();
-    k.sp().reclaim_on_charge.store(true, Ordering::SeqCst);
+    k.sp().reclaim_on_charge.store(1, Ordering::SeqCst);
     let back = k.swap_in(x).unwrap();
     assert_eq!(&back[..], &page[..]);
     let s = k.zswap.stats();
@@ -207,7 +207,7 @@ fn fault_plus_reclaim_recursion_without_skip_is_a_self_wait() {
     r.unwrap();
     k.zswap.debug_writeback_waits_on_existing(true);
     k.sp().wait_limit.store(8, Ordering::SeqCst);
-    k.sp().reclaim_on_charge.store(true, Ordering::SeqCst);
+    k.sp().reclaim_on_charge.store(1, Ordering::SeqCst);
     let back = k.swap_in(x).unwrap();
     assert_eq!(&back[..], &page[..]);
     assert_eq!(k.zswap.stats().writeback_skip_exists, 0);

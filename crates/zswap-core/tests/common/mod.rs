@@ -17,7 +17,7 @@
 #![allow(dead_code)]
 
 use std::boxed::Box;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::vec::Vec;
 
@@ -35,8 +35,10 @@ pub type Hook = Arc<dyn Fn(&Kernel, ZswapEvent) + Send + Sync>;
 pub struct SwapPlat {
     alloc: &'static dyn PageAllocator,
     kernel: OnceLock<Weak<Kernel>>,
-    /// Run `shrink_memcg` on the faulting cgroup from the charge hook.
-    pub reclaim_on_charge: AtomicBool,
+    /// Run `shrink_memcg` on the faulting cgroup from the next this many
+    /// charges (reclaim inside reclaim does not recurse further, as
+    /// PF_MEMALLOC ensures in Linux).
+    pub reclaim_on_charge: AtomicUsize,
     /// Results of those reclaim runs.
     pub reclaim_results: Mutex<Vec<Result<()>>>,
     /// `swapcache_wait` gives up with EDEADLK after this many waits (a
@@ -63,7 +65,10 @@ impl SwapPlatform for SwapPlat {
         };
         let id = k.swap.lookup_swap_cgroup_id(entry);
         folio.set_memcg_id(id);
-        if self.reclaim_on_charge.load(Ordering::Relaxed)
+        if self
+            .reclaim_on_charge
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
             && let Some(m) = k.memcg.as_ref().and_then(|t| t.get(id))
         {
             let r = k.zswap.shrink_memcg(&m);
@@ -176,7 +181,7 @@ impl Kernel {
         let swap = Arc::new(SwapSpace::new(SwapPlat {
             alloc,
             kernel: OnceLock::new(),
-            reclaim_on_charge: AtomicBool::new(false),
+            reclaim_on_charge: AtomicUsize::new(0),
             reclaim_results: Mutex::new(Vec::new()),
             wait_limit: AtomicU32::new(1000),
             slots_freed: AtomicUsize::new(0),
@@ -288,8 +293,10 @@ impl Kernel {
     }
 
     /// A fault on `swp`: brings the page into the swap cache (from zswap or
-    /// the device), then maps it (drops the slot's count and the swap cache,
-    /// which frees the slot). Returns the page, or the error.
+    /// the device), then maps it: drops the slot's count and, if that was the
+    /// last reference, the swap-cache folio too (which frees the slot). With
+    /// references left the folio stays in the swap cache, dirty, holding the
+    /// only copy (exclusive load). Returns the page, or the error.
     pub fn swap_in(&self, swp: SwpEntry) -> Result<Box<[u8; PAGE_SIZE]>> {
         let (folio, new) = self.swap.read_swap_cache_async(swp, Gfp::KERNEL, false)?;
         if new {
@@ -298,7 +305,7 @@ impl Kernel {
                 Err(Error::ENOENT) => {
                     let r = folio
                         .with_page_mut(0, |p| self.backend.read_page(swp, p))
-                        .unwrap();
+                        .unwrap_or(Err(Error::EIO));
                     if let Err(e) = r {
                         self.swap.delete_from_swap_cache(&folio);
                         folio.unlock();
@@ -314,14 +321,24 @@ impl Kernel {
                 }
             }
             folio.unlock();
+        } else {
+            // Someone else brought it in: wait for them to finish.
+            folio.lock();
+            let ok = folio.test_uptodate();
+            folio.unlock();
+            if !ok {
+                return Err(Error::EIO);
+            }
         }
         let mut out = Box::new([0u8; PAGE_SIZE]);
         folio.with_page(0, |p| out.copy_from_slice(p)).unwrap();
-        // Map it: the page table takes the page; the slot goes.
+        // Map it: the page table takes the page; the slot's reference goes.
         self.swap.swap_free(swp)?;
-        folio.lock();
-        self.swap.delete_from_swap_cache(&folio);
-        folio.unlock();
+        if self.swap.swap_count(swp) == Ok(0) {
+            folio.lock();
+            self.swap.delete_from_swap_cache(&folio);
+            folio.unlock();
+        }
         Ok(out)
     }
 

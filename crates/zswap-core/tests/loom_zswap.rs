@@ -1,0 +1,274 @@
+//! Loom models of zswap's races, driving the real crates (zswap-core,
+//! swapcache, memcg, zpool) through the sync shim. Tiny configurations:
+//! an 8-slot swap device, 64 pages of RAM, one CPU.
+//!
+//! Run with
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo nextest run --release -p zswap-core --test loom_zswap`.
+#![cfg(loom)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::*;
+use kbase::{Error, PAGE_SIZE};
+use loom::thread;
+use zswap_core::{ShrinkControl, ZswapParams};
+
+static ITERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Spawns a model thread with a stack large enough for the real code paths.
+fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> thread::JoinHandle<T> {
+    thread::Builder::new().stack_size(4 << 20).spawn(f).unwrap()
+}
+
+fn tiny() -> Arc<Kernel> {
+    Kernel::new(Config {
+        totalram: 64,
+        swap_pages: 8,
+        memcg: true,
+        params: ZswapParams {
+            shrinker_enabled: true,
+            ..ZswapParams::default()
+        },
+    })
+}
+
+/// Runs a bounded model and reports its size.
+fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+    ITERS.store(0, Ordering::Relaxed);
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(2);
+    }
+    b.max_branches = 50_000;
+    let t0 = std::time::Instant::now();
+    let f = Arc::new(f);
+    b.check(move || {
+        ITERS.fetch_add(1, Ordering::Relaxed);
+        // The model's own thread has a small stack: run on a big one.
+        let f = f.clone();
+        spawn(move || f()).join().unwrap();
+    });
+    eprintln!(
+        "loom {name}: {} iterations in {:?} (preemption bound {:?})",
+        ITERS.load(Ordering::Relaxed),
+        t0.elapsed(),
+        b.preemption_bound
+    );
+}
+
+/// Clears the second-chance bit of every entry (one rotation each), so the
+/// next walk goes straight to writeback.
+fn rotate_all(k: &Kernel, cg: &memcg::MemcgRef) {
+    let mut sc = ShrinkControl::new(Some(cg.clone()), k.zswap.lru_count(Some(cg)));
+    let _ = k.zswap.shrinker_scan(&mut sc);
+}
+
+/// The fault-plus-reclaim recursion: a fault on X charges its folio and the
+/// charge reclaims into zswap, which picks X. With `skip_if_exists` the
+/// inner writeback gets EEXIST and the fault completes; a concurrent
+/// process exit of another slot runs alongside.
+fn recursion(wait_on_exists: bool) {
+    let k = tiny();
+    if wait_on_exists {
+        // The model fails by design: nothing of the kernel may drop while
+        // loom unwinds.
+        std::mem::forget(k.clone());
+    }
+    let cg = k.cgroup("a");
+    let page = compressible(1);
+    let (x, r) = k.swap_out(&page, Some(&cg));
+    r.unwrap();
+    let (y, r) = k.swap_out(&compressible(2), Some(&cg));
+    r.unwrap();
+    rotate_all(&k, &cg);
+    k.zswap.debug_writeback_waits_on_existing(wait_on_exists);
+    // Wait forever, as a kernel would: the model must catch it.
+    k.sp().wait_limit.store(0, Ordering::Relaxed);
+    k.sp().reclaim_on_charge.store(1, Ordering::Relaxed);
+    let k2 = k.clone();
+    let t = spawn(move || k2.release(y));
+    let back = k.swap_in(x);
+    t.join().unwrap();
+    let back = match back {
+        Ok(b) => b,
+        Err(e) => panic!(
+            "{e:?} stats {:?} results {:?}",
+            k.zswap.stats(),
+            k.sp().reclaim_results.lock().unwrap()
+        ),
+    };
+    assert_eq!(&back[..], &page[..]);
+    assert_eq!(k.zswap.stats().stored_pages, 0);
+    assert!(k.swap.lookup(x).is_none());
+}
+
+#[test]
+fn loom_recursion_completes_with_skip_if_exists() {
+    model("recursion (skip)", || recursion(false));
+}
+
+#[test]
+#[should_panic(expected = "Model exceeded maximum number of branches")]
+fn loom_recursion_without_skip_never_completes() {
+    model("recursion (wait)", || recursion(true));
+}
+
+/// Writeback of X races the slot being freed and reused by a new store:
+/// the new data must win, and no folio may stay in the swap cache.
+#[test]
+fn loom_writeback_vs_invalidate_and_reuse() {
+    model("writeback vs invalidate+reuse", || {
+        let k = tiny();
+        let cg = k.cgroup("a");
+        let (x, r) = k.swap_out(&compressible(1), Some(&cg));
+        r.unwrap();
+        // Take every other slot, so a new swap-out reuses X.
+        let mut others = Vec::new();
+        while let Ok(s) = k.swap.get_swap_pages(1, kbase::Gfp::KERNEL) {
+            others.push(s);
+        }
+        rotate_all(&k, &cg);
+        let new = compressible(9);
+        let k2 = k.clone();
+        let cg2 = cg.clone();
+        let new2 = new.clone();
+        let t = spawn(move || {
+            k2.release(x);
+            // The slot stays allocated while writeback holds it in the swap
+            // cache: retry a bounded number of times.
+            for _ in 0..3 {
+                let f = k2.page_folio(&new2);
+                f.set_memcg_id(cg2.id());
+                f.lock();
+                match k2.swap.add_to_swap(&f, kbase::Gfp::KERNEL) {
+                    Ok(y) => {
+                        k2.swap.swap_cgroup_record(y, 1, cg2.id()).unwrap();
+                        k2.zswap.store(&f).unwrap();
+                        k2.swap.delete_from_swap_cache(&f);
+                        f.unlock();
+                        return Some(y);
+                    }
+                    Err(e) => {
+                        assert_eq!(e, Error::ENOSPC);
+                        f.unlock();
+                        thread::yield_now();
+                    }
+                }
+            }
+            None
+        });
+        let _ = k.zswap.shrink_memcg(&cg);
+        let y = t.join().unwrap();
+        assert!(k.swap.lookup(x).is_none());
+        match y {
+            Some(y) => {
+                assert_eq!(y, x);
+                let dbg = format!(
+                    "count {:?} cache {:?} present {} stats {:?}",
+                    k.swap.swap_count(x),
+                    k.swap.has_cache(x),
+                    k.zswap.is_present(x),
+                    k.zswap.stats()
+                );
+                let got = k.swap_in(x);
+                assert!(got.is_ok(), "{got:?} {dbg}");
+                assert_eq!(&got.unwrap()[..], &new[..]);
+            }
+            // Not reused: the old entry is gone with its slot.
+            None => assert!(!k.zswap.is_present(x)),
+        }
+        for s in others {
+            k.release(s);
+        }
+        assert_eq!(k.zswap.stats().stored_pages, 0);
+        assert_eq!(cg.zswap_current(), 0);
+    });
+}
+
+/// A fault loads X while another process holding X exits: exactly one
+/// free, and the data comes back.
+#[test]
+fn loom_load_vs_invalidate() {
+    model("load vs invalidate", || {
+        let k = tiny();
+        let cg = k.cgroup("a");
+        let page = compressible(3);
+        let (x, r) = k.swap_out(&page, Some(&cg));
+        r.unwrap();
+        k.swap.swap_duplicate(x).unwrap(); // shared by two processes
+        let k2 = k.clone();
+        let t = spawn(move || k2.release(x));
+        let back = k.swap_in(x).unwrap();
+        t.join().unwrap();
+        assert_eq!(&back[..], &page[..]);
+        let s = k.zswap.stats();
+        assert_eq!(s.stored_pages, 0);
+        assert_eq!(s.zswpin, 1);
+        assert_eq!(cg.zswap_current(), 0);
+        assert_eq!(s.pool_total_size, 0);
+    });
+}
+
+/// Writeback of X races a fault on X that redirties the page and stores it
+/// again: whatever the order, the newest data is what X reads back.
+#[test]
+fn loom_store_vs_writeback_same_slot() {
+    model("store vs writeback", || {
+        let k = tiny();
+        let cg = k.cgroup("a");
+        let v1 = compressible(5);
+        let (x, r) = k.swap_out(&v1, Some(&cg));
+        r.unwrap();
+        k.swap.swap_duplicate(x).unwrap(); // the folio stays cached after the fault
+        rotate_all(&k, &cg);
+        // A bounded wait: the fault gives up (EDEADLK) if writeback holds X.
+        k.sp().wait_limit.store(2, Ordering::Relaxed);
+        let v2 = compressible(6);
+        let k2 = k.clone();
+        let v2b = v2.clone();
+        let t = spawn(move || {
+            let (f, new) = match k2.swap.read_swap_cache_async(x, kbase::Gfp::KERNEL, false) {
+                Ok(x) => x,
+                Err(_) => return false,
+            };
+            if new {
+                match k2.zswap.load(&f) {
+                    Ok(()) => {}
+                    Err(Error::ENOENT) => {
+                        f.with_page_mut(0, |p| {
+                            swapcache::SwapBackend::read_page(&*k2.backend, x, p)
+                        })
+                        .unwrap()
+                        .unwrap();
+                        f.set_uptodate();
+                    }
+                    Err(e) => panic!("load: {e:?}"),
+                }
+            } else {
+                f.lock();
+            }
+            // Redirty and swap out again while still in the swap cache.
+            f.with_page_mut(0, |p| p.copy_from_slice(&v2b[..])).unwrap();
+            if k2.zswap.store(&f).is_err() {
+                f.with_page(0, |p| {
+                    swapcache::SwapBackend::write_page(&*k2.backend, x, p)
+                })
+                .unwrap()
+                .unwrap();
+            }
+            k2.swap.delete_from_swap_cache(&f);
+            f.unlock();
+            true
+        });
+        let _ = k.zswap.shrink_memcg(&cg);
+        let rewrote = t.join().unwrap();
+        assert!(k.swap.lookup(x).is_none());
+        let want: &[u8; PAGE_SIZE] = if rewrote { &v2 } else { &v1 };
+        assert_eq!(&k.swap_in(x).unwrap()[..], &want[..]);
+        k.release(x);
+        assert_eq!(k.zswap.stats().stored_pages, 0);
+    });
+}
