@@ -46,6 +46,9 @@ pub struct SwapPlat {
     pub wait_limit: AtomicU32,
     /// Number of `slot_freed` calls.
     pub slots_freed: AtomicUsize,
+    /// Runs at the start of `slot_freed`, before zswap hears of it: the
+    /// window in which another CPU may already reuse the slot.
+    pub on_slot_freed: Mutex<Option<Arc<dyn Fn(&Kernel, SwpEntry) + Send + Sync>>>,
 }
 
 impl SwapPlat {
@@ -79,6 +82,10 @@ impl SwapPlatform for SwapPlat {
 
     fn slot_freed(&self, entry: SwpEntry) {
         self.slots_freed.fetch_add(1, Ordering::Relaxed);
+        let hook = self.on_slot_freed.lock().unwrap().take();
+        if let (Some(h), Some(k)) = (hook, self.kernel()) {
+            h(&k, entry);
+        }
         if let Some(k) = self.kernel() {
             k.zswap.invalidate(entry);
             k.backend.discard(entry);
@@ -185,6 +192,7 @@ impl Kernel {
             reclaim_results: Mutex::new(Vec::new()),
             wait_limit: AtomicU32::new(1000),
             slots_freed: AtomicUsize::new(0),
+            on_slot_freed: Mutex::new(None),
         }));
         let memcg = cfg
             .memcg
