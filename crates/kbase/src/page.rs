@@ -346,7 +346,10 @@ mod tests {
         p[4095] = 0;
         assert_eq!(is_same_filled(&p), None);
         assert_eq!(is_same_filled(&[]), None);
-        assert_eq!(is_same_filled(&[1, 1, 1, 1, 1, 1, 1, 1, 1]), Some(0x0101010101010101));
+        assert_eq!(
+            is_same_filled(&[1, 1, 1, 1, 1, 1, 1, 1, 1]),
+            Some(0x0101010101010101)
+        );
         assert_eq!(is_same_filled(&[1, 1, 1, 1, 1, 1, 1, 1, 2]), None);
     }
 }

@@ -13,8 +13,8 @@
 #[cfg(loom)]
 mod imp {
     pub use loom::sync::atomic::{
-        AtomicBool, AtomicI64, AtomicU8, AtomicU16, AtomicU32, AtomicU64, AtomicUsize,
-        Ordering, fence,
+        AtomicBool, AtomicI64, AtomicU8, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+        fence,
     };
     pub use loom::thread::yield_now as cpu_relax;
 
@@ -85,14 +85,12 @@ mod imp {
 #[cfg(not(loom))]
 mod imp {
     pub use core::hint::spin_loop as cpu_relax;
-    #[cfg(target_has_atomic = "64")]
-    pub use core::sync::atomic::{AtomicI64, AtomicU64};
     pub use core::sync::atomic::{
         AtomicBool, AtomicU8, AtomicU16, AtomicU32, AtomicUsize, Ordering, fence,
     };
-    pub use spin::{
-        Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
-    };
+    #[cfg(target_has_atomic = "64")]
+    pub use core::sync::atomic::{AtomicI64, AtomicU64};
+    pub use spin::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
     /// `core::cell::UnsafeCell` with loom's closure-based API, so the same
     /// code compiles under loom.
