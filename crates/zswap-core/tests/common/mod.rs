@@ -30,6 +30,8 @@ use zswap_core::{Zswap, ZswapEvent, ZswapParams, ZswapPlatform};
 
 /// A trace hook: runs at zswap's trace points.
 pub type Hook = Arc<dyn Fn(&Kernel, ZswapEvent) + Send + Sync>;
+/// A hook on a swap slot.
+pub type SlotHook = Arc<dyn Fn(&Kernel, SwpEntry) + Send + Sync>;
 
 /// The swap core's platform.
 pub struct SwapPlat {
@@ -48,7 +50,7 @@ pub struct SwapPlat {
     pub slots_freed: AtomicUsize,
     /// Runs at the start of `slot_freed`, before zswap hears of it: the
     /// window in which another CPU may already reuse the slot.
-    pub on_slot_freed: Mutex<Option<Arc<dyn Fn(&Kernel, SwpEntry) + Send + Sync>>>,
+    pub on_slot_freed: Mutex<Option<SlotHook>>,
 }
 
 impl SwapPlat {
