@@ -28,6 +28,11 @@
 //! the device. Freeing goes LRU delete, pool free, uncharge, then the cgroup
 //! reference is dropped (the LRU delete needs the entry's cgroup key).
 //!
+//! A large folio is stored as one entry per page, all or nothing: if any
+//! page fails, every offset of the folio is invalidated. Large folios are
+//! never loaded from zswap (`EIO` if zswap holds any of their slots, else
+//! `ENOENT`).
+//!
 //! Same-filled pages (every word equal) are stored with no pool object: the
 //! word is kept in the entry (`length == 0`). They count in `stored_pages`
 //! and `same_filled_pages`, are never on the LRU and never written back
@@ -44,7 +49,10 @@
 //! *new* swap-cache folio for the slot (`read_swap_cache_async` with
 //! `skip_if_exists`), and only then re-verifies, by address and without
 //! dereferencing, that the tree still holds the entry it picked from the
-//! LRU. Whoever erases an entry from the tree owns it; load and writeback
+//! LRU. (If the address was freed and reused by a new entry for the same
+//! slot, the tree's entry is the slot's current data and writing it back is
+//! still right: the swap-cache folio excludes every other user of the slot.)
+//! Whoever erases an entry from the tree owns it; load and writeback
 //! erase before they decompress and put the entry back on a decompression
 //! failure, so even a caller that breaks the folio-lock protocol cannot make
 //! two threads free the same entry.
@@ -65,6 +73,26 @@
 //! (`read_swap_cache_async` and its charge hook, `delete_from_swap_cache`
 //! and its `slot_freed` hook, cgroup reclaim). The only nesting of tree and
 //! LRU locks is store's final LRU add; the LRU walker never takes a tree lock.
+//!
+//! ## Errors
+//!
+//! `ENOENT`: zswap holds no copy (load), is disabled (store), or a cgroup has
+//! nothing to write back (`shrink_memcg`). `ENOSPC`: a limit refused the
+//! store (`memory.zswap.max`, the global pool limit) or the object does not
+//! fit. `ENOMEM`: an allocation failed, or writeback found its entry
+//! invalidated. `EIO`: an object did not decompress to exactly one page.
+//! `EEXIST`: writeback found the slot already in the swap cache. `EAGAIN`:
+//! `shrink_memcg` examined entries but wrote none back. `EBUSY`: swapoff
+//! with entries left, swapon twice, a compressor change already running.
+//! `EINVAL`: bad parameters or a folio not in the swap cache. Bad input never
+//! panics and never loses stored data.
+//!
+//! ## Counters
+//!
+//! [`ZswapStats`] documents each counter. Every store failure bumps exactly
+//! one `reject_*` counter (Linux's, plus `reject_disabled`,
+//! `reject_memcg_limit` and `reject_pool_limit` for the early rejections
+//! Linux does not count).
 //!
 //! ## Module map (after `zswap.c`'s banner sections)
 //!
@@ -106,7 +134,7 @@ pub use compress::{Compressor, CompressorKind};
 pub use params::{PARAM_NAMES, ZswapParams, parse_bool, parse_percent};
 pub use platform::{ZswapEvent, ZswapPlatform};
 pub use pool::MAX_POOLS;
-pub use shrink::{ShrinkControl, ShrinkResult};
+pub use shrink::{MAX_RECLAIM_RETRIES, SHRINK_BATCH, ShrinkControl, ShrinkResult};
 pub use stats::ZswapStats;
 pub use tree::{LEAF_SLOTS, TREE_PAGES};
 

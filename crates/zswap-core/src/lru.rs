@@ -404,3 +404,77 @@ impl Lru {
         n
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::entry::{EntryPtr, OwnedEntry};
+    use memcg::MemcgTree;
+
+    fn entry(off: u64, memcg: u32) -> EntryPtr {
+        let mut e = ZswapEntry::new(SwpEntry::new(0, off).unwrap());
+        e.lru_key = ZswapEntry::make_lru_key(memcg, 0);
+        e.length = 100;
+        e.set_referenced(off.is_multiple_of(2));
+        EntryPtr::from_box(try_box(e, Gfp::KERNEL).unwrap())
+    }
+
+    fn get(p: EntryPtr) -> &'static ZswapEntry {
+        // SAFETY: test entries live until `free` below.
+        unsafe { p.0.as_ref() }
+    }
+
+    fn free(lru: &Lru, p: EntryPtr) {
+        lru.del(get(p));
+        // SAFETY: the test owns the entry; it is unlinked above.
+        drop(unsafe { OwnedEntry::from_erased(p).free_memory() });
+    }
+
+    #[test]
+    fn second_chance_rotation_and_reparenting() {
+        let tree = MemcgTree::new(Gfp::KERNEL).unwrap();
+        let parent = tree.create("p", Gfp::KERNEL).unwrap();
+        let child = tree.create("p/c", Gfp::KERNEL).unwrap();
+        let lru = Lru::new(1);
+        lru.ensure(child.id(), Some(&child), Gfp::KERNEL).unwrap();
+        let es: alloc::vec::Vec<_> = (0..4).map(|i| entry(i, child.id())).collect();
+        for e in &es {
+            lru.add(get(*e));
+        }
+        assert_eq!(lru.count_one(child.id(), 0), 4);
+        // Head (offset 0) is referenced: rotated; then offset 1 is a candidate.
+        assert!(matches!(lru.isolate_head(child.id(), 0), Isolate::Rotated));
+        match lru.isolate_head(child.id(), 0) {
+            Isolate::Candidate { swp, addr } => {
+                assert_eq!(swp.offset(), 1);
+                assert_eq!(addr, es[1].addr());
+            }
+            _ => panic!("expected a candidate"),
+        }
+        tree.offline("p/c").unwrap();
+        lru.reparent(child.id(), &parent, Gfp::KERNEL).unwrap();
+        assert_eq!(lru.count_one(child.id(), 0), 0);
+        assert_eq!(lru.count_one(parent.id(), 0), 4);
+        assert!(matches!(lru.isolate_head(child.id(), 0), Isolate::Empty));
+        assert_eq!(lru.nr_records(), 2);
+        // Entries keyed by the dead child still find their list.
+        for e in es {
+            free(&lru, e);
+        }
+        assert_eq!(lru.total(), 0);
+        assert_eq!(lru.nr_records(), 1, "the redirect went with its last entry");
+    }
+
+    #[test]
+    fn disk_swapins_are_consumed_up_to_the_list_length() {
+        let lru = Lru::new(2);
+        lru.ensure(7, None, Gfp::KERNEL).unwrap();
+        for _ in 0..5 {
+            lru.note_disk_swapin(7, 1);
+        }
+        assert_eq!(lru.consume_disk_swapins(7, 1, 3), 3);
+        assert_eq!(lru.consume_disk_swapins(7, 1, 3), 2);
+        assert_eq!(lru.consume_disk_swapins(7, 1, 3), 0);
+        assert_eq!(lru.consume_disk_swapins(7, 0, 3), 0);
+    }
+}

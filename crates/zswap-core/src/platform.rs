@@ -15,6 +15,11 @@ use swapcache::{SwapBackend, SwapPlatform, SwapSpace, SwpEntry};
 /// `slot_freed` hook is expected to call [`crate::Zswap::invalidate`]; zswap
 /// never holds a lock across a call that can free a slot.
 ///
+/// The swap core must report a freed slot *before* the slot can be
+/// allocated again (Linux calls `zswap_invalidate` from
+/// `swap_entry_range_free` before `swap_range_free`): a late `slot_freed`
+/// would invalidate the entry of the slot's next owner.
+///
 /// # Wiring (a simulated kernel)
 ///
 /// A kernel struct typically owns `SwapSpace<SwapPlat>`, `MemcgTree` and
