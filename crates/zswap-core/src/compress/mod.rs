@@ -58,6 +58,10 @@
 //! - [`Compressor::decompress`]: `EIO` for anything that is not a valid
 //!   compressed object of exactly `PAGE_SIZE` bytes: corrupt, truncated,
 //!   garbage, too short or too long output, oversized input. It never panics.
+//!   Neither format carries a checksum (as in Linux), so damage that still
+//!   decodes to exactly one page, such as a flipped literal byte, goes
+//!   unnoticed: decompression guarantees memory safety and the page size,
+//!   not integrity.
 //!
 //! # Module map
 //!
