@@ -273,3 +273,52 @@ fn loom_store_vs_writeback_same_slot() {
         assert_eq!(k.zswap.stats().stored_pages, 0);
     });
 }
+
+/// The global shrink worker races the offlining of the cgroup it shrinks:
+/// the cursor moves off the dying cgroup, its entries move to the parent,
+/// and everything is written back or freed exactly once.
+#[test]
+fn loom_shrink_worker_vs_memcg_offline() {
+    model("shrink worker vs memcg offline", || {
+        let k = Kernel::new(Config {
+            totalram: 64,
+            swap_pages: 8,
+            memcg: true,
+            params: ZswapParams {
+                max_pool_percent: 10,
+                accept_threshold_percent: 50,
+                shrinker_enabled: true,
+                ..ZswapParams::default()
+            },
+        });
+        let cg = k.cgroup("a");
+        let pages = [incompressible(1), incompressible(2)];
+        let slots: Vec<_> = pages
+            .iter()
+            .map(|p| {
+                let (s, r) = k.swap_out(p, Some(&cg));
+                r.unwrap();
+                s
+            })
+            .collect();
+        rotate_all(&k, &cg);
+        // Shrink the limit to one page: the worker writes everything back.
+        k.zswap.set_param("max_pool_percent", "2").unwrap();
+        let k2 = k.clone();
+        let cg2 = cg.clone();
+        let t = spawn(move || {
+            k2.memcg.as_ref().unwrap().offline("a").unwrap();
+            k2.zswap.memcg_offline(&cg2).unwrap();
+        });
+        k.zswap.shrink_worker();
+        t.join().unwrap();
+        assert_eq!(k.zswap.lru_count(Some(&cg)), 0);
+        let s = k.zswap.stats();
+        assert_eq!(s.stored_pages + s.written_back_pages, 2);
+        for (s, p) in slots.iter().zip(&pages) {
+            assert_eq!(&k.swap_in(*s).unwrap()[..], &p[..]);
+        }
+        assert_eq!(k.zswap.stats().stored_pages, 0);
+        assert_eq!(k.zswap.lru_entries(), 0);
+    });
+}
