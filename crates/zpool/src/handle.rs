@@ -157,7 +157,6 @@ impl HandleTable {
     ///
     /// [`needs_capacity`]: HandleTable::needs_capacity
     pub(crate) fn insert(&mut self, zspage: u32, obj: u16, size: u16) -> Result<(u32, u16)> {
-        debug_assert!(size != 0);
         if self.free_head != NONE {
             let slot = self.free_head;
             let e = self.entries.get_mut(slot as usize).ok_or(Error::EIO)?;

@@ -26,7 +26,7 @@ fn pool() -> ZsPool<Arc<HeapPageAllocator>> {
 #[test]
 fn every_size_round_trips() {
     let p = pool();
-    let step = if cfg!(miri) { 251 } else { 7 };
+    let step = if cfg!(miri) { 509 } else { 7 };
     let mut live = Vec::new();
     for size in (1..=PAGE_SIZE).step_by(step).chain([PAGE_SIZE]) {
         let h = p.malloc(size, Gfp::KERNEL).unwrap();
@@ -199,7 +199,7 @@ fn allocation_fills_the_fullest_zspage_first() {
 fn compaction_moves_objects_keeps_handles_and_frees_pages() {
     let p = pool();
     let mut live = Vec::new();
-    let count = if cfg!(miri) { 300 } else { 3000 };
+    let count = if cfg!(miri) { 40 } else { 3000 };
     for i in 0..count {
         let size = 200 + (i * 37) % 1800;
         let h = p.malloc(size, Gfp::KERNEL).unwrap();
@@ -250,19 +250,18 @@ fn compaction_moves_objects_keeps_handles_and_frees_pages() {
 #[test]
 fn metadata_per_object_is_at_most_16_bytes() {
     const { assert!(METADATA_BYTES_PER_OBJECT <= 16) };
+    // Measured: fill one class to exactly the handle table's capacity; the
+    // heap metadata is then the per-object 16 bytes plus the zspage
+    // descriptors, amortised over the objects of each zspage.
     let p = pool();
-    let n = if cfg!(miri) { 500 } else { 20_000 };
-    let hs: Vec<Handle> = (0..n)
-        .map(|i| p.malloc(100 + i % 900, Gfp::KERNEL).unwrap())
-        .collect();
-    let st = p.stats();
-    // Measured heap metadata, table capacity slack and zspage descriptors
-    // included, stays near the per-object figure.
-    let per_obj = st.metadata_bytes as f64 / n as f64;
-    assert!(
-        per_obj < 2.0 * METADATA_BYTES_PER_OBJECT as f64 + 8.0,
-        "{per_obj} bytes/object"
-    );
+    let n = if cfg!(miri) { 256 } else { 16_384 };
+    let base = p.stats().metadata_bytes;
+    let hs: Vec<Handle> = (0..n).map(|_| p.malloc(100, Gfp::KERNEL).unwrap()).collect();
+    let cs = p.class_stats(p.class_index(100).unwrap()).unwrap();
+    let per_obj = (p.stats().metadata_bytes - base) as f64 / n as f64;
+    let descriptors = (p.stats().metadata_bytes - base - n * METADATA_BYTES_PER_OBJECT) / cs.zspages;
+    println!("{per_obj:.2} bytes/object, {descriptors} bytes/zspage descriptor");
+    assert!(per_obj <= (METADATA_BYTES_PER_OBJECT + 4) as f64, "{per_obj} bytes/object");
     for h in hs {
         p.free(h).unwrap();
     }
@@ -270,13 +269,14 @@ fn metadata_per_object_is_at_most_16_bytes() {
 
 #[test]
 fn fault_injection_loses_nothing_and_leaks_nothing() {
-    for k in [2, 3, 5, 7] {
+    let ks: &[usize] = if cfg!(miri) { &[3] } else { &[2, 3, 5, 7] };
+    for &k in ks {
         let a = Arc::new(FaultInjector::new(HeapPageAllocator::new()));
         let p = ZsPool::new(a.clone()).unwrap();
         a.fail_every(k);
         let mut live = Vec::new();
         let mut failures = 0;
-        let n = if cfg!(miri) { 60 } else { 1500 };
+        let n = if cfg!(miri) { 24 } else { 1500 };
         for i in 0..n {
             let size = 1 + (i * 131) % PAGE_SIZE;
             match p.malloc(size, Gfp::ZSWAP_POOL) {
@@ -348,7 +348,7 @@ fn allocator_limit_gives_enomem_then_recovers() {
 fn threads_in_same_and_different_classes() {
     let p = Arc::new(pool());
     let threads = 4;
-    let iters = if cfg!(miri) { 30 } else { 3000 };
+    let iters = if cfg!(miri) { 8 } else { 3000 };
     let ths: Vec<_> = (0..threads)
         .map(|t| {
             let p = p.clone();

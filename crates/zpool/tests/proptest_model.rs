@@ -61,7 +61,7 @@ fn config() -> ProptestConfig {
 }
 
 fn max_ops() -> usize {
-    if cfg!(miri) { 40 } else { 400 }
+    if cfg!(miri) { 30 } else { 400 }
 }
 
 proptest! {
