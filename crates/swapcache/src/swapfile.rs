@@ -303,7 +303,7 @@ impl ClusterInner {
     /// Finds `nr` free slots starting at a multiple of `align` and gives each
     /// the map byte `initial`. Returns the first index.
     fn alloc_run(&mut self, nr: usize, align: usize, initial: u8) -> Option<usize> {
-        if nr == 0 || self.len - self.inuse < nr {
+        if nr == 0 || self.len.saturating_sub(self.inuse) < nr {
             return None;
         }
         let mut start = 0;
