@@ -54,7 +54,10 @@ pub fn anon_mappings(maps: &str) -> Vec<Mapping> {
         };
         let path = f.collect::<Vec<_>>().join(" ");
         let anon = inode == "0"
-            && (path.is_empty() || path == "[heap]" || path.starts_with("[stack") || path.starts_with("[anon"));
+            && (path.is_empty()
+                || path == "[heap]"
+                || path.starts_with("[stack")
+                || path.starts_with("[anon"));
         if !anon || !perms.starts_with("rw") || perms.as_bytes().get(3) != Some(&b'p') {
             continue;
         }
@@ -90,12 +93,16 @@ pub fn capture(pid: u32, out: &Path, max_pages: u64) -> Result<CaptureSummary, S
         return Err("--max-pages must be at least 1".into());
     }
     let proc = format!("/proc/{pid}");
-    let maps = std::fs::read_to_string(format!("{proc}/maps")).map_err(|e| not_permitted("/proc/PID/maps", pid, &e))?;
+    let maps = std::fs::read_to_string(format!("{proc}/maps"))
+        .map_err(|e| not_permitted("/proc/PID/maps", pid, &e))?;
     let mappings = anon_mappings(&maps);
     if mappings.is_empty() {
-        return Err(format!("process {pid} has no private writable anonymous mappings"));
+        return Err(format!(
+            "process {pid} has no private writable anonymous mappings"
+        ));
     }
-    let mem = File::open(format!("{proc}/mem")).map_err(|e| not_permitted("/proc/PID/mem", pid, &e))?;
+    let mem =
+        File::open(format!("{proc}/mem")).map_err(|e| not_permitted("/proc/PID/mem", pid, &e))?;
 
     // Candidate pages: resident ones if pagemap says so.
     let pagemap = File::open(format!("{proc}/pagemap")).ok();
@@ -111,7 +118,9 @@ pub fn capture(pid: u32, out: &Path, max_pages: u64) -> Result<CaptureSummary, S
                     resident = Some(
                         buf.chunks_exact(8)
                             .enumerate()
-                            .filter(|(_, c)| u64::from_le_bytes((*c).try_into().unwrap_or([0; 8])) >> 63 == 1)
+                            .filter(|(_, c)| {
+                                u64::from_le_bytes((*c).try_into().unwrap_or([0; 8])) >> 63 == 1
+                            })
                             .map(|(i, _)| m.start + i as u64 * PAGE_SIZE as u64)
                             .collect(),
                     );
@@ -141,7 +150,8 @@ pub fn capture(pid: u32, out: &Path, max_pages: u64) -> Result<CaptureSummary, S
         let addr = candidates[(j * total / take) as usize];
         match mem.read_exact_at(&mut page, addr) {
             Ok(()) => {
-                file.write_all(&page).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+                file.write_all(&page)
+                    .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
                 written += 1;
             }
             Err(e) => {
@@ -150,7 +160,8 @@ pub fn capture(pid: u32, out: &Path, max_pages: u64) -> Result<CaptureSummary, S
             }
         }
     }
-    file.flush().map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    file.flush()
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     if written == 0 {
         let _ = std::fs::remove_file(out);
         let e = first_err.unwrap_or_else(|| io::Error::other("nothing readable"));
@@ -182,20 +193,31 @@ mod tests {
         let m = anon_mappings(maps);
         assert_eq!(m.len(), 3);
         assert_eq!(m[0].start, 0x55d4c0a00000);
-        assert_eq!(m[1], Mapping { start: 0x7f0000000000, end: 0x7f0000004000 });
+        assert_eq!(
+            m[1],
+            Mapping {
+                start: 0x7f0000000000,
+                end: 0x7f0000004000
+            }
+        );
     }
 
     #[test]
     fn captures_own_process() {
         // Our own memory is always readable.
         let buf: Vec<u8> = (0..64 * PAGE_SIZE).map(|i| (i / 7) as u8).collect();
-        let out = std::env::temp_dir().join(format!("zswap-sim-capture-{}.bin", std::process::id()));
+        let out =
+            std::env::temp_dir().join(format!("zswap-sim-capture-{}.bin", std::process::id()));
         let s = capture(std::process::id(), &out, 32).unwrap();
         assert!(s.written > 0 && s.written <= 32);
         let len = std::fs::metadata(&out).unwrap().len();
         assert_eq!(len, s.written * PAGE_SIZE as u64);
         let _ = std::fs::remove_file(&out);
         assert!(buf.len() > 1);
-        assert!(capture(u32::MAX - 1, &out, 4).unwrap_err().contains("no process"));
+        assert!(
+            capture(u32::MAX - 1, &out, 4)
+                .unwrap_err()
+                .contains("no process")
+        );
     }
 }

@@ -127,7 +127,11 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
                     ('>', false) => Cmp::Gt,
                     ('=', true) => Cmp::Eq,
                     ('!', true) => Cmp::Ne,
-                    _ => return Err(format!("unexpected {c:?} (comparisons are == != < <= > >=)")),
+                    _ => {
+                        return Err(format!(
+                            "unexpected {c:?} (comparisons are == != < <= > >=)"
+                        ));
+                    }
                 };
                 out.push(Tok::Cmp(cmp));
                 i += if two { 2 } else { 1 };
@@ -220,9 +224,9 @@ fn parse_ref(w: &str) -> Result<StatRef, String> {
         }
         None => (None, w),
     };
-    let (scope, name) = rest
-        .split_once('.')
-        .ok_or_else(|| format!("{w:?}: expected SCOPE.STAT, like a.zswpout or global.stored_pages"))?;
+    let (scope, name) = rest.split_once('.').ok_or_else(|| {
+        format!("{w:?}: expected SCOPE.STAT, like a.zswpout or global.stored_pages")
+    })?;
     if scope.is_empty() || name.is_empty() {
         return Err(format!("{w:?}: expected SCOPE.STAT"));
     }
@@ -240,13 +244,20 @@ pub fn parse_expr(text: &str) -> Result<Expr, String> {
     let mut p = Parser { toks, pos: 0 };
     let e = p.expr()?;
     if p.pos < p.toks.len() {
-        return Err(format!("unexpected {:?} after the expression", p.toks[p.pos]));
+        return Err(format!(
+            "unexpected {:?} after the expression",
+            p.toks[p.pos]
+        ));
     }
     Ok(e)
 }
 
 /// Evaluates an expression against `now` and the labelled snapshots.
-pub fn eval_expr(e: &Expr, now: &Snapshot, labelled: &HashMap<String, Snapshot>) -> Result<f64, String> {
+pub fn eval_expr(
+    e: &Expr,
+    now: &Snapshot,
+    labelled: &HashMap<String, Snapshot>,
+) -> Result<f64, String> {
     eval(e, now, labelled)
 }
 
@@ -262,7 +273,10 @@ impl Expectation {
         };
         let rhs = p.expr()?;
         if p.pos < p.toks.len() {
-            return Err(format!("unexpected {:?} after the expectation", p.toks[p.pos]));
+            return Err(format!(
+                "unexpected {:?} after the expectation",
+                p.toks[p.pos]
+            ));
         }
         Ok(Expectation {
             text: text.to_string(),
@@ -292,7 +306,11 @@ impl Expectation {
 
     /// Evaluates against `now` and the labelled snapshots. An unknown
     /// counter is an error (a scenario mistake, not a failed expectation).
-    pub fn check(&self, now: &Snapshot, labelled: &HashMap<String, Snapshot>) -> Result<Checked, String> {
+    pub fn check(
+        &self,
+        now: &Snapshot,
+        labelled: &HashMap<String, Snapshot>,
+    ) -> Result<Checked, String> {
         let lhs = eval(&self.lhs, now, labelled)?;
         let rhs = eval(&self.rhs, now, labelled)?;
         let eps = 1e-9 * lhs.abs().max(rhs.abs()).max(1.0);
@@ -319,19 +337,30 @@ fn eval(e: &Expr, now: &Snapshot, labelled: &HashMap<String, Snapshot>) -> Resul
         Expr::Ref(r) => {
             let snap = match &r.label {
                 None => now,
-                Some(l) => labelled
-                    .get(l)
-                    .ok_or_else(|| format!("no snapshot labelled {l:?} was taken before this step"))?,
+                Some(l) => labelled.get(l).ok_or_else(|| {
+                    format!("no snapshot labelled {l:?} was taken before this step")
+                })?,
             };
             snap.get(&r.scope, &r.name)
                 .ok_or_else(|| {
                     if r.scope != "global" && !snap.cgroups.contains_key(&r.scope) {
-                        format!("unknown cgroup {:?} (known: global, {})", r.scope,
-                            snap.cgroups.keys().cloned().collect::<Vec<_>>().join(", "))
+                        format!(
+                            "unknown cgroup {:?} (known: global, {})",
+                            r.scope,
+                            snap.cgroups.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )
                     } else {
-                        let known = if r.scope == "global" { &snap.global } else { &snap.cgroups[&r.scope] };
-                        format!("unknown counter {}.{} (known: {})", r.scope, r.name,
-                            known.keys().cloned().collect::<Vec<_>>().join(", "))
+                        let known = if r.scope == "global" {
+                            &snap.global
+                        } else {
+                            &snap.cgroups[&r.scope]
+                        };
+                        format!(
+                            "unknown counter {}.{} (known: {})",
+                            r.scope,
+                            r.name,
+                            known.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )
                     }
                 })?
                 .as_f64()
@@ -394,7 +423,11 @@ mod tests {
         let e = Expectation::parse("a.nosuch > 1").unwrap();
         let mut s = snap(1);
         s.cgroups.insert("a".into(), Default::default());
-        assert!(e.check(&s, &HashMap::new()).unwrap_err().contains("unknown counter"));
+        assert!(
+            e.check(&s, &HashMap::new())
+                .unwrap_err()
+                .contains("unknown counter")
+        );
         let e = Expectation::parse("@nolabel.a.x > 1").unwrap();
         assert!(e.check(&s, &HashMap::new()).is_err());
     }

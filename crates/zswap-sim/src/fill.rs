@@ -75,7 +75,8 @@ pub fn load_page_file(path: &Path) -> Result<Arc<PageFile>, String> {
     if let Some(f) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(f.clone());
     }
-    let data = std::fs::read(path).map_err(|e| format!("cannot read page file {}: {e}", path.display()))?;
+    let data = std::fs::read(path)
+        .map_err(|e| format!("cannot read page file {}: {e}", path.display()))?;
     if data.len() < PAGE_SIZE {
         return Err(format!(
             "page file {} holds no whole 4 KiB page ({} bytes)",
@@ -102,7 +103,7 @@ impl Fill {
             "zero" => Fill::Zero,
             "touch" => Fill::Touch,
             "seq-half" => Fill::SeqHalf,
-"random" => Fill::Random,
+            "random" => Fill::Random,
             "random-half" => Fill::RandomHalf,
             "mix" => Fill::Mix,
             _ => {
@@ -151,7 +152,14 @@ impl Fill {
 
     /// Writes the content of page `index` of region `region` at `version`
     /// into `out`. Deterministic: the same arguments give the same bytes.
-    pub fn generate(&self, seed: u64, region: u32, index: u64, version: u32, out: &mut [u8; PAGE_SIZE]) {
+    pub fn generate(
+        &self,
+        seed: u64,
+        region: u32,
+        index: u64,
+        version: u32,
+        out: &mut [u8; PAGE_SIZE],
+    ) {
         let key = page_key(seed, region, index, version);
         match self {
             Fill::Zero => out.fill(0),
@@ -181,7 +189,14 @@ impl Fill {
     }
 
     /// Does page `index` at `version` hold the expected bytes?
-    pub fn verify(&self, seed: u64, region: u32, index: u64, version: u32, page: &[u8; PAGE_SIZE]) -> bool {
+    pub fn verify(
+        &self,
+        seed: u64,
+        region: u32,
+        index: u64,
+        version: u32,
+        page: &[u8; PAGE_SIZE],
+    ) -> bool {
         let mut want = [0u8; PAGE_SIZE];
         self.generate(seed, region, index, version, &mut want);
         want == *page
@@ -286,7 +301,11 @@ pub fn mix_page(key: u64, out: &mut [u8; PAGE_SIZE]) {
         }
         39..=68 => {
             // 64-byte objects: header, 3 pointers, 2 small ints, a length, padding.
-            let bases = [0x0000_5555_5555_0000u64, 0x0000_7f3a_1c00_0000, 0x0000_7ffd_e000_0000];
+            let bases = [
+                0x0000_5555_5555_0000u64,
+                0x0000_7f3a_1c00_0000,
+                0x0000_7ffd_e000_0000,
+            ];
             for obj in out.chunks_exact_mut(64) {
                 let mut words = [0u64; 8];
                 words[0] = 0x0000_0001_0000_0000 | r.below(64);
@@ -327,7 +346,12 @@ mod tests {
         for f in [Fill::Touch, Fill::Random, Fill::Mix] {
             assert_eq!(page(&f, 3, 0), page(&f, 3, 0), "{}", f.name());
             assert!(f.verify(7, 1, 3, 0, &page(&f, 3, 0)));
-            assert_ne!(page(&f, 3, 0), page(&f, 3, 1), "{}: a rewrite changes the page", f.name());
+            assert_ne!(
+                page(&f, 3, 0),
+                page(&f, 3, 1),
+                "{}: a rewrite changes the page",
+                f.name()
+            );
         }
         assert_ne!(page(&Fill::Touch, 3, 0), page(&Fill::Touch, 4, 0));
         let t = page(&Fill::Touch, 9, 0);
@@ -342,7 +366,10 @@ mod tests {
     #[test]
     fn parse_names() {
         let base = Path::new(".");
-        assert!(matches!(Fill::parse("same:0x5a", base), Ok(Fill::Same(0x5a))));
+        assert!(matches!(
+            Fill::parse("same:0x5a", base),
+            Ok(Fill::Same(0x5a))
+        ));
         assert!(Fill::parse("same:0x5g", base).is_err());
         assert!(Fill::parse("bogus", base).is_err());
         assert!(Fill::parse("pages:/nonexistent/file.bin", base).is_err());

@@ -88,9 +88,9 @@ pub struct KernelConfig {
 /// The swap device's storage.
 pub enum Backend {
     /// Pages kept in memory.
-    Mem(MemBackend),
+    Mem(Box<MemBackend>),
     /// Pages kept in files.
-    File(FileBackend),
+    File(Box<FileBackend>),
 }
 
 impl SwapBackend for Backend {
@@ -332,14 +332,14 @@ impl Kernel {
         let alloc = SimPageAllocator::leak(cfg.ram_pages as usize);
         let memcgs = MemcgTree::new(Gfp::KERNEL).map_err(|e| format!("memcg tree: {e}"))?;
         let backend = match &cfg.swap_dir {
-            None => Backend::Mem(MemBackend::new()),
+            None => Backend::Mem(Box::new(MemBackend::new())),
             Some(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("swap_file: cannot create {}: {e}", dir.display()))?;
-                Backend::File(
+                Backend::File(Box::new(
                     FileBackend::new(dir)
                         .map_err(|e| format!("swap_file: {}: {e}", dir.display()))?,
-                )
+                ))
             }
         };
         let swap = SwapSpace::new(SimSwap {
@@ -359,8 +359,9 @@ impl Kernel {
             shrink_work_pending: AtomicBool::new(false),
             skip_if_exists: AtomicBool::new(cfg.skip_if_exists),
         });
-        let zswap = zswap_core::Zswap::new(SimZswap::new(base.clone()), Default::default(), Gfp::KERNEL)
-            .map_err(|e| format!("zswap: {e}"))?;
+        let zswap =
+            zswap_core::Zswap::new(SimZswap::new(base.clone()), Default::default(), Gfp::KERNEL)
+                .map_err(|e| format!("zswap: {e}"))?;
         // --no-skip-if-exists: writeback waits on busy slots (the setting
         // exists only to show the recursion deadlock it prevents).
         zswap.debug_writeback_waits_on_existing(!cfg.skip_if_exists);
@@ -388,7 +389,12 @@ impl Kernel {
             cgroups: Mutex::new(BTreeMap::new()),
             nr_deferred: Mutex::new(HashMap::new()),
         });
-        let _ = kernel.base.swap.platform().kernel.set(Arc::downgrade(&kernel));
+        let _ = kernel
+            .base
+            .swap
+            .platform()
+            .kernel
+            .set(Arc::downgrade(&kernel));
         Ok(kernel)
     }
 
@@ -469,7 +475,14 @@ impl Kernel {
 
     /// Maps a region of `pages` pages for a program in `cgroup` and writes
     /// every page (each page fault allocates and charges a page).
-    pub fn alloc_region(&self, cgroup: &str, name: &str, pages: u64, fill: Fill, tick: &mut dyn FnMut()) -> Result<()> {
+    pub fn alloc_region(
+        &self,
+        cgroup: &str,
+        name: &str,
+        pages: u64,
+        fill: Fill,
+        tick: &mut dyn FnMut(),
+    ) -> Result<()> {
         let memcg = self.cgroup(cgroup)?;
         let id = {
             let mut mm = lock(&self.mm);
@@ -522,7 +535,12 @@ impl Kernel {
 
     /// Rewrites every page of a region with new content (its next version),
     /// optionally switching the region's fill.
-    pub fn write_region(&self, name: &str, fill: Option<Fill>, tick: &mut dyn FnMut()) -> Result<()> {
+    pub fn write_region(
+        &self,
+        name: &str,
+        fill: Option<Fill>,
+        tick: &mut dyn FnMut(),
+    ) -> Result<()> {
         let (id, n) = self.region_id(name)?;
         for i in 0..n as u32 {
             self.access(id, i, true)?;
@@ -598,7 +616,9 @@ impl Kernel {
                 }
             };
             folio.set_memcg_id(memcg.id());
-            folio.with_page_mut(0, |p| fill.generate(self.seed, region, index as u64, version, p))?;
+            folio.with_page_mut(0, |p| {
+                fill.generate(self.seed, region, index as u64, version, p)
+            })?;
             Ok(folio)
         });
         let mut mm = lock(&self.mm);
@@ -667,29 +687,41 @@ impl Kernel {
         let faulted = matches!(state, State::Swapped(_));
         let (folio, memcg) = match state {
             State::Untouched => {
-                lock(&self.mm).slot((region, index)).map(|s| s.pte = Pte::None);
+                if let Some(s) = lock(&self.mm).slot((region, index)) {
+                    s.pte = Pte::None;
+                }
                 return self.touch_new(region, index);
             }
             State::Present(f, m, _) => (f, m),
             State::Swapped(entry) => match with_current_memcg(&owner, || self.fault(entry)) {
                 Ok(x) => x,
                 Err(e) => {
-                    lock(&self.mm).slot((region, index)).map(|s| s.pte = Pte::Swap(entry));
+                    if let Some(s) = lock(&self.mm).slot((region, index)) {
+                        s.pte = Pte::Swap(entry);
+                    }
                     return Err(e);
                 }
             },
         };
         // Verify what the program reads.
         let ok = folio
-            .with_page(0, |p| fill.verify(self.seed, region, index as u64, version, p))
+            .with_page(0, |p| {
+                fill.verify(self.seed, region, index as u64, version, p)
+            })
             .unwrap_or(false);
         self.counters.pages_checked.fetch_add(1, Ordering::Relaxed);
         if !ok {
             self.counters.mismatches.fetch_add(1, Ordering::Relaxed);
         }
-        let new_version = if write { version.wrapping_add(1) } else { version };
+        let new_version = if write {
+            version.wrapping_add(1)
+        } else {
+            version
+        };
         if write {
-            let _ = folio.with_page_mut(0, |p| fill.generate(self.seed, region, index as u64, new_version, p));
+            let _ = folio.with_page_mut(0, |p| {
+                fill.generate(self.seed, region, index as u64, new_version, p)
+            });
         }
         let mut mm = lock(&self.mm);
         if faulted {
@@ -730,7 +762,9 @@ impl Kernel {
             let r = match self.zswap.load(&folio) {
                 Ok(()) => Ok(()),
                 Err(Error::ENOENT) => {
-                    let r = folio.with_page_mut(0, |p| self.backend.read_page(entry, p)).and_then(|r| r);
+                    let r = folio
+                        .with_page_mut(0, |p| self.backend.read_page(entry, p))
+                        .and_then(|r| r);
                     if r.is_ok() {
                         self.counters.pswpin.fetch_add(1, Ordering::Relaxed);
                         if let Some(m) = self.memcgs.get(folio.memcg_id()) {
@@ -803,7 +837,9 @@ impl Kernel {
             return 0;
         }
         let _memalloc = MemallocGuard::enter();
-        self.counters.global_reclaims.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .global_reclaims
+            .fetch_add(1, Ordering::Relaxed);
         let (reclaimed, scanned, lru_pages) = self.shrink_lru(None, nr_pages, Gfp::KERNEL);
         self.shrink_slab(None, scanned, lru_pages, Gfp::KERNEL);
         reclaimed
@@ -913,7 +949,9 @@ impl Kernel {
                 // memory.zswap.writeback = 0: do not write to the device;
                 // the page stays in RAM (AOP_WRITEPAGE_ACTIVATE). Give the
                 // slot back (this frees it: slot_freed runs).
-                self.counters.pgactivate_wb_disabled.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .pgactivate_wb_disabled
+                    .fetch_add(1, Ordering::Relaxed);
                 memcg.swap_uncharge(1);
                 let _ = self.swap.swap_free(entry);
                 self.swap.delete_from_swap_cache(&folio);
@@ -966,6 +1004,11 @@ impl Kernel {
             let mut sc = ShrinkControl::new(Some(m), 0);
             sc.gfp = gfp;
             let count = self.zswap.shrinker_count(&sc);
+            if crate::platform::trace_enabled() {
+                eprintln!(
+                    "shrink_slab: memcg {id} count {count} lru scanned {nr_scanned} of {lru_pages}"
+                );
+            }
             if count == 0 {
                 continue;
             }
@@ -980,7 +1023,13 @@ impl Kernel {
                 t.min(count)
             };
             sc.nr_to_scan = total as usize;
-            let _ = self.zswap.shrinker_scan(&mut sc);
+            let _r = self.zswap.shrinker_scan(&mut sc);
+            if crate::platform::trace_enabled() {
+                eprintln!(
+                    "shrink_slab: memcg {id} scan {} -> {_r:?}, examined {}",
+                    sc.nr_to_scan, sc.nr_scanned
+                );
+            }
         }
     }
 
@@ -1006,7 +1055,9 @@ impl Kernel {
             return;
         }
         // A kworker: not in reclaim, its writeback charges may reclaim.
-        self.counters.shrink_worker_runs.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .shrink_worker_runs
+            .fetch_add(1, Ordering::Relaxed);
         self.zswap.shrink_worker();
         self.safe_point_charges();
     }

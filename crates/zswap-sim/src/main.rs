@@ -16,7 +16,11 @@ use clap::{Parser, Subcommand};
 use zswap_sim::{RunOptions, Scenario, report, run_scenario};
 
 #[derive(Parser)]
-#[command(name = "zswap-sim", version, about = "Run zswap end to end on a simulated kernel")]
+#[command(
+    name = "zswap-sim",
+    version,
+    about = "Run zswap end to end on a simulated kernel"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -70,12 +74,16 @@ fn main() {
                 run(scenario, json, no_skip_if_exists)
             }
         }
-        Cmd::Capture { pid, out, max_pages } => match zswap_sim::capture::capture(pid, &out, max_pages) {
+        Cmd::Capture {
+            pid,
+            out,
+            max_pages,
+        } => match zswap_sim::capture::capture(pid, &out, max_pages) {
             Ok(s) => {
                 eprintln!(
                     "captured {} pages ({} MiB) of {} {}candidate pages in {} anonymous mappings into {}{}",
                     s.written,
-                    s.written * 4096 >> 20,
+                    (s.written * 4096) >> 20,
                     s.candidates,
                     if s.used_pagemap { "resident " } else { "" },
                     s.mappings,
@@ -90,7 +98,11 @@ fn main() {
             }
             Err(e) => {
                 eprintln!("zswap-sim capture: {e}");
-                if e.contains("permission denied") { 1 } else { 2 }
+                if e.contains("permission denied") {
+                    1
+                } else {
+                    2
+                }
             }
         },
     };
@@ -117,8 +129,10 @@ fn run(path: Option<PathBuf>, json: bool, no_skip_if_exists: bool) -> i32 {
     let bar = if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::hidden();
         b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {wide_bar} {pos}/{len} pages {per_sec} {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {wide_bar} {pos}/{len} pages {per_sec} {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         Some(b)
     } else {

@@ -180,6 +180,12 @@ fn chain_holds(entry: SwpEntry) -> bool {
 /// wait that the platform itself might resolve is not reported early.
 const MAX_FOREIGN_WAITS: u32 = 64;
 
+/// Is `ZSWAP_SIM_TRACE` set (trace zswap and swap-cache events to stderr)?
+pub fn trace_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("ZSWAP_SIM_TRACE").is_some())
+}
+
 // ---------------------------------------------------------------------------
 // swapcache's platform
 // ---------------------------------------------------------------------------
@@ -214,6 +220,14 @@ impl SwapPlatform for SimSwap {
             return Err(Error::ENOMEM);
         };
         let id = k.swap.lookup_swap_cgroup_id(entry);
+        if trace_enabled() {
+            eprintln!(
+                "swap: charge_swapin {entry:?} memcg {id} in_reclaim {} count {:?} has_cache {:?}",
+                in_reclaim(),
+                k.swap.swap_count(entry),
+                k.swap.has_cache(entry)
+            );
+        }
         let memcg = k
             .memcgs
             .get_online(id)
@@ -228,7 +242,12 @@ impl SwapPlatform for SimSwap {
             // instructions from now (memcg offers no forced page charge).
             folio.set_memcg_id(memcg.id());
             if k.memcgs
-                .try_charge(&memcg, 1, gfp.difference(Gfp::DIRECT_RECLAIM), &Reclaimer(&k))
+                .try_charge(
+                    &memcg,
+                    1,
+                    gfp.difference(Gfp::DIRECT_RECLAIM),
+                    &Reclaimer(&k),
+                )
                 .is_ok()
             {
                 k.note_swapin_charge(folio, memcg);
@@ -333,5 +352,12 @@ impl ZswapPlatform for SimZswap {
     /// safe point (see `Kernel::safe_point`).
     fn queue_shrink_work(&self) {
         self.base.shrink_work_pending.store(true, Ordering::Release);
+    }
+
+    /// With `ZSWAP_SIM_TRACE` set, zswap's trace points go to stderr.
+    fn trace(&self, ev: zswap_core::ZswapEvent) {
+        if trace_enabled() {
+            eprintln!("zswap: {ev:?}");
+        }
     }
 }

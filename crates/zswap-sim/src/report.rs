@@ -39,8 +39,15 @@ pub fn text(r: &RunReport) -> String {
         let _ = writeln!(o, "\nsteps:");
     }
     for s in &r.steps {
-        let mark = if s.result == s.expected_result { "ok " } else { "ERR" };
-        let label = s.label.as_ref().map_or(String::new(), |l| format!(" [{l}]"));
+        let mark = if s.result == s.expected_result {
+            "ok "
+        } else {
+            "ERR"
+        };
+        let label = s
+            .label
+            .as_ref()
+            .map_or(String::new(), |l| format!(" [{l}]"));
         let res = if s.result == s.expected_result {
             s.result.clone()
         } else {
@@ -87,13 +94,19 @@ pub fn text(r: &RunReport) -> String {
         );
         let rejects: Vec<String> = g
             .iter()
-            .filter(|(k, v)| (k.starts_with("reject_") || *k == "decompress_fail") && v.as_f64() > 0.0)
+            .filter(|(k, v)| {
+                (k.starts_with("reject_") || *k == "decompress_fail") && v.as_f64() > 0.0
+            })
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         let _ = writeln!(
             o,
             "  rejects: {}",
-            if rejects.is_empty() { "none".into() } else { rejects.join("  ") }
+            if rejects.is_empty() {
+                "none".into()
+            } else {
+                rejects.join("  ")
+            }
         );
         let _ = writeln!(
             o,
@@ -111,7 +124,19 @@ pub fn text(r: &RunReport) -> String {
         let _ = writeln!(
             o,
             "  {:<14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>3} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
-            "cgroup", "current", "max", "swap", "swap.peak", "zswap.cur", "wb", "zswapped", "zswpout", "zswpin", "zswpwb", "pswpout", "incomp"
+            "cgroup",
+            "current",
+            "max",
+            "swap",
+            "swap.peak",
+            "zswap.cur",
+            "wb",
+            "zswapped",
+            "zswpout",
+            "zswpin",
+            "zswpwb",
+            "pswpout",
+            "incomp"
         );
         for (p, m) in &r.final_stats.cgroups {
             let _ = writeln!(
@@ -139,7 +164,11 @@ pub fn text(r: &RunReport) -> String {
         "\nverification: {} pages read back, {} mismatches{}",
         v.pages_checked,
         v.mismatches,
-        if v.leaks.is_empty() { ", nothing leaked" } else { "" }
+        if v.leaks.is_empty() {
+            ", nothing leaked"
+        } else {
+            ""
+        }
     );
     let p = &r.performance;
     let _ = writeln!(

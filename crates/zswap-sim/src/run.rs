@@ -187,11 +187,17 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> RunReport {
     };
     for (name, value, line) in &sc.zswap.params {
         if let Err(e) = k.zswap.set_param(name, value) {
-            return report.fail_scenario(sc.error_at(*line, format!("zswap parameter {name} = {value}: {e}")));
+            return report.fail_scenario(
+                sc.error_at(*line, format!("zswap parameter {name} = {value}: {e}")),
+            );
         }
     }
     for c in &sc.cgroups {
-        let settings: Vec<(String, String)> = c.settings.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect();
+        let settings: Vec<(String, String)> = c
+            .settings
+            .iter()
+            .map(|(k, v, _)| (k.clone(), v.clone()))
+            .collect();
         if let Err(e) = k.create_cgroup(&c.path, &settings) {
             return report.fail_scenario(sc.error_at(c.line, format!("cgroup {}: {e}", c.path)));
         }
@@ -217,7 +223,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> RunReport {
         let mut tick = || {
             n += 1;
             if let Some(p) = &progress
-                && n % 256 == 0
+                && n.is_multiple_of(256)
             {
                 p(base_done + n, total_work);
             }
@@ -241,7 +247,9 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> RunReport {
         if deadlock.is_some() {
             result_name = Error::EDEADLK.name().to_string();
         }
-        let expected = step.expect_result.map_or("ok".to_string(), |e| e.name().to_string());
+        let expected = step
+            .expect_result
+            .map_or("ok".to_string(), |e| e.name().to_string());
         let snap = snapshot(&k);
         let mut checked = Vec::new();
         if deadlock.is_none() {
@@ -270,7 +278,14 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> RunReport {
                     }
                     Err(reason) => {
                         let err = sc.error_at(*line, format!("expectation {:?}: {reason}", e.text));
-                        report.steps.push(step_report(step, result_name, expected, checked, snap, t0));
+                        report.steps.push(step_report(
+                            step,
+                            result_name,
+                            expected,
+                            checked,
+                            snap,
+                            t0,
+                        ));
                         return finish(report, &k, start).fail_scenario(err);
                     }
                 }
@@ -279,9 +294,14 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> RunReport {
         if let Some(l) = &step.label {
             labelled.insert(l.clone(), snap.clone());
         }
-        report.steps.push(step_report(step, result_name, expected, checked, snap, t0));
+        report
+            .steps
+            .push(step_report(step, result_name, expected, checked, snap, t0));
         if let Some(d) = deadlock {
-            report.deadlock = Some(format!("{}:{}: step {}: {d}", sc.file, step.line, step.index));
+            report.deadlock = Some(format!(
+                "{}:{}: step {}: {d}",
+                sc.file, step.line, step.index
+            ));
             break;
         }
     }
@@ -355,7 +375,9 @@ fn finish(mut report: RunReport, k: &Arc<Kernel>, start: Instant) -> RunReport {
         leaks.insert("root.memory.swap.current".into(), root.swap_current());
         leaks.retain(|_, v| *v != 0);
         for (what, v) in &leaks {
-            report.failures.push(format!("leak after freeing every region: {what} = {v}"));
+            report
+                .failures
+                .push(format!("leak after freeing every region: {what} = {v}"));
         }
         report.verification.leaks = leaks;
     }
@@ -372,7 +394,11 @@ fn finish(mut report: RunReport, k: &Arc<Kernel>, start: Instant) -> RunReport {
     report.performance = Performance {
         wall_seconds: wall,
         pages_swapped: swapped,
-        pages_swapped_per_second: if wall > 0.0 { swapped as f64 / wall } else { 0.0 },
+        pages_swapped_per_second: if wall > 0.0 {
+            swapped as f64 / wall
+        } else {
+            0.0
+        },
         simulated_ram_bytes: k.ram_pages * PAGE_SIZE as u64,
         peak_rss_bytes: peak_rss_bytes(),
     };
@@ -388,8 +414,16 @@ fn finish(mut report: RunReport, k: &Arc<Kernel>, start: Instant) -> RunReport {
 }
 
 /// Evaluates computed `set` values (`"= EXPR"`) into byte counts.
-fn resolve_values(k: &Kernel, a: &Action, labelled: &HashMap<String, Snapshot>) -> Result<Action, String> {
-    let Action::Set { cgroup: Some(c), values } = a else {
+fn resolve_values(
+    k: &Kernel,
+    a: &Action,
+    labelled: &HashMap<String, Snapshot>,
+) -> Result<Action, String> {
+    let Action::Set {
+        cgroup: Some(c),
+        values,
+    } = a
+    else {
         return Ok(a.clone());
     };
     if !values.iter().any(|(_, v, _)| v.starts_with('=')) {
@@ -401,7 +435,8 @@ fn resolve_values(k: &Kernel, a: &Action, labelled: &HashMap<String, Snapshot>) 
         let v = match v.strip_prefix('=') {
             Some(e) => {
                 let expr = crate::expect::parse_expr(e)?;
-                let x = crate::expect::eval_expr(&expr, &now, labelled).map_err(|r| format!("{f} = {v:?}: {r}"))?;
+                let x = crate::expect::eval_expr(&expr, &now, labelled)
+                    .map_err(|r| format!("{f} = {v:?}: {r}"))?;
                 if !(0.0..1e18).contains(&x) {
                     return Err(format!("{f} = {v:?} gives {x}, not a size"));
                 }
@@ -411,43 +446,68 @@ fn resolve_values(k: &Kernel, a: &Action, labelled: &HashMap<String, Snapshot>) 
         };
         out.push((f.clone(), v, *line));
     }
-    Ok(Action::Set { cgroup: Some(c.clone()), values: out })
+    Ok(Action::Set {
+        cgroup: Some(c.clone()),
+        values: out,
+    })
 }
 
 /// Executes one action.
 fn execute(k: &Kernel, a: &Action, tick: &mut dyn FnMut()) -> kbase::Result<()> {
     match a {
-        Action::Alloc { cgroup, region, pages, fill } => k.alloc_region(cgroup, region, *pages, fill.clone(), tick),
+        Action::Alloc {
+            cgroup,
+            region,
+            pages,
+            fill,
+        } => k.alloc_region(cgroup, region, *pages, fill.clone(), tick),
         Action::Read { region } => k.read_region(region, tick),
         Action::Write { region, fill } => k.write_region(region, fill.clone(), tick),
         Action::Free { region } => k.free_region(region),
         Action::Reclaim { cgroup, bytes } => {
             let m = k.cgroup(cgroup)?;
-            let r = k.memcgs.memory_reclaim(&m, *bytes, &crate::platform::Reclaimer(k));
+            let r = k
+                .memcgs
+                .memory_reclaim(&m, *bytes, &crate::platform::Reclaimer(k));
             k.safe_point();
             r
         }
-        Action::Set { cgroup: Some(c), values } => {
+        Action::Set {
+            cgroup: Some(c),
+            values,
+        } => {
             for (f, v, _) in values {
                 k.set_cgroup_file(c, f, v)?;
             }
             k.safe_point();
             Ok(())
         }
-        Action::Set { cgroup: None, values } => {
+        Action::Set {
+            cgroup: None,
+            values,
+        } => {
             for (name, v, _) in values {
                 k.zswap.set_param(name, v)?;
             }
             Ok(())
         }
         Action::CreateCgroup { path, settings } => {
-            let s: Vec<(String, String)> = settings.iter().map(|(a, b, _)| (a.clone(), b.clone())).collect();
+            let s: Vec<(String, String)> = settings
+                .iter()
+                .map(|(a, b, _)| (a.clone(), b.clone()))
+                .collect();
             k.create_cgroup(path, &s)
         }
         Action::RemoveCgroup { path } => k.remove_cgroup(path),
-        Action::Shrink => {
+        Action::Shrink { cgroup: None } => {
             k.run_shrink_worker();
             Ok(())
+        }
+        Action::Shrink { cgroup: Some(c) } => {
+            let m = k.cgroup(c)?;
+            let r = k.zswap.shrink_memcg(&m);
+            k.safe_point();
+            r
         }
     }
 }
@@ -468,20 +528,38 @@ pub fn snapshot(k: &Kernel) -> Snapshot {
     g.insert("compression_ratio".into(), Num::Float(ratio));
     g.insert("pool_pages".into(), Num::Int(k.zswap.total_pages() as u64));
     g.insert("max_pool_pages".into(), Num::Int(k.zswap.max_pool_pages()));
-    g.insert("accept_thr_pages".into(), Num::Int(k.zswap.accept_thr_pages()));
+    g.insert(
+        "accept_thr_pages".into(),
+        Num::Int(k.zswap.accept_thr_pages()),
+    );
     g.insert("nr_pools".into(), Num::Int(k.zswap.nr_pools() as u64));
     let p = k.zswap.params();
     g.insert("enabled".into(), Num::Int(p.enabled as u64));
-    g.insert("max_pool_percent".into(), Num::Int(p.max_pool_percent as u64));
-    g.insert("accept_threshold_percent".into(), Num::Int(p.accept_threshold_percent as u64));
-    g.insert("shrinker_enabled".into(), Num::Int(p.shrinker_enabled as u64));
+    g.insert(
+        "max_pool_percent".into(),
+        Num::Int(p.max_pool_percent as u64),
+    );
+    g.insert(
+        "accept_threshold_percent".into(),
+        Num::Int(p.accept_threshold_percent as u64),
+    );
+    g.insert(
+        "shrinker_enabled".into(),
+        Num::Int(p.shrinker_enabled as u64),
+    );
     g.insert("ram_pages".into(), Num::Int(k.ram_pages));
     g.insert("free_pages".into(), Num::Int(k.alloc.free_pages()));
     g.insert("used_pages".into(), Num::Int(k.alloc.used_pages()));
     g.insert("peak_used_pages".into(), Num::Int(k.alloc.peak_pages()));
     g.insert("resident_pages".into(), Num::Int(k.resident_pages()));
-    g.insert("swap_pages".into(), Num::Int(k.swap.nr_pages(k.swap_type).unwrap_or(0)));
-    g.insert("swap_inuse_pages".into(), Num::Int(k.swap.inuse_pages(k.swap_type).unwrap_or(0)));
+    g.insert(
+        "swap_pages".into(),
+        Num::Int(k.swap.nr_pages(k.swap_type).unwrap_or(0)),
+    );
+    g.insert(
+        "swap_inuse_pages".into(),
+        Num::Int(k.swap.inuse_pages(k.swap_type).unwrap_or(0)),
+    );
     let c = &k.counters;
     for (name, v) in [
         ("pswpin", &c.pswpin),
@@ -516,8 +594,14 @@ pub fn snapshot(k: &Kernel) -> Snapshot {
             "memory.zswap.max".into(),
             int(m.zswap_max_pages().saturating_mul(PAGE_SIZE as u64)),
         );
-        s.insert("memory.zswap.writeback".into(), int(m.zswap_writeback() as u64));
-        s.insert("zswap_writeback_effective".into(), int(m.zswap_writeback_enabled() as u64));
+        s.insert(
+            "memory.zswap.writeback".into(),
+            int(m.zswap_writeback() as u64),
+        );
+        s.insert(
+            "zswap_writeback_effective".into(),
+            int(m.zswap_writeback_enabled() as u64),
+        );
         // memory.stat (hierarchical, as cgroup v2 shows it).
         let anon_pages: u64 = anon
             .iter()

@@ -58,7 +58,11 @@ pub struct ScenarioError {
 impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line > 0 {
-            write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.reason)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.col, self.reason
+            )
         } else {
             write!(f, "{}: {}", self.file, self.reason)
         }
@@ -161,16 +165,29 @@ pub enum Action {
         /// Path.
         path: String,
     },
-    /// Run zswap's global shrink worker.
-    Shrink,
+    /// Run zswap's global shrink worker, or with a cgroup, zswap's
+    /// `shrink_memcg` on that cgroup (one LRU walk of up to 32 entries).
+    Shrink {
+        /// The cgroup, or None for the global worker.
+        cgroup: Option<String>,
+    },
 }
 
 impl Action {
     /// A short description for reports.
     pub fn describe(&self) -> String {
         match self {
-            Action::Alloc { cgroup, region, pages, fill } => {
-                format!("alloc {region} = {} in {cgroup} ({})", crate::size::human(pages * 4096), fill.name())
+            Action::Alloc {
+                cgroup,
+                region,
+                pages,
+                fill,
+            } => {
+                format!(
+                    "alloc {region} = {} in {cgroup} ({})",
+                    crate::size::human(pages * 4096),
+                    fill.name()
+                )
             }
             Action::Read { region } => format!("read {region}"),
             Action::Write { region, .. } => format!("write {region}"),
@@ -179,7 +196,16 @@ impl Action {
                 format!("{cgroup}/memory.reclaim <- {}", crate::size::human(*bytes))
             }
             Action::Set { cgroup, values } => {
-                let kv: Vec<String> = values.iter().map(|(k, v, _)| format!("{k}={v}")).collect();
+                let kv: Vec<String> = values
+                    .iter()
+                    .map(|(k, v, _)| {
+                        if v.starts_with('=') {
+                            format!("{k} {v}")
+                        } else {
+                            format!("{k}={v}")
+                        }
+                    })
+                    .collect();
                 match cgroup {
                     Some(c) => format!("set {c}: {}", kv.join(" ")),
                     None => format!("set zswap: {}", kv.join(" ")),
@@ -187,7 +213,8 @@ impl Action {
             }
             Action::CreateCgroup { path, .. } => format!("mkdir {path}"),
             Action::RemoveCgroup { path } => format!("rmdir {path}"),
-            Action::Shrink => "run the global shrink worker".into(),
+            Action::Shrink { cgroup: None } => "run the global shrink worker".into(),
+            Action::Shrink { cgroup: Some(c) } => format!("zswap shrink_memcg({c})"),
         }
     }
 
@@ -364,9 +391,17 @@ fn size_value(cx: &Ctx, v: &Spanned<toml::Value>, what: &str) -> Result<u64, Sce
 }
 
 /// Checks and normalises a cgroup setting; returns (memcg file, value).
-fn cgroup_setting(cx: &Ctx, key: &str, v: &Spanned<toml::Value>) -> Result<(String, String), ScenarioError> {
-    let text = value_text(v.get_ref())
-        .ok_or_else(|| cx.err(v.span(), format!("{key}: expected a string, number or boolean")))?;
+fn cgroup_setting(
+    cx: &Ctx,
+    key: &str,
+    v: &Spanned<toml::Value>,
+) -> Result<(String, String), ScenarioError> {
+    let text = value_text(v.get_ref()).ok_or_else(|| {
+        cx.err(
+            v.span(),
+            format!("{key}: expected a string, number or boolean"),
+        )
+    })?;
     if let Some(expr) = text.strip_prefix('=') {
         // A computed value: "= @label.a.memory.zswap.current / 2" (bytes).
         let file = CGROUP_KEYS
@@ -385,8 +420,14 @@ fn cgroup_setting(cx: &Ctx, key: &str, v: &Spanned<toml::Value>) -> Result<(Stri
                 return Err(cx.err(v.span(), format!("{key}: cannot be negative")));
             }
             let lim = parse_limit(&text).map_err(|e| cx.err(v.span(), format!("{key}: {e}")))?;
-            let file = CGROUP_KEYS.iter().find(|(k, _)| *k == key).map_or(key, |(_, f)| f);
-            Ok((file.to_string(), lim.map_or("max".into(), |b| b.to_string())))
+            let file = CGROUP_KEYS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or(key, |(_, f)| f);
+            Ok((
+                file.to_string(),
+                lim.map_or("max".into(), |b| b.to_string()),
+            ))
         }
         "zswap_writeback" => {
             let b = match text.as_str() {
@@ -398,14 +439,20 @@ fn cgroup_setting(cx: &Ctx, key: &str, v: &Spanned<toml::Value>) -> Result<(Stri
         }
         _ => Err(cx.err(
             v.span(),
-            format!("unknown cgroup setting {key:?} (expected memory_max, zswap_max or zswap_writeback)"),
+            format!(
+                "unknown cgroup setting {key:?} (expected memory_max, zswap_max or zswap_writeback)"
+            ),
         )),
     }
 }
 
 fn zswap_param(cx: &Ctx, key: &str, v: &Spanned<toml::Value>) -> Result<String, ScenarioError> {
-    let text = value_text(v.get_ref())
-        .ok_or_else(|| cx.err(v.span(), format!("{key}: expected a string, number or boolean")))?;
+    let text = value_text(v.get_ref()).ok_or_else(|| {
+        cx.err(
+            v.span(),
+            format!("{key}: expected a string, number or boolean"),
+        )
+    })?;
     match key {
         "enabled" | "shrinker_enabled" => match text.as_str() {
             "1" | "true" | "Y" | "y" => Ok("Y".into()),
@@ -414,15 +461,24 @@ fn zswap_param(cx: &Ctx, key: &str, v: &Spanned<toml::Value>) -> Result<String, 
         },
         "compressor" => match text.as_str() {
             "lz4" | "zstd" => Ok(text),
-            _ => Err(cx.err(v.span(), format!("compressor: unknown {text:?} (expected lz4 or zstd)"))),
+            _ => Err(cx.err(
+                v.span(),
+                format!("compressor: unknown {text:?} (expected lz4 or zstd)"),
+            )),
         },
         "max_pool_percent" | "accept_threshold_percent" => match text.parse::<u32>() {
             Ok(p) if p <= 100 => Ok(p.to_string()),
-            _ => Err(cx.err(v.span(), format!("{key}: expected an integer percentage 0..=100"))),
+            _ => Err(cx.err(
+                v.span(),
+                format!("{key}: expected an integer percentage 0..=100"),
+            )),
         },
         _ => Err(cx.err(
             v.span(),
-            format!("unknown zswap parameter {key:?} (expected one of {})", ZSWAP_PARAMS.join(", ")),
+            format!(
+                "unknown zswap parameter {key:?} (expected one of {})",
+                ZSWAP_PARAMS.join(", ")
+            ),
         )),
     }
 }
@@ -431,7 +487,9 @@ fn check_cgroup_path(cx: &Ctx, s: &Spanned<String>) -> Result<String, ScenarioEr
     let p = s.get_ref().trim_matches('/');
     let ok = !p.is_empty()
         && p.split('/').all(|c| {
-            !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+            !c.is_empty()
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
         })
         && p != "global"
         && p != "root";
@@ -454,8 +512,12 @@ impl Scenario {
             col: 0,
             reason: format!("cannot read: {e}"),
         })?;
-        let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let stem = path.file_stem().map_or_else(|| file.clone(), |s| s.to_string_lossy().into_owned());
+        let base = path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let stem = path
+            .file_stem()
+            .map_or_else(|| file.clone(), |s| s.to_string_lossy().into_owned());
         Scenario::parse(&src, &file, &base, &stem)
     }
 
@@ -470,11 +532,20 @@ impl Scenario {
     }
 
     /// Parses scenario text. `base` resolves relative `pages:` paths.
-    pub fn parse(src: &str, file: &str, base: &Path, default_name: &str) -> Result<Scenario, ScenarioError> {
+    pub fn parse(
+        src: &str,
+        file: &str,
+        base: &Path,
+        default_name: &str,
+    ) -> Result<Scenario, ScenarioError> {
         let cx = Ctx { file, src };
         let raw: RawScenario = toml::from_str(src).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
-            let (line, col) = if e.span().is_some() { line_col(src, span.start) } else { (0, 0) };
+            let (line, col) = if e.span().is_some() {
+                line_col(src, span.start)
+            } else {
+                (0, 0)
+            };
             ScenarioError {
                 file: file.to_string(),
                 line,
@@ -495,21 +566,25 @@ impl Scenario {
             let m = m.get_ref();
             if let Some(v) = &m.ram {
                 let b = size_value(&cx, v, "ram")?;
-                if b < (1 << 20) || b > (64u64 << 30) {
+                if !((1 << 20)..=(64u64 << 30)).contains(&b) {
                     return Err(cx.err(v.span(), "ram: must be between 1M and 64G"));
                 }
                 machine.ram_pages = bytes_to_pages(b);
             }
             if let Some(v) = &m.swap {
                 let b = size_value(&cx, v, "swap")?;
-                if b < 4096 || b > (1u64 << 40) {
+                if !(4096..=(1u64 << 40)).contains(&b) {
                     return Err(cx.err(v.span(), "swap: must be between 4K and 1T"));
                 }
                 machine.swap_pages = bytes_to_pages(b);
             }
             if let Some(f) = &m.swap_file {
                 let p = Path::new(f.get_ref());
-                machine.swap_file = Some(if p.is_absolute() { p.to_path_buf() } else { base.join(p) });
+                machine.swap_file = Some(if p.is_absolute() {
+                    p.to_path_buf()
+                } else {
+                    base.join(p)
+                });
             }
             if let Some(c) = &m.cpus {
                 if !(1..=256).contains(c.get_ref()) {
@@ -560,16 +635,25 @@ impl Scenario {
                 ));
             }
             let mut settings = Vec::new();
-            for (key, v) in [("memory_max", &c.memory_max), ("zswap_max", &c.zswap_max), ("zswap_writeback", &c.zswap_writeback)] {
+            for (key, v) in [
+                ("memory_max", &c.memory_max),
+                ("zswap_max", &c.zswap_max),
+                ("zswap_writeback", &c.zswap_writeback),
+            ] {
                 if let Some(v) = v {
                     let (f, val) = cgroup_setting(&cx, key, v)?;
                     settings.push((f, val, cx.line(&v.span())));
                 }
             }
-            cgroups.push(CgroupSpec { path, settings, line });
+            cgroups.push(CgroupSpec {
+                path,
+                settings,
+                line,
+            });
         }
 
         // [[step]]
+        let mut ever_known = known.clone();
         let mut steps = Vec::new();
         let mut labels: HashSet<String> = HashSet::new();
         let mut regions: HashSet<String> = HashSet::new();
@@ -610,23 +694,39 @@ impl Scenario {
                 Some(c) => {
                     let p = check_cgroup_path(&cx, c)?;
                     if !known.contains(&p) {
-                        return Err(cx.err(c.span(), format!("unknown cgroup {p:?} (declare it with [[cgroup]] or create_cgroup)")));
+                        return Err(cx.err(
+                            c.span(),
+                            format!(
+                                "unknown cgroup {p:?} (declare it with [[cgroup]] or create_cgroup)"
+                            ),
+                        ));
                     }
                     Some(p)
                 }
                 None => None,
             };
             let need_cgroup = |what: &str| -> Result<String, ScenarioError> {
-                cgroup.clone().ok_or_else(|| cx.err(span.clone(), format!("{what} needs `cgroup = \"...\"`")))
+                cgroup
+                    .clone()
+                    .ok_or_else(|| cx.err(span.clone(), format!("{what} needs `cgroup = \"...\"`")))
             };
-            let need_region = |r: &Spanned<String>, regions: &HashSet<String>| -> Result<String, ScenarioError> {
-                if regions.contains(r.get_ref()) {
-                    Ok(r.get_ref().clone())
-                } else {
-                    Err(cx.err(r.span(), format!("unknown region {:?} (not allocated by an earlier step, or freed)", r.get_ref())))
-                }
+            let need_region =
+                |r: &Spanned<String>, regions: &HashSet<String>| -> Result<String, ScenarioError> {
+                    if regions.contains(r.get_ref()) {
+                        Ok(r.get_ref().clone())
+                    } else {
+                        Err(cx.err(
+                            r.span(),
+                            format!(
+                                "unknown region {:?} (not allocated by an earlier step, or freed)",
+                                r.get_ref()
+                            ),
+                        ))
+                    }
+                };
+            let fill_of = |f: &Spanned<String>| {
+                Fill::parse(f.get_ref(), base).map_err(|e| cx.err(f.span(), e))
             };
-            let fill_of = |f: &Spanned<String>| Fill::parse(f.get_ref(), base).map_err(|e| cx.err(f.span(), e));
             let action = match actions[0] {
                 "alloc" => {
                     let Some(a) = &s.alloc else { unreachable!() };
@@ -639,7 +739,10 @@ impl Scenario {
                         .as_ref()
                         .ok_or_else(|| cx.err(span.clone(), "alloc needs `region = \"NAME\"`"))?;
                     if !regions.insert(region.get_ref().clone()) {
-                        return Err(cx.err(region.span(), format!("region {:?} already exists", region.get_ref())));
+                        return Err(cx.err(
+                            region.span(),
+                            format!("region {:?} already exists", region.get_ref()),
+                        ));
                     }
                     let fill = match &s.fill {
                         Some(f) => fill_of(f)?,
@@ -653,10 +756,16 @@ impl Scenario {
                     }
                 }
                 "read" => Action::Read {
-                    region: need_region(s.read.as_ref().unwrap_or_else(|| unreachable!()), &regions)?,
+                    region: need_region(
+                        s.read.as_ref().unwrap_or_else(|| unreachable!()),
+                        &regions,
+                    )?,
                 },
                 "write" => Action::Write {
-                    region: need_region(s.write.as_ref().unwrap_or_else(|| unreachable!()), &regions)?,
+                    region: need_region(
+                        s.write.as_ref().unwrap_or_else(|| unreachable!()),
+                        &regions,
+                    )?,
                     fill: s.fill.as_ref().map(fill_of).transpose()?,
                 },
                 "free" => {
@@ -667,7 +776,11 @@ impl Scenario {
                 }
                 "reclaim" => Action::Reclaim {
                     cgroup: need_cgroup("reclaim")?,
-                    bytes: size_value(&cx, s.reclaim.as_ref().unwrap_or_else(|| unreachable!()), "reclaim")?,
+                    bytes: size_value(
+                        &cx,
+                        s.reclaim.as_ref().unwrap_or_else(|| unreachable!()),
+                        "reclaim",
+                    )?,
                 },
                 "set" => {
                     let set = s.set.as_ref().unwrap_or_else(|| unreachable!());
@@ -681,7 +794,10 @@ impl Scenario {
                             values.push((k.clone(), zswap_param(&cx, k, v)?, l));
                         }
                     }
-                    Action::Set { cgroup: cgroup.clone(), values }
+                    Action::Set {
+                        cgroup: cgroup.clone(),
+                        values,
+                    }
                 }
                 "create_cgroup" => {
                     let c = s.create_cgroup.as_ref().unwrap_or_else(|| unreachable!());
@@ -689,11 +805,15 @@ impl Scenario {
                     if let Some((parent, _)) = path.rsplit_once('/')
                         && !known.contains(parent)
                     {
-                        return Err(cx.err(c.span(), format!("create_cgroup {path:?}: unknown parent {parent:?}")));
+                        return Err(cx.err(
+                            c.span(),
+                            format!("create_cgroup {path:?}: unknown parent {parent:?}"),
+                        ));
                     }
                     if !known.insert(path.clone()) {
                         return Err(cx.err(c.span(), format!("cgroup {path:?} already exists")));
                     }
+                    ever_known.insert(path.clone());
                     let mut settings = Vec::new();
                     if let Some(set) = &s.set {
                         for (k, v) in set.get_ref() {
@@ -706,12 +826,16 @@ impl Scenario {
                 "remove_cgroup" => {
                     let c = s.remove_cgroup.as_ref().unwrap_or_else(|| unreachable!());
                     let path = check_cgroup_path(&cx, c)?;
-                    if !known.contains(&path) {
-                        return Err(cx.err(c.span(), format!("remove_cgroup: unknown cgroup {path:?}")));
+                    if !known.remove(&path) {
+                        return Err(
+                            cx.err(c.span(), format!("remove_cgroup: unknown cgroup {path:?}"))
+                        );
                     }
                     Action::RemoveCgroup { path }
                 }
-                _ => Action::Shrink,
+                _ => Action::Shrink {
+                    cgroup: cgroup.clone(),
+                },
             };
             if !matches!(action, Action::Alloc { .. } | Action::Write { .. })
                 && let Some(f) = &s.fill
@@ -727,7 +851,9 @@ impl Scenario {
                 Some(l) => {
                     let t = l.get_ref();
                     if t.is_empty() || t.contains('.') || t.contains(char::is_whitespace) {
-                        return Err(cx.err(l.span(), "label: must be non-empty, without '.' or spaces"));
+                        return Err(
+                            cx.err(l.span(), "label: must be non-empty, without '.' or spaces")
+                        );
                     }
                     if labels.contains(t) {
                         return Err(cx.err(l.span(), format!("label {t:?} used twice")));
@@ -738,16 +864,35 @@ impl Scenario {
             };
             let mut expect = Vec::new();
             for e in &s.expect {
-                let parsed = Expectation::parse(e.get_ref()).map_err(|r| cx.err(e.span(), format!("expectation {:?}: {r}", e.get_ref())))?;
+                let parsed = Expectation::parse(e.get_ref())
+                    .map_err(|r| cx.err(e.span(), format!("expectation {:?}: {r}", e.get_ref())))?;
                 for r in parsed.refs() {
                     if let Some(l) = &r.label
                         && !labels.contains(l)
                         && label.as_deref() != Some(l.as_str())
                     {
-                        return Err(cx.err(e.span(), format!("expectation {:?}: no earlier step is labelled {l:?}", e.get_ref())));
+                        return Err(cx.err(
+                            e.span(),
+                            format!(
+                                "expectation {:?}: no earlier step is labelled {l:?}",
+                                e.get_ref()
+                            ),
+                        ));
                     }
-                    if r.scope != "global" && r.scope != "root" && !known.contains(&r.scope) {
-                        return Err(cx.err(e.span(), format!("expectation {:?}: unknown cgroup {:?}", e.get_ref(), r.scope)));
+                    let exists = if r.label.is_some() {
+                        ever_known.contains(&r.scope)
+                    } else {
+                        known.contains(&r.scope)
+                    };
+                    if r.scope != "global" && r.scope != "root" && !exists {
+                        return Err(cx.err(
+                            e.span(),
+                            format!(
+                                "expectation {:?}: unknown cgroup {:?}",
+                                e.get_ref(),
+                                r.scope
+                            ),
+                        ));
                     }
                 }
                 expect.push((parsed, cx.line(&e.span())));
@@ -762,7 +907,14 @@ impl Scenario {
                     cx.err(r.span(), format!("expect_result: unknown {:?} (expected ok or an errno name like EAGAIN, ENOMEM)", r.get_ref()))
                 })?),
             };
-            steps.push(Step { index, line, action, label, expect, expect_result });
+            steps.push(Step {
+                index,
+                line,
+                action,
+                label,
+                expect,
+                expect_result,
+            });
         }
 
         Ok(Scenario {
@@ -779,7 +931,12 @@ impl Scenario {
 
     /// Builds an error pointing at `line` of this scenario.
     pub fn error_at(&self, line: usize, reason: impl Into<String>) -> ScenarioError {
-        ScenarioError { file: self.file.clone(), line, col: if line > 0 { 1 } else { 0 }, reason: reason.into() }
+        ScenarioError {
+            file: self.file.clone(),
+            line,
+            col: if line > 0 { 1 } else { 0 },
+            reason: reason.into(),
+        }
     }
 }
 
@@ -826,7 +983,10 @@ expect_result = "EAGAIN"
         .unwrap();
         assert_eq!(s.machine.ram_pages, 16384);
         assert_eq!(s.steps.len(), 2);
-        assert!(matches!(s.steps[0].action, Action::Alloc { pages: 8192, .. }));
+        assert!(matches!(
+            s.steps[0].action,
+            Action::Alloc { pages: 8192, .. }
+        ));
         assert_eq!(s.steps[0].expect.len(), 3);
         assert_eq!(s.steps[1].expect_result, Some(Error::EAGAIN));
         assert_eq!(s.cgroups[0].settings[0].0, "memory.max");

@@ -6,11 +6,11 @@ use kbase::PAGE_SIZE;
 /// suffix (powers of 1024; `KiB`/`MiB`/`KB` spellings accepted).
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let digits_end = t
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(t.len());
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     if digits_end == 0 {
-        return Err(format!("bad size {s:?}: expected a number like 64M, 4K or 4096"));
+        return Err(format!(
+            "bad size {s:?}: expected a number like 64M, 4K or 4096"
+        ));
     }
     let n: u64 = t[..digits_end]
         .parse()
@@ -21,7 +21,11 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "M" | "MB" | "MIB" => 20,
         "G" | "GB" | "GIB" => 30,
         "T" | "TB" | "TIB" => 40,
-        other => return Err(format!("bad size {s:?}: unknown suffix {other:?} (use K, M, G or T)")),
+        other => {
+            return Err(format!(
+                "bad size {s:?}: unknown suffix {other:?} (use K, M, G or T)"
+            ));
+        }
     };
     n.checked_mul(1u64 << shift)
         .ok_or_else(|| format!("bad size {s:?}: too large"))

@@ -1,0 +1,281 @@
+//! Runs every scenario of `tests/scenarios/*.toml` (at the workspace root)
+//! through the built `zswap-sim` binary and checks its exit code.
+//!
+//! A scenario file may say how to run it, in comment lines:
+//!
+//! ```text
+//! # test: exit=0
+//! # test: args=--no-skip-if-exists exit=3
+//! ```
+//!
+//! Each line is one run (default: one run, no arguments, exit 0).
+#![cfg(not(loom))]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_zswap-sim");
+
+fn scenario_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scenarios")
+}
+
+/// One run: extra arguments and the expected exit code.
+#[derive(Debug, Clone)]
+struct Run {
+    args: Vec<String>,
+    exit: i32,
+}
+
+fn runs_of(text: &str) -> Vec<Run> {
+    let mut runs = Vec::new();
+    for line in text.lines() {
+        let Some(spec) = line.trim().strip_prefix("# test:") else {
+            continue;
+        };
+        let mut run = Run {
+            args: Vec::new(),
+            exit: 0,
+        };
+        for word in spec.split_whitespace() {
+            if let Some(a) = word.strip_prefix("args=") {
+                run.args.extend(a.split(',').map(str::to_string));
+            } else if let Some(e) = word.strip_prefix("exit=") {
+                run.exit = e.parse().expect("exit=N");
+            } else {
+                panic!("bad test line: {line}");
+            }
+        }
+        runs.push(run);
+    }
+    if runs.is_empty() {
+        runs.push(Run {
+            args: Vec::new(),
+            exit: 0,
+        });
+    }
+    runs
+}
+
+fn run(path: &Path, r: &Run) -> Result<(), String> {
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg(path)
+        .args(&r.args)
+        .output()
+        .map_err(|e| format!("cannot run {BIN}: {e}"))?;
+    let code = out.status.code().unwrap_or(-1);
+    if code == r.exit {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} {:?}: exit {code}, expected {}\n--- stdout\n{}\n--- stderr\n{}",
+            path.display(),
+            r.args,
+            r.exit,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+#[test]
+fn every_shipped_scenario_has_its_expected_exit_code() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(scenario_dir())
+        .expect("tests/scenarios")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 12,
+        "expected the shipped scenarios, found {files:?}"
+    );
+    let jobs: Vec<(PathBuf, Run)> = files
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            runs_of(&text).into_iter().map(move |r| (f.clone(), r))
+        })
+        .collect();
+    // Two at a time (the machine has two cores).
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let chunks: Vec<Vec<(PathBuf, Run)>> = (0..2)
+            .map(|i| jobs.iter().skip(i).step_by(2).cloned().collect())
+            .collect();
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .filter_map(|(p, r)| run(p, r).err())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} run(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+fn temp(name: &str, text: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("zswap-sim-test-{}-{name}", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn bad_scenario_exits_2_with_file_line_and_reason() {
+    let p = temp(
+        "bad.toml",
+        "[machine]\nram = \"64M\"\n\n[[step]]\nread = \"nowhere\"\n",
+    );
+    let out = Command::new(BIN).arg("run").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:5:", p.display())), "{err}");
+    assert!(err.contains("unknown region"), "{err}");
+    let _ = std::fs::remove_file(&p);
+
+    let out = Command::new(BIN)
+        .args(["run", "/nonexistent/scenario.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(BIN)
+        .args(["run", "--bogus-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn failed_expectation_and_unexpected_result_exit_1() {
+    let p = temp(
+        "fail.toml",
+        r#"
+[[cgroup]]
+name = "a"
+memory_max = "1M"
+[[step]]
+cgroup = "a"
+alloc = "2M"
+region = "r"
+expect = ["a.zswpout == 0"]
+"#,
+    );
+    let out = Command::new(BIN).arg("run").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("expectation failed: a.zswpout == 0"),
+        "{text}"
+    );
+    let _ = std::fs::remove_file(&p);
+}
+
+#[test]
+fn json_report_has_the_documented_shape() {
+    let p = temp(
+        "json.toml",
+        r#"
+[[cgroup]]
+name = "a"
+memory_max = "1M"
+[[step]]
+cgroup = "a"
+alloc = "2M"
+region = "r"
+label = "after-alloc"
+[[step]]
+read = "r"
+expect = ["a.zswpin > 0"]
+"#,
+    );
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg(&p)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(v["steps"][0]["index"], 0);
+    assert_eq!(v["steps"][0]["label"], "after-alloc");
+    assert_eq!(v["steps"][0]["result"], "ok");
+    assert!(
+        v["steps"][0]["stats"]["global"]["stored_pages"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        v["steps"][0]["stats"]["cgroups"]["a"]["zswpout"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        v["steps"][0]["stats"]["cgroups"]["a"]["memory.current"]
+            .as_u64()
+            .unwrap()
+            <= 1 << 20
+    );
+    assert!(v["final"]["global"].is_object());
+    assert!(v["final"]["cgroups"]["a"].is_object());
+    assert_eq!(v["verification"]["pages_checked"], 512);
+    assert_eq!(v["verification"]["mismatches"], 0);
+    assert_eq!(v["exit_code"], 0);
+    let _ = std::fs::remove_file(&p);
+}
+
+/// The same scenario over real memory pages, when the corpus is there.
+#[test]
+fn corpus_pages_round_trip_when_present() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/python.bin");
+    if !corpus.exists() {
+        eprintln!("skipped: {} not present", corpus.display());
+        return;
+    }
+    let p = temp(
+        "corpus.toml",
+        &format!(
+            r#"
+[[cgroup]]
+name = "a"
+memory_max = "2M"
+[[step]]
+cgroup = "a"
+alloc = "8M"
+region = "r"
+fill = "pages:{}"
+[[step]]
+read = "r"
+expect = ["global.mismatches == 0", "a.zswpin > 0", "global.compression_ratio > 2"]
+"#,
+            corpus.display()
+        ),
+    );
+    let out = Command::new(BIN).arg("run").arg(&p).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let _ = std::fs::remove_file(&p);
+}
