@@ -852,6 +852,42 @@ fn concurrent_swapins_and_frees_keep_the_books() {
     assert_eq!(s.swapoff(0), Ok(()));
 }
 
+#[test]
+fn concurrent_allocation_hands_out_each_slot_once() {
+    const THREADS: usize = 4;
+    let total = 3 * SWAPFILE_CLUSTER as u64 + 100;
+    let s = space_with(total);
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut mine = Vec::new();
+                let nr = [1usize, 2, 4, 8][t];
+                while let Ok(x) = s.get_swap_pages(nr, Gfp::KERNEL) {
+                    assert_eq!(x.offset() % nr as u64, 0);
+                    mine.extend((0..nr as u64).map(|i| x.checked_add(i).unwrap()));
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut all: Vec<SwpEntry> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "a slot was handed out twice");
+    assert_eq!(s.inuse_pages(0), Ok(n as u64));
+    // Single slots fill every hole, so the device ends up full.
+    assert_eq!(n as u64, total);
+    for x in all {
+        s.swap_free(x).unwrap();
+    }
+    assert_eq!(s.inuse_pages(0), Ok(0));
+    assert_eq!(s.platform().freed().len(), n);
+}
+
 // ---------------------------------------------------------------------------
 // Backends
 // ---------------------------------------------------------------------------
