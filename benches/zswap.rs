@@ -654,7 +654,7 @@ fn bench_zswap(c: &mut Criterion) {
     row("store / lz4_flex compress", store, comp, 1.10);
     row("load / lz4_flex decompress", load, decomp, 1.15);
     eprintln!(
-        "| (whole passes, fastest of {ROUNDS}; informational, noisy on a busy machine) | | | | | |"
+        "| (whole passes, each workload alone, thread CPU time, fastest of {ROUNDS}; informational) | | | | | |"
     );
     row(
         "store pass / lz4_flex compress pass",
