@@ -137,7 +137,11 @@ mod tests {
 
     #[test]
     fn every_size_maps_to_a_class_that_holds_it() {
-        let (chains, step): (&[usize], usize) = if cfg!(miri) { (&[1, 8], 61) } else { (&[1, 2, 4, 8, 16], 1) };
+        let (chains, step): (&[usize], usize) = if cfg!(miri) {
+            (&[1, 8], 61)
+        } else {
+            (&[1, 2, 4, 8, 16], 1)
+        };
         for &n in chains {
             let t = ClassTable::new(n).unwrap();
             for size in (1..=PAGE_SIZE).step_by(step) {
@@ -165,7 +169,11 @@ mod tests {
 
     #[test]
     fn chain_length_minimises_waste() {
-        let step = if cfg!(miri) { CLASS_DELTA * 17 } else { CLASS_DELTA };
+        let step = if cfg!(miri) {
+            CLASS_DELTA * 17
+        } else {
+            CLASS_DELTA
+        };
         for size in (CLASS_DELTA..=PAGE_SIZE).step_by(step) {
             let (k, objs) = best_chain(size, 8);
             let waste =

@@ -200,7 +200,11 @@ fn compaction_moves_objects_keeps_handles_and_frees_pages() {
     let p = pool();
     let mut live = Vec::new();
     // Under miri: fewer objects in fewer classes, still several pages each.
-    let (count, base, span) = if cfg!(miri) { (40, 1000, 64) } else { (3000, 200, 1800) };
+    let (count, base, span) = if cfg!(miri) {
+        (40, 1000, 64)
+    } else {
+        (3000, 200, 1800)
+    };
     for i in 0..count {
         let size = base + (i * 37) % span;
         let h = p.malloc(size, Gfp::KERNEL).unwrap();
@@ -257,12 +261,18 @@ fn metadata_per_object_is_at_most_16_bytes() {
     let p = pool();
     let n = if cfg!(miri) { 256 } else { 16_384 };
     let base = p.stats().metadata_bytes;
-    let hs: Vec<Handle> = (0..n).map(|_| p.malloc(100, Gfp::KERNEL).unwrap()).collect();
+    let hs: Vec<Handle> = (0..n)
+        .map(|_| p.malloc(100, Gfp::KERNEL).unwrap())
+        .collect();
     let cs = p.class_stats(p.class_index(100).unwrap()).unwrap();
     let per_obj = (p.stats().metadata_bytes - base) as f64 / n as f64;
-    let descriptors = (p.stats().metadata_bytes - base - n * METADATA_BYTES_PER_OBJECT) / cs.zspages;
+    let descriptors =
+        (p.stats().metadata_bytes - base - n * METADATA_BYTES_PER_OBJECT) / cs.zspages;
     println!("{per_obj:.2} bytes/object, {descriptors} bytes/zspage descriptor");
-    assert!(per_obj <= (METADATA_BYTES_PER_OBJECT + 4) as f64, "{per_obj} bytes/object");
+    assert!(
+        per_obj <= (METADATA_BYTES_PER_OBJECT + 4) as f64,
+        "{per_obj} bytes/object"
+    );
     for h in hs {
         p.free(h).unwrap();
     }
