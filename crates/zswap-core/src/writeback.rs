@@ -10,6 +10,39 @@ use crate::stats::Counters;
 use crate::{Zswap, ZswapEvent, ZswapPlatform};
 
 impl<P: ZswapPlatform> Zswap<P> {
+    /// Writes the entry of `swp` back to the swap device now, as the LRU walk
+    /// would after picking it (no second chance), for simulators and tests.
+    /// Counts `written_back_pages` or `reject_reclaim_fail` (and
+    /// `writeback_skip_exists`) like the walk. `ENOENT` if zswap holds no
+    /// entry for the slot, `EINVAL` for a same-filled entry (never written
+    /// back); otherwise the errors of the writeback itself (`EEXIST`,
+    /// `ENOMEM`, `EIO`, ...).
+    pub fn writeback(&self, swp: SwpEntry) -> Result<()> {
+        let addr = self
+            .with_tree(swp, |t| {
+                t.with_entry(swp.offset(), |e| {
+                    if e.is_same_filled() {
+                        Err(Error::EINVAL)
+                    } else {
+                        Ok(e as *const crate::entry::ZswapEntry as usize)
+                    }
+                })
+            })
+            .flatten()
+            .ok_or(Error::ENOENT)??;
+        let r = self.writeback_entry(addr, swp);
+        match r {
+            Ok(()) => Counters::inc(&self.stats.written_back_pages),
+            Err(e) => {
+                Counters::inc(&self.stats.reject_reclaim_fail);
+                if e == Error::EEXIST {
+                    Counters::inc(&self.stats.writeback_skip_exists);
+                }
+            }
+        }
+        r
+    }
+
     /// Writes back the entry at `swp` whose address was `addr` when the LRU
     /// walk picked it. `addr` is an identity only: the entry may have been
     /// freed (and the address reused) since the LRU lock was dropped, so it

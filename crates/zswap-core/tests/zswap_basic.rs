@@ -369,3 +369,21 @@ fn dropping_zswap_frees_every_pool_page() {
     drop(k);
     assert_eq!(alloc.inner().allocated_pages(), 0);
 }
+
+#[test]
+fn explicit_writeback_of_one_slot() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("wb1");
+    let page = compressible(11);
+    let (x, r) = k.swap_out(&page, Some(&cg));
+    r.unwrap();
+    let (same, r) = k.swap_out(&same_filled(3), Some(&cg));
+    r.unwrap();
+    assert_eq!(k.zswap.writeback(same), Err(Error::EINVAL));
+    k.zswap.writeback(x).unwrap();
+    assert_eq!(k.zswap.writeback(x), Err(Error::ENOENT));
+    let s = k.zswap.stats();
+    assert_eq!((s.written_back_pages, s.zswpwb, s.stored_pages), (1, 1, 1));
+    assert_eq!(&k.swap_in(x).unwrap()[..], &page[..]);
+    assert_eq!(&k.swap_in(same).unwrap()[..], &same_filled(3)[..]);
+}
