@@ -84,9 +84,10 @@
 //! then the source is freed if empty or trimmed. Every move goes from a zspage
 //! with fewer objects to one with at least as many, so the sum of squared
 //! `inuse` rises with each move and compaction terminates. When no object can
-//! move to another zspage, each zspage is packed in place (top objects into
-//! low holes) and its trailing pages are trimmed. It returns the pages freed,
-//! also counted in [`PoolStats::pages_compacted`].
+//! move to another zspage, zspages are packed in place (top objects into low
+//! holes) and their trailing pages trimmed, again one zspage per lock hold.
+//! It returns the pages freed, also counted in
+//! [`PoolStats::pages_compacted`]. Compaction allocates nothing.
 //!
 //! ## Lock order
 //!

@@ -428,8 +428,9 @@ impl ClassState {
     /// One step of compaction (Linux's `__zs_compact`, one source zspage per
     /// call so the lock is dropped between steps): moves the objects of the
     /// emptiest zspage into the fullest ones that have room, then frees or
-    /// trims the source. Once no object can move to another zspage, packs
-    /// each zspage in place and trims it, and reports the class done.
+    /// trims the source. Once no object can move to another zspage, packs one
+    /// zspage in place per step and trims it; reports the class done when
+    /// nothing is left to do.
     /// Returns (pages freed, more to do).
     pub(crate) fn compact_step<A: PageAllocator>(
         &mut self,
@@ -467,18 +468,34 @@ impl ClassState {
             self.relink(class, src);
             return Ok((self.trim_or_free(class, alloc, src), true));
         }
-        // No zspage but `src` has room: pack every zspage in place and trim.
-        let mut freed = 0;
+        // No zspage but `src` has room: pack one zspage in place (top
+        // objects into low holes) and trim it; one per step, so the lock is
+        // held for one zspage's worth of copying at a time.
         for list in 0..FULL {
             let mut id = self.heads.get(list).copied().unwrap_or(NONE);
             while id != NONE {
                 let next = self.zs(id).map_or(NONE, |z| z.next);
-                self.tighten(class, id)?;
-                freed += self.trim_or_free(class, alloc, id);
+                if self.needs_packing(class, id) {
+                    self.tighten(class, id)?;
+                    return Ok((self.trim_or_free(class, alloc, id), true));
+                }
                 id = next;
             }
         }
-        Ok((freed, false))
+        Ok((0, false))
+    }
+
+    /// Has zspage `id` a hole below its highest object, or a trailing page
+    /// without live bytes?
+    fn needs_packing(&mut self, class: &SizeClass, id: u32) -> bool {
+        let Some(z) = zs_in(&mut self.slab, id) else {
+            return false;
+        };
+        let Some(hi) = z.highest_live() else {
+            return true;
+        };
+        let hole_below = z.first_free(class).is_some_and(|lo| lo < hi);
+        hole_below || z.attached() > class.pages_for_objs(hi + 1)
     }
 
     /// Heap bytes of the class's metadata: handle table, slab, and each
