@@ -11,12 +11,23 @@ use zpool::{ZsConfig, ZsPool};
 
 type Pool = ZsPool<HeapPageAllocator>;
 
+/// Runs `f` under loom (preemption bound 2 unless LOOM_MAX_PREEMPTIONS
+/// says otherwise) and checks that more than one interleaving was explored.
 fn model(f: impl Fn() + Sync + Send + 'static) {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    let iterations = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = iterations.clone();
     let mut b = loom::model::Builder::new();
     if b.preemption_bound.is_none() {
         b.preemption_bound = Some(2);
     }
-    b.check(f);
+    b.check(move || {
+        counter.fetch_add(1, Relaxed);
+        f()
+    });
+    let n = iterations.load(Relaxed);
+    eprintln!("loom: {n} interleavings");
+    assert!(n > 1, "the model explored a single interleaving");
 }
 
 fn pool() -> Arc<Pool> {
