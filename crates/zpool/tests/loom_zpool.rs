@@ -4,7 +4,7 @@
 //! on loom's primitives through `kbase::sync`.
 #![cfg(loom)]
 
-use kbase::{Gfp, HeapPageAllocator};
+use kbase::{Gfp, HeapPageAllocator, PageAllocator, PageFrame, Result};
 use loom::sync::Arc;
 use loom::thread;
 use zpool::{ZsConfig, ZsPool};
@@ -132,5 +132,62 @@ fn compaction_races_a_read() {
             p.free(hs[i]).unwrap();
         }
         assert_eq!(p.allocator().allocated_pages(), 0);
+    });
+}
+
+/// A page allocator that, before each allocation, runs a probe; the probe
+/// below takes the class lock of the very class being allocated for.
+struct ProbingAllocator {
+    inner: HeapPageAllocator,
+    probe: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+// SAFETY: pages come from `inner`, which upholds the contract, and go back
+// to it.
+unsafe impl PageAllocator for ProbingAllocator {
+    fn alloc_page(&self, gfp: Gfp) -> Result<PageFrame> {
+        if let Some(probe) = self.probe.get() {
+            probe();
+        }
+        self.inner.alloc_page(gfp)
+    }
+
+    unsafe fn free_page(&self, page: PageFrame) {
+        // SAFETY: the page came from `alloc_page` above, i.e. from `inner`.
+        unsafe { self.inner.free_page(page) }
+    }
+}
+
+#[test]
+fn no_class_lock_is_held_across_page_allocation() {
+    // If malloc held the class lock while asking for a page, the probe's
+    // obj_size() on the same class would deadlock, and loom reports that.
+    loom::model(|| {
+        let alloc = std::sync::Arc::new(ProbingAllocator {
+            inner: HeapPageAllocator::new(),
+            probe: std::sync::OnceLock::new(),
+        });
+        let cfg = ZsConfig {
+            max_pages_per_zspage: 2,
+        };
+        let p = std::sync::Arc::new(ZsPool::with_config(alloc.clone(), cfg).unwrap());
+        let first = p.malloc(3000, Gfp::KERNEL).unwrap();
+        let probes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (weak, seen) = (std::sync::Arc::downgrade(&p), probes.clone());
+        let _ = alloc.probe.set(Box::new(move || {
+            if let Some(p) = weak.upgrade() {
+                assert_eq!(p.obj_size(first), Ok(3000));
+                seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+        // 3000-byte objects: the second needs the chain's second page, the
+        // third a new zspage.
+        let second = p.malloc(3000, Gfp::KERNEL).unwrap();
+        let third = p.malloc(3000, Gfp::KERNEL).unwrap();
+        assert!(probes.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+        for h in [first, second, third] {
+            p.free(h).unwrap();
+        }
+        assert_eq!(alloc.inner.allocated_pages(), 0);
     });
 }
