@@ -487,17 +487,49 @@ impl<P: SwapPlatform> SwapSpace<P> {
                 let r = f(&mut c, idx, &mut freed);
                 (r, c.take_idle_cache())
             };
-            dev.account_freed(&freed);
             (r, idle)
         };
         // The idle cache table is freed with no lock held.
         drop(idle);
+        if freed.count() == 0 {
+            return r;
+        }
+        // The hooks run with no lock held (zswap takes its own), and before
+        // the slots become allocatable again: otherwise a new owner could
+        // store into a slot whose old zswap entry is still being
+        // invalidated, and lose its entry to that invalidation.
         for i in freed.iter() {
             if let Ok(e) = SwpEntry::new(entry.swp_type(), base + i as u64) {
                 self.platform.slot_freed(e);
             }
         }
+        self.finish_free(entry, &freed);
         r
+    }
+
+    /// Makes slots released in one critical section allocatable again, after
+    /// their `slot_freed` hooks ran, and accounts them in `inuse_pages`.
+    /// Until then the device counts them as in use, so `swapoff` cannot
+    /// tear it down while a hook still runs.
+    fn finish_free(&self, entry: SwpEntry, freed: &FreedSlots) {
+        let idle = {
+            let devs = self.devices.read();
+            // The device is still there: swapoff refuses while inuse_pages
+            // counts these slots.
+            let Some(dev) = devs.get(entry.swp_type() as usize).and_then(Option::as_ref) else {
+                return;
+            };
+            let Ok((cluster, _)) = dev.locate(entry.offset()) else {
+                return;
+            };
+            let mut c = cluster.lock();
+            for i in freed.iter() {
+                c.finish_release(i);
+            }
+            dev.account_freed(freed);
+            c.take_idle_cache()
+        };
+        drop(idle);
     }
 
     /// Allocates `nr` slots with map byte `initial` under the table's read

@@ -81,9 +81,15 @@ impl FreedSlots {
 ///   `map[i]` has `SWAP_HAS_CACHE`, and then holds a folio whose
 ///   `swap()` names the first slot of the folio's run containing `i`.
 /// - `memcg[i]` is 0 for a free slot.
+/// - `freeing` bit `i` is set while slot `i` is free (`map[i] == 0`) but its
+///   [`crate::SwapPlatform::slot_freed`] hook has not finished: such a slot
+///   still counts in `inuse` and is never handed out by the allocator, so
+///   zswap's invalidation of the old slot cannot erase an entry stored for a
+///   new owner of the same slot.
 pub(crate) struct ClusterInner {
     map: [u8; SWAPFILE_CLUSTER],
     memcg: [u32; SWAPFILE_CLUSTER],
+    freeing: [u64; SWAPFILE_CLUSTER / 64],
     cache: Vec<Option<FolioRef>>,
     len: usize,
     inuse: usize,
@@ -111,6 +117,7 @@ impl ClusterInner {
         ClusterInner {
             map: [0; SWAPFILE_CLUSTER],
             memcg: [0; SWAPFILE_CLUSTER],
+            freeing: [0; SWAPFILE_CLUSTER / 64],
             cache: Vec::new(),
             len,
             inuse: 0,
@@ -142,13 +149,39 @@ impl ClusterInner {
         }
     }
 
-    /// `map[idx]` changed from non-zero to zero: the slot is free.
+    /// `map[idx]` changed from non-zero to zero: the slot is free, but it is
+    /// not reusable until [`ClusterInner::finish_release`] runs after the
+    /// platform's `slot_freed` hook.
     fn release(&mut self, idx: usize, freed: &mut FreedSlots) {
         if let Some(id) = self.memcg.get_mut(idx) {
             *id = 0;
         }
-        self.inuse = self.inuse.saturating_sub(1);
+        if let Some(w) = self.freeing.get_mut(idx / 64) {
+            *w |= 1 << (idx % 64);
+        }
         freed.set(idx);
+    }
+
+    /// The `slot_freed` hook of a slot released by [`ClusterInner::release`]
+    /// has returned: the slot may be allocated again.
+    pub(crate) fn finish_release(&mut self, idx: usize) {
+        let Some(w) = self.freeing.get_mut(idx / 64) else {
+            return;
+        };
+        let bit = 1 << (idx % 64);
+        if *w & bit != 0 {
+            *w &= !bit;
+            self.inuse = self.inuse.saturating_sub(1);
+        }
+    }
+
+    /// Is slot `idx` free and allocatable (not waiting for its hook)?
+    fn allocatable(&self, idx: usize) -> bool {
+        self.map(idx) == 0
+            && self
+                .freeing
+                .get(idx / 64)
+                .is_some_and(|w| w & (1 << (idx % 64)) == 0)
     }
 
     /// `swap_duplicate` on one slot.
@@ -308,10 +341,7 @@ impl ClusterInner {
         }
         let mut start = 0;
         while start + nr <= self.len {
-            let free = self
-                .map
-                .get(start..start + nr)
-                .is_some_and(|run| run.iter().all(|&m| m == 0));
+            let free = (start..start + nr).all(|i| self.allocatable(i));
             if free {
                 for i in start..start + nr {
                     self.set_map(i, initial);

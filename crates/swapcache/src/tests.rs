@@ -15,6 +15,7 @@ use crate::*;
 type Space = SwapSpace<TestPlatform>;
 type ChargeHook = Arc<dyn Fn(&'static Space, &Folio, SwpEntry) -> Result<()> + Send + Sync>;
 type WaitHook = Arc<dyn Fn(&'static Space, SwpEntry, u32) -> Result<()> + Send + Sync>;
+type FreedHook = Arc<dyn Fn(&'static Space, SwpEntry) + Send + Sync>;
 
 /// A platform recording every call, with replaceable charge and wait hooks.
 struct TestPlatform {
@@ -25,6 +26,7 @@ struct TestPlatform {
     waits: AtomicUsize,
     charge_hook: StdMutex<Option<ChargeHook>>,
     wait_hook: StdMutex<Option<WaitHook>>,
+    freed_hook: StdMutex<Option<FreedHook>>,
 }
 
 impl SwapPlatform for TestPlatform {
@@ -45,6 +47,10 @@ impl SwapPlatform for TestPlatform {
 
     fn slot_freed(&self, entry: SwpEntry) {
         self.freed.lock().unwrap().push(entry);
+        let hook = self.freed_hook.lock().unwrap().clone();
+        if let (Some(h), Some(space)) = (hook, self.space.get()) {
+            h(space, entry);
+        }
     }
 
     fn swapcache_wait(&self, entry: SwpEntry, attempt: u32) -> Result<()> {
@@ -100,6 +106,7 @@ fn space_with(nr: u64) -> &'static Space {
         waits: AtomicUsize::new(0),
         charge_hook: StdMutex::new(None),
         wait_hook: StdMutex::new(None),
+        freed_hook: StdMutex::new(None),
     })));
     assert!(space.platform().space.set(space).is_ok());
     if nr != 0 {
@@ -260,6 +267,33 @@ fn counts_duplicate_free_and_freed_hook_once() {
     assert_eq!(s.swapcache_prepare(x), Err(Error::ENOENT));
     s.swapcache_clear(x);
     assert_eq!(s.platform().freed_count(x), 1);
+}
+
+/// zswap invalidates the old entry from `slot_freed`; if the slot could be
+/// handed out again before that hook returns, a new owner's store could be
+/// erased by the old owner's invalidation. While the hook runs the slot is
+/// not allocatable and the device cannot be swapped off.
+#[test]
+fn freed_slot_is_not_reusable_until_its_hook_returns() {
+    let s = space_with(1);
+    let x = s.get_swap_pages(1, Gfp::KERNEL).unwrap();
+    let seen = Arc::new(StdMutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    *s.platform().freed_hook.lock().unwrap() = Some(Arc::new(move |space: &'static Space, _e| {
+        seen2.lock().unwrap().push((
+            space.get_swap_pages(1, Gfp::KERNEL).err(),
+            space.swapoff(0).err(),
+            space.inuse_pages(0),
+        ));
+    }));
+    s.swap_free(x).unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(Some(Error::ENOSPC), Some(Error::EBUSY), Ok(1))]
+    );
+    *s.platform().freed_hook.lock().unwrap() = None;
+    assert_eq!(s.inuse_pages(0), Ok(0));
+    assert_eq!(s.get_swap_pages(1, Gfp::KERNEL), Ok(x));
 }
 
 #[test]
