@@ -91,12 +91,16 @@
 //!
 //! ## Lock order
 //!
-//! One lock per class, a leaf: no two class locks are ever held together and
-//! no other lock is taken under one. The page allocator is called with no
-//! lock held when it allocates; pages are given back (which never blocks)
-//! under the class lock, like Linux's `free_zspage`. [`ZsPool::read_with`]
-//! runs its closure under the class lock: the closure must not call back into
-//! the same pool. Pool-wide counters are relaxed atomics.
+//! One lock per class. No two class locks are ever held together and the
+//! pool takes no other lock of its own under one. The page allocator is
+//! called with no lock held when it allocates; pages are given back (which
+//! never blocks) under the class lock, like Linux's `free_zspage`.
+//! [`ZsPool::read_with`] runs its closure under the class lock: the closure
+//! must not call back into the same pool, and whatever lock it takes (zswap
+//! decompresses there, under its per-CPU context lock) orders after the class
+//! lock: class lock -> caller's lock, never the reverse. The only pool-wide shared state is two relaxed atomic
+//! counters (pages held, pages compacted); object and byte counts live in
+//! each class, under its lock.
 //!
 //! ## Module map
 //!
