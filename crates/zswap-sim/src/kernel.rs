@@ -329,7 +329,7 @@ const SWAP_CLUSTER_MAX: u64 = 32;
 impl Kernel {
     /// Boots: RAM, cgroup root, swap device, zswap.
     pub fn boot(cfg: &KernelConfig) -> std::result::Result<Arc<Kernel>, String> {
-        let alloc = SimPageAllocator::leak(cfg.ram_pages as usize);
+        let alloc = SimPageAllocator::leak(cfg.ram_pages as usize)?;
         let memcgs = MemcgTree::new(Gfp::KERNEL).map_err(|e| format!("memcg tree: {e}"))?;
         let backend = match &cfg.swap_dir {
             None => Backend::Mem(Box::new(MemBackend::new())),

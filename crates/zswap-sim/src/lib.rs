@@ -47,6 +47,7 @@
 //!
 //! - [`kernel`]: the simulated kernel: RAM, regions, LRUs, fault, reclaim.
 //! - [`platform`]: the platform trait implementations and task context.
+//! - [`ram`]: the machine's RAM (page frames and a free list).
 //! - [`scenario`], [`size`], [`fill`], [`expect`]: the scenario language.
 //! - [`run`]: executes a scenario; [`stats`]: snapshots; [`report`]: text
 //!   and JSON output; [`capture`]: sampling a live process into a page file.
@@ -56,6 +57,7 @@ pub mod expect;
 pub mod fill;
 pub mod kernel;
 pub mod platform;
+pub mod ram;
 pub mod report;
 pub mod run;
 pub mod scenario;

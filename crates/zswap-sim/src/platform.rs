@@ -2,7 +2,7 @@
 //!
 //! | trait | implementation | what it does here |
 //! |---|---|---|
-//! | `kbase::PageAllocator` | [`SimPageAllocator`] | hands out RAM pages up to the machine's size; fails (`ENOMEM`) past it |
+//! | `kbase::PageAllocator` | [`SimPageAllocator`] (module `ram`) | page frames of the machine's RAM from a free list; `ENOMEM` when none is left |
 //! | `kbase::CpuInfo` | [`SimCpus`] | `nr_cpus` from the scenario; the running task is always on CPU 0 |
 //! | `swapcache::SwapPlatform` | [`SimSwap`] | swap-in charge through memcg (may reclaim), `slot_freed` -> zswap invalidate, the swap-cache wait hook with recursion detection |
 //! | `memcg::ReclaimHook` | [`Reclaimer`] | per-cgroup reclaim: swap cold pages out, then run the zswap shrinker |
@@ -29,67 +29,17 @@ use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
 use std::sync::{OnceLock, Weak};
 
-use kbase::{CpuInfo, Error, Gfp, HeapPageAllocator, PageAllocator, PageFrame, Result};
+use kbase::{CpuInfo, Error, Gfp, PageAllocator, Result};
 use memcg::{MemcgRef, MemcgTree, ReclaimHook};
 use swapcache::{Folio, SwapBackend, SwapPlatform, SwapSpace, SwpEntry};
 use zswap_core::ZswapPlatform;
 
 use crate::kernel::{Base, Kernel};
+pub use crate::ram::SimPageAllocator;
 
 // ---------------------------------------------------------------------------
-// RAM
+// CPUs
 // ---------------------------------------------------------------------------
-
-/// The machine's RAM: a page allocator limited to the simulated RAM size.
-///
-/// Every page the kernel uses comes from here: resident program pages,
-/// swap-cache folios and zswap's pool pages, so "free RAM" is exact.
-#[derive(Debug)]
-pub struct SimPageAllocator {
-    inner: HeapPageAllocator,
-    ram_pages: usize,
-}
-
-impl SimPageAllocator {
-    /// A RAM of `ram_pages` pages, leaked so it can be `'static` (folios keep
-    /// a `&'static dyn PageAllocator`). The struct is a few words; the pages
-    /// themselves are freed normally.
-    pub fn leak(ram_pages: usize) -> &'static SimPageAllocator {
-        Box::leak(Box::new(SimPageAllocator {
-            inner: HeapPageAllocator::with_limit(ram_pages),
-            ram_pages,
-        }))
-    }
-
-    /// Pages in use.
-    pub fn used_pages(&self) -> u64 {
-        self.inner.allocated_pages() as u64
-    }
-
-    /// Pages free.
-    pub fn free_pages(&self) -> u64 {
-        (self.ram_pages as u64).saturating_sub(self.used_pages())
-    }
-
-    /// The most pages ever in use.
-    pub fn peak_pages(&self) -> u64 {
-        self.inner.peak_pages() as u64
-    }
-}
-
-// SAFETY: forwards to HeapPageAllocator, which upholds PageFrame's
-// invariants; pages are freed to the same inner allocator.
-unsafe impl PageAllocator for SimPageAllocator {
-    fn alloc_page(&self, gfp: Gfp) -> Result<PageFrame> {
-        self.inner.alloc_page(gfp)
-    }
-
-    unsafe fn free_page(&self, page: PageFrame) {
-        // SAFETY: the caller guarantees the page came from `alloc_page` of
-        // this allocator, i.e. from `inner`.
-        unsafe { self.inner.free_page(page) }
-    }
-}
 
 /// The CPUs: the simulated task runs on CPU 0; per-CPU contexts exist for
 /// `nr` CPUs as they would on a real machine.

@@ -381,6 +381,8 @@ fn finish(mut report: RunReport, k: &Arc<Kernel>, start: Instant) -> RunReport {
         }
         report.verification.leaks = leaks;
     }
+    // Give the RAM block back to the host (only possible if nothing leaked).
+    k.alloc.release();
     report.verification.pages_checked = c.pages_checked.load(Relaxed);
     report.verification.mismatches = c.mismatches.load(Relaxed);
     if report.verification.mismatches > 0 {
