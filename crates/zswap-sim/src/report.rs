@@ -123,37 +123,41 @@ pub fn text(r: &RunReport) -> String {
         let _ = writeln!(o, "\ncgroups (memory.* files and memory.stat, at the end):");
         let _ = writeln!(
             o,
-            "  {:<14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>3} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "  {:<14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>3} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
             "cgroup",
             "current",
             "max",
             "swap",
             "swap.peak",
             "zswap.cur",
+            "zswap.max",
             "wb",
             "zswapped",
             "zswpout",
             "zswpin",
             "zswpwb",
             "pswpout",
+            "pswpin",
             "incomp"
         );
         for (p, m) in &r.final_stats.cgroups {
             let _ = writeln!(
                 o,
-                "  {:<14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>3} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                "  {:<14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>3} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
                 p,
                 human(get(m, "memory.current")),
                 limit(get(m, "memory.max")),
                 human(get(m, "memory.swap.current")),
                 human(get(m, "memory.swap.peak")),
                 human(get(m, "memory.zswap.current")),
+                limit(get(m, "memory.zswap.max")),
                 get(m, "memory.zswap.writeback"),
                 human(get(m, "zswapped")),
                 get(m, "zswpout"),
                 get(m, "zswpin"),
                 get(m, "zswpwb"),
                 get(m, "pswpout"),
+                get(m, "pswpin"),
                 human(get(m, "zswap_incomp")),
             );
         }

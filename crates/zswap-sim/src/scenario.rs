@@ -19,9 +19,15 @@
 //! expect = ["a.zswpout > 0"]
 //! expect_result = "EAGAIN"
 //! ```
+
 //!
-//! A cgroup value in a `set` step may be computed from the counters, in
-//! bytes: `set = { zswap_max = "= @after-reclaim.a.memory.zswap.current / 2" }`.
+//! Actions beyond the basic ones: `create_cgroup = "a/b"` (with optional
+//! `set = { ... }` settings), `shrink = true` with `cgroup = "a"` runs
+//! zswap's `shrink_memcg` on that cgroup (one LRU walk) instead of the global
+//! worker. A cgroup value in a `set` may be computed from the counters, in
+//! bytes: `set = { zswap_max = "= @stored.a.memory.zswap.current / 2" }`.
+//! The `[zswap]` table also takes `skip_if_exists = false` (what
+//! `--no-skip-if-exists` does).
 //!
 //! Every mistake is reported with the file, the line and the reason
 //! ([`ScenarioError`]), and the run exits with code 2.
@@ -731,8 +737,8 @@ impl Scenario {
                 "alloc" => {
                     let Some(a) = &s.alloc else { unreachable!() };
                     let bytes = size_value(&cx, a, "alloc")?;
-                    if bytes == 0 {
-                        return Err(cx.err(a.span(), "alloc: size must be > 0"));
+                    if bytes == 0 || bytes > (16u64 << 30) {
+                        return Err(cx.err(a.span(), "alloc: size must be between 4K and 16G"));
                     }
                     let region = s
                         .region
