@@ -255,9 +255,11 @@ fn corpus_pages_round_trip_when_present() {
         "corpus.toml",
         &format!(
             r#"
+[zswap]
+shrinker_enabled = true
 [[cgroup]]
 name = "a"
-memory_max = "2M"
+memory_max = "4M"
 [[step]]
 cgroup = "a"
 alloc = "8M"
@@ -278,4 +280,20 @@ expect = ["global.mismatches == 0", "a.zswpin > 0", "global.compression_ratio > 
         String::from_utf8_lossy(&out.stdout)
     );
     let _ = std::fs::remove_file(&p);
+}
+
+/// README's first command: the embedded default scenario passes.
+#[test]
+fn default_scenario_passes() {
+    let out = Command::new(BIN).arg("run").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("0 mismatches"), "{text}");
+    assert!(text.contains("result: passed"), "{text}");
+    let printed = Command::new(BIN)
+        .args(["run", "--print-default"])
+        .output()
+        .unwrap();
+    assert_eq!(printed.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&printed.stdout).contains("[[cgroup]]"));
 }
