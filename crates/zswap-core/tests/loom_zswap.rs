@@ -119,7 +119,6 @@ fn loom_recursion_without_skip_never_completes() {
 /// Writeback of X races the slot being freed and reused by a new store:
 /// the new data must win, and no folio may stay in the swap cache.
 #[test]
-#[ignore = "swapcache reports slot_freed after the slot is reusable (see the zswap-core report)"]
 fn loom_writeback_vs_invalidate_and_reuse() {
     model("writeback vs invalidate+reuse", || {
         let k = tiny();

@@ -110,7 +110,6 @@ fn writeback_racing_invalidate_with_slot_reuse() {
 /// a freed slot reserved until `slot_freed` returned, as Linux's
 /// `swap_entry_range_free` calls `zswap_invalidate` before `swap_range_free`.
 #[test]
-#[ignore = "swapcache reports slot_freed after the slot is reusable (see the zswap-core report)"]
 fn slot_freed_runs_before_the_slot_can_be_reused() {
     let k = Kernel::new(Config {
         swap_pages: 1,
@@ -120,25 +119,40 @@ fn slot_freed_runs_before_the_slot_can_be_reused() {
     r.unwrap();
     let new = compressible(2);
     let new2 = new.clone();
+    let in_window = Arc::new(std::sync::Mutex::new(None));
+    let in_window2 = in_window.clone();
     *k.sp().on_slot_freed.lock().unwrap() = Some(Arc::new(move |k: &Kernel, _| {
-        // Another CPU: swap out a new page. If the freed slot is already
-        // allocatable, it lands there.
-        if let Ok(f) = Folio::alloc(k.alloc, 1, Gfp::KERNEL) {
-            f.with_page_mut(0, |p| p.copy_from_slice(&new2[..]))
-                .unwrap();
-            f.lock();
-            if k.swap.add_to_swap(&f, Gfp::KERNEL).is_ok() {
-                k.zswap.store(&f).unwrap();
-                k.swap.delete_from_swap_cache(&f);
-            }
-            f.unlock();
+        // Another CPU swaps a page out while the old slot's invalidation is
+        // pending: it must not get that slot.
+        let f = Folio::alloc(k.alloc, 1, Gfp::KERNEL).unwrap();
+        f.with_page_mut(0, |p| p.copy_from_slice(&new2[..]))
+            .unwrap();
+        f.lock();
+        let r = k.swap.add_to_swap(&f, Gfp::KERNEL);
+        if r.is_ok() {
+            k.zswap.store(&f).unwrap();
+            k.swap.delete_from_swap_cache(&f);
         }
+        f.unlock();
+        *in_window2.lock().unwrap() = Some(r);
     }));
     k.release(x);
-    if k.swap.swap_count(x) == Ok(1) {
-        // Reused inside the window: the new page must survive.
+    let r = in_window.lock().unwrap().take().expect("hook ran");
+    if r.is_ok() {
+        // Reused inside the window: the late invalidation must not have
+        // destroyed the new page (it does, with the wrong ordering).
         assert_eq!(&k.swap_in(x).unwrap()[..], &new[..]);
     }
+    assert_eq!(
+        r.err(),
+        Some(Error::ENOSPC),
+        "slot reusable before slot_freed returned"
+    );
+    // Once the hook returned, the slot is free for a new owner.
+    let (y, r) = k.swap_out(&new, None);
+    r.unwrap();
+    assert_eq!(y, x);
+    assert_eq!(&k.swap_in(y).unwrap()[..], &new[..]);
 }
 
 /// Race 2 (e3b63e966cac): the abort path of writeback (entry no longer the
