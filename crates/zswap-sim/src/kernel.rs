@@ -743,12 +743,14 @@ impl Kernel {
         self.balance_ram();
         // A program's swap-in never skips: it must wait for a slot that is
         // busy (readahead and do_swap_page pass skip_if_exists = false).
+        let mut tries = 0;
         let (folio, new) = loop {
             match self.swap.read_swap_cache_async(entry, GFP_USER, false) {
                 Ok(x) => break x,
                 // The folio allocation failed: reclaim and retry, as the
                 // page allocator would before giving up.
-                Err(Error::ENOMEM) if self.alloc.free_pages() == 0 => {
+                Err(Error::ENOMEM) if self.alloc.free_pages() == 0 && tries < 8 => {
+                    tries += 1;
                     if self.reclaim_global(SWAP_CLUSTER_MAX) == 0 {
                         self.counters.oom.fetch_add(1, Ordering::Relaxed);
                         return Err(Error::ENOMEM);
@@ -770,6 +772,9 @@ impl Kernel {
                         if let Some(m) = self.memcgs.get(folio.memcg_id()) {
                             m.count_event(MemcgEvent::Pswpin, 1);
                         }
+                        // zswap_folio_swapin: the dynamic shrinker backs off
+                        // by the pages that had to come from the device.
+                        self.zswap.folio_swapin(&folio);
                     }
                     r
                 }
@@ -785,16 +790,34 @@ impl Kernel {
             }
             folio.set_uptodate();
         } else {
-            // Someone else's folio (a writeback in flight cannot be, on one
-            // task; a folio left in the swap cache can): wait for its lock.
-            folio.lock();
+            // A folio already in the swap cache: one left there by a failed
+            // writeback I/O. Nobody else runs, so it is unlocked unless this
+            // very call chain holds it, which would be a recursion.
+            if !folio.trylock() {
+                self.report_deadlock(entry, true);
+                return Err(Error::EDEADLK);
+            }
             if !folio.test_uptodate() {
                 folio.unlock();
                 return Err(Error::EIO);
             }
         }
         // The page is ours alone now: free the slot (swap_free + folio_free_swap).
-        let memcg = self.claim_swapin_charge(&folio);
+        let memcg = if new {
+            self.claim_swapin_charge(&folio)
+        } else {
+            // The cached folio's own charge went with its writeback; charge
+            // the mapping to the faulting program's cgroup.
+            let owner = crate::platform::current_memcg().unwrap_or_else(|| self.memcgs.root());
+            if let Err(e) = self
+                .memcgs
+                .try_charge(&owner, 1, GFP_USER, &Reclaimer(self))
+            {
+                folio.unlock();
+                return Err(e);
+            }
+            owner
+        };
         self.swap_uncharge(entry);
         let _ = self.swap.swap_free(entry);
         self.swap.delete_from_swap_cache(&folio);

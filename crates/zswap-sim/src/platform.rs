@@ -102,7 +102,8 @@ pub fn with_current_memcg<R>(memcg: &MemcgRef, f: impl FnOnce() -> R) -> R {
     r
 }
 
-fn current_memcg() -> Option<MemcgRef> {
+/// The current task's cgroup, if the kernel runs on behalf of a program.
+pub fn current_memcg() -> Option<MemcgRef> {
     CURRENT_MEMCG.with(|c| c.borrow().clone())
 }
 
