@@ -90,6 +90,7 @@ fn run(ops: Vec<Op>) {
     let mut model: BTreeMap<SwpEntry, Box<[u8; PAGE_SIZE]>> = BTreeMap::new();
     let mut in_zswap: BTreeSet<SwpEntry> = BTreeSet::new();
     let (mut zswpout, mut zswpin, mut written_back) = (0u64, 0u64, 0u64);
+    let mut store_attempts = 0u64;
 
     for op in ops {
         match op {
@@ -98,6 +99,7 @@ fn run(ops: Vec<Op>) {
                     continue;
                 }
                 let p = page(&kind);
+                store_attempts += 1;
                 let (swp, r) = k.swap_out(&p, Some(&cgs[c]));
                 if r.is_ok() {
                     zswpout += 1;
@@ -167,6 +169,15 @@ fn run(ops: Vec<Op>) {
         assert_eq!(s.zswpin, zswpin);
         assert_eq!(s.written_back_pages, written_back);
         assert_eq!(s.zswpwb, written_back);
+        // Every store either succeeded or bumped exactly one reject counter.
+        let rejects = s.reject_alloc_fail
+            + s.reject_kmemcache_fail
+            + s.reject_compress_fail
+            + s.reject_compress_poor
+            + s.reject_disabled
+            + s.reject_memcg_limit
+            + s.reject_pool_limit;
+        assert_eq!(s.zswpout + rejects, store_attempts);
         assert!(s.same_filled_pages + s.stored_incompressible_pages <= s.stored_pages);
         let lru_expected = s.stored_pages - s.same_filled_pages;
         assert_eq!(k.zswap.lru_entries() as u64, lru_expected);

@@ -387,3 +387,51 @@ fn explicit_writeback_of_one_slot() {
     assert_eq!(&k.swap_in(x).unwrap()[..], &page[..]);
     assert_eq!(&k.swap_in(same).unwrap()[..], &same_filled(3)[..]);
 }
+
+#[test]
+fn pool_allocation_failures_reject_cleanly() {
+    let k = Kernel::default_kernel();
+    let mut slots = Vec::new();
+    k.alloc.fail_every(2);
+    for i in 0..64u64 {
+        let page = incompressible(i);
+        let (s, r) = k.swap_out(&page, None);
+        if let Err(e) = r {
+            assert_eq!(e, Error::ENOMEM);
+            assert!(!k.zswap.is_present(s));
+        }
+        slots.push((s, page));
+    }
+    k.alloc.fail_every(0);
+    let st = k.zswap.stats();
+    assert!(k.alloc.injected_failures() > 0);
+    assert!(st.reject_alloc_fail > 0);
+    assert_eq!(
+        st.zswpout + st.reject_alloc_fail,
+        64,
+        "one counter per failure"
+    );
+    for (s, page) in slots {
+        assert_eq!(&k.swap_in(s).unwrap()[..], &page[..]);
+    }
+    assert_eq!(k.zswap.stats().stored_pages, 0);
+    assert_eq!(k.pages_allocated(), 0);
+}
+
+#[test]
+fn writeback_device_write_failure_keeps_the_page_in_the_swap_cache() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("ioerr");
+    let page = compressible(21);
+    let (x, r) = k.swap_out(&page, Some(&cg));
+    r.unwrap();
+    k.backend.fail_next_writes(1);
+    assert_eq!(k.zswap.writeback(x), Err(Error::EIO));
+    assert!(!k.zswap.is_present(x));
+    let f = k.swap.lookup(x).expect("the page stays in the swap cache");
+    assert!(f.test_dirty() && f.test_uptodate() && !f.is_locked());
+    drop(f);
+    // The next fault finds it there.
+    assert_eq!(&k.swap_in(x).unwrap()[..], &page[..]);
+    assert_eq!(k.zswap.stats().stored_pages, 0);
+}
