@@ -435,3 +435,32 @@ fn writeback_device_write_failure_keeps_the_page_in_the_swap_cache() {
     assert_eq!(&k.swap_in(x).unwrap()[..], &page[..]);
     assert_eq!(k.zswap.stats().stored_pages, 0);
 }
+
+#[test]
+fn bad_input_gets_errors_not_panics() {
+    let k = Kernel::default_kernel();
+    let far = swapcache::SwpEntry::new(k.swp_type, 1 << 40).unwrap();
+    let other_type = swapcache::SwpEntry::new(7, 3).unwrap();
+    for s in [far, other_type] {
+        assert!(!k.zswap.is_present(s));
+        k.zswap.invalidate(s);
+        k.zswap.invalidate_range(s, 3);
+        assert_eq!(k.zswap.writeback(s), Err(Error::ENOENT));
+        assert_eq!(k.zswap.debug_corrupt(s), Err(Error::ENOENT));
+    }
+    // Folios outside the swap cache.
+    let f = k.page_folio(&compressible(1));
+    f.lock();
+    assert_eq!(k.zswap.store(&f), Err(Error::EINVAL));
+    assert_eq!(k.zswap.load(&f), Err(Error::EINVAL));
+    f.unlock();
+    // swapon / swapoff arguments.
+    assert_eq!(k.zswap.swapon(99, 10), Err(Error::EINVAL));
+    assert_eq!(k.zswap.swapon(3, 0), Err(Error::EINVAL));
+    assert_eq!(k.zswap.swapon(k.swp_type, 10), Err(Error::EBUSY));
+    assert_eq!(k.zswap.swapoff(31), Err(Error::EINVAL));
+    assert_eq!(k.zswap.swapoff(1000), Err(Error::EINVAL));
+    let s = k.zswap.stats();
+    assert_eq!(s.stored_pages, 0);
+    assert_eq!(s.reject_disabled + s.reject_alloc_fail, 0);
+}
