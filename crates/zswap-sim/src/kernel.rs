@@ -217,6 +217,11 @@ impl Mm {
         }
     }
 
+    fn anon_sub(&mut self, memcg_id: u32) {
+        let n = self.anon.entry(memcg_id).or_default();
+        *n = n.saturating_sub(1);
+    }
+
     fn slot(&mut self, (r, i): PageId) -> Option<&mut PageSlot> {
         self.by_id.get_mut(&r)?.pages.get_mut(i as usize)
     }
@@ -571,7 +576,7 @@ impl Kernel {
             for p in &r.pages {
                 if let Pte::Present { memcg, seq, .. } = &p.pte {
                     mm.lru_del(memcg, *seq);
-                    *mm.anon.entry(memcg.id()).or_default() -= 1;
+                    mm.anon_sub(memcg.id());
                 }
             }
             r
@@ -1004,7 +1009,7 @@ impl Kernel {
         drop(folio);
         {
             let mut mm = lock(&self.mm);
-            *mm.anon.entry(memcg.id()).or_default() -= 1;
+            mm.anon_sub(memcg.id());
         }
         self.memcgs.uncharge(&memcg, 1);
         self.counters.pgsteal.fetch_add(1, Ordering::Relaxed);

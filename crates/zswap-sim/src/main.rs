@@ -118,7 +118,13 @@ fn run(path: Option<PathBuf>, json: bool, no_skip_if_exists: bool) -> i32 {
                 return 2;
             }
         },
-        None => Scenario::default_scenario(),
+        None => match Scenario::default_scenario() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("zswap-sim: bad embedded scenario: {e}");
+                return 2;
+            }
+        },
     };
     let mut opts = RunOptions {
         no_skip_if_exists,

@@ -528,13 +528,8 @@ impl Scenario {
     }
 
     /// The embedded default scenario.
-    pub fn default_scenario() -> Scenario {
-        match Scenario::parse(DEFAULT_SCENARIO, "<default>", Path::new("."), "default") {
-            Ok(s) => s,
-            // The embedded file is checked by a test; this cannot happen in a
-            // released build.
-            Err(e) => panic!("embedded default scenario is invalid: {e}"),
-        }
+    pub fn default_scenario() -> Result<Scenario, ScenarioError> {
+        Scenario::parse(DEFAULT_SCENARIO, "<default>", Path::new("."), "default")
     }
 
     /// Parses scenario text. `base` resolves relative `pages:` paths.
@@ -956,7 +951,7 @@ mod tests {
 
     #[test]
     fn default_scenario_parses() {
-        let s = Scenario::default_scenario();
+        let s = Scenario::default_scenario().unwrap();
         assert!(!s.steps.is_empty());
         assert!(s.cgroups.len() >= 2);
     }
@@ -1024,5 +1019,37 @@ expect_result = "EAGAIN"
         assert_eq!(e.line, 3);
         let e = parse("[machine\n").unwrap_err();
         assert_eq!(e.line, 1);
+    }
+
+    #[test]
+    fn mangled_scenarios_never_panic() {
+        // Byte-level mutations of the default scenario: every result is a
+        // scenario or an error with a position, never a panic.
+        let base = DEFAULT_SCENARIO.as_bytes();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let junk = b"=[]\"\n#.-0123456789xMK@{},";
+        for _ in 0..400 {
+            let mut v = base.to_vec();
+            for _ in 0..(1 + next() % 4) {
+                let at = (next() % v.len() as u64) as usize;
+                match next() % 3 {
+                    0 => {
+                        v.remove(at);
+                    }
+                    1 => v.insert(at, junk[(next() % junk.len() as u64) as usize]),
+                    _ => v[at] = junk[(next() % junk.len() as u64) as usize],
+                }
+            }
+            let text = String::from_utf8_lossy(&v);
+            if let Err(e) = Scenario::parse(&text, "m.toml", Path::new("."), "m") {
+                assert!(!e.reason.is_empty());
+            }
+        }
     }
 }
