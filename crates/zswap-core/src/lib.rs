@@ -61,12 +61,18 @@
 //!
 //! ```text
 //! folio lock (PG_locked, the caller's)
-//!   -> tree table (RwLock, write only in swapon/swapoff)
-//!     -> tree lock (one per 64 MiB of swap)
-//!       -> LRU map lock (RwLock) -> LRU list lock (one per cgroup and node)
-//!         -> pool table (RwLock) -> pool class lock (zpool's)
-//!   -> per-CPU compressor lock -> pool class lock
+//!   -> folio page lock (swapcache's, held while a page is read or written)
+//!     -> tree table (RwLock, write only in swapon/swapoff)
+//!       -> tree lock (one per 64 MiB of swap)
+//!         -> LRU map lock (RwLock) -> LRU list lock (one per cgroup and node)
+//!           -> pool table (RwLock) -> pool class lock (zpool's)
+//!     -> per-CPU compression context -> pool class lock       (store)
+//!     -> pool class lock -> per-CPU decompression context     (load, writeback)
 //! ```
+//!
+//! (The compressor keeps separate per-CPU locks for compression and
+//! decompression, so store's and load's nestings with the pool lock cannot
+//! form a cycle.) Counters are atomics and nest anywhere.
 //!
 //! All are spinlocks. None is held across an allocation that may block,
 //! across I/O (backend writes), or across a call that may re-enter zswap

@@ -73,11 +73,24 @@ impl<P: ZswapPlatform> Zswap<P> {
         // swapoff cannot free the trees (the slot is in use).
         folio.clear_active();
         self.platform.trace(ZswapEvent::WritebackOwned(swp));
+        // The device write must not run under the folio's page lock (a
+        // spinlock): it goes from a bounce page, allocated before anything
+        // is torn down so that failing here loses nothing.
+        let alloc = self.platform.page_allocator();
+        let mut bounce = match alloc.alloc_page(Gfp::KERNEL) {
+            Ok(p) => p,
+            Err(e) => {
+                self.writeback_abort(&folio);
+                return Err(e);
+            }
+        };
         let Some(owned) = self
             .with_tree(swp, |t| t.erase_if(swp.offset(), addr))
             .flatten()
         else {
             // Invalidated (and maybe reused) after the LRU lock was dropped.
+            // SAFETY: `bounce` came from `alloc` just above.
+            unsafe { alloc.free_page(bounce) };
             self.writeback_abort(&folio);
             return Err(Error::ENOMEM);
         };
@@ -86,6 +99,8 @@ impl<P: ZswapPlatform> Zswap<P> {
             .unwrap_or(Err(Error::EIO));
         if let Err(e) = r {
             self.tree_reinsert(owned);
+            // SAFETY: `bounce` came from `alloc` above.
+            unsafe { alloc.free_page(bounce) };
             self.writeback_abort(&folio);
             return Err(e);
         }
@@ -96,11 +111,14 @@ impl<P: ZswapPlatform> Zswap<P> {
         self.entry_free(owned);
         folio.set_uptodate();
         folio.set_reclaim();
-        // The write is synchronous: once it returns, finish the folio the
-        // way end-of-writeback would.
-        let w = folio
-            .with_page(0, |page| self.platform.backend().write_page(swp, page))
-            .unwrap_or(Err(Error::EIO));
+        // The write is synchronous (and runs with no lock held): once it
+        // returns, finish the folio the way end-of-writeback would.
+        let w = match folio.with_page(0, |page| bounce.as_mut_slice().copy_from_slice(page)) {
+            Ok(()) => self.platform.backend().write_page(swp, bounce.as_slice()),
+            Err(e) => Err(e),
+        };
+        // SAFETY: `bounce` came from `alloc` above and is not used again.
+        unsafe { alloc.free_page(bounce) };
         match w {
             Ok(()) => {
                 swap.delete_from_swap_cache(&folio);
