@@ -5,7 +5,8 @@
 //! from here, so "free RAM" is exact and the simulator's own memory use
 //! follows the simulated RAM: the block is reserved up front but only pages
 //! that have been handed out at least once are ever touched (the host maps
-//! the rest lazily), and freed frames are reused first (LIFO).
+//! the rest lazily; a frame is zeroed when first handed out), and freed
+//! frames are reused first (LIFO).
 //!
 //! # Invariants
 //!
@@ -75,8 +76,11 @@ impl SimPageAllocator {
     pub fn leak(ram_pages: usize) -> std::result::Result<&'static SimPageAllocator, String> {
         let ram_pages = ram_pages.max(1);
         let layout = RamBlock::layout(ram_pages).ok_or("RAM size overflows")?;
+        // Not alloc_zeroed: with page alignment that writes the whole block
+        // and the host would back all of it at once. Frames are zeroed when
+        // first handed out instead.
         // SAFETY: the layout has a non-zero size (ram_pages >= 1).
-        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
+        let raw = unsafe { std::alloc::alloc(layout) };
         let base = NonNull::new(raw).ok_or_else(|| {
             format!(
                 "cannot reserve {} MiB of RAM",
@@ -158,9 +162,11 @@ unsafe impl PageAllocator for SimPageAllocator {
         };
         // SAFETY: idx < ram_pages, so the offset stays inside the block.
         let ptr = unsafe { self.base.as_ptr().add(idx * PAGE_SIZE) };
-        if gfp.contains(Gfp::ZERO) && !fresh {
-            // SAFETY: the frame is ours alone (just taken off the free list)
-            // and PAGE_SIZE bytes long.
+        if fresh || gfp.contains(Gfp::ZERO) {
+            // A fresh frame is zeroed so no frame ever holds uninitialised
+            // bytes; a reused one when the caller asks for zeroed memory.
+            // SAFETY: the frame is ours alone (just taken) and PAGE_SIZE
+            // bytes long.
             unsafe { ptr.write_bytes(0, PAGE_SIZE) };
         }
         // SAFETY: inside the live block, PAGE_SIZE-aligned, PAGE_SIZE bytes,
