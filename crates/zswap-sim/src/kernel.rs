@@ -130,8 +130,6 @@ pub struct Base {
     pub backend: Backend,
     /// zswap queued its shrink worker.
     pub shrink_work_pending: AtomicBool,
-    /// zswap writeback's `skip_if_exists`.
-    pub skip_if_exists: AtomicBool,
 }
 
 /// A page-table entry of a simulated program.
@@ -362,7 +360,6 @@ impl Kernel {
             swap,
             backend,
             shrink_work_pending: AtomicBool::new(false),
-            skip_if_exists: AtomicBool::new(cfg.skip_if_exists),
         });
         let zswap =
             zswap_core::Zswap::new(SimZswap::new(base.clone()), Default::default(), Gfp::KERNEL)
