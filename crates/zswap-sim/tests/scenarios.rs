@@ -297,3 +297,41 @@ fn default_scenario_passes() {
     assert_eq!(printed.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&printed.stdout).contains("[[cgroup]]"));
 }
+
+/// The swap device in files (`swap_file`): pages written back and read again.
+#[test]
+fn swap_device_in_files() {
+    let dir = std::env::temp_dir().join(format!("zswap-sim-test-{}-swapdir", std::process::id()));
+    let p = temp(
+        "file.toml",
+        &format!(
+            r#"
+[machine]
+swap_file = "{}"
+[[cgroup]]
+name = "a"
+memory_max = "1M"
+zswap_max = "0"
+[[step]]
+cgroup = "a"
+alloc = "4M"
+region = "r"
+fill = "mix"
+[[step]]
+read = "r"
+expect = ["a.pswpout > 0", "a.pswpin > 0", "global.mismatches == 0"]
+"#,
+            dir.display()
+        ),
+    );
+    let out = Command::new(BIN).arg("run").arg(&p).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(dir.join("swap.0").metadata().unwrap().len() > 0);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&p);
+}
