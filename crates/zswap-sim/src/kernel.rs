@@ -18,12 +18,12 @@
 //!
 //! ## Paths
 //!
-//! - **Fault** ([`Kernel::fault`], Linux's `do_swap_page`):
+//! - **Fault** (`Kernel::fault`, Linux's `do_swap_page`):
 //!   `read_swap_cache_async(entry, skip_if_exists = false)` (which charges
 //!   the folio and may reclaim), then zswap load, or a device read if zswap
 //!   holds no copy; verify the content; map the folio; free the swap slot
 //!   (the page is exclusive now, so the swap-cache copy is dropped).
-//! - **Pageout** ([`Kernel::pageout`], `shrink_folio_list` +
+//! - **Pageout** (`Kernel::pageout`, `shrink_folio_list` +
 //!   `swap_writeout`): `add_to_swap` (slot + swap cache), unmap, zswap
 //!   store; if that fails, write to the device, unless the cgroup disabled
 //!   zswap writeback, in which case the page stays resident (Linux:

@@ -11,7 +11,7 @@
 //! # Invariants
 //!
 //! - `base` is the start of an allocation of `ram_pages * PAGE_SIZE` bytes,
-//!   aligned to `PAGE_SIZE`, made with [`RamBlock::layout`], until
+//!   aligned to `PAGE_SIZE`, made with `RamBlock::layout`, until
 //!   `released` is set (then it is deallocated and never used again).
 //! - Every frame index `i < ram_pages` is in exactly one of these states:
 //!   never handed out (`i >= next_fresh`), on the `free` list, or owned by
