@@ -104,41 +104,63 @@ pub fn capture(pid: u32, out: &Path, max_pages: u64) -> Result<CaptureSummary, S
     let mem =
         File::open(format!("{proc}/mem")).map_err(|e| not_permitted("/proc/PID/mem", pid, &e))?;
 
-    // Candidate pages: resident ones if pagemap says so.
+    // Candidate pages: resident ones if pagemap says so (read in chunks:
+    // some programs reserve many GiB of address space they never touch).
     let pagemap = File::open(format!("{proc}/pagemap")).ok();
     let mut used_pagemap = pagemap.is_some();
-    let mut candidates: Vec<u64> = Vec::new();
-    for m in &mappings {
-        let n = (m.end - m.start) / PAGE_SIZE as u64;
-        let mut resident: Option<Vec<u64>> = None;
-        if let Some(pm) = &pagemap {
-            let mut buf = vec![0u8; n as usize * 8];
-            match pm.read_exact_at(&mut buf, (m.start / PAGE_SIZE as u64) * 8) {
-                Ok(()) => {
-                    resident = Some(
-                        buf.chunks_exact(8)
-                            .enumerate()
-                            .filter(|(_, c)| {
-                                u64::from_le_bytes((*c).try_into().unwrap_or([0; 8])) >> 63 == 1
-                            })
-                            .map(|(i, _)| m.start + i as u64 * PAGE_SIZE as u64)
-                            .collect(),
-                    );
+    let mut resident: Vec<u64> = Vec::new();
+    if let Some(pm) = &pagemap {
+        const CHUNK: u64 = 1 << 16;
+        let mut buf = vec![0u8; CHUNK as usize * 8];
+        'maps: for m in &mappings {
+            let n = (m.end - m.start) / PAGE_SIZE as u64;
+            let mut i = 0;
+            while i < n {
+                let k = CHUNK.min(n - i);
+                let chunk = &mut buf[..k as usize * 8];
+                if pm
+                    .read_exact_at(chunk, (m.start / PAGE_SIZE as u64 + i) * 8)
+                    .is_err()
+                {
+                    used_pagemap = false;
+                    break 'maps;
                 }
-                Err(_) => used_pagemap = false,
+                for (j, c) in chunk.chunks_exact(8).enumerate() {
+                    let e = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+                    if e >> 63 == 1 {
+                        resident.push(m.start + (i + j as u64) * PAGE_SIZE as u64);
+                    }
+                }
+                i += k;
             }
         }
-        match resident {
-            Some(r) if used_pagemap => candidates.extend(r),
-            _ => candidates.extend((0..n).map(|i| m.start + i * PAGE_SIZE as u64)),
-        }
     }
-    if candidates.is_empty() {
+    // Without pagemap: every page of the mappings is a candidate, picked by
+    // index without listing them all.
+    let all_pages: u64 = mappings
+        .iter()
+        .map(|m| (m.end - m.start) / PAGE_SIZE as u64)
+        .sum();
+    let nth_page = |mut idx: u64| -> u64 {
+        for m in &mappings {
+            let n = (m.end - m.start) / PAGE_SIZE as u64;
+            if idx < n {
+                return m.start + idx * PAGE_SIZE as u64;
+            }
+            idx -= n;
+        }
+        0
+    };
+    let total = if used_pagemap {
+        resident.len() as u64
+    } else {
+        all_pages
+    };
+    if total == 0 {
         return Err(format!("process {pid} has no resident anonymous pages"));
     }
 
     // A uniform sample in address order.
-    let total = candidates.len() as u64;
     let take = max_pages.min(total);
     let mut file = std::io::BufWriter::new(
         File::create(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?,
@@ -147,7 +169,12 @@ pub fn capture(pid: u32, out: &Path, max_pages: u64) -> Result<CaptureSummary, S
     let (mut written, mut unreadable) = (0u64, 0u64);
     let mut first_err: Option<io::Error> = None;
     for j in 0..take {
-        let addr = candidates[(j * total / take) as usize];
+        let idx = j * total / take;
+        let addr = if used_pagemap {
+            resident[idx as usize]
+        } else {
+            nth_page(idx)
+        };
         match mem.read_exact_at(&mut page, addr) {
             Ok(()) => {
                 file.write_all(&page)
