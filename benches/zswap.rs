@@ -1,6 +1,6 @@
 //! zswap store/load speed and pool density against plain lz4, on real pages.
 //!
-//! Pages: `/work/shared/corpus/*.bin` (4 KiB pages of real anonymous memory;
+//! Pages: `../shared/corpus/*.bin` (4 KiB pages of real anonymous memory;
 //! another directory with `ZSWAP_CORPUS_DIR`) when present, synthetic
 //! heap-like and text pages otherwise. Everything is
 //! single-threaded, and every figure is a ratio against a baseline measured
@@ -72,7 +72,8 @@ fn cpu_time(f: impl FnOnce()) -> f64 {
     (thread_cpu_ns() - t) as f64
 }
 
-const CORPUS_DIR: &str = "/work/shared/corpus";
+/// The page corpus beside the repository (`../shared/corpus`).
+const CORPUS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus");
 /// The corpus README's lz4 reference ratio over all four files.
 const REFERENCE_ALL: f64 = 3.19;
 /// Pages timed per pass (spread evenly over the corpus).

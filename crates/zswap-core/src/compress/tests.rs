@@ -64,7 +64,10 @@ fn round_trip(c: &Compressor, page: &[u8; PAGE_SIZE]) -> Vec<u8> {
 /// Reads up to `max` pages spread over a corpus file, if the corpus exists.
 fn corpus_pages(max: usize) -> Vec<Box<[u8; PAGE_SIZE]>> {
     let mut pages = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/work/shared/corpus") else {
+    let Ok(dir) = std::fs::read_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/corpus"
+    )) else {
         return pages;
     };
     let mut files: Vec<_> = dir
@@ -370,7 +373,7 @@ fn decompress_works_while_the_same_cpu_compresses() {
 
 #[test]
 fn corpus_pages_round_trip() {
-    // Real memory when /work/shared/corpus is present; nothing otherwise.
+    // Real memory when the corpus beside the repository is present; nothing otherwise.
     let pages = corpus_pages(64);
     for kind in kinds() {
         let c = Compressor::new(kind, 1, Gfp::KERNEL).unwrap();
