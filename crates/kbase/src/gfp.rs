@@ -26,6 +26,11 @@ bitflags::bitflags! {
         const ZERO = 1 << 7;
         /// Highmem is acceptable (meaningless here, kept for the C mapping).
         const HIGHMEM = 1 << 8;
+        /// The caller cannot handle failure (`__GFP_NOFAIL`). A memory cgroup
+        /// charge with it is forced past `memory.max` once reclaim cannot
+        /// make room; with it and without [`Gfp::DIRECT_RECLAIM`] (reclaim
+        /// context, Linux's `PF_MEMALLOC`) the charge is forced at once.
+        const NOFAIL = 1 << 9;
     }
 }
 

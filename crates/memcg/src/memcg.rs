@@ -569,6 +569,12 @@ impl MemCgroup {
         })
     }
 
+    /// Charges `bytes` to the effective cgroup and every ancestor, ignoring
+    /// `memory.max`: the forced page charge of a `Gfp::NOFAIL` caller.
+    pub(crate) fn force_charge_ref(this: &MemcgRef, bytes: u64) {
+        with_online_ref(this, |m| MemCgroup::force_charge(m, bytes));
+    }
+
     /// A charge that ignores `memory.max` (Linux's forced charge from
     /// `PF_MEMALLOC` context, which is where zswap charges its objects).
     fn force_charge(m: &MemCgroup, bytes: u64) {

@@ -249,6 +249,33 @@ fn hook_that_frees_nothing_gives_enomem_after_bounded_calls() {
     assert_eq!(a.memory_current(), 0);
 }
 
+/// Reclaim context (PF_MEMALLOC: NOFAIL without DIRECT_RECLAIM) and
+/// __GFP_NOFAIL charges go past memory.max instead of failing; the forced
+/// pages are uncharged like any others.
+#[test]
+fn nofail_charges_are_forced_past_memory_max() {
+    let t = tree();
+    let p = t.create("p", Gfp::KERNEL).unwrap();
+    let a = t.create("p/a", Gfp::KERNEL).unwrap();
+    p.set_memory_max("4096").unwrap();
+    let hook = CountingHook::new(&t);
+    t.try_charge(&a, 1, Gfp::KERNEL, &hook).unwrap();
+    let memalloc = Gfp::NOWAIT | Gfp::NOFAIL;
+    t.try_charge(&a, 2, memalloc, &hook).unwrap();
+    assert_eq!(hook.calls.get(), 0, "reclaim context never reclaims again");
+    assert_eq!(a.memory_current(), 3 * 4096);
+    assert_eq!(p.memory_current(), 3 * 4096);
+    // __GFP_NOFAIL with reclaim allowed: reclaim is tried first, then forced.
+    t.try_charge(&a, 1, Gfp::KERNEL | Gfp::NOFAIL, &hook)
+        .unwrap();
+    assert_eq!(hook.calls.get(), MAX_NO_PROGRESS);
+    assert_eq!(p.memory_current(), 4 * 4096);
+    // Without NOFAIL the limit still holds.
+    assert_eq!(t.try_charge(&a, 1, Gfp::NOWAIT, &hook), Err(Error::ENOMEM));
+    t.uncharge(&a, 4);
+    assert_eq!((a.memory_current(), p.memory_current()), (0, 0));
+}
+
 #[test]
 fn charge_without_direct_reclaim_never_calls_the_hook() {
     let t = tree();

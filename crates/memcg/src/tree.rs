@@ -554,7 +554,10 @@ impl MemcgTree {
     /// that cgroup (no lock of this crate held), then the charge is retried:
     /// at most [`MAX_RECLAIM_RETRIES`] hook calls (1 with `Gfp::NORETRY`),
     /// fewer if [`MAX_NO_PROGRESS`] calls reclaim nothing. Without
-    /// `Gfp::DIRECT_RECLAIM` no reclaim runs. Fails with `ENOMEM`.
+    /// `Gfp::DIRECT_RECLAIM` no reclaim runs. Fails with `ENOMEM`, except
+    /// with `Gfp::NOFAIL`: then the charge is forced past `memory.max` (at
+    /// once without `DIRECT_RECLAIM`, which is how reclaim context, Linux's
+    /// `PF_MEMALLOC`, charges the folio zswap writeback allocates).
     ///
     /// The pages pin `memcg`'s id until [`MemcgTree::uncharge`] with the same
     /// cgroup. If `memcg` is offline, the nearest online ancestor is charged.
@@ -584,6 +587,15 @@ impl MemcgTree {
                 Err(over) => over,
             };
             if !gfp.can_block() || retries == 0 || no_progress >= MAX_NO_PROGRESS {
+                if gfp.contains(Gfp::NOFAIL) {
+                    // __GFP_NOFAIL, or reclaim context (PF_MEMALLOC, which
+                    // callers express as NOFAIL without DIRECT_RECLAIM):
+                    // reclaim must be able to make progress, so the charge
+                    // goes past memory.max instead of failing.
+                    MemCgroup::force_charge_ref(memcg, bytes);
+                    memcg.id_get(nr_pages);
+                    return Ok(());
+                }
                 return Err(Error::ENOMEM);
             }
             retries -= 1;
