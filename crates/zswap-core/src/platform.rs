@@ -2,7 +2,7 @@
 
 use kbase::{CpuInfo, PageAllocator};
 use memcg::MemcgTree;
-use swapcache::{SwapBackend, SwapPlatform, SwapSpace, SwpEntry};
+use swapcache::{Folio, SwapBackend, SwapPlatform, SwapSpace, SwpEntry};
 
 /// The platform zswap runs on: memory, CPUs, the swap core, the backing
 /// device, the cgroup tree and deferred work.
@@ -67,6 +67,26 @@ pub trait ZswapPlatform: Send + Sync {
     fn cpu_to_node(&self, cpu: usize) -> usize {
         let _ = cpu;
         0
+    }
+
+    /// Writeback is done with `folio`, a folio it obtained newly allocated
+    /// (and charged through the swap platform's `charge_swapin`) from
+    /// [`SwapSpace::read_swap_cache_async`]. Called exactly once for every
+    /// such folio, on every outcome: success (the page was written and the
+    /// folio deleted from the swap cache), an abort before the write (no
+    /// bounce page, the entry was invalidated or replaced, decompression
+    /// failed; the folio was deleted from the swap cache), or a failed
+    /// device write (the folio stays in the swap cache, dirty and uptodate,
+    /// for a later fault to find). Never called for a folio that was already
+    /// in the swap cache (`EEXIST`): writeback did not allocate it.
+    ///
+    /// Linux uncharges such a folio from its memory cgroup when the folio is
+    /// freed after the writeback I/O; here zswap drops its reference on
+    /// return, so a platform that tracks swap-in charges uncharges it now.
+    /// Called with the folio unlocked and no zswap lock held. The default
+    /// does nothing.
+    fn writeback_folio_done(&self, folio: &Folio) {
+        let _ = folio;
     }
 
     /// Trace points, for tests and the simulator to interleave operations at

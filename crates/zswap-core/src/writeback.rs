@@ -68,6 +68,18 @@ impl<P: ZswapPlatform> Zswap<P> {
             // Already in the swap cache: someone else owns the page.
             return Err(Error::EEXIST);
         }
+        let r = self.writeback_folio(&folio, addr, swp);
+        // Every outcome ends here, with the folio unlocked: the platform
+        // uncharges the folio it charged for us (Linux does so when the
+        // folio is freed after the write).
+        self.platform.writeback_folio_done(&folio);
+        r
+    }
+
+    /// Writeback of `swp` into `folio`, the new swap-cache folio
+    /// [`Zswap::writeback_entry`] owns (locked); returns with it unlocked.
+    fn writeback_folio(&self, folio: &Folio, addr: usize, swp: SwpEntry) -> Result<()> {
+        let swap = self.platform.swap_space();
         // We own a locked folio in the swap cache for `swp`: no load, store
         // or invalidate of this slot can run until we let go of it, and
         // swapoff cannot free the trees (the slot is in use).
@@ -80,7 +92,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         let mut bounce = match alloc.alloc_page(Gfp::KERNEL) {
             Ok(p) => p,
             Err(e) => {
-                self.writeback_abort(&folio);
+                self.writeback_abort(folio);
                 return Err(e);
             }
         };
@@ -91,7 +103,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             // Invalidated (and maybe reused) after the LRU lock was dropped.
             // SAFETY: `bounce` came from `alloc` just above.
             unsafe { alloc.free_page(bounce) };
-            self.writeback_abort(&folio);
+            self.writeback_abort(folio);
             return Err(Error::ENOMEM);
         };
         let r = folio
@@ -101,7 +113,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             self.tree_reinsert(owned);
             // SAFETY: `bounce` came from `alloc` above.
             unsafe { alloc.free_page(bounce) };
-            self.writeback_abort(&folio);
+            self.writeback_abort(folio);
             return Err(e);
         }
         Counters::inc(&self.stats.zswpwb);
@@ -121,7 +133,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         unsafe { alloc.free_page(bounce) };
         match w {
             Ok(()) => {
-                swap.delete_from_swap_cache(&folio);
+                swap.delete_from_swap_cache(folio);
                 folio.unlock();
                 Ok(())
             }

@@ -302,9 +302,12 @@ pub struct Kernel {
     pub counters: SimCounters,
     deadlock: Mutex<Option<DeadlockReport>>,
     /// Swap-in charges made by `charge_swapin`: (folio address, memcg).
-    /// Folios the fault path maps are claimed from here; the others (zswap
-    /// writeback's folios, freed once written) are uncharged at the next
-    /// safe point, as Linux uncharges a folio when it is freed.
+    /// Folios the fault path maps are claimed from here; those it drops, and
+    /// zswap writeback's (`writeback_folio_done`), are uncharged at once, as
+    /// Linux uncharges a folio when it is freed. Whatever is left at a safe
+    /// point belongs to a folio `read_swap_cache_async` charged and then
+    /// freed itself (inserting it into the swap cache failed; swapcache has
+    /// no uncharge hook) and is uncharged there.
     swapin_charges: Mutex<Vec<(usize, MemcgRef)>>,
     /// Live cgroups by path, and every cgroup ever created by id.
     cgroups: Mutex<BTreeMap<String, MemcgRef>>,
@@ -786,8 +789,8 @@ impl Kernel {
                 // Leave the slot as it was: drop our folio from the cache.
                 self.swap.delete_from_swap_cache(&folio);
                 folio.unlock();
+                self.uncharge_swapin(&folio);
                 drop(folio);
-                self.safe_point_charges();
                 return Err(e);
             }
             folio.set_uptodate();
@@ -1063,7 +1066,8 @@ impl Kernel {
     // -----------------------------------------------------------------
 
     /// Between two page operations of the program, with nothing locked:
-    /// run queued work and settle swap-in charges of freed folios.
+    /// run queued work and settle swap-in charges of folios freed without
+    /// notice (see `swapin_charges`).
     pub fn safe_point(&self) {
         if in_reclaim() {
             return;
@@ -1087,10 +1091,15 @@ impl Kernel {
         self.safe_point_charges();
     }
 
-    /// Uncharges swap-in charges whose folio was never mapped (zswap
-    /// writeback's folios, freed once written).
+    /// Uncharges swap-in charges whose folio was freed without notice: a
+    /// folio `read_swap_cache_async` charged, then failed to insert into the
+    /// swap cache and freed. Outside reclaim, between page operations, no
+    /// charged folio is in flight, so whatever is recorded is such a charge.
     fn safe_point_charges(&self) {
         let pending: Vec<_> = std::mem::take(&mut *lock(&self.swapin_charges));
+        if crate::platform::trace_enabled() && !pending.is_empty() {
+            eprintln!("swap: settled {} unclaimed swap-in charges", pending.len());
+        }
         for (_, m) in pending {
             self.memcgs.uncharge(&m, 1);
         }
@@ -1101,9 +1110,26 @@ impl Kernel {
         lock(&self.swapin_charges).push((folio as *const Folio as usize, memcg));
     }
 
+    /// Uncharges the swap-in charge of `folio`, freed (or handed back by
+    /// zswap writeback) without being mapped: the last charge recorded for
+    /// its address. Nothing if none is recorded.
+    pub(crate) fn uncharge_swapin(&self, folio: &Folio) {
+        let addr = folio as *const Folio as usize;
+        let m = {
+            let mut v = lock(&self.swapin_charges);
+            v.iter()
+                .rposition(|(a, _)| *a == addr)
+                .map(|pos| v.remove(pos).1)
+        };
+        if let Some(m) = m {
+            self.memcgs.uncharge(&m, 1);
+        }
+    }
+
     /// The fault path takes over the charge of the folio it maps: the last
-    /// charge recorded for this folio's address (earlier ones at the same
-    /// address belong to freed writeback folios).
+    /// charge recorded for this folio's address (an earlier one at the same
+    /// address would belong to a folio freed without notice, settled at the
+    /// next safe point).
     fn claim_swapin_charge(&self, folio: &FolioRef) -> MemcgRef {
         let addr = KArc::as_ptr(folio) as usize;
         let mut v = lock(&self.swapin_charges);

@@ -4,9 +4,9 @@
 //! |---|---|---|
 //! | `kbase::PageAllocator` | [`SimPageAllocator`] (module `ram`) | page frames of the machine's RAM from a free list; `ENOMEM` when none is left |
 //! | `kbase::CpuInfo` | [`SimCpus`] | `nr_cpus` from the scenario; the running task is always on CPU 0 |
-//! | `swapcache::SwapPlatform` | [`SimSwap`] | swap-in charge through memcg (may reclaim), `slot_freed` -> zswap invalidate, the swap-cache wait hook with recursion detection |
+//! | `swapcache::SwapPlatform` | [`SimSwap`] | swap-in charge through memcg (may reclaim; forced from inside reclaim), `slot_freed` -> zswap invalidate, the swap-cache wait hook with recursion detection |
 //! | `memcg::ReclaimHook` | [`Reclaimer`] | per-cgroup reclaim: swap cold pages out, then run the zswap shrinker |
-//! | `zswap_core::ZswapPlatform` | [`SimZswap`] | pool pages, CPUs, RAM size, the swap space, the backend, the cgroups, and queueing the shrink worker |
+//! | `zswap_core::ZswapPlatform` | [`SimZswap`] | pool pages, CPUs, RAM size, the swap space, the backend, the cgroups, queueing the shrink worker, and uncharging writeback's folios once zswap is done with them |
 //!
 //! ## Task context (Linux's `current`)
 //!
@@ -165,7 +165,12 @@ impl SwapPlatform for SimSwap {
     /// the slot at swap-out; if that one is offline or gone, to the current
     /// task's cgroup (Linux: the faulting mm's), else root. From inside
     /// reclaim (zswap writeback allocating its folio) the charge does not
-    /// reclaim again (`PF_MEMALLOC`).
+    /// reclaim again and is forced past `memory.max` (`PF_MEMALLOC`).
+    ///
+    /// Every charge is recorded (`Kernel::note_swapin_charge`) until the
+    /// folio's fate is known: the fault path takes it over when it maps the
+    /// folio, zswap hands writeback's folios back through
+    /// [`ZswapPlatform::writeback_folio_done`], which uncharges them at once.
     fn charge_swapin(&self, folio: &Folio, entry: SwpEntry, gfp: Gfp) -> Result<()> {
         let Some(k) = self.kernel() else {
             return Err(Error::ENOMEM);
@@ -185,24 +190,27 @@ impl SwapPlatform for SimSwap {
             .or_else(current_memcg)
             .unwrap_or_else(|| k.memcgs.root());
         if in_reclaim() {
-            // PF_MEMALLOC (zswap writeback from inside reclaim): Linux forces
-            // this charge past memory.max, since reclaim must be able to
-            // make progress. Charge without reclaiming if there is room;
-            // otherwise stand in for the forced charge by not charging the
-            // folio at all: it lives only until its page is written, a few
-            // instructions from now (memcg offers no forced page charge).
-            folio.set_memcg_id(memcg.id());
-            if k.memcgs
-                .try_charge(
-                    &memcg,
-                    1,
-                    gfp.difference(Gfp::DIRECT_RECLAIM),
-                    &Reclaimer(&k),
-                )
-                .is_ok()
-            {
-                k.note_swapin_charge(folio, memcg);
+            // PF_MEMALLOC (zswap writeback from inside reclaim): reclaim must
+            // be able to make progress, so the charge does not reclaim again
+            // and is forced past memory.max, as Linux does. The folio lives
+            // only until its page is written: `writeback_folio_done`
+            // uncharges it right after.
+            k.memcgs.try_charge(
+                &memcg,
+                1,
+                gfp.difference(Gfp::DIRECT_RECLAIM) | Gfp::NOFAIL,
+                &Reclaimer(&k),
+            )?;
+            if trace_enabled() {
+                eprintln!(
+                    "swap: forced charge memcg {} current {} max {}",
+                    memcg.id(),
+                    memcg.memory_current(),
+                    memcg.memory_max()
+                );
             }
+            folio.set_memcg_id(memcg.id());
+            k.note_swapin_charge(folio, memcg);
             return Ok(());
         }
         // While the charge runs (and may reclaim), this chain holds the
@@ -303,6 +311,16 @@ impl ZswapPlatform for SimZswap {
     /// safe point (see `Kernel::safe_point`).
     fn queue_shrink_work(&self) {
         self.base.shrink_work_pending.store(true, Ordering::Release);
+    }
+
+    /// Writeback is done with a folio it allocated: the folio is freed (or,
+    /// after a failed device write, left in the swap cache for a fault to
+    /// find, which charges the mapping anew), so its swap-in charge goes now,
+    /// as Linux uncharges a folio when it is freed.
+    fn writeback_folio_done(&self, folio: &Folio) {
+        if let Some(k) = self.base.swap.platform().kernel() {
+            k.uncharge_swapin(folio);
+        }
     }
 
     /// With `ZSWAP_SIM_TRACE` set, zswap's trace points go to stderr.

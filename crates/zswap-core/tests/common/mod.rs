@@ -51,6 +51,8 @@ pub struct SwapPlat {
     /// Runs at the start of `slot_freed`, before zswap hears of it: the
     /// window in which another CPU may already reuse the slot.
     pub on_slot_freed: Mutex<Option<SlotHook>>,
+    /// Addresses of the folios `charge_swapin` charged, in order.
+    pub charged: Mutex<Vec<usize>>,
 }
 
 impl SwapPlat {
@@ -70,6 +72,10 @@ impl SwapPlatform for SwapPlat {
         };
         let id = k.swap.lookup_swap_cgroup_id(entry);
         folio.set_memcg_id(id);
+        self.charged
+            .lock()
+            .unwrap()
+            .push(folio as *const Folio as usize);
         if self
             .reclaim_on_charge
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
@@ -116,6 +122,17 @@ pub struct ZPlat {
     /// Times the shrink worker was queued.
     pub queued: AtomicUsize,
     hook: Mutex<Option<Hook>>,
+    /// `writeback_folio_done` calls: (folio address, folio still locked,
+    /// folio still in the swap cache).
+    pub wb_done: Mutex<Vec<WbDone>>,
+}
+
+/// One `writeback_folio_done` call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WbDone {
+    pub addr: usize,
+    pub locked: bool,
+    pub cached: bool,
 }
 
 impl ZswapPlatform for ZPlat {
@@ -141,6 +158,17 @@ impl ZswapPlatform for ZPlat {
     }
     fn queue_shrink_work(&self) {
         self.queued.fetch_add(1, Ordering::Relaxed);
+    }
+    fn writeback_folio_done(&self, folio: &Folio) {
+        let locked = !folio.trylock();
+        if !locked {
+            folio.unlock();
+        }
+        self.wb_done.lock().unwrap().push(WbDone {
+            addr: folio as *const Folio as usize,
+            locked,
+            cached: folio.swap().is_some(),
+        });
     }
     fn trace(&self, ev: ZswapEvent) {
         let hook = self.hook.lock().unwrap().clone();
@@ -195,6 +223,7 @@ impl Kernel {
             wait_limit: AtomicU32::new(1000),
             slots_freed: AtomicUsize::new(0),
             on_slot_freed: Mutex::new(None),
+            charged: Mutex::new(Vec::new()),
         }));
         let memcg = cfg
             .memcg
@@ -211,6 +240,7 @@ impl Kernel {
                 kernel: OnceLock::new(),
                 queued: AtomicUsize::new(0),
                 hook: Mutex::new(None),
+                wb_done: Mutex::new(Vec::new()),
             },
             cfg.params,
             Gfp::KERNEL,

@@ -1,0 +1,181 @@
+//! `ZswapPlatform::writeback_folio_done`: the platform hears exactly once
+//! about every folio writeback obtained newly allocated (and charged) from
+//! `read_swap_cache_async`, after zswap let go of it, whatever the outcome;
+//! never about a folio writeback found already in the swap cache.
+#![cfg(not(loom))]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::*;
+use kbase::{Error, Gfp};
+use swapcache::{Folio, SwpEntry};
+use zswap_core::ZswapEvent;
+
+/// Charges and done calls since the last call.
+fn take(k: &Kernel) -> (Vec<usize>, Vec<WbDone>) {
+    let charged = std::mem::take(&mut *k.sp().charged.lock().unwrap());
+    let done = std::mem::take(&mut *k.zswap.platform().wb_done.lock().unwrap());
+    (charged, done)
+}
+
+/// The folio writeback charged (the only charge since `take`) was reported
+/// exactly once, unlocked, and in the swap cache iff `cached`.
+fn assert_done_once(k: &Kernel, cached: bool) {
+    let (charged, done) = take(k);
+    assert_eq!(charged.len(), 1, "writeback allocated one folio");
+    assert_eq!(
+        done,
+        vec![WbDone {
+            addr: charged[0],
+            locked: false,
+            cached,
+        }]
+    );
+}
+
+/// Runs `f` once, at the first `WritebackOwned` trace point.
+fn at_owned(f: impl Fn(&Kernel, SwpEntry) + Send + Sync + 'static) -> Hook {
+    let done = AtomicBool::new(false);
+    Arc::new(move |k: &Kernel, ev| {
+        if let ZswapEvent::WritebackOwned(s) = ev
+            && !done.swap(true, Ordering::SeqCst)
+        {
+            f(k, s)
+        }
+    })
+}
+
+#[test]
+fn writeback_success_reports_its_folio_once() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("ok");
+    let (x, r) = k.swap_out(&compressible(1), Some(&cg));
+    r.unwrap();
+    take(&k);
+    k.zswap.writeback(x).unwrap();
+    assert_eq!(k.zswap.stats().written_back_pages, 1);
+    assert_done_once(&k, false);
+    // The same through the shrinker's LRU walk.
+    let (y, r) = k.swap_out(&compressible(2), Some(&cg));
+    r.unwrap();
+    take(&k);
+    k.zswap.shrink_memcg(&cg).unwrap();
+    assert!(!k.zswap.is_present(y));
+    assert_done_once(&k, false);
+}
+
+#[test]
+fn writeback_tree_mismatch_reports_its_folio_once() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("mismatch");
+    let page = compressible(3);
+    let (x, r) = k.swap_out(&page, Some(&cg));
+    r.unwrap();
+    k.swap.swap_duplicate(x).unwrap(); // a second mapping keeps the slot
+    take(&k);
+    // Once the LRU walk picked X, a fault loads it (the entry goes) and its
+    // folio leaves the swap cache; writeback then finds the tree changed.
+    let fault_folio = Arc::new(std::sync::Mutex::new(0usize));
+    let ff = fault_folio.clone();
+    let fired = AtomicBool::new(false);
+    k.set_hook(Some(Arc::new(move |k: &Kernel, ev| {
+        if let ZswapEvent::WritebackPicked(s) = ev
+            && !fired.swap(true, Ordering::SeqCst)
+        {
+            let (f, new) = k.swap.read_swap_cache_async(s, Gfp::KERNEL, false).unwrap();
+            assert!(new);
+            *ff.lock().unwrap() = &*f as *const Folio as usize;
+            k.zswap.load(&f).unwrap();
+            k.swap.delete_from_swap_cache(&f);
+            f.unlock();
+        }
+    })));
+    let _ = k.zswap.shrink_memcg(&cg);
+    k.set_hook(None);
+    assert_eq!(k.zswap.stats().written_back_pages, 0);
+    let (charged, done) = take(&k);
+    // The fault's folio, then writeback's (maybe at the same address, the
+    // fault's being freed first): only writeback's is reported.
+    assert_eq!(charged.len(), 2);
+    assert_eq!(charged[0], *fault_folio.lock().unwrap());
+    assert_eq!(
+        done,
+        vec![WbDone {
+            addr: charged[1],
+            locked: false,
+            cached: false,
+        }]
+    );
+    assert!(k.swap.lookup(x).is_none());
+}
+
+#[test]
+fn writeback_decompress_failure_reports_its_folio_once() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("corrupt");
+    let (x, r) = k.swap_out(&compressible(4), Some(&cg));
+    r.unwrap();
+    k.zswap.debug_corrupt(x).unwrap();
+    take(&k);
+    assert_eq!(k.zswap.writeback(x), Err(Error::EIO));
+    assert!(k.zswap.is_present(x), "entry kept");
+    assert_done_once(&k, false);
+}
+
+#[test]
+fn writeback_bounce_page_failure_reports_its_folio_once() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("bounce");
+    let (x, r) = k.swap_out(&compressible(5), Some(&cg));
+    r.unwrap();
+    take(&k);
+    // The folio is allocated; the bounce page allocation right after fails.
+    k.set_hook(Some(at_owned(|k, _| k.alloc.fail_next(1))));
+    assert_eq!(k.zswap.writeback(x), Err(Error::ENOMEM));
+    k.set_hook(None);
+    assert!(k.zswap.is_present(x), "entry kept");
+    assert_done_once(&k, false);
+}
+
+#[test]
+fn writeback_device_write_failure_reports_its_folio_once() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("eio");
+    let page = compressible(6);
+    let (x, r) = k.swap_out(&page, Some(&cg));
+    r.unwrap();
+    take(&k);
+    k.backend.fail_next_writes(1);
+    assert_eq!(k.zswap.writeback(x), Err(Error::EIO));
+    // Done with it, though the folio stays in the swap cache, dirty, holding
+    // the only copy.
+    assert_done_once(&k, true);
+    assert_eq!(&k.swap_in(x).unwrap()[..], &page[..]);
+}
+
+#[test]
+fn writeback_skipping_a_cached_slot_reports_nothing() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("eexist");
+    let page = compressible(7);
+    let (x, r) = k.swap_out(&page, Some(&cg));
+    r.unwrap();
+    take(&k);
+    // A fault holds X's folio in the swap cache.
+    let (f, new) = k.swap.read_swap_cache_async(x, Gfp::KERNEL, false).unwrap();
+    assert!(new);
+    assert_eq!(k.zswap.writeback(x), Err(Error::EEXIST));
+    assert_eq!(k.zswap.stats().writeback_skip_exists, 1);
+    let (charged, done) = take(&k);
+    assert_eq!(charged, vec![&*f as *const Folio as usize]);
+    assert!(done.is_empty(), "EEXIST skip reported a folio: {done:?}");
+    // The fault completes from zswap.
+    k.zswap.load(&f).unwrap();
+    k.swap.delete_from_swap_cache(&f);
+    f.unlock();
+    drop(f);
+    assert!(k.zswap.platform().wb_done.lock().unwrap().is_empty());
+}
