@@ -86,7 +86,7 @@ impl ZstdCCtx {
     }
 
     /// Bytes of workspace this context holds.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(super) fn workspace_bytes(&self) -> usize {
         self._wksp.capacity() * core::mem::size_of::<u64>()
     }
@@ -143,7 +143,7 @@ impl ZstdDCtx {
     }
 
     /// Bytes of workspace this context holds.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(super) fn workspace_bytes(&self) -> usize {
         self._wksp.capacity() * core::mem::size_of::<u64>()
     }
