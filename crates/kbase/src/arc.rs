@@ -93,7 +93,12 @@ impl<T> KArc<T> {
 
     /// The address of the shared value, for identity comparisons.
     pub fn as_ptr(this: &KArc<T>) -> *const T {
-        &this.inner().value as *const T
+        let inner = this.ptr.as_ptr();
+        // SAFETY: `inner` points to a live ArcInner (type invariant). The
+        // raw place projection creates no reference, so the pointer keeps
+        // the provenance of the whole allocation, which `from_raw` needs to
+        // step back to the ArcInner.
+        unsafe { &raw const (*inner).value }
     }
 
     /// The number of `KArc`s to this value (racy; for stats and tests).
