@@ -61,18 +61,24 @@
 //!
 //! ```text
 //! folio lock (PG_locked, the caller's)
+//!   -> tree table (RwLock, write only in swapon/swapoff)
+//!     -> tree lock (one per 64 MiB of swap)
+//!       -> LRU map lock (RwLock) -> LRU list lock (one per cgroup and node)
+//!       -> pool table -> pool class lock             (the debug_corrupt test hook)
 //!   -> folio page lock (swapcache's, held while a page is read or written)
-//!     -> tree table (RwLock, write only in swapon/swapoff)
-//!       -> tree lock (one per 64 MiB of swap)
-//!         -> LRU map lock (RwLock) -> LRU list lock (one per cgroup and node)
-//!           -> pool table (RwLock) -> pool class lock (zpool's)
-//!     -> per-CPU compression context -> pool class lock       (store)
-//!     -> pool class lock -> per-CPU decompression context     (load, writeback)
+//!     -> pool table (RwLock; held only to look a pool up, takes nothing)
+//!     -> compression lock (per CPU) -> pool class lock (zpool's)   (store)
+//!     -> pool class lock -> decompression lock (per CPU, leaf)     (load, writeback)
 //! ```
 //!
-//! (The compressor keeps separate per-CPU locks for compression and
-//! decompression, so store's and load's nestings with the pool lock cannot
-//! form a cycle.) Counters are atomics and nest anywhere.
+//! The compressor has separate per-CPU locks for compression and
+//! decompression. Store holds the compression lock while it allocates and
+//! writes the pool object from the compression buffer: compression lock ->
+//! pool class lock. Load and writeback decompress straight from the pool:
+//! zpool's `read_with` runs its closure under the class lock, so pool class
+//! lock -> decompression lock, and the decompression lock is a leaf (lz4
+//! takes none at all). One lock for both directions would make the two
+//! nestings a cycle. Counters are atomics and nest anywhere.
 //!
 //! All are spinlocks. None is held across an allocation that may block,
 //! across I/O (backend writes), or across a call that may re-enter zswap

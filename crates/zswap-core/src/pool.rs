@@ -13,6 +13,9 @@
 //!   zero the pool is dead: it is removed from the table and dropped, never
 //!   revived.
 //! - `PoolTable::current` names a live slot once `Pools::new` succeeded.
+//! - `PoolTable::live[..nr_live]` lists the ids of the occupied slots, each
+//!   once, in no particular order: `total_pages` (run on every store) sums
+//!   the few live pools instead of scanning all 256 slots.
 
 use kbase::sync::{AtomicBool, AtomicUsize, Ordering, RwLock};
 use kbase::{Error, Gfp, KArc, PageAllocator, Result, try_box};
@@ -53,6 +56,54 @@ impl ZswapPool {
 struct PoolTable {
     slots: [Option<KArc<ZswapPool>>; MAX_POOLS + 1],
     current: u8,
+    /// Ids of the occupied slots (see the module invariants).
+    live: [u8; MAX_POOLS],
+    nr_live: usize,
+}
+
+impl PoolTable {
+    /// Puts `pool` in its empty slot. `EBUSY` if the slot is taken or the
+    /// id out of range.
+    fn insert(&mut self, pool: KArc<ZswapPool>) -> Result<()> {
+        let id = pool.id;
+        let (Some(slot @ None), Some(l)) = (
+            self.slots.get_mut(id as usize),
+            self.live.get_mut(self.nr_live),
+        ) else {
+            return Err(Error::EBUSY);
+        };
+        *slot = Some(pool);
+        *l = id;
+        self.nr_live += 1;
+        Ok(())
+    }
+
+    /// Takes `pool` out of its slot, if that slot still holds it.
+    fn remove(&mut self, pool: &ZswapPool) -> Option<KArc<ZswapPool>> {
+        let slot = self.slots.get_mut(pool.id as usize)?;
+        if !slot
+            .as_ref()
+            .is_some_and(|p| core::ptr::eq::<ZswapPool>(&**p, pool))
+        {
+            return None;
+        }
+        let removed = slot.take();
+        let live = self.live.get_mut(..self.nr_live)?;
+        if let Some(i) = live.iter().position(|&id| id == pool.id) {
+            live.swap(i, live.len() - 1);
+            self.nr_live -= 1;
+        }
+        removed
+    }
+
+    /// The live pools.
+    fn live_pools(&self) -> impl Iterator<Item = &KArc<ZswapPool>> {
+        self.live
+            .get(..self.nr_live)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|&id| self.slots.get(id as usize)?.as_ref())
+    }
 }
 
 /// The pool registry.
@@ -96,10 +147,12 @@ impl Pools {
             PoolTable {
                 slots: core::array::from_fn(|_| None),
                 current: 1,
+                live: [0; MAX_POOLS],
+                nr_live: 0,
             },
             gfp,
         )?;
-        table.slots[1] = Some(pool);
+        table.insert(pool)?;
         Ok(Pools {
             table: RwLock::new(table),
             changing: AtomicBool::new(false),
@@ -133,35 +186,19 @@ impl Pools {
         if pool.refs.fetch_sub(1, Ordering::Release) != 1 {
             return;
         }
-        let removed = {
-            let mut t = self.table.write();
-            match t.slots.get_mut(pool.id as usize) {
-                Some(slot)
-                    if slot
-                        .as_ref()
-                        .is_some_and(|p| core::ptr::eq::<ZswapPool>(&**p, pool)) =>
-                {
-                    slot.take()
-                }
-                _ => None,
-            }
-        };
+        let removed = self.table.write().remove(pool);
         drop(removed);
     }
 
     /// Sum of the pools' pages (`zswap_total_pages`).
     pub(crate) fn total_pages(&self) -> usize {
         let t = self.table.read();
-        t.slots
-            .iter()
-            .flatten()
-            .map(|p| p.zpool.total_pages())
-            .sum()
+        t.live_pools().map(|p| p.zpool.total_pages()).sum()
     }
 
     /// Live pools (diagnostics).
     pub(crate) fn nr_pools(&self) -> usize {
-        self.table.read().slots.iter().flatten().count()
+        self.table.read().nr_live
     }
 
     /// Makes a pool of `kind` current: a live pool of that algorithm is
@@ -201,9 +238,7 @@ impl Pools {
         let revived = {
             let mut t = self.table.write();
             let found = t
-                .slots
-                .iter()
-                .flatten()
+                .live_pools()
                 .find(|p| p.compressor.kind() == kind && p.tryget())
                 .map(|p| p.id);
             if let Some(id) = found {
@@ -224,10 +259,7 @@ impl Pools {
             };
             let pool = create_pool(id as u8, kind, alloc, nr_cpus, gfp)?;
             let mut t = self.table.write();
-            match t.slots.get_mut(id) {
-                Some(slot @ None) => *slot = Some(pool),
-                _ => return Err(Error::EBUSY),
-            }
+            t.insert(pool)?;
             old = t.slots.get(t.current as usize).cloned().flatten();
             t.current = id as u8;
         }
@@ -236,5 +268,60 @@ impl Pools {
             self.put(&o);
         }
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+    use kbase::HeapPageAllocator;
+
+    fn alloc() -> &'static dyn PageAllocator {
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(HeapPageAllocator::new()))
+    }
+
+    fn live_ids(t: &PoolTable) -> Vec<u8> {
+        let mut v: Vec<u8> = t.live_pools().map(|p| p.id).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn live_list_follows_inserts_and_removals() {
+        let a = alloc();
+        let pool = |id| create_pool(id, CompressorKind::Lz4, a, 1, Gfp::KERNEL).unwrap();
+        let pools = Pools::new(CompressorKind::Lz4, a, 1, Gfp::KERNEL).unwrap();
+        let mut t = pools.table.write();
+        assert_eq!(live_ids(&t), [1]);
+        let p2 = pool(2);
+        let p255 = pool(255);
+        t.insert(p2.clone()).unwrap();
+        t.insert(p255.clone()).unwrap();
+        // A taken slot is refused.
+        assert_eq!(t.insert(pool(2)).err(), Some(Error::EBUSY));
+        assert_eq!(live_ids(&t), [1, 2, 255]);
+        // Only the very pool in the slot is removed.
+        assert!(t.remove(&pool(2)).is_none());
+        assert!(t.remove(&p2).is_some());
+        assert!(t.remove(&p2).is_none());
+        assert_eq!(live_ids(&t), [1, 255]);
+        assert_eq!(t.nr_live, 2);
+        t.insert(pool(2)).unwrap();
+        assert_eq!(live_ids(&t), [1, 2, 255]);
+        drop(t);
+        assert_eq!(pools.nr_pools(), 3);
+        // total_pages sums every live pool, not only the current one.
+        let h = p255.zpool.malloc(100, Gfp::KERNEL).unwrap();
+        let cur = pools.current_get().unwrap();
+        let h1 = cur.zpool.malloc(100, Gfp::KERNEL).unwrap();
+        assert_eq!(
+            pools.total_pages(),
+            p255.zpool.total_pages() + cur.zpool.total_pages()
+        );
+        assert!(pools.total_pages() >= 2);
+        p255.zpool.free(h).unwrap();
+        cur.zpool.free(h1).unwrap();
+        pools.put(&cur);
     }
 }
