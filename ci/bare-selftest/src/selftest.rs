@@ -185,7 +185,7 @@ fn swap_out(k: &K, data: &[u8; PAGE_SIZE]) -> kbase::Result<SwpEntry> {
 
 /// Where a fault must find the page.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum From {
+enum Source {
     Zswap,
     Device,
 }
@@ -193,17 +193,18 @@ enum From {
 /// A fault on `swp`: a new swap-cache folio (charged), filled from zswap or
 /// the device, compared with `want`, mapped (the slot's count goes, freeing
 /// it) and then freed by the program (uncharged). Errors are round check
-/// numbers: 6 no folio, 7 zswap did not load, 19 device read failed, 8/20
-/// wrong data, 9 slot not freed.
-fn fault(k: &K, swp: SwpEntry, want: &[u8; PAGE_SIZE], from: From) -> Check {
+/// numbers: 6 no folio, 7 zswap did not load, 18 zswap loaded a page it
+/// should not hold, 19 device read failed, 8/20 wrong data, 9 slot not
+/// freed.
+fn fault(k: &K, swp: SwpEntry, want: &[u8; PAGE_SIZE], from: Source) -> Check {
     let (folio, new) = k
         .swap()
         .read_swap_cache_async(swp, Gfp::KERNEL, false)
         .map_err(|_| 6)?;
     ensure(new, 6)?;
     let filled = match (k.zswap.load(&folio), from) {
-        (Ok(()), From::Zswap) => Ok(()),
-        (Err(Error::ENOENT), From::Device) => {
+        (Ok(()), Source::Zswap) => Ok(()),
+        (Err(Error::ENOENT), Source::Device) => {
             let r = folio
                 .with_page_mut(0, |p| k.backend().read_page(swp, p))
                 .unwrap_or(Err(Error::EIO));
@@ -213,8 +214,8 @@ fn fault(k: &K, swp: SwpEntry, want: &[u8; PAGE_SIZE], from: From) -> Check {
             }
             r.map_err(|_| 19)
         }
-        (_, From::Zswap) => Err(7),
-        (_, From::Device) => Err(18),
+        (_, Source::Zswap) => Err(7),
+        (_, Source::Device) => Err(18),
     };
     if let Err(c) = filled {
         k.swap().delete_from_swap_cache(&folio);
@@ -232,7 +233,7 @@ fn fault(k: &K, swp: SwpEntry, want: &[u8; PAGE_SIZE], from: From) -> Check {
     folio.unlock();
     // The program frees the page.
     uncharge_folio(&folio);
-    ensure(same, if from == From::Zswap { 8 } else { 20 })?;
+    ensure(same, if from == Source::Zswap { 8 } else { 20 })?;
     ensure(freed && k.swap().has_cache(swp) == Ok(false), 9)
 }
 
@@ -284,7 +285,7 @@ fn round(k: &K, base: u8, n: usize, salt: u64) -> Check {
     for (i, slot) in slots.iter_mut().enumerate().step_by(4) {
         let Some(swp) = *slot else { continue };
         fill(i, salt, &mut page);
-        fault(k, swp, &page, From::Zswap).map_err(fail)?;
+        fault(k, swp, &page, Source::Zswap).map_err(fail)?;
         ensure(!z.is_present(swp), fail(11))?;
         *slot = None;
         loaded += 1;
@@ -335,7 +336,7 @@ fn round(k: &K, base: u8, n: usize, salt: u64) -> Check {
             continue;
         }
         fill(i, salt, &mut page);
-        fault(k, swp, &page, From::Device).map_err(fail)?;
+        fault(k, swp, &page, Source::Device).map_err(fail)?;
         *slot = None;
         read += 1;
     }
@@ -452,9 +453,9 @@ fn reclaim_from_fault(k: &K) -> Check {
     for (i, slot) in slots.iter().enumerate() {
         let Some(swp) = *slot else { continue };
         let from = if z.is_present(swp) {
-            From::Zswap
+            Source::Zswap
         } else {
-            From::Device
+            Source::Device
         };
         fill(i, SALT, &mut page);
         fault(k, swp, &page, from).map_err(|_| 110)?;
