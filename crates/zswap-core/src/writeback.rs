@@ -1,5 +1,12 @@
 //! Writeback: decompress an entry into a new swap-cache folio and write it to
 //! the swap device (Linux: `zswap_writeback_entry`).
+//!
+//! The folio comes newly allocated (and charged to a cgroup) from
+//! `read_swap_cache_async`; whatever happens next, zswap hands it back through
+//! [`ZswapPlatform::writeback_folio_done`] exactly once before dropping its
+//! reference, so the platform can uncharge it as Linux does when the folio is
+//! freed after the write. A slot already in the swap cache (`EEXIST`) is
+//! someone else's folio and is not reported.
 
 use kbase::sync::Ordering;
 use kbase::{Error, Gfp, Result};
