@@ -45,9 +45,7 @@ static IN_RECLAIM: AtomicBool = AtomicBool::new(false);
 
 /// Events the checks look at.
 pub struct Events {
-    /// Swap-in charges made (fault path and writeback).
-    pub charges: AtomicUsize,
-    /// Of those, forced from inside reclaim.
+    /// Swap-in charges forced from inside reclaim.
     pub forced_charges: AtomicUsize,
     /// Reclaim hook calls (a charge hit `memory.max`).
     pub reclaims: AtomicUsize,
@@ -61,7 +59,6 @@ pub struct Events {
 
 /// The event counters.
 pub static EVENTS: Events = Events {
-    charges: AtomicUsize::new(0),
     forced_charges: AtomicUsize::new(0),
     reclaims: AtomicUsize::new(0),
     wb_done: AtomicUsize::new(0),
@@ -144,7 +141,6 @@ impl SwapPlatform for BareSwap {
             gfp
         };
         b.memcgs.try_charge(&memcg, 1, gfp, &Reclaim)?;
-        bump(&EVENTS.charges);
         folio.set_memcg_id(memcg.id());
         Ok(())
     }

@@ -11,7 +11,7 @@
 //! | 90, 91 | switching the compressor to zstd failed / did not take |
 //! | 100, 102..=112 | reclaim from a swap-in charge, see [`reclaim_from_fault`] |
 //! | 101 | panic |
-//! | 120..=133 | teardown, see [`teardown`] |
+//! | 120..=134 | teardown, see [`teardown`] |
 //!
 //! Round checks `k` (see [`round`]): 0 swap-out failed (folio, slot or
 //! `zswap_store`); 1 `stored_pages` / `zswpout` wrong after the stores; 2
@@ -44,6 +44,10 @@ use crate::pages::PAGES;
 
 /// Slots of the swap device.
 const SWAP_PAGES: u64 = 1024;
+/// Pages swapped out by the lz4 round, the zstd round and the reclaim test.
+const LZ4_PAGES: usize = 48;
+const ZSTD_PAGES: usize = 24;
+const RECLAIM_PAGES: usize = 24;
 
 type Check = core::result::Result<(), u8>;
 
@@ -71,10 +75,10 @@ impl K {
 /// Runs the self-test; `Err` carries the failed check's exit status.
 pub fn run() -> Check {
     let k = boot()?;
-    round(&k, 10, 48, 1)?;
+    round(&k, 10, LZ4_PAGES, 1)?;
     k.zswap.set_param("compressor", "zstd").map_err(|_| 90)?;
     ensure(k.zswap.params().compressor == CompressorKind::Zstd, 91)?;
-    round(&k, 50, 24, 2)?;
+    round(&k, 50, ZSTD_PAGES, 2)?;
     reclaim_from_fault(&k)?;
     teardown(&k)
 }
@@ -396,7 +400,7 @@ fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
 /// `memory.max` after the fault; 110 the other pages did not come back
 /// intact; 111 a wait on the swap cache gave up; 112 charges left.
 fn reclaim_from_fault(k: &K) -> Check {
-    const N: usize = 24;
+    const N: usize = RECLAIM_PAGES;
     const SALT: u64 = 3;
     let z = k.zswap;
     let mut page = [0u8; PAGE_SIZE];
@@ -475,7 +479,8 @@ fn reclaim_from_fault(k: &K) -> Check {
 /// still allocated; 127 a page was freed twice or was not ours; 128 the
 /// heap ran out; 129 a cgroup still has charges; 130 a swap-cache wait gave
 /// up; 131 shrink work was queued (the pool never came near its limit); 132
-/// a counter of rejections moved; 133 the cgroup lists still hold entries.
+/// a counter of rejections moved; 133 the cgroup lists still hold entries;
+/// 134 `slot_freed` was not called exactly once per slot ever used.
 fn teardown(k: &K) -> Check {
     let z = k.zswap;
     let s = z.stats();
@@ -505,5 +510,9 @@ fn teardown(k: &K) -> Check {
         129,
     )?;
     ensure(Events::get(&EVENTS.stuck_waits) == 0, 130)?;
+    ensure(
+        Events::get(&EVENTS.slots_freed) == LZ4_PAGES + ZSTD_PAGES + RECLAIM_PAGES,
+        134,
+    )?;
     ensure(Events::get(&z.platform().shrink_queued) == 0, 131)
 }
