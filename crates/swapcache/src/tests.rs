@@ -1004,6 +1004,7 @@ fn mem_backend_limit_and_faults() {
 
 #[cfg(all(feature = "std", unix))]
 #[test]
+#[cfg_attr(miri, ignore = "Miri's isolation forbids file I/O")]
 fn file_backend_roundtrip() {
     let dir = std::env::temp_dir().join(std::format!("swapcache-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
