@@ -60,38 +60,28 @@ impl Error {
         }
     }
 
+    /// Every variant, in errno order.
+    pub const ALL: [Error; 9] = [
+        Error::ENOENT,
+        Error::EIO,
+        Error::EAGAIN,
+        Error::ENOMEM,
+        Error::EBUSY,
+        Error::EEXIST,
+        Error::EINVAL,
+        Error::ENOSPC,
+        Error::EDEADLK,
+    ];
+
     /// Parses a symbolic name (`"EAGAIN"`), as used in scenario files.
     pub fn from_name(name: &str) -> Option<Error> {
-        const ALL: [Error; 9] = [
-            Error::ENOENT,
-            Error::EIO,
-            Error::EAGAIN,
-            Error::ENOMEM,
-            Error::EBUSY,
-            Error::EEXIST,
-            Error::EINVAL,
-            Error::ENOSPC,
-            Error::EDEADLK,
-        ];
-        ALL.into_iter().find(|e| e.name() == name)
+        Self::ALL.into_iter().find(|e| e.name() == name)
     }
 
     /// Converts a negative or positive errno back, if it is one of ours.
     pub fn from_errno(errno: i32) -> Option<Error> {
         let n = errno.checked_abs()?;
-        [
-            Error::ENOENT,
-            Error::EIO,
-            Error::EAGAIN,
-            Error::ENOMEM,
-            Error::EBUSY,
-            Error::EEXIST,
-            Error::EINVAL,
-            Error::ENOSPC,
-            Error::EDEADLK,
-        ]
-        .into_iter()
-        .find(|e| e.to_errno() == n)
+        Self::ALL.into_iter().find(|e| e.to_errno() == n)
     }
 }
 
