@@ -467,6 +467,29 @@ impl<P: ZswapPlatform> Zswap<P> {
         }
     }
 
+    /// Pins the LRU record the entries of `objcg` go on and returns its id.
+    /// A cgroup that went offline since `objcg.memcg()` was read gets no new
+    /// record (its reparenting may be over); its entries go to the nearest
+    /// online ancestor, as its objcg's do after offline. Bounded: the parent
+    /// chain ends at root, which is never offline.
+    fn lru_pin(&self, objcg: Option<&ObjCgroupRef>) -> Result<u32> {
+        let (mut id, mut memcg) = self.lru_memcg_of(objcg);
+        loop {
+            match self.lru.pin(id, memcg.as_ref(), Gfp::KERNEL) {
+                Ok(()) => return Ok(id),
+                Err(Error::EAGAIN) => {
+                    let parent = memcg.as_ref().and_then(|m| m.parent());
+                    let Some(p) = parent else {
+                        return Err(Error::EAGAIN);
+                    };
+                    id = p.id();
+                    memcg = Some(p);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// The LRU id lists of a cgroup are kept under (`None`: the root /
     /// no-memcg lists).
     fn lru_id(&self, memcg: Option<&MemcgRef>) -> u32 {
@@ -584,16 +607,20 @@ impl<P: ZswapPlatform> Zswap<P> {
             Counters::inc(&self.stats.reject_pool_limit);
             return Err(Error::ENOSPC);
         }
-        let (lru_memcg, lru_ref) = self.lru_memcg_of(objcg.as_ref());
-        if let Err(e) = self.lru.ensure(lru_memcg, lru_ref.as_ref(), Gfp::KERNEL) {
-            Counters::inc(&self.stats.reject_alloc_fail);
-            return Err(e);
-        }
+        let lru_memcg = match self.lru_pin(objcg.as_ref()) {
+            Ok(id) => id,
+            Err(e) => {
+                Counters::inc(&self.stats.reject_alloc_fail);
+                return Err(e);
+            }
+        };
         let wb_enabled = memcg.as_ref().is_none_or(|m| m.zswap_writeback_enabled());
-        for i in 0..nr {
+        let r = (0..nr).try_for_each(|i| {
             let page_swp = swp.checked_add(i as u64)?;
-            self.store_page(folio, i, page_swp, objcg.as_ref(), lru_memcg, wb_enabled)?;
-        }
+            self.store_page(folio, i, page_swp, objcg.as_ref(), lru_memcg, wb_enabled)
+        });
+        self.lru.unpin(lru_memcg);
+        r?;
         Counters::add(&self.stats.zswpout, nr as u64);
         if let Some(o) = objcg.as_ref() {
             o.memcg().count_event(MemcgEvent::Zswpout, nr as u64);

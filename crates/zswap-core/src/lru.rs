@@ -38,7 +38,7 @@ use intrusive_collections::{
     Bound, KeyAdapter, LinkedList, RBTree, RBTreeLink, UnsafeRef, intrusive_adapter,
 };
 use kbase::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, RwLock};
-use kbase::{Gfp, Result, try_box};
+use kbase::{Error, Gfp, Result, try_box};
 use memcg::MemcgRef;
 use swapcache::SwpEntry;
 
@@ -66,7 +66,7 @@ pub(crate) struct MemcgLru {
     /// 0 while live; else the live memcg id whose lists took this one's
     /// entries (never another redirect: chains are collapsed on reparent).
     redirect: AtomicU32,
-    /// Entries whose `lru_key` names this memcg (linked anywhere).
+    /// Entries whose `lru_key` names this memcg (linked anywhere), plus pins.
     nr_keyed: AtomicUsize,
     nodes: Vec<NodeLru>,
     link: RBTreeLink,
@@ -133,33 +133,13 @@ impl Lru {
     }
 
     /// Makes sure `memcg_id` (or what it redirects to) has lists
-    /// (Linux: `memcg_list_lru_alloc`). Allocates with no lock held.
-    pub(crate) fn ensure(&self, memcg_id: u32, memcg: Option<&MemcgRef>, gfp: Gfp) -> Result<()> {
+    /// (Linux: `memcg_list_lru_alloc`). Allocates with no lock held. Used
+    /// for a reparenting target; stores go through [`Lru::pin`].
+    fn ensure(&self, memcg_id: u32, memcg: Option<&MemcgRef>, gfp: Gfp) -> Result<()> {
         if self.map.read().find(&memcg_id).get().is_some() {
             return Ok(());
         }
-        let mut nodes = Vec::new();
-        nodes.try_reserve_exact(self.nr_nodes)?;
-        for _ in 0..self.nr_nodes {
-            nodes.push(NodeLru {
-                list: Mutex::new(LruList {
-                    list: LinkedList::new(EntryAdapter::new()),
-                    nr: 0,
-                }),
-                nr_disk_swapins: AtomicU64::new(0),
-            });
-        }
-        let m = try_box(
-            MemcgLru {
-                id: memcg_id,
-                _memcg: memcg.cloned(),
-                redirect: AtomicU32::new(0),
-                nr_keyed: AtomicUsize::new(0),
-                nodes,
-                link: RBTreeLink::new(),
-            },
-            gfp,
-        )?;
+        let m = self.new_record(memcg_id, memcg, 0, gfp)?;
         let mut map = self.map.write();
         let spare = if map.find(&memcg_id).get().is_none() {
             map.insert(m);
@@ -172,8 +152,97 @@ impl Lru {
         Ok(())
     }
 
-    /// Adds `entry` at the tail of the list its `lru_key` resolves to. An
-    /// entry whose lists do not exist stays off the LRU (never written back).
+    fn new_record(
+        &self,
+        memcg_id: u32,
+        memcg: Option<&MemcgRef>,
+        nr_keyed: usize,
+        gfp: Gfp,
+    ) -> Result<Box<MemcgLru>> {
+        let mut nodes = Vec::new();
+        nodes.try_reserve_exact(self.nr_nodes)?;
+        for _ in 0..self.nr_nodes {
+            nodes.push(NodeLru {
+                list: Mutex::new(LruList {
+                    list: LinkedList::new(EntryAdapter::new()),
+                    nr: 0,
+                }),
+                nr_disk_swapins: AtomicU64::new(0),
+            });
+        }
+        try_box(
+            MemcgLru {
+                id: memcg_id,
+                _memcg: memcg.cloned(),
+                redirect: AtomicU32::new(0),
+                nr_keyed: AtomicUsize::new(nr_keyed),
+                nodes,
+                link: RBTreeLink::new(),
+            },
+            gfp,
+        )
+    }
+
+    /// Makes sure `memcg_id` has a record (live lists, or a redirect to
+    /// them) and pins it until [`Lru::unpin`]: while pinned, reparenting
+    /// keeps the record (as a redirect), so every [`Lru::add`] keyed by
+    /// `memcg_id` reaches a list. Allocates with no lock held.
+    ///
+    /// `EAGAIN` if `memcg_id` has no record and `memcg` is offline: its
+    /// reparenting may already have run and would never see a record made
+    /// now (Linux's `memcg_list_lru_alloc` checks the same under the lock);
+    /// the caller uses the parent instead. `ENOMEM`.
+    pub(crate) fn pin(&self, memcg_id: u32, memcg: Option<&MemcgRef>, gfp: Gfp) -> Result<()> {
+        {
+            let map = self.map.read();
+            if let Some(m) = map.find(&memcg_id).get() {
+                // Under the map lock: reparent and reap, which drop unkeyed
+                // records, hold it for write.
+                m.nr_keyed.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        if memcg.is_some_and(|m| !m.is_online()) {
+            return Err(Error::EAGAIN);
+        }
+        let rec = self.new_record(memcg_id, memcg, 1, gfp)?;
+        let mut map = self.map.write();
+        let spare = if let Some(m) = map.find(&memcg_id).get() {
+            m.nr_keyed.fetch_add(1, Ordering::Relaxed);
+            Some(rec)
+        } else if memcg.is_some_and(|m| !m.is_online()) {
+            // Checked again under the lock: `memcg_offline` marks the cgroup
+            // offline before it takes this lock to reparent, so either it
+            // sees the record inserted here or we see it offline.
+            drop(map);
+            drop(rec);
+            return Err(Error::EAGAIN);
+        } else {
+            map.insert(rec);
+            None
+        };
+        drop(map);
+        drop(spare);
+        Ok(())
+    }
+
+    /// Drops a pin taken by [`Lru::pin`]. The last key of an offline
+    /// cgroup's redirect frees it.
+    pub(crate) fn unpin(&self, memcg_id: u32) {
+        let reap = {
+            let map = self.map.read();
+            map.find(&memcg_id).get().is_some_and(|m| {
+                m.nr_keyed.fetch_sub(1, Ordering::Relaxed) == 1
+                    && m.redirect.load(Ordering::Relaxed) != 0
+            })
+        };
+        if reap {
+            self.reap(memcg_id);
+        }
+    }
+
+    /// Adds `entry` at the tail of the list its `lru_key` resolves to. The
+    /// caller holds a pin on that key ([`Lru::pin`]), so the lists exist.
     pub(crate) fn add(&self, entry: &ZswapEntry) {
         let map = self.map.read();
         let Some(keyed) = map.find(&entry.lru_memcg()).get() else {
@@ -463,6 +532,65 @@ mod tests {
         }
         assert_eq!(lru.total(), 0);
         assert_eq!(lru.nr_records(), 1, "the redirect went with its last entry");
+    }
+
+    /// Store read the objcg's memcg while online; the cgroup then went
+    /// offline and its reparenting found no record. The store must not
+    /// create a live record for the dead cgroup (never reparented, skipped by
+    /// the shrinker, leaked with its cgroup reference).
+    #[test]
+    fn pin_refuses_a_record_for_a_cgroup_offlined_before_it() {
+        let tree = MemcgTree::new(Gfp::KERNEL).unwrap();
+        let parent = tree.create("p", Gfp::KERNEL).unwrap();
+        let child = tree.create("p/c", Gfp::KERNEL).unwrap();
+        let lru = Lru::new(1);
+        tree.offline("p/c").unwrap();
+        lru.reparent(child.id(), &parent, Gfp::KERNEL).unwrap();
+        let before = lru.nr_records();
+        assert_eq!(
+            lru.pin(child.id(), Some(&child), Gfp::KERNEL),
+            Err(Error::EAGAIN)
+        );
+        assert_eq!(lru.nr_records(), before, "no record for the dead cgroup");
+        // The store falls back to the parent, whose lists take the entry.
+        lru.pin(parent.id(), Some(&parent), Gfp::KERNEL).unwrap();
+        let e = entry(1, parent.id());
+        lru.add(get(e));
+        lru.unpin(parent.id());
+        assert_eq!(lru.count_one(parent.id(), 0), 1);
+        free(&lru, e);
+        assert_eq!(lru.total(), 0);
+    }
+
+    /// The milder interleaving: the record exists (pinned by a store) when
+    /// the cgroup goes offline, still empty. Reparenting must keep it as a
+    /// redirect so the store's add reaches the parent's list instead of
+    /// silently leaving the entry off the LRU.
+    #[test]
+    fn pinned_empty_record_survives_reparent_and_add_reaches_the_parent() {
+        let tree = MemcgTree::new(Gfp::KERNEL).unwrap();
+        let parent = tree.create("p", Gfp::KERNEL).unwrap();
+        let child = tree.create("p/c", Gfp::KERNEL).unwrap();
+        let lru = Lru::new(1);
+        lru.pin(child.id(), Some(&child), Gfp::KERNEL).unwrap();
+        tree.offline("p/c").unwrap();
+        lru.reparent(child.id(), &parent, Gfp::KERNEL).unwrap();
+        let e = entry(1, child.id());
+        lru.add(get(e));
+        lru.unpin(child.id());
+        assert_eq!(lru.count_one(parent.id(), 0), 1, "entry on the LRU");
+        assert_eq!(lru.nr_records(), 2);
+        free(&lru, e);
+        assert_eq!(lru.total(), 0);
+        assert_eq!(lru.nr_records(), 1, "the redirect went with its last key");
+        // An unpin with no entry left also reaps the redirect.
+        let c2 = tree.create("p/d", Gfp::KERNEL).unwrap();
+        lru.pin(c2.id(), Some(&c2), Gfp::KERNEL).unwrap();
+        tree.offline("p/d").unwrap();
+        lru.reparent(c2.id(), &parent, Gfp::KERNEL).unwrap();
+        assert_eq!(lru.nr_records(), 2);
+        lru.unpin(c2.id());
+        assert_eq!(lru.nr_records(), 1);
     }
 
     #[test]
