@@ -649,10 +649,19 @@ impl<P: ZswapPlatform> Zswap<P> {
         let nid = self.current_nid();
         entry.lru_key = ZswapEntry::make_lru_key(lru_memcg, nid);
         // Compress (or detect a same-filled page) into a pool object.
+        // The pool reference leaves the page-lock closure in every case: if
+        // the compressor was switched meanwhile, giving it back may free the
+        // pool, which never happens inside that critical section.
         let pool =
             match folio.with_page(index, |page| self.fill_entry(&mut entry, page, wb_enabled)) {
-                Ok(Ok(pool)) => pool,
-                Ok(Err(e)) => return Err(e),
+                Ok((Ok(()), pool)) => pool,
+                Ok((Err(e), pool)) => {
+                    if let Some(pool) = pool {
+                        self.pools.put(&pool);
+                        drop(pool);
+                    }
+                    return Err(e);
+                }
                 Err(e) => {
                     Counters::inc(&self.stats.reject_compress_fail);
                     return Err(e);
@@ -708,23 +717,28 @@ impl<P: ZswapPlatform> Zswap<P> {
     }
 
     /// Fills `entry` for `page`: same-filled word, compressed object, or raw
-    /// object. Returns the pool (with a reference taken) holding the object.
+    /// object. Returns the outcome and the pool it took a reference on (on
+    /// success, the pool holding the object). Runs under the page's lock, so
+    /// it never gives a pool reference back: the caller does, on failure,
+    /// once the lock is dropped.
     fn fill_entry(
         &self,
         entry: &mut ZswapEntry,
         page: &[u8; PAGE_SIZE],
         wb_enabled: bool,
-    ) -> Result<Option<kbase::KArc<pool::ZswapPool>>> {
+    ) -> (Result<()>, Option<kbase::KArc<pool::ZswapPool>>) {
         if let Some(word) = is_same_filled(page) {
             entry.length = 0;
             entry.handle = word;
             entry.pool_idx = 0;
-            return Ok(None);
+            return (Ok(()), None);
         }
         let Some(pool) = self.pools.current_get() else {
             Counters::inc(&self.stats.reject_alloc_fail);
-            return Err(Error::ENOMEM);
+            return (Err(Error::ENOMEM), None);
         };
+        self.platform
+            .trace(ZswapEvent::StoreCompressing(entry.swpentry));
         let cpu = self.platform.cpu().current_cpu();
         let r = pool.compressor.compress(cpu, page, |res| {
             let (src, comp_err): (&[u8], Option<Error>) = match res {
@@ -765,12 +779,9 @@ impl<P: ZswapPlatform> Zswap<P> {
                 entry.handle = h.to_raw();
                 entry.length = len as u16;
                 entry.pool_idx = pool.id;
-                Ok(Some(pool))
+                (Ok(()), Some(pool))
             }
-            Err(e) => {
-                self.pools.put(&pool);
-                Err(e)
-            }
+            Err(e) => (Err(e), Some(pool)),
         }
     }
 

@@ -108,4 +108,7 @@ pub enum ZswapEvent {
     WritebackOwned(SwpEntry),
     /// Load erased the entry and is about to decompress.
     LoadErased(SwpEntry),
+    /// Store took a reference on the current pool and is about to compress
+    /// the page of this slot (under the page's lock).
+    StoreCompressing(SwpEntry),
 }

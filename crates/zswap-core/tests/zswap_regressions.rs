@@ -651,6 +651,50 @@ fn compressor_switch_while_old_entries_remain() {
     assert_eq!(k.zswap.stats().pool_total_size, 0);
 }
 
+#[cfg(feature = "zstd")]
+fn store_compressing(ev: ZswapEvent) -> Option<SwpEntry> {
+    match ev {
+        ZswapEvent::StoreCompressing(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// The compressor is switched after a store took its reference on the old
+/// pool, and the store then fails: the store holds the old pool's last
+/// reference, and giving it back frees the pool (after the page lock is
+/// dropped), with nothing leaked and the new pool serving the next store.
+#[cfg(feature = "zstd")]
+#[test]
+fn compressor_switch_during_a_failing_store_frees_the_old_pool() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("nowb");
+    cg.set_zswap_writeback("0").unwrap();
+    let switched = Arc::new(AtomicBool::new(false));
+    let switched2 = switched.clone();
+    k.set_hook(Some(once(store_compressing, move |k, _| {
+        k.zswap.set_param("compressor", "zstd").unwrap();
+        // The old pool lives on only through the store's reference.
+        assert_eq!(k.zswap.nr_pools(), 2);
+        switched2.store(true, Ordering::SeqCst);
+    })));
+    // Incompressible, and raw storage is not allowed without writeback.
+    let (x, r) = k.swap_out(&incompressible(9), Some(&cg));
+    k.set_hook(None);
+    assert!(switched.load(Ordering::SeqCst));
+    assert!(r.is_err());
+    assert_eq!(k.zswap.nr_pools(), 1, "old pool freed with the store's ref");
+    assert_eq!(k.zswap.params().compressor.name(), "zstd");
+    let st = k.zswap.stats();
+    assert_eq!(st.stored_pages, 0);
+    assert_eq!(st.pool_total_size, 0);
+    assert_eq!(&k.swap_in(x).unwrap()[..], &incompressible(9)[..]);
+    let (y, r) = k.swap_out(&compressible(4), Some(&cg));
+    r.unwrap();
+    assert_eq!(k.zswap.stats().stored_pages, 1);
+    assert_eq!(&k.swap_in(y).unwrap()[..], &compressible(4)[..]);
+    assert_eq!(k.zswap.nr_pools(), 1);
+}
+
 /// Without the zstd feature the algorithm is known but unavailable:
 /// ENOENT, nothing changes.
 #[cfg(not(feature = "zstd"))]
