@@ -71,14 +71,18 @@ pub trait ZswapPlatform: Send + Sync {
 
     /// Writeback is done with `folio`, a folio it obtained newly allocated
     /// (and charged through the swap platform's `charge_swapin`) from
-    /// [`SwapSpace::read_swap_cache_async`]. Called exactly once for every
-    /// such folio, on every outcome: success (the page was written and the
-    /// folio deleted from the swap cache), an abort before the write (no
-    /// bounce page, the entry was invalidated or replaced, decompression
-    /// failed; the folio was deleted from the swap cache), or a failed
-    /// device write (the folio stays in the swap cache, dirty and uptodate,
-    /// for a later fault to find). Never called for a folio that was already
-    /// in the swap cache (`EEXIST`): writeback did not allocate it.
+    /// [`SwapSpace::read_swap_cache_async`], and the folio has left the swap
+    /// cache. Called exactly once for such a folio: on success (the page was
+    /// written and the folio deleted from the swap cache) or an abort before
+    /// the write (no bounce page, the entry was invalidated or replaced,
+    /// decompression failed; the folio was deleted from the swap cache).
+    ///
+    /// Not called when the device write failed: the folio stays in the swap
+    /// cache, dirty and uptodate, holding the only copy of the page, and
+    /// keeps its charge; the platform owns it as any swap-cache folio (a
+    /// later fault finds it there, and it is uncharged when freed). Never
+    /// called for a folio that was already in the swap cache (`EEXIST`):
+    /// writeback did not allocate it.
     ///
     /// Linux uncharges such a folio from its memory cgroup when the folio is
     /// freed after the writeback I/O; here zswap drops its reference on

@@ -2,11 +2,19 @@
 //! the swap device (Linux: `zswap_writeback_entry`).
 //!
 //! The folio comes newly allocated (and charged to a cgroup) from
-//! `read_swap_cache_async`; whatever happens next, zswap hands it back through
+//! `read_swap_cache_async`. Once it has left the swap cache (written, or
+//! writeback aborted), zswap hands it back through
 //! [`ZswapPlatform::writeback_folio_done`] exactly once before dropping its
 //! reference, so the platform can uncharge it as Linux does when the folio is
-//! freed after the write. A slot already in the swap cache (`EEXIST`) is
-//! someone else's folio and is not reported.
+//! freed after the write. A failed device write leaves the folio in the swap
+//! cache, dirty, holding the only copy: it stays charged and is not reported,
+//! the platform owns it as any swap-cache folio (as Linux, where it stays
+//! charged until it is freed). A slot already in the swap cache (`EEXIST`)
+//! is someone else's folio and is not reported either.
+//!
+//! Counters: `zswpwb` (global and the memcg event) and `written_back_pages`
+//! count only pages whose device write succeeded; any failure counts once,
+//! in `reject_reclaim_fail`.
 
 use kbase::sync::Ordering;
 use kbase::{Error, Gfp, Result};
@@ -75,17 +83,21 @@ impl<P: ZswapPlatform> Zswap<P> {
             // Already in the swap cache: someone else owns the page.
             return Err(Error::EEXIST);
         }
-        let r = self.writeback_folio(&folio, addr, swp);
-        // Every outcome ends here, with the folio unlocked: the platform
-        // uncharges the folio it charged for us (Linux does so when the
-        // folio is freed after the write).
-        self.platform.writeback_folio_done(&folio);
+        let (r, in_cache) = self.writeback_folio(&folio, addr, swp);
+        // Every outcome ends here, with the folio unlocked. A folio that left
+        // the swap cache goes back to the platform, which uncharges it
+        // (Linux does so when the folio is freed after the write); one left
+        // in the swap cache by a failed write keeps its charge.
+        if !in_cache {
+            self.platform.writeback_folio_done(&folio);
+        }
         r
     }
 
     /// Writeback of `swp` into `folio`, the new swap-cache folio
-    /// [`Zswap::writeback_entry`] owns (locked); returns with it unlocked.
-    fn writeback_folio(&self, folio: &Folio, addr: usize, swp: SwpEntry) -> Result<()> {
+    /// [`Zswap::writeback_entry`] owns (locked); returns with it unlocked,
+    /// and whether it is still in the swap cache (the device write failed).
+    fn writeback_folio(&self, folio: &Folio, addr: usize, swp: SwpEntry) -> (Result<()>, bool) {
         let swap = self.platform.swap_space();
         // We own a locked folio in the swap cache for `swp`: no load, store
         // or invalidate of this slot can run until we let go of it, and
@@ -100,7 +112,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             Ok(p) => p,
             Err(e) => {
                 self.writeback_abort(folio);
-                return Err(e);
+                return (Err(e), false);
             }
         };
         let Some(owned) = self
@@ -111,7 +123,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             // SAFETY: `bounce` came from `alloc` just above.
             unsafe { alloc.free_page(bounce) };
             self.writeback_abort(folio);
-            return Err(Error::ENOMEM);
+            return (Err(Error::ENOMEM), false);
         };
         let r = folio
             .with_page_mut(0, |dst| self.decompress(&owned, dst))
@@ -121,12 +133,10 @@ impl<P: ZswapPlatform> Zswap<P> {
             // SAFETY: `bounce` came from `alloc` above.
             unsafe { alloc.free_page(bounce) };
             self.writeback_abort(folio);
-            return Err(e);
+            return (Err(e), false);
         }
-        Counters::inc(&self.stats.zswpwb);
-        if let Some(o) = owned.objcg.as_ref() {
-            o.memcg().count_event(MemcgEvent::Zswpwb, 1);
-        }
+        // Counted once the write succeeded (below).
+        let memcg = owned.objcg.as_ref().map(|o| o.memcg());
         self.entry_free(owned);
         folio.set_uptodate();
         folio.set_reclaim();
@@ -140,16 +150,21 @@ impl<P: ZswapPlatform> Zswap<P> {
         unsafe { alloc.free_page(bounce) };
         match w {
             Ok(()) => {
+                Counters::inc(&self.stats.zswpwb);
+                if let Some(m) = memcg.as_ref() {
+                    m.count_event(MemcgEvent::Zswpwb, 1);
+                }
                 swap.delete_from_swap_cache(folio);
                 folio.unlock();
-                Ok(())
+                (Ok(()), false)
             }
             Err(_) => {
                 // Like a failed swap write: the page stays in the swap cache,
-                // dirty, for reclaim to try again; nothing is lost.
+                // dirty and charged, for reclaim to try again; nothing is
+                // lost.
                 folio.set_dirty();
                 folio.unlock();
-                Err(Error::EIO)
+                (Err(Error::EIO), true)
             }
         }
     }

@@ -1,7 +1,8 @@
 //! `ZswapPlatform::writeback_folio_done`: the platform hears exactly once
 //! about every folio writeback obtained newly allocated (and charged) from
-//! `read_swap_cache_async`, after zswap let go of it, whatever the outcome;
-//! never about a folio writeback found already in the swap cache.
+//! `read_swap_cache_async` and that left the swap cache, after zswap let go
+//! of it; never about one a failed device write left in the swap cache, nor
+//! about a folio writeback found already in the swap cache.
 #![cfg(not(loom))]
 
 mod common;
@@ -140,8 +141,12 @@ fn writeback_bounce_page_failure_reports_its_folio_once() {
     assert_done_once(&k, false);
 }
 
+/// A failed device write leaves the folio in the swap cache, dirty and
+/// charged, holding the only copy: the platform owns it as any swap-cache
+/// folio, so it is not reported (reporting it would uncharge a resident
+/// folio). Nothing counts as written back, and the failure counts once.
 #[test]
-fn writeback_device_write_failure_reports_its_folio_once() {
+fn writeback_device_write_failure_keeps_its_folio_charged_and_unreported() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("eio");
     let page = compressible(6);
@@ -150,9 +155,43 @@ fn writeback_device_write_failure_reports_its_folio_once() {
     take(&k);
     k.backend.fail_next_writes(1);
     assert_eq!(k.zswap.writeback(x), Err(Error::EIO));
-    // Done with it, though the folio stays in the swap cache, dirty, holding
-    // the only copy.
-    assert_done_once(&k, true);
+    let (charged, done) = take(&k);
+    assert_eq!(charged.len(), 1, "writeback allocated one folio");
+    assert!(
+        done.is_empty(),
+        "a folio left in the swap cache was reported"
+    );
+    let s = k.zswap.stats();
+    assert_eq!(s.zswpwb, 0);
+    assert_eq!(s.written_back_pages, 0);
+    assert_eq!(s.reject_reclaim_fail, 1);
+    assert_eq!(cg.stat().zswpwb, 0);
+    assert_eq!(&k.swap_in(x).unwrap()[..], &page[..]);
+}
+
+/// The same through the LRU walk: one failure counter, no `zswpwb`.
+#[test]
+fn shrink_with_a_failed_device_write_counts_one_failure_and_no_writeback() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("eio-walk");
+    let page = compressible(8);
+    let (x, r) = k.swap_out(&page, Some(&cg));
+    r.unwrap();
+    take(&k);
+    k.backend.fail_next_writes(1);
+    // The first walk gives the entry its second chance; a later one tries it.
+    let mut tries = 0;
+    while k.zswap.stats().reject_reclaim_fail == 0 && tries < 4 {
+        let _ = k.zswap.shrink_memcg(&cg);
+        tries += 1;
+    }
+    let s = k.zswap.stats();
+    assert_eq!(s.reject_reclaim_fail, 1);
+    assert_eq!(s.zswpwb, 0);
+    assert_eq!(s.written_back_pages, 0);
+    assert_eq!(cg.stat().zswpwb, 0);
+    let (_, done) = take(&k);
+    assert!(done.is_empty());
     assert_eq!(&k.swap_in(x).unwrap()[..], &page[..]);
 }
 
