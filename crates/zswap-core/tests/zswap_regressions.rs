@@ -651,12 +651,46 @@ fn compressor_switch_while_old_entries_remain() {
     assert_eq!(k.zswap.stats().pool_total_size, 0);
 }
 
-#[cfg(feature = "zstd")]
 fn store_compressing(ev: ZswapEvent) -> Option<SwpEntry> {
     match ev {
         ZswapEvent::StoreCompressing(s) => Some(s),
         _ => None,
     }
+}
+
+/// The cgroup goes offline (and is reparented) while a store for it is past
+/// its LRU set-up and compressing: the entry must still land on an LRU list
+/// (the parent's), not silently stay off it, and nothing of the dead cgroup
+/// may stay behind once the entry is gone.
+#[test]
+fn store_racing_memcg_offline_puts_its_entry_on_the_parents_lru() {
+    let k = Kernel::default_kernel();
+    let parent = k.cgroup("p");
+    let child = k.cgroup("p/c");
+    let records = k.zswap.lru_records();
+    let child2 = child.clone();
+    k.set_hook(Some(once(store_compressing, move |k, _| {
+        k.memcg.as_ref().unwrap().offline("p/c").unwrap();
+        k.zswap.memcg_offline(&child2).unwrap();
+    })));
+    let page = compressible(5);
+    let (x, r) = k.swap_out(&page, Some(&child));
+    k.set_hook(None);
+    r.unwrap();
+    assert_eq!(k.zswap.lru_entries(), 1, "the entry is on an LRU");
+    assert_eq!(k.zswap.lru_count(Some(&parent)), 1);
+    assert_eq!(k.zswap.lru_count(Some(&child)), 0);
+    // Reclaim of the parent reaches it.
+    let mut tries = 0;
+    while k.zswap.stats().written_back_pages == 0 && tries < 4 {
+        let _ = k.zswap.shrink_memcg(&parent);
+        tries += 1;
+    }
+    assert_eq!(k.zswap.stats().written_back_pages, 1);
+    assert_eq!(&k.swap_in(x).unwrap()[..], &page[..]);
+    assert_eq!(k.zswap.lru_entries(), 0);
+    // Only the parent's record is new: the dead child's went with its entry.
+    assert_eq!(k.zswap.lru_records(), records + 1);
 }
 
 /// The compressor is switched after a store took its reference on the old
