@@ -810,6 +810,10 @@ impl Kernel {
         // The page is ours alone now: free the slot (swap_free + folio_free_swap).
         let memcg = if new {
             self.claim_swapin_charge(&folio)
+        } else if let Some(memcg) = self.take_swapin_charge(&folio) {
+            // A folio left in the swap cache charged (a writeback whose
+            // device write failed): the mapping takes its charge over.
+            memcg
         } else {
             // The cached folio's own charge went with its writeback; charge
             // the mapping to the faulting program's cgroup.
@@ -1131,15 +1135,19 @@ impl Kernel {
     /// address would belong to a folio freed without notice, settled at the
     /// next safe point).
     fn claim_swapin_charge(&self, folio: &FolioRef) -> MemcgRef {
+        self.take_swapin_charge(folio).unwrap_or_else(|| {
+            self.memcgs
+                .get(folio.memcg_id())
+                .unwrap_or_else(|| self.memcgs.root())
+        })
+    }
+
+    /// Removes and returns the recorded swap-in charge of `folio`, if any.
+    fn take_swapin_charge(&self, folio: &FolioRef) -> Option<MemcgRef> {
         let addr = KArc::as_ptr(folio) as usize;
         let mut v = lock(&self.swapin_charges);
-        match v.iter().rposition(|(a, _)| *a == addr) {
-            Some(pos) => v.remove(pos).1,
-            None => self
-                .memcgs
-                .get(folio.memcg_id())
-                .unwrap_or_else(|| self.memcgs.root()),
-        }
+        let pos = v.iter().rposition(|(a, _)| *a == addr)?;
+        Some(v.remove(pos).1)
     }
 
     /// `swap_entry_free`: the slot is free; zswap drops its copy, the device
