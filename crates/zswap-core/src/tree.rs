@@ -61,6 +61,20 @@ struct TreeInner {
     nr: usize,
 }
 
+impl TreeInner {
+    /// The entry at `offset`, if any.
+    fn get(&self, offset: u64) -> Option<EntryPtr> {
+        let (l, s) = split(offset);
+        self.leaves
+            .get(l)?
+            .as_ref()?
+            .slots
+            .get(s)
+            .copied()
+            .flatten()
+    }
+}
+
 /// One tree: the entries of [`TREE_PAGES`] consecutive swap slots.
 pub(crate) struct ZswapTree {
     inner: Mutex<TreeInner>,
@@ -96,16 +110,7 @@ impl ZswapTree {
 
     /// Does the slot at `offset` hold an entry? (Identity only.)
     pub(crate) fn load(&self, offset: u64) -> Option<EntryPtr> {
-        let (l, s) = split(offset);
-        let inner = self.inner.lock();
-        inner
-            .leaves
-            .get(l)?
-            .as_ref()?
-            .slots
-            .get(s)
-            .copied()
-            .flatten()
+        self.inner.lock().get(offset)
     }
 
     /// Would a store at `offset` need a new leaf?
@@ -249,16 +254,8 @@ impl ZswapTree {
         offset: u64,
         f: impl FnOnce(&crate::entry::ZswapEntry) -> R,
     ) -> Option<R> {
-        let (l, s) = split(offset);
         let inner = self.inner.lock();
-        let p = inner
-            .leaves
-            .get(l)?
-            .as_ref()?
-            .slots
-            .get(s)
-            .copied()
-            .flatten()?;
+        let p = inner.get(offset)?;
         // SAFETY: by the tree invariant `p` is live while it is in the tree,
         // and it cannot leave the tree while we hold the lock.
         Some(f(unsafe { p.0.as_ref() }))
