@@ -977,31 +977,30 @@ impl Kernel {
         // swap_writeout: zswap first.
         let stored = self.zswap.store(&folio).is_ok();
         if !stored {
-            if self.zswap_enabled() && !memcg.zswap_writeback_enabled() {
-                // memory.zswap.writeback = 0: do not write to the device;
-                // the page stays in RAM (AOP_WRITEPAGE_ACTIVATE). Give the
-                // slot back (this frees it: slot_freed runs).
-                self.counters
-                    .pgactivate_wb_disabled
-                    .fetch_add(1, Ordering::Relaxed);
+            // The page stays in RAM: give the slot back (this frees it:
+            // slot_freed runs) and map the page again.
+            let keep_page = |folio: FolioRef, memcg: MemcgRef| {
                 memcg.swap_uncharge(1);
                 let _ = self.swap.swap_free(entry);
                 self.swap.delete_from_swap_cache(&folio);
                 folio.unlock();
                 remap(folio, memcg);
-                return false;
+                false
+            };
+            if self.zswap_enabled() && !memcg.zswap_writeback_enabled() {
+                // memory.zswap.writeback = 0: do not write to the device
+                // (AOP_WRITEPAGE_ACTIVATE).
+                self.counters
+                    .pgactivate_wb_disabled
+                    .fetch_add(1, Ordering::Relaxed);
+                return keep_page(folio, memcg);
             }
             let w = folio
                 .with_page(0, |p| self.backend.write_page(entry, p))
                 .and_then(|r| r);
             if w.is_err() {
                 // Device error: keep the page.
-                memcg.swap_uncharge(1);
-                let _ = self.swap.swap_free(entry);
-                self.swap.delete_from_swap_cache(&folio);
-                folio.unlock();
-                remap(folio, memcg);
-                return false;
+                return keep_page(folio, memcg);
             }
             self.counters.pswpout.fetch_add(1, Ordering::Relaxed);
             memcg.count_event(MemcgEvent::Pswpout, 1);
