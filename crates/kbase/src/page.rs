@@ -352,4 +352,29 @@ mod tests {
         );
         assert_eq!(is_same_filled(&[1, 1, 1, 1, 1, 1, 1, 1, 2]), None);
     }
+
+    /// A page that differs from its fill in any one byte, at any position
+    /// (first word, last word, last byte, every byte lane of a word), is
+    /// not same-filled. Miri checks a sample of the positions.
+    #[test]
+    fn same_filled_detection_sees_every_byte_position() {
+        let step = if cfg!(miri) { 61 } else { 1 };
+        for word in [0u64, u64::MAX, 0xabab_abab_abab_abab, 0x0102_0304_0506_0708] {
+            let mut p = [0u8; PAGE_SIZE];
+            for c in p.chunks_exact_mut(8) {
+                c.copy_from_slice(&word.to_ne_bytes());
+            }
+            assert_eq!(is_same_filled(&p), Some(word));
+            let positions = (0..PAGE_SIZE)
+                .step_by(step)
+                .chain(PAGE_SIZE - 8..PAGE_SIZE)
+                .chain(0..8);
+            for i in positions {
+                p[i] ^= 0x10;
+                assert_eq!(is_same_filled(&p), None, "byte {i} of fill {word:#x}");
+                p[i] ^= 0x10;
+            }
+            assert_eq!(is_same_filled(&p), Some(word));
+        }
+    }
 }

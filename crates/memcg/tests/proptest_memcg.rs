@@ -30,7 +30,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => any::<usize>().prop_map(Op::Create),
         4 => (any::<usize>(), 1u64..4).prop_map(|(i, n)| Op::Charge(i, n)),
         2 => any::<usize>().prop_map(Op::Uncharge),
-        3 => (any::<usize>(), 1usize..=PAGE_SIZE).prop_map(|(i, s)| Op::ZswapCharge(i, s)),
+        // A raw (incompressible) page is charged with exactly PAGE_SIZE.
+        3 => (any::<usize>(), prop_oneof![3 => 1usize..PAGE_SIZE, 1 => Just(PAGE_SIZE)])
+            .prop_map(|(i, s)| Op::ZswapCharge(i, s)),
         2 => any::<usize>().prop_map(Op::ZswapUncharge),
         1 => (any::<usize>(), 1u64..4).prop_map(|(i, n)| Op::SwapCharge(i, n)),
         1 => any::<usize>().prop_map(Op::SwapUncharge),
@@ -116,6 +118,32 @@ impl Model {
                 _ => 0,
             })
             .sum()
+    }
+
+    /// (`zswapped`, `zswap_incomp`) in bytes: pages held in zswap and those
+    /// of them stored raw, charged to `i` itself (`local`) or to `i` and its
+    /// descendants.
+    fn zswapped(&self, i: usize, local: bool) -> (u64, u64) {
+        let mut t = (0, 0);
+        if !local && !self.nodes[i].online {
+            return t;
+        }
+        for r in &self.recs {
+            if let Rec::Zswap(_, s, o) = r {
+                let mine = if local {
+                    *o == i
+                } else {
+                    self.is_ancestor_or_self(i, *o)
+                };
+                if mine {
+                    t.0 += P;
+                    if *s == PAGE_SIZE {
+                        t.1 += P;
+                    }
+                }
+            }
+        }
+        t
     }
 
     fn hier_zswpout(&self, i: usize) -> u64 {
@@ -309,6 +337,9 @@ fn run(ops: Vec<Op>) {
         assert_eq!(n.handle.zswap_current(), 0);
         assert_eq!(n.handle.swap_current(), 0);
         assert_eq!(n.handle.stat_local().zswap, 0);
+        let (st, local) = (n.handle.stat(), n.handle.stat_local());
+        assert_eq!((st.zswapped, st.zswap_incomp), (0, 0), "{}", n.path);
+        assert_eq!((local.zswapped, local.zswap_incomp), (0, 0), "{}", n.path);
     }
 }
 
@@ -333,6 +364,19 @@ fn check(t: &MemcgTree, m: &Model) {
             n.path
         );
         assert_eq!(h.stat_local().zswpout, n.zswpout);
+        let (st, local) = (h.stat(), h.stat_local());
+        assert_eq!(
+            (st.zswapped, st.zswap_incomp),
+            m.zswapped(i, false),
+            "zswapped, zswap_incomp of {:?}",
+            n.path
+        );
+        assert_eq!(
+            (local.zswapped, local.zswap_incomp),
+            m.zswapped(i, true),
+            "local zswapped, zswap_incomp of {:?}",
+            n.path
+        );
         if n.linked {
             let found = t.lookup(&n.path).unwrap();
             assert!(std::ptr::eq(&*found, &**h));

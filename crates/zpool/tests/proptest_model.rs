@@ -64,6 +64,44 @@ fn max_ops() -> usize {
     if cfg!(miri) { 30 } else { 400 }
 }
 
+/// Checks every class's counters against a recount from the model: its
+/// objects are exactly the live handles of its sizes; an empty zspage is
+/// freed at once, so each zspage holds at least one object and none is left
+/// when the class is empty; a zspage has between one and its chain length of
+/// pages; and the classes' pages add up to the pool's.
+fn recount_classes(
+    p: &ZsPool<&HeapPageAllocator>,
+    model: &HashMap<Handle, Vec<u8>>,
+    pool_pages: usize,
+) -> Result<(), TestCaseError> {
+    let mut objects = vec![0usize; p.nr_classes()];
+    for d in model.values() {
+        objects[p.class_index(d.len()).unwrap()] += 1;
+    }
+    let mut pages = 0;
+    for (i, &expect) in objects.iter().enumerate() {
+        let c = p.class_stats(i).unwrap();
+        prop_assert_eq!(c.objects, expect, "objects of class {} ({} B)", i, c.size);
+        prop_assert!(c.zspages <= c.objects, "class {}: {:?}", i, c);
+        prop_assert!(
+            c.objects <= c.zspages * c.objs_per_zspage,
+            "class {}: {:?}",
+            i,
+            c
+        );
+        prop_assert!(c.zspages <= c.pages, "class {}: {:?}", i, c);
+        prop_assert!(
+            c.pages <= c.zspages * c.pages_per_zspage,
+            "class {}: {:?}",
+            i,
+            c
+        );
+        pages += c.pages;
+    }
+    prop_assert_eq!(pages, pool_pages, "the classes' pages add up to the pool's");
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -127,6 +165,7 @@ proptest! {
             prop_assert_eq!(st.objects, model.len());
             prop_assert_eq!(st.bytes_stored, model.values().map(Vec::len).sum::<usize>());
             prop_assert_eq!(st.pages, a.allocated_pages());
+            recount_classes(&p, &model, st.pages)?;
         }
         for (h, d) in &model {
             prop_assert_eq!(&p.read_with(*h, |x, y| [x, y].concat()).unwrap(), d);
