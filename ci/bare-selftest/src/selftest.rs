@@ -51,8 +51,9 @@ const RECLAIM_PAGES: usize = 24;
 
 type Check = core::result::Result<(), u8>;
 
+/// Check `code`: printed as it runs (`crate::checks`).
 fn ensure(ok: bool, code: u8) -> Check {
-    if ok { Ok(()) } else { Err(code) }
+    crate::checks::ensure(ok, code)
 }
 
 /// The kernel's objects, once booted.
@@ -196,16 +197,22 @@ enum Source {
 
 /// A fault on `swp`: a new swap-cache folio (charged), filled from zswap or
 /// the device, compared with `want`, mapped (the slot's count goes, freeing
-/// it) and then freed by the program (uncharged). Errors are round check
-/// numbers: 6 no folio, 7 zswap did not load, 18 zswap loaded a page it
-/// should not hold, 19 device read failed, 8/20 wrong data, 9 slot not
-/// freed.
-fn fault(k: &K, swp: SwpEntry, want: &[u8; PAGE_SIZE], from: Source) -> Check {
+/// it) and then freed by the program (uncharged). Its checks are round
+/// check numbers, turned into statuses by `code`: 6 no folio, 7 zswap did
+/// not load, 18 zswap loaded a page it should not hold, 19 device read
+/// failed, 8/20 wrong data, 9 slot not freed.
+fn fault(
+    k: &K,
+    swp: SwpEntry,
+    want: &[u8; PAGE_SIZE],
+    from: Source,
+    code: impl Fn(u8) -> u8,
+) -> Check {
     let (folio, new) = k
         .swap()
         .read_swap_cache_async(swp, Gfp::KERNEL, false)
-        .map_err(|_| 6)?;
-    ensure(new, 6)?;
+        .map_err(|_| code(6))?;
+    ensure(new, code(6))?;
     let filled = match (k.zswap.load(&folio), from) {
         (Ok(()), Source::Zswap) => Ok(()),
         (Err(Error::ENOENT), Source::Device) => {
@@ -216,10 +223,10 @@ fn fault(k: &K, swp: SwpEntry, want: &[u8; PAGE_SIZE], from: Source) -> Check {
                 folio.set_uptodate();
                 k.zswap.folio_swapin(&folio);
             }
-            r.map_err(|_| 19)
+            r.map_err(|_| code(19))
         }
-        (_, Source::Zswap) => Err(7),
-        (_, Source::Device) => Err(18),
+        (_, Source::Zswap) => Err(code(7)),
+        (_, Source::Device) => Err(code(18)),
     };
     if let Err(c) = filled {
         k.swap().delete_from_swap_cache(&folio);
@@ -237,8 +244,8 @@ fn fault(k: &K, swp: SwpEntry, want: &[u8; PAGE_SIZE], from: Source) -> Check {
     folio.unlock();
     // The program frees the page.
     uncharge_folio(&folio);
-    ensure(same, if from == Source::Zswap { 8 } else { 20 })?;
-    ensure(freed && k.swap().has_cache(swp) == Ok(false), 9)
+    ensure(same, code(if from == Source::Zswap { 8 } else { 20 }))?;
+    ensure(freed && k.swap().has_cache(swp) == Ok(false), code(9))
 }
 
 /// `memory.current` of the cgroup is exactly its zswap bytes: no swap-in
@@ -289,7 +296,7 @@ fn round(k: &K, base: u8, n: usize, salt: u64) -> Check {
     for (i, slot) in slots.iter_mut().enumerate().step_by(4) {
         let Some(swp) = *slot else { continue };
         fill(i, salt, &mut page);
-        fault(k, swp, &page, Source::Zswap).map_err(fail)?;
+        fault(k, swp, &page, Source::Zswap, fail)?;
         ensure(!z.is_present(swp), fail(11))?;
         *slot = None;
         loaded += 1;
@@ -340,7 +347,7 @@ fn round(k: &K, base: u8, n: usize, salt: u64) -> Check {
             continue;
         }
         fill(i, salt, &mut page);
-        fault(k, swp, &page, Source::Device).map_err(fail)?;
+        fault(k, swp, &page, Source::Device, fail)?;
         *slot = None;
         read += 1;
     }
@@ -462,7 +469,7 @@ fn reclaim_from_fault(k: &K) -> Check {
             Source::Device
         };
         fill(i, SALT, &mut page);
-        fault(k, swp, &page, from).map_err(|_| 110)?;
+        fault(k, swp, &page, from, |_| 110)?;
     }
     ensure(Events::get(&EVENTS.stuck_waits) == 0, 111)?;
     ensure(k.cg.memory_current() == 0 && k.cg.zswap_current() == 0, 112)
