@@ -8,7 +8,9 @@
 //! every page that `/proc/PID/mem` lets us read. The sample is spread
 //! uniformly over all candidates. Reading another process's memory needs
 //! ptrace rights over it (same user and `kernel.yama.ptrace_scope` 0, or
-//! root); without them the command fails with a clear message.
+//! root with `CAP_SYS_PTRACE`); without them the command fails and says
+//! what the kernel denied (its ptrace access check, the errno) and what
+//! this process holds.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -73,18 +75,106 @@ pub fn anon_mappings(maps: &str) -> Vec<Mapping> {
     out
 }
 
-fn not_permitted(what: &str, pid: u32, e: &io::Error) -> String {
-    if e.kind() == io::ErrorKind::PermissionDenied {
-        format!(
-            "cannot read {what} of process {pid}: permission denied. Reading another process's memory \
-             needs ptrace rights over it: run as root, or as the same user with \
-             /proc/sys/kernel/yama/ptrace_scope set to 0"
-        )
-    } else if e.kind() == io::ErrorKind::NotFound {
-        format!("no process {pid} ({what}: {e})")
-    } else {
-        format!("cannot read {what} of process {pid}: {e}")
+/// What this process may do about another's memory, for messages: its
+/// effective uid, whether it holds `CAP_SYS_PTRACE`, and Yama's
+/// `ptrace_scope` (None where Yama is absent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PtraceRights {
+    /// Effective user id.
+    pub euid: u32,
+    /// `CAP_SYS_PTRACE` is in the effective set.
+    pub cap_sys_ptrace: bool,
+    /// `/proc/sys/kernel/yama/ptrace_scope`.
+    pub yama_scope: Option<u32>,
+}
+
+impl PtraceRights {
+    /// This process's rights.
+    pub fn current() -> PtraceRights {
+        const CAP_SYS_PTRACE: u32 = 19;
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+                .map(str::to_string)
+        };
+        let euid = field("Uid:")
+            .and_then(|v| v.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(u32::MAX);
+        let cap_sys_ptrace = field("CapEff:")
+            .and_then(|v| u64::from_str_radix(&v, 16).ok())
+            .is_some_and(|caps| caps >> CAP_SYS_PTRACE & 1 == 1);
+        let yama_scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+            .ok()
+            .and_then(|v| v.trim().parse().ok());
+        PtraceRights {
+            euid,
+            cap_sys_ptrace,
+            yama_scope,
+        }
     }
+}
+
+fn errno_name(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EPERM) => "EPERM".into(),
+        Some(libc::EACCES) => "EACCES".into(),
+        Some(libc::ESRCH) => "ESRCH".into(),
+        Some(n) => format!("errno {n}"),
+        None => e.kind().to_string(),
+    }
+}
+
+/// The message for a failed read of `what` (`/proc/PID/maps` or `mem`) of
+/// process `pid`: what the kernel denied and why it may have, given this
+/// process's `rights`; a remedy only where one is left to take.
+pub fn denied_message(what: &str, pid: u32, e: &io::Error, rights: PtraceRights) -> String {
+    if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) {
+        return format!("no process {pid} ({what}: {e})");
+    }
+    if e.kind() != io::ErrorKind::PermissionDenied {
+        return format!("cannot read {what} of process {pid}: {e}");
+    }
+    let check = if what.ends_with("mem") {
+        "PTRACE_MODE_ATTACH"
+    } else {
+        "PTRACE_MODE_READ"
+    };
+    let yama = match rights.yama_scope {
+        Some(n) => format!("Yama ptrace_scope is {n}"),
+        None => "Yama is not present".into(),
+    };
+    let head = format!(
+        "cannot read {what} of process {pid}: the kernel's ptrace access check ({check}) denied it ({})",
+        errno_name(e)
+    );
+    if rights.euid == 0 && rights.cap_sys_ptrace {
+        format!(
+            "{head}, although this process runs as root with CAP_SYS_PTRACE ({yama}): the target is \
+             out of its reach: in a user namespace this one does not own (a sandbox or \
+             container), not dumpable, or protected by a security module"
+        )
+    } else if rights.euid == 0 {
+        format!(
+            "{head}: this process runs as root but without CAP_SYS_PTRACE (dropped, as in \
+             most sandboxes and containers; {yama})"
+        )
+    } else {
+        let scope_hint = match rights.yama_scope {
+            Some(0) | None => String::new(),
+            Some(n) => format!(", or as the same user once Yama ptrace_scope ({n}) is 0"),
+        };
+        format!(
+            "{head}: reading another process's memory needs ptrace rights over it: run as its \
+             user{scope_hint}, or as root with CAP_SYS_PTRACE"
+        )
+    }
+}
+
+fn not_permitted(what: &str, pid: u32, e: &io::Error) -> String {
+    denied_message(what, pid, e, PtraceRights::current())
 }
 
 /// Captures up to `max_pages` pages of process `pid` into `out`.
@@ -94,15 +184,15 @@ pub fn capture(pid: u32, out: &Path, max_pages: u64) -> Result<CaptureSummary, S
     }
     let proc = format!("/proc/{pid}");
     let maps = std::fs::read_to_string(format!("{proc}/maps"))
-        .map_err(|e| not_permitted("/proc/PID/maps", pid, &e))?;
+        .map_err(|e| not_permitted(&format!("{proc}/maps"), pid, &e))?;
     let mappings = anon_mappings(&maps);
     if mappings.is_empty() {
         return Err(format!(
             "process {pid} has no private writable anonymous mappings"
         ));
     }
-    let mem =
-        File::open(format!("{proc}/mem")).map_err(|e| not_permitted("/proc/PID/mem", pid, &e))?;
+    let mem = File::open(format!("{proc}/mem"))
+        .map_err(|e| not_permitted(&format!("{proc}/mem"), pid, &e))?;
 
     // Candidate pages: resident ones if pagemap says so (read in chunks:
     // some programs reserve many GiB of address space they never touch).
@@ -192,7 +282,7 @@ pub fn capture(pid: u32, out: &Path, max_pages: u64) -> Result<CaptureSummary, S
     if written == 0 {
         let _ = std::fs::remove_file(out);
         let e = first_err.unwrap_or_else(|| io::Error::other("nothing readable"));
-        return Err(not_permitted("/proc/PID/mem", pid, &e));
+        return Err(not_permitted(&format!("{proc}/mem"), pid, &e));
     }
     Ok(CaptureSummary {
         mappings: mappings.len(),
@@ -227,6 +317,46 @@ mod tests {
                 end: 0x7f0000004000
             }
         );
+    }
+
+    #[test]
+    fn a_denied_read_says_what_was_denied_and_no_remedy_already_taken() {
+        let denied = io::Error::from_raw_os_error(libc::EACCES);
+        let root = PtraceRights {
+            euid: 0,
+            cap_sys_ptrace: true,
+            yama_scope: None,
+        };
+        let m = denied_message("/proc/1/mem", 1, &denied, root);
+        assert!(
+            m.contains("ptrace access check (PTRACE_MODE_ATTACH)"),
+            "{m}"
+        );
+        assert!(m.contains("EACCES") && m.contains("CAP_SYS_PTRACE"), "{m}");
+        assert!(!m.contains("run as root"), "{m}");
+        let m = denied_message(
+            "/proc/1/maps",
+            1,
+            &io::Error::from_raw_os_error(libc::EPERM),
+            PtraceRights {
+                cap_sys_ptrace: false,
+                yama_scope: Some(3),
+                ..root
+            },
+        );
+        assert!(m.contains("PTRACE_MODE_READ") && m.contains("EPERM"), "{m}");
+        assert!(m.contains("without CAP_SYS_PTRACE") && m.contains("ptrace_scope is 3"));
+        assert!(!m.contains("run as root"), "{m}");
+        let user = PtraceRights {
+            euid: 1000,
+            cap_sys_ptrace: false,
+            yama_scope: Some(1),
+        };
+        let m = denied_message("/proc/1/mem", 1, &denied, user);
+        assert!(m.contains("as root with CAP_SYS_PTRACE"), "{m}");
+        assert!(m.contains("ptrace_scope (1) is 0"), "{m}");
+        let gone = io::Error::from_raw_os_error(libc::ESRCH);
+        assert!(denied_message("/proc/9/maps", 9, &gone, user).starts_with("no process 9"));
     }
 
     #[test]

@@ -16,9 +16,22 @@
 //! A plain reference reads the snapshot taken right after the step that
 //! holds the expectation; `@LABEL.` reads the snapshot of the step labelled
 //! LABEL (an earlier step).
+//!
+//! Limits: an expression is at most [`MAX_EXPR_BYTES`] bytes, with at most
+//! [`MAX_OPERANDS`] numbers and counters and at most [`MAX_DEPTH`] nested
+//! parentheses. Past them parsing fails with a reason; within them the
+//! tree is at most `MAX_OPERANDS` deep, so evaluating and dropping it
+//! recurse a bounded number of times.
 
 use crate::stats::Snapshot;
 use std::collections::HashMap;
+
+/// The longest expression or expectation text, in bytes.
+pub const MAX_EXPR_BYTES: usize = 4096;
+/// The most numbers and counters in one expectation or expression.
+pub const MAX_OPERANDS: usize = 256;
+/// The deepest nesting of parentheses.
+pub const MAX_DEPTH: usize = 32;
 
 /// A comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,7 +109,14 @@ enum Tok {
 }
 
 fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
+    if s.len() > MAX_EXPR_BYTES {
+        return Err(format!(
+            "too long: {} bytes (at most {MAX_EXPR_BYTES})",
+            s.len()
+        ));
+    }
     let mut out = Vec::new();
+    let mut operands = 0usize;
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;
     while i < chars.len() {
@@ -145,6 +165,14 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
                     i += 1;
                 }
                 let w: String = chars[start..i].iter().collect();
+                if w != "-" && w != "/" {
+                    operands += 1;
+                    if operands > MAX_OPERANDS {
+                        return Err(format!(
+                            "too many terms: more than {MAX_OPERANDS} numbers and counters"
+                        ));
+                    }
+                }
                 if w == "-" || w == "/" {
                     out.push(Tok::Op(w.chars().next().unwrap_or('-')));
                 } else if w.starts_with(|c: char| c.is_ascii_digit()) {
@@ -170,6 +198,8 @@ fn parse_number(w: &str) -> Result<f64, String> {
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    /// Parentheses open around the current position.
+    depth: usize,
 }
 
 impl Parser {
@@ -202,7 +232,12 @@ impl Parser {
             Some(Tok::Num(v)) => Ok(Expr::Num(v)),
             Some(Tok::Word(w)) => parse_ref(&w).map(Expr::Ref),
             Some(Tok::LParen) => {
+                if self.depth >= MAX_DEPTH {
+                    return Err(format!("parentheses nested too deep (at most {MAX_DEPTH})"));
+                }
+                self.depth += 1;
                 let e = self.expr()?;
+                self.depth -= 1;
                 match self.next() {
                     Some(Tok::RParen) => Ok(e),
                     _ => Err("missing ')'".into()),
@@ -241,7 +276,11 @@ fn parse_ref(w: &str) -> Result<StatRef, String> {
 /// as `"= @full.a.memory.zswap.current / 2"`).
 pub fn parse_expr(text: &str) -> Result<Expr, String> {
     let toks = tokenize(text)?;
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let e = p.expr()?;
     if p.pos < p.toks.len() {
         return Err(format!(
@@ -250,6 +289,32 @@ pub fn parse_expr(text: &str) -> Result<Expr, String> {
         ));
     }
     Ok(e)
+}
+
+/// `s` quoted for a message, cut after 60 characters when it is long.
+pub fn quote_short(s: &str) -> String {
+    if s.len() <= 80 {
+        return format!("{s:?}");
+    }
+    let head: String = s.chars().take(60).collect();
+    format!("{head:?}... ({} bytes)", s.len())
+}
+
+/// Every counter reference of an expression, for validation.
+pub fn expr_refs(e: &Expr) -> Vec<&StatRef> {
+    fn walk<'a>(e: &'a Expr, out: &mut Vec<&'a StatRef>) {
+        match e {
+            Expr::Num(_) => {}
+            Expr::Ref(r) => out.push(r),
+            Expr::Bin(a, _, b) => {
+                walk(a, out);
+                walk(b, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(e, &mut out);
+    out
 }
 
 /// Evaluates an expression against `now` and the labelled snapshots.
@@ -265,7 +330,11 @@ impl Expectation {
     /// Parses one expectation.
     pub fn parse(text: &str) -> Result<Expectation, String> {
         let toks = tokenize(text)?;
-        let mut p = Parser { toks, pos: 0 };
+        let mut p = Parser {
+            toks,
+            pos: 0,
+            depth: 0,
+        };
         let lhs = p.expr()?;
         let cmp = match p.next() {
             Some(Tok::Cmp(c)) => c,
@@ -288,19 +357,8 @@ impl Expectation {
 
     /// Every counter reference, for validation.
     pub fn refs(&self) -> Vec<&StatRef> {
-        fn walk<'a>(e: &'a Expr, out: &mut Vec<&'a StatRef>) {
-            match e {
-                Expr::Num(_) => {}
-                Expr::Ref(r) => out.push(r),
-                Expr::Bin(a, _, b) => {
-                    walk(a, out);
-                    walk(b, out);
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.lhs, &mut out);
-        walk(&self.rhs, &mut out);
+        let mut out = expr_refs(&self.lhs);
+        out.extend(expr_refs(&self.rhs));
         out
     }
 
@@ -411,6 +469,33 @@ mod tests {
         assert!(t("a/b.memory.swap.peak >= 400K - 4096 * (2 + 3)"));
         assert!(t("global.stored_pages / 4 == 25"));
         assert!(t("(1 + 2) * 3 == 9"));
+    }
+
+    #[test]
+    fn depth_and_length_are_bounded() {
+        let nest = |n: usize| format!("{}1{} > 0", "(".repeat(n), ")".repeat(n));
+        assert!(Expectation::parse(&nest(MAX_DEPTH)).is_ok());
+        let e = Expectation::parse(&nest(MAX_DEPTH + 1)).unwrap_err();
+        assert!(e.contains("nested too deep"), "{e}");
+        let chain = |n: usize| vec!["1"; n].join("+");
+        assert!(parse_expr(&chain(MAX_OPERANDS)).is_ok());
+        let e = parse_expr(&chain(MAX_OPERANDS + 1)).unwrap_err();
+        assert!(e.contains("too many terms"), "{e}");
+        // Counted over both sides of a comparison.
+        let e = Expectation::parse(&format!("{} == 1", chain(MAX_OPERANDS))).unwrap_err();
+        assert!(e.contains("too many terms"), "{e}");
+        let e = parse_expr(&nest(10_000)).unwrap_err();
+        assert!(e.contains("too long"), "{e}");
+        let e = parse_expr(&"1 + ".repeat(20_000)).unwrap_err();
+        assert!(e.contains("too long"), "{e}");
+        // The deepest tree the limits allow evaluates (and drops).
+        let e = parse_expr(&chain(MAX_OPERANDS)).unwrap();
+        let v = eval_expr(&e, &Snapshot::default(), &HashMap::new()).unwrap();
+        assert_eq!(v, MAX_OPERANDS as f64);
+        assert_eq!(
+            quote_short(&"x".repeat(100)).len(),
+            62 + " (100 bytes)".len() + 3
+        );
     }
 
     #[test]

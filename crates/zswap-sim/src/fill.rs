@@ -60,6 +60,31 @@ impl PageFile {
         self.data.len() / PAGE_SIZE
     }
 
+    /// Reads a page file (a regular file of at most
+    /// [`PAGE_FILE_MAX_BYTES`](crate::host::PAGE_FILE_MAX_BYTES)), without
+    /// the cache of [`load_page_file`].
+    pub fn load(path: &Path) -> Result<PageFile, String> {
+        let data = crate::host::read_regular_file(path, crate::host::PAGE_FILE_MAX_BYTES)
+            .map_err(|e| format!("page file {}: {e}", path.display()))?;
+        PageFile::from_bytes(path, data)
+    }
+
+    /// A page file from its bytes: whole 4 KiB pages, a trailing partial
+    /// page ignored; at least one page.
+    pub fn from_bytes(path: &Path, data: Vec<u8>) -> Result<PageFile, String> {
+        if data.len() < PAGE_SIZE {
+            return Err(format!(
+                "page file {} holds no whole 4 KiB page ({} bytes)",
+                path.display(),
+                data.len()
+            ));
+        }
+        Ok(PageFile {
+            path: path.to_path_buf(),
+            data,
+        })
+    }
+
     fn page(&self, n: usize) -> &[u8] {
         let start = (n % self.nr_pages()) * PAGE_SIZE;
         &self.data[start..start + PAGE_SIZE]
@@ -75,19 +100,7 @@ pub fn load_page_file(path: &Path) -> Result<Arc<PageFile>, String> {
     if let Some(f) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(f.clone());
     }
-    let data = std::fs::read(path)
-        .map_err(|e| format!("cannot read page file {}: {e}", path.display()))?;
-    if data.len() < PAGE_SIZE {
-        return Err(format!(
-            "page file {} holds no whole 4 KiB page ({} bytes)",
-            path.display(),
-            data.len()
-        ));
-    }
-    let f = Arc::new(PageFile {
-        path: path.to_path_buf(),
-        data,
-    });
+    let f = Arc::new(PageFile::load(path)?);
     cache
         .lock()
         .unwrap_or_else(|e| e.into_inner())

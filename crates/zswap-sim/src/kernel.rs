@@ -339,14 +339,10 @@ impl Kernel {
         let memcgs = MemcgTree::new(Gfp::KERNEL).map_err(|e| format!("memcg tree: {e}"))?;
         let backend = match &cfg.swap_dir {
             None => Backend::Mem(Box::new(MemBackend::new())),
-            Some(dir) => {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("swap_file: cannot create {}: {e}", dir.display()))?;
-                Backend::File(Box::new(
-                    FileBackend::new(dir)
-                        .map_err(|e| format!("swap_file: {}: {e}", dir.display()))?,
-                ))
-            }
+            // The folder must exist: nothing is created outside it.
+            Some(dir) => Backend::File(Box::new(
+                FileBackend::new(dir).map_err(|e| format!("swap_file: {}: {e}", dir.display()))?,
+            )),
         };
         let swap = SwapSpace::new(SimSwap {
             alloc,

@@ -49,12 +49,15 @@
 //! - [`platform`]: the platform trait implementations and task context.
 //! - [`ram`]: the machine's RAM (page frames and a free list).
 //! - [`scenario`], [`size`], [`fill`], [`expect`]: the scenario language.
+//! - [`host`]: reading the user's files safely, the host's memory, the
+//!   swap folder (checked before boot).
 //! - [`run`]: executes a scenario; [`stats`]: snapshots; [`report`]: text
 //!   and JSON output; [`capture`]: sampling a live process into a page file.
 
 pub mod capture;
 pub mod expect;
 pub mod fill;
+pub mod host;
 pub mod kernel;
 pub mod platform;
 pub mod ram;

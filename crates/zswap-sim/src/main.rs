@@ -98,11 +98,7 @@ fn main() {
             }
             Err(e) => {
                 eprintln!("zswap-sim capture: {e}");
-                if e.contains("permission denied") {
-                    1
-                } else {
-                    2
-                }
+                2
             }
         },
     };

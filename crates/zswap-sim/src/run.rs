@@ -181,9 +181,25 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> RunReport {
         zswap_params: Vec::new(),
         skip_if_exists: sc.zswap.skip_if_exists && !opts.no_skip_if_exists,
     };
+    if let Err(e) = check_machine(sc) {
+        return report.fail_scenario(e);
+    }
     let k = match Kernel::boot(&cfg) {
         Ok(k) => k,
-        Err(e) => return report.fail_scenario(sc.error_at(0, e)),
+        Err(e) => {
+            // Name the value the failure comes from.
+            let m = &sc.machine;
+            let at = if e.starts_with("swap_file") {
+                m.at.swap_file
+            } else if e.contains("swapon") {
+                m.at.swap
+            } else if e.contains("RAM") {
+                m.at.ram
+            } else {
+                (0, 0)
+            };
+            return report.fail_scenario(sc.error_at_pos(at, e));
+        }
     };
     for (name, value, line) in &sc.zswap.params {
         if let Err(e) = k.zswap.set_param(name, value) {
@@ -193,8 +209,11 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> RunReport {
         }
     }
     for c in &sc.cgroups {
-        let settings: Vec<(String, String)> = c
-            .settings
+        let settings = match resolve_settings(sc, &k, &c.settings, &HashMap::new()) {
+            Ok(s) => s,
+            Err(e) => return finish(report, &k, start).fail_scenario(e),
+        };
+        let settings: Vec<(String, String)> = settings
             .iter()
             .map(|(k, v, _)| (k.clone(), v.clone()))
             .collect();
@@ -228,12 +247,9 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> RunReport {
                 p(base_done + n, total_work);
             }
         };
-        let result = match resolve_values(&k, &step.action, &labelled) {
+        let result = match resolve_values(sc, &k, &step.action, &labelled) {
             Ok(a) => execute(&k, &a, &mut tick),
-            Err(reason) => {
-                let err = sc.error_at(step.line, reason);
-                return finish(report, &k, start).fail_scenario(err);
-            }
+            Err(err) => return finish(report, &k, start).fail_scenario(err),
         };
         done += step.action.work(&region_pages_now(&k, &step.action));
         if let Some(p) = &opts.progress {
@@ -277,7 +293,13 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> RunReport {
                         checked.push(c);
                     }
                     Err(reason) => {
-                        let err = sc.error_at(*line, format!("expectation {:?}: {reason}", e.text));
+                        let err = sc.error_at(
+                            *line,
+                            format!(
+                                "expectation {}: {reason}",
+                                crate::expect::quote_short(&e.text)
+                            ),
+                        );
                         report.steps.push(step_report(
                             step,
                             result_name,
@@ -415,42 +437,96 @@ fn finish(mut report: RunReport, k: &Arc<Kernel>, start: Instant) -> RunReport {
     report
 }
 
-/// Evaluates computed `set` values (`"= EXPR"`) into byte counts.
-fn resolve_values(
+/// Checks the host can run the machine: RAM it can back, a swap folder
+/// that exists and takes files. Each error names the value's line.
+fn check_machine(sc: &Scenario) -> Result<(), ScenarioError> {
+    let m = &sc.machine;
+    crate::host::check_ram(
+        m.ram_pages.saturating_mul(PAGE_SIZE as u64),
+        crate::host::available_memory(),
+    )
+    .map_err(|e| sc.error_at_pos(m.at.ram, e))?;
+    if let Some(dir) = &m.swap_file {
+        // The machine has one swap device, type 0: `swap.0` in the folder.
+        crate::host::check_swap_folder(dir, "swap.0")
+            .map_err(|e| sc.error_at_pos(m.at.swap_file, e))?;
+    }
+    Ok(())
+}
+
+/// Evaluates the computed values (`"= EXPR"`, in bytes) of cgroup
+/// settings `(memcg file, value, line)` into what the file takes; an
+/// error names the value's line.
+fn resolve_settings(
+    sc: &Scenario,
     k: &Kernel,
-    a: &Action,
+    values: &[(String, String, usize)],
     labelled: &HashMap<String, Snapshot>,
-) -> Result<Action, String> {
-    let Action::Set {
-        cgroup: Some(c),
-        values,
-    } = a
-    else {
-        return Ok(a.clone());
-    };
+) -> Result<Vec<(String, String, usize)>, ScenarioError> {
     if !values.iter().any(|(_, v, _)| v.starts_with('=')) {
-        return Ok(a.clone());
+        return Ok(values.to_vec());
     }
     let now = snapshot(k);
     let mut out = Vec::new();
     for (f, v, line) in values {
         let v = match v.strip_prefix('=') {
             Some(e) => {
-                let expr = crate::expect::parse_expr(e)?;
-                let x = crate::expect::eval_expr(&expr, &now, labelled)
-                    .map_err(|r| format!("{f} = {v:?}: {r}"))?;
-                if !(0.0..1e18).contains(&x) {
-                    return Err(format!("{f} = {v:?} gives {x}, not a size"));
-                }
-                (x as u64).to_string()
+                let err = |r: String| {
+                    sc.error_at_value(
+                        *line,
+                        v,
+                        format!("{f} = {}: {r}", crate::expect::quote_short(v)),
+                    )
+                };
+                let expr = crate::expect::parse_expr(e).map_err(err)?;
+                let x = crate::expect::eval_expr(&expr, &now, labelled).map_err(err)?;
+                computed_value(f, x).map_err(err)?
             }
             None => v.clone(),
         };
         out.push((f.clone(), v, *line));
     }
-    Ok(Action::Set {
-        cgroup: Some(c.clone()),
-        values: out,
+    Ok(out)
+}
+
+/// What memcg file `file` takes for a computed value `x`.
+fn computed_value(file: &str, x: f64) -> Result<String, String> {
+    if file == "memory.zswap.writeback" {
+        return if x == 0.0 || x == 1.0 {
+            Ok((x as u64).to_string())
+        } else {
+            Err(format!(
+                "gives {}; memory.zswap.writeback takes 0 or 1",
+                fmt_f(x)
+            ))
+        };
+    }
+    if !(0.0..1e18).contains(&x) {
+        return Err(format!("gives {}, not a size in bytes", fmt_f(x)));
+    }
+    Ok((x as u64).to_string())
+}
+
+/// Evaluates the computed values of a `set` or `create_cgroup` step.
+fn resolve_values(
+    sc: &Scenario,
+    k: &Kernel,
+    a: &Action,
+    labelled: &HashMap<String, Snapshot>,
+) -> Result<Action, ScenarioError> {
+    Ok(match a {
+        Action::Set {
+            cgroup: Some(c),
+            values,
+        } => Action::Set {
+            cgroup: Some(c.clone()),
+            values: resolve_settings(sc, k, values, labelled)?,
+        },
+        Action::CreateCgroup { path, settings } => Action::CreateCgroup {
+            path: path.clone(),
+            settings: resolve_settings(sc, k, settings, labelled)?,
+        },
+        _ => a.clone(),
     })
 }
 

@@ -41,7 +41,7 @@ use kbase::Error;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::expect::Expectation;
+use crate::expect::{Expectation, quote_short};
 use crate::fill::Fill;
 use crate::size::{bytes_to_pages, parse_bytes, parse_limit};
 
@@ -84,12 +84,27 @@ pub struct Machine {
     pub ram_pages: u64,
     /// Swap device size in pages.
     pub swap_pages: u64,
-    /// Back the swap device with this file instead of memory.
+    /// Keep the swap device in `swap.0` in this existing folder instead of
+    /// memory.
     pub swap_file: Option<PathBuf>,
     /// Simulated CPUs (per-CPU compression contexts).
     pub cpus: usize,
     /// Seed of every generated page.
     pub seed: u64,
+    /// Where `ram`, `swap` and `swap_file` are written, as 1-based
+    /// (line, column); (0, 0) for a default.
+    pub at: MachinePositions,
+}
+
+/// Where the `[machine]` values are written, for errors found at boot.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MachinePositions {
+    /// `ram =`.
+    pub ram: (usize, usize),
+    /// `swap =`.
+    pub swap: (usize, usize),
+    /// `swap_file =`.
+    pub swap_file: (usize, usize),
 }
 
 /// zswap's settings at boot (unset ones keep zswap-core's defaults).
@@ -396,11 +411,50 @@ fn size_value(cx: &Ctx, v: &Spanned<toml::Value>, what: &str) -> Result<u64, Sce
     parse_bytes(&text).map_err(|e| cx.err(v.span(), format!("{what}: {e}")))
 }
 
+/// What a computed value or an expectation may read: the labels of earlier
+/// steps (and the step's own, for expectations), the cgroups that exist
+/// when it is evaluated, and every cgroup that ever existed (for `@LABEL.`
+/// references to a snapshot taken before a cgroup was removed).
+struct Visible<'a> {
+    labels: &'a HashSet<String>,
+    own_label: Option<&'a str>,
+    known: &'a HashSet<String>,
+    ever_known: &'a HashSet<String>,
+}
+
+impl Visible<'_> {
+    fn check(&self, refs: &[&crate::expect::StatRef]) -> Result<(), String> {
+        for r in refs {
+            if let Some(l) = &r.label
+                && !self.labels.contains(l)
+                && self.own_label != Some(l.as_str())
+            {
+                return Err(format!("no earlier step is labelled {l:?}"));
+            }
+            let exists = if r.label.is_some() {
+                self.ever_known.contains(&r.scope)
+            } else {
+                self.known.contains(&r.scope)
+            };
+            if r.scope != "global" && r.scope != "root" && !exists {
+                return Err(format!("unknown cgroup {:?}", r.scope));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Checks and normalises a cgroup setting; returns (memcg file, value).
+/// A computed value (`"= EXPR"`) is kept as written, after checking that
+/// it parses and reads only what `vis` allows; it is evaluated in bytes
+/// right before the setting is applied (at boot for `[[cgroup]]`, when its
+/// step runs for `set` and `create_cgroup`).
 fn cgroup_setting(
     cx: &Ctx,
     key: &str,
     v: &Spanned<toml::Value>,
+    vis: &Visible,
+    when: &str,
 ) -> Result<(String, String), ScenarioError> {
     let text = value_text(v.get_ref()).ok_or_else(|| {
         cx.err(
@@ -415,7 +469,14 @@ fn cgroup_setting(
             .find(|(k, _)| *k == key)
             .map(|(_, f)| *f)
             .ok_or_else(|| cx.err(v.span(), format!("unknown cgroup setting {key:?} (expected memory_max, zswap_max or zswap_writeback)")))?;
-        crate::expect::parse_expr(expr).map_err(|e| cx.err(v.span(), format!("{key}: {e}")))?;
+        let e = crate::expect::parse_expr(expr)
+            .map_err(|e| cx.err(v.span(), format!("{key} = {}: {e}", quote_short(&text))))?;
+        vis.check(&crate::expect::expr_refs(&e)).map_err(|e| {
+            cx.err(
+                v.span(),
+                format!("{key} = {} (computed {when}): {e}", quote_short(&text)),
+            )
+        })?;
         return Ok((file.to_string(), text));
     }
     match key {
@@ -459,6 +520,12 @@ fn zswap_param(cx: &Ctx, key: &str, v: &Spanned<toml::Value>) -> Result<String, 
             format!("{key}: expected a string, number or boolean"),
         )
     })?;
+    if text.starts_with('=') && ZSWAP_PARAMS.contains(&key) {
+        return Err(cx.err(
+            v.span(),
+            format!("{key} = {}: zswap parameters take plain values; computed values (\"= ...\") are for cgroup settings (memory_max, zswap_max, zswap_writeback)", quote_short(&text)),
+        ));
+    }
     match key {
         "enabled" | "shrinker_enabled" => match text.as_str() {
             "1" | "true" | "Y" | "y" => Ok("Y".into()),
@@ -469,7 +536,10 @@ fn zswap_param(cx: &Ctx, key: &str, v: &Spanned<toml::Value>) -> Result<String, 
             "lz4" | "zstd" => Ok(text),
             _ => Err(cx.err(
                 v.span(),
-                format!("compressor: unknown {text:?} (expected lz4 or zstd)"),
+                format!(
+                    "compressor: unknown {} (expected lz4 or zstd)",
+                    quote_short(&text)
+                ),
             )),
         },
         "max_pool_percent" | "accept_threshold_percent" => match text.parse::<u32>() {
@@ -512,11 +582,30 @@ impl Scenario {
     /// Reads and parses a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
-        let src = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-            file: file.clone(),
-            line: 0,
-            col: 0,
-            reason: format!("cannot read: {e}"),
+        let bytes = crate::host::read_regular_file(path, crate::host::SCENARIO_MAX_BYTES).map_err(
+            |reason| ScenarioError {
+                file: file.clone(),
+                line: 0,
+                col: 0,
+                reason,
+            },
+        )?;
+        let src = String::from_utf8(bytes).map_err(|e| {
+            // Point at the first byte that is not UTF-8 (its line holds
+            // valid text up to there).
+            let good = e.utf8_error().valid_up_to();
+            let bytes = e.as_bytes();
+            let prefix = std::str::from_utf8(&bytes[..good]).unwrap_or("");
+            let (line, col) = line_col(prefix, good);
+            ScenarioError {
+                file: file.clone(),
+                line,
+                col,
+                reason: format!(
+                    "not UTF-8 text: byte 0x{:02x} at offset {good}",
+                    bytes.get(good).copied().unwrap_or(0)
+                ),
+            }
         })?;
         let base = path
             .parent()
@@ -562,6 +651,7 @@ impl Scenario {
             swap_file: None,
             cpus: 2,
             seed: 1,
+            at: MachinePositions::default(),
         };
         if let Some(m) = &raw.machine {
             let m = m.get_ref();
@@ -571,6 +661,7 @@ impl Scenario {
                     return Err(cx.err(v.span(), "ram: must be between 1M and 64G"));
                 }
                 machine.ram_pages = bytes_to_pages(b);
+                machine.at.ram = line_col(src, v.span().start);
             }
             if let Some(v) = &m.swap {
                 let b = size_value(&cx, v, "swap")?;
@@ -578,8 +669,16 @@ impl Scenario {
                     return Err(cx.err(v.span(), "swap: must be between 4K and 1T"));
                 }
                 machine.swap_pages = bytes_to_pages(b);
+                machine.at.swap = line_col(src, v.span().start);
             }
             if let Some(f) = &m.swap_file {
+                machine.at.swap_file = line_col(src, f.span().start);
+                if f.get_ref().is_empty() {
+                    return Err(cx.err(
+                        f.span(),
+                        "swap_file: empty (name the folder that holds the swap device's file)",
+                    ));
+                }
                 let p = Path::new(f.get_ref());
                 machine.swap_file = Some(if p.is_absolute() {
                     p.to_path_buf()
@@ -635,6 +734,11 @@ impl Scenario {
                     format!("cgroup {path:?}: its parent {parent:?} must be declared first"),
                 ));
             }
+            // Computed values read the machine as booted so far: the
+            // cgroups declared before this one.
+            let mut before = known.clone();
+            before.remove(&path);
+            let no_labels = HashSet::new();
             let mut settings = Vec::new();
             for (key, v) in [
                 ("memory_max", &c.memory_max),
@@ -642,7 +746,13 @@ impl Scenario {
                 ("zswap_writeback", &c.zswap_writeback),
             ] {
                 if let Some(v) = v {
-                    let (f, val) = cgroup_setting(&cx, key, v)?;
+                    let vis = Visible {
+                        labels: &no_labels,
+                        own_label: None,
+                        known: &before,
+                        ever_known: &before,
+                    };
+                    let (f, val) = cgroup_setting(&cx, key, v, &vis, "at boot, before any step")?;
                     settings.push((f, val, cx.line(&v.span())));
                 }
             }
@@ -789,7 +899,13 @@ impl Scenario {
                     for (k, v) in set.get_ref() {
                         let l = cx.line(&v.span());
                         if cgroup.is_some() {
-                            let (f, val) = cgroup_setting(&cx, k, v)?;
+                            let vis = Visible {
+                                labels: &labels,
+                                own_label: None,
+                                known: &known,
+                                ever_known: &ever_known,
+                            };
+                            let (f, val) = cgroup_setting(&cx, k, v, &vis, "when the step runs")?;
                             values.push((f, val, l));
                         } else {
                             values.push((k.clone(), zswap_param(&cx, k, v)?, l));
@@ -811,17 +927,32 @@ impl Scenario {
                             format!("create_cgroup {path:?}: unknown parent {parent:?}"),
                         ));
                     }
-                    if !known.insert(path.clone()) {
+                    if known.contains(&path) {
                         return Err(cx.err(c.span(), format!("cgroup {path:?} already exists")));
                     }
-                    ever_known.insert(path.clone());
+                    // Computed settings are evaluated right before the
+                    // cgroup is made: they read the cgroups that exist then.
                     let mut settings = Vec::new();
                     if let Some(set) = &s.set {
                         for (k, v) in set.get_ref() {
-                            let (f, val) = cgroup_setting(&cx, k, v)?;
+                            let vis = Visible {
+                                labels: &labels,
+                                own_label: None,
+                                known: &known,
+                                ever_known: &ever_known,
+                            };
+                            let (f, val) = cgroup_setting(
+                                &cx,
+                                k,
+                                v,
+                                &vis,
+                                "when the step runs, before the cgroup is made",
+                            )?;
                             settings.push((f, val, cx.line(&v.span())));
                         }
                     }
+                    known.insert(path.clone());
+                    ever_known.insert(path.clone());
                     Action::CreateCgroup { path, settings }
                 }
                 "remove_cgroup" => {
@@ -865,37 +996,24 @@ impl Scenario {
             };
             let mut expect = Vec::new();
             for e in &s.expect {
-                let parsed = Expectation::parse(e.get_ref())
-                    .map_err(|r| cx.err(e.span(), format!("expectation {:?}: {r}", e.get_ref())))?;
-                for r in parsed.refs() {
-                    if let Some(l) = &r.label
-                        && !labels.contains(l)
-                        && label.as_deref() != Some(l.as_str())
-                    {
-                        return Err(cx.err(
-                            e.span(),
-                            format!(
-                                "expectation {:?}: no earlier step is labelled {l:?}",
-                                e.get_ref()
-                            ),
-                        ));
-                    }
-                    let exists = if r.label.is_some() {
-                        ever_known.contains(&r.scope)
-                    } else {
-                        known.contains(&r.scope)
-                    };
-                    if r.scope != "global" && r.scope != "root" && !exists {
-                        return Err(cx.err(
-                            e.span(),
-                            format!(
-                                "expectation {:?}: unknown cgroup {:?}",
-                                e.get_ref(),
-                                r.scope
-                            ),
-                        ));
-                    }
-                }
+                let parsed = Expectation::parse(e.get_ref()).map_err(|r| {
+                    cx.err(
+                        e.span(),
+                        format!("expectation {}: {r}", quote_short(e.get_ref())),
+                    )
+                })?;
+                let vis = Visible {
+                    labels: &labels,
+                    own_label: label.as_deref(),
+                    known: &known,
+                    ever_known: &ever_known,
+                };
+                vis.check(&parsed.refs()).map_err(|r| {
+                    cx.err(
+                        e.span(),
+                        format!("expectation {}: {r}", quote_short(e.get_ref())),
+                    )
+                })?;
                 expect.push((parsed, cx.line(&e.span())));
             }
             if let Some(l) = &label {
@@ -930,14 +1048,60 @@ impl Scenario {
         })
     }
 
-    /// Builds an error pointing at `line` of this scenario.
-    pub fn error_at(&self, line: usize, reason: impl Into<String>) -> ScenarioError {
+    /// Builds an error at a (line, column) of [`MachinePositions`]; the file
+    /// alone for (0, 0).
+    pub fn error_at_pos(&self, at: (usize, usize), reason: impl Into<String>) -> ScenarioError {
         ScenarioError {
             file: self.file.clone(),
-            line,
-            col: if line > 0 { 1 } else { 0 },
+            line: at.0,
+            col: at.1,
             reason: reason.into(),
         }
+    }
+
+    /// Builds an error pointing at `line` of this scenario (at its first
+    /// character that is not a blank).
+    pub fn error_at(&self, line: usize, reason: impl Into<String>) -> ScenarioError {
+        let col = match self.line_text(line) {
+            Some(t) => t.chars().take_while(|c| c.is_whitespace()).count() + 1,
+            None => 0,
+        };
+        ScenarioError {
+            file: self.file.clone(),
+            line: if col > 0 { line } else { 0 },
+            col,
+            reason: reason.into(),
+        }
+    }
+
+    /// Builds an error pointing at the value `text` on `line` (at its
+    /// opening quote), or at the line when `text` is not found there.
+    pub fn error_at_value(
+        &self,
+        line: usize,
+        text: &str,
+        reason: impl Into<String>,
+    ) -> ScenarioError {
+        let mut e = self.error_at(line, reason);
+        if let Some(t) = self.line_text(line)
+            && !text.is_empty()
+            && let Some(at) = t.find(text)
+        {
+            let mut col = t[..at].chars().count() + 1;
+            if t[..at].ends_with(['"', '\'']) {
+                col -= 1;
+            }
+            e.col = col;
+        }
+        e
+    }
+
+    /// The text of 1-based `line` of the source.
+    fn line_text(&self, line: usize) -> Option<&str> {
+        if line == 0 {
+            return None;
+        }
+        self.source.lines().nth(line - 1)
     }
 }
 
@@ -1019,6 +1183,50 @@ expect_result = "EAGAIN"
         assert_eq!(e.line, 3);
         let e = parse("[machine\n").unwrap_err();
         assert_eq!(e.line, 1);
+    }
+
+    #[test]
+    fn computed_values_are_checked_where_they_stand() {
+        // Kept as written, evaluated when applied.
+        let s = parse("[[cgroup]]\nname = \"a\"\nzswap_max = \"= 4096 * 2\"\n").unwrap();
+        assert_eq!(s.cgroups[0].settings[0].1, "= 4096 * 2");
+        // A [[cgroup]] value is computed at boot: no labels, only the
+        // cgroups declared before it.
+        let e = parse("[[cgroup]]\nname = \"a\"\nmemory_max = \"= a.memory.max\"\n").unwrap_err();
+        assert_eq!((e.line, e.col), (3, 14), "{e}");
+        assert!(e.reason.contains("computed at boot") && e.reason.contains("unknown cgroup"));
+        // create_cgroup's settings: earlier labels, existing cgroups.
+        let e = parse(
+            "[[step]]\ncreate_cgroup = \"b\"\nset = { memory_max = \"= @nope.root.memory.max\" }\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.reason.contains("labelled \"nope\""), "{e}");
+        let s = parse("[[step]]\nshrink = true\nlabel = \"l\"\n[[step]]\ncreate_cgroup = \"b\"\nset = { memory_max = \"= @l.root.memory.current + 8M\" }\n")
+            .unwrap();
+        assert!(
+            matches!(&s.steps[1].action, Action::CreateCgroup { settings, .. } if settings[0].1.starts_with('='))
+        );
+        // zswap parameters take plain values only.
+        let e = parse("[zswap]\nmax_pool_percent = \"= 20\"\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.reason.contains("plain values"), "{e}");
+    }
+
+    #[test]
+    fn load_refuses_what_is_not_a_regular_utf8_file() {
+        let e = Scenario::load(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!((e.line, e.col), (0, 0));
+        assert!(e.reason.contains("character device"), "{e}");
+        let p = std::env::temp_dir().join(format!("zswap-sim-utf8-{}.toml", std::process::id()));
+        std::fs::write(&p, b"name = \"ok\"\n[machine]\nram = \"\xff\"\n").unwrap();
+        let e = Scenario::load(&p).unwrap_err();
+        assert_eq!((e.line, e.col), (3, 8), "{e}");
+        assert!(
+            e.reason.contains("not UTF-8") && e.reason.contains("0xff"),
+            "{e}"
+        );
+        let _ = std::fs::remove_file(&p);
     }
 
     #[test]

@@ -302,6 +302,8 @@ fn default_scenario_passes() {
 #[test]
 fn swap_device_in_files() {
     let dir = std::env::temp_dir().join(format!("zswap-sim-test-{}-swapdir", std::process::id()));
+    // The folder must exist (the simulator creates nothing outside it).
+    std::fs::create_dir_all(&dir).unwrap();
     let p = temp(
         "file.toml",
         &format!(
