@@ -590,15 +590,31 @@ impl Scenario {
                 reason,
             },
         )?;
-        let src = String::from_utf8(bytes).map_err(|e| {
+        let base = path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let stem = path
+            .file_stem()
+            .map_or_else(|| file.clone(), |s| s.to_string_lossy().into_owned());
+        Scenario::from_bytes(&bytes, &file, &base, &stem)
+    }
+
+    /// Parses a scenario file's bytes: UTF-8 text (an error points at the
+    /// first byte that is not), then [`Scenario::parse`].
+    pub fn from_bytes(
+        bytes: &[u8],
+        file: &str,
+        base: &Path,
+        default_name: &str,
+    ) -> Result<Scenario, ScenarioError> {
+        let src = std::str::from_utf8(bytes).map_err(|e| {
             // Point at the first byte that is not UTF-8 (its line holds
             // valid text up to there).
-            let good = e.utf8_error().valid_up_to();
-            let bytes = e.as_bytes();
+            let good = e.valid_up_to();
             let prefix = std::str::from_utf8(&bytes[..good]).unwrap_or("");
             let (line, col) = line_col(prefix, good);
             ScenarioError {
-                file: file.clone(),
+                file: file.to_string(),
                 line,
                 col,
                 reason: format!(
@@ -607,13 +623,7 @@ impl Scenario {
                 ),
             }
         })?;
-        let base = path
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let stem = path
-            .file_stem()
-            .map_or_else(|| file.clone(), |s| s.to_string_lossy().into_owned());
-        Scenario::parse(&src, &file, &base, &stem)
+        Scenario::parse(src, file, base, default_name)
     }
 
     /// The embedded default scenario.
