@@ -89,8 +89,9 @@ impl HandleParts {
 
 /// One slot of a class's handle table: where the object is now.
 ///
-/// 12 bytes; together with the zspage's 4-byte reverse-map entry this is all
-/// the per-object metadata (16 bytes), see the crate docs.
+/// 12 bytes (the reader count fills what was padding); together with the
+/// zspage's 4-byte reverse-map entry this is all the per-object metadata (16
+/// bytes), see the crate docs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct HandleEntry {
     /// Zspage id while allocated; the next free slot while free.
@@ -101,6 +102,9 @@ pub(crate) struct HandleEntry {
     pub(crate) size: u16,
     /// Bumped on every free, so stale handles miss.
     pub(crate) generation: u16,
+    /// Loads in flight on this object (pinned reads, see `state.rs`): while
+    /// non-zero the object is neither freed, written nor moved.
+    pub(crate) readers: u16,
 }
 
 /// A class's handle table: a vector of [`HandleEntry`] with a free list
@@ -177,6 +181,7 @@ impl HandleTable {
             obj,
             size,
             generation: 0,
+            readers: 0,
         });
         self.live += 1;
         Ok((slot, 0))
@@ -187,6 +192,15 @@ impl HandleTable {
     /// never handed out.
     pub(crate) fn get(&self, slot: u32, generation: u16) -> Result<&HandleEntry> {
         let e = self.entries.get(slot as usize).ok_or(Error::EINVAL)?;
+        if e.size == 0 || e.generation != generation {
+            return Err(Error::ENOENT);
+        }
+        Ok(e)
+    }
+
+    /// Like [`get`](HandleTable::get), mutably.
+    pub(crate) fn get_mut(&mut self, slot: u32, generation: u16) -> Result<&mut HandleEntry> {
+        let e = self.entries.get_mut(slot as usize).ok_or(Error::EINVAL)?;
         if e.size == 0 || e.generation != generation {
             return Err(Error::ENOENT);
         }

@@ -89,18 +89,36 @@
 //! It returns the pages freed, also counted in
 //! [`PoolStats::pages_compacted`]. Compaction allocates nothing.
 //!
+//! ## Loads without the class lock
+//!
+//! [`ZsPool::read_with`] (Linux's `zs_obj_read_begin` / `zs_obj_read_end`)
+//! takes the class lock only to find the object and *pin* it: a reader count
+//! in its handle entry (the two bytes that were padding) and one in its
+//! zspage. It drops the lock, runs the caller's closure on the object's
+//! bytes (zswap decompresses there), then takes the lock again for a moment
+//! to unpin. While an object is pinned, `free` and `write` of it fail with
+//! EBUSY (zswap never does either: an entry's owner loads it), and
+//! compaction neither moves objects out of nor into the pinned zspage nor
+//! trims it: it skips it, so a load never waits for compaction beyond one
+//! step's lock hold, and compaction never waits for a load. Everything else
+//! goes on in the pinned zspage: other objects are allocated, written and
+//! freed. Object bytes are therefore only ever reached through raw pointers
+//! confined to one object (`pages.rs`), never through a reference to a whole
+//! page, so concurrent writes of neighbours claim no byte the reader holds
+//! (Miri checks this in the tests).
+//!
 //! ## Lock order
 //!
 //! One lock per class. No two class locks are ever held together and the
 //! pool takes no other lock of its own under one. The page allocator is
 //! called with no lock held when it allocates; pages are given back (which
 //! never blocks) under the class lock, like Linux's `free_zspage`.
-//! [`ZsPool::read_with`] runs its closure under the class lock: the closure
-//! must not call back into the same pool, and whatever lock it takes (zswap
-//! decompresses there, under its per-CPU context lock) orders after the class
-//! lock: class lock -> caller's lock, never the reverse. The only pool-wide shared state is two relaxed atomic
-//! counters (pages held, pages compacted); object and byte counts live in
-//! each class, under its lock.
+//! [`ZsPool::read_with`] runs its closure with no pool lock held, so the
+//! closure's own locks (zswap's per-CPU decompression lock) do not nest with
+//! the class lock at all, and the closure may even call into the pool. The
+//! only pool-wide shared state is two relaxed atomic counters (pages held,
+//! pages compacted); object and byte counts live in each class, under its
+//! lock.
 //!
 //! ## Module map
 //!
@@ -206,6 +224,18 @@ pub struct ClassStats {
 struct Class {
     info: SizeClass,
     state: Mutex<ClassState>,
+}
+
+/// An object pinned by a load in flight; dropping it unpins.
+struct Pinned<'a> {
+    class: &'a Class,
+    slot: u32,
+}
+
+impl Drop for Pinned<'_> {
+    fn drop(&mut self) {
+        self.class.state.lock().unpin(self.slot);
+    }
 }
 
 /// A pool of compressed objects over the platform page allocator `A`.
@@ -350,8 +380,9 @@ impl<A: PageAllocator> ZsPool<A> {
     }
 
     /// Frees an object (`zs_free`). EINVAL for a handle of another pool or
-    /// one never handed out, ENOENT for one already freed; nothing changes
-    /// then.
+    /// one never handed out, ENOENT for one already freed, EBUSY while a
+    /// load of this very object is in flight ([`read_with`](Self::read_with)
+    /// running on another CPU); nothing changes then.
     pub fn free(&self, h: Handle) -> Result<()> {
         let (p, class) = self.class_of(h)?;
         let freed = class
@@ -365,16 +396,16 @@ impl<A: PageAllocator> ZsPool<A> {
     }
 
     /// Copies `src` to the start of the object (`zs_obj_write`). EINVAL if
-    /// `src` is longer than the object, plus the handle errors of
-    /// [`free`](Self::free).
+    /// `src` is longer than the object, EBUSY while a load of this object is
+    /// in flight, plus the handle errors of [`free`](Self::free).
     pub fn write(&self, h: Handle, src: &[u8]) -> Result<()> {
         let (p, class) = self.class_of(h)?;
-        let mut st = class.state.lock();
-        let (z, off, size) = st.locate_mut(&class.info, p.slot, p.generation)?;
+        let st = class.state.lock();
+        let (z, off, size) = st.locate_for_write(&class.info, p.slot, p.generation)?;
         if src.len() > size {
             return Err(Error::EINVAL);
         }
-        pages::write_at(&mut z.pages, off, src)
+        pages::write_at(&z.pages, off, src)
     }
 
     /// Copies the object into the start of `dst` and returns its size.
@@ -391,15 +422,32 @@ impl<A: PageAllocator> ZsPool<A> {
         })?
     }
 
-    /// Zero-copy read (`zs_obj_read_sg_begin`): calls `f` with the object's
-    /// bytes as one segment, or two when it spans a page boundary (the
-    /// second is empty otherwise). `f` runs under the class lock and must not
-    /// call into this pool.
+    /// Zero-copy read (`zs_obj_read_begin` .. `zs_obj_read_end`): calls `f`
+    /// with the object's bytes as one segment, or two when it spans a page
+    /// boundary (the second is empty otherwise).
+    ///
+    /// `f` runs with no pool lock held: the class lock is taken only to find
+    /// the object and *pin* it (a reader count on the object and on its
+    /// zspage), and again, briefly, to unpin it after `f` returns. Loads of
+    /// one class therefore decompress in parallel. While pinned, the object
+    /// cannot be freed or written (both EBUSY) and compaction skips its
+    /// zspage, so the bytes `f` sees stay put; other objects of the same
+    /// zspage are allocated, written and freed meanwhile. `f` may call into
+    /// the pool (it holds none of its locks).
     pub fn read_with<R>(&self, h: Handle, f: impl FnOnce(&[u8], &[u8]) -> R) -> Result<R> {
         let (p, class) = self.class_of(h)?;
-        let st = class.state.lock();
-        let (z, off, size) = st.locate(&class.info, p.slot, p.generation)?;
-        let (a, b) = pages::segments(&z.pages, off, size)?;
+        let segs = class.state.lock().pin(&class.info, p.slot, p.generation)?;
+        let _pin = Pinned {
+            class,
+            slot: p.slot,
+        };
+        // SAFETY: `pin` succeeded, so until `_pin` is dropped (after `f`
+        // returns, or while unwinding out of it) the object is neither freed
+        // nor written nor moved and its zspage is not trimmed or freed:
+        // `segs` points into held pages whose bytes nobody writes. The
+        // slices cannot outlive `f` (its signature is for any lifetime).
+        let (a, b) = unsafe { segs.slices() };
+        debug_assert_eq!(a.len() + b.len(), segs.len());
         Ok(f(a, b))
     }
 

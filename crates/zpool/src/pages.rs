@@ -1,16 +1,23 @@
 //! Page ownership and raw byte movement over chains of pages.
 //!
-//! The only `unsafe` of the crate lives here: giving a page back to the
-//! platform allocator. Reading and writing object bytes goes through
-//! [`PageFrame::as_slice`] / [`PageFrame::as_mut_slice`], whose borrows are
-//! tied to the class lock guard that owns the zspage, so the borrow checker
-//! proves exclusive access for writers and shared access for readers.
+//! The crate's `unsafe` lives here: giving a page back to the platform
+//! allocator, and every access to object bytes. Object bytes are reached
+//! through raw pointers confined to the object's own range, never through a
+//! reference to a whole page, because a pinned load
+//! ([`ZsPool::read_with`](crate::ZsPool::read_with)) reads an object with
+//! the class lock dropped while other objects of the same page are written or
+//! freed under the lock: a `&mut [u8; PAGE_SIZE]` made for one of those would
+//! claim the reader's bytes too.
 //!
 //! # Invariants
 //!
 //! Every [`PageFrame`] a pool holds was returned by `alloc_page` of that
 //! pool's own allocator, and is held in exactly one place (a zspage, or a
-//! spare being carried into or out of a class lock).
+//! spare being carried into or out of a class lock). The bytes of an object
+//! are written only under its class lock while no reader has it pinned (see
+//! `state.rs`), and a page is freed only while no object on it is pinned.
+
+use core::ptr;
 
 use kbase::{Error, Gfp, PAGE_SIZE, PageAllocator, PageFrame, Result};
 
@@ -28,102 +35,140 @@ pub(crate) fn free_page<A: PageAllocator>(alloc: &A, page: PageFrame) {
     unsafe { alloc.free_page(page) }
 }
 
-/// The bytes `[off, off + len)` of a chain, as one slice or two (when they
-/// cross a page boundary; the second is empty otherwise). `len <= PAGE_SIZE`.
-pub(crate) fn segments(pages: &[PageFrame], off: usize, len: usize) -> Result<(&[u8], &[u8])> {
-    let (p, o) = (off / PAGE_SIZE, off % PAGE_SIZE);
-    let first_len = len.min(PAGE_SIZE - o);
-    let first = pages
-        .get(p)
-        .and_then(|pg| pg.as_slice().get(o..o + first_len))
-        .ok_or(Error::EIO)?;
-    let rest = len - first_len;
-    if rest == 0 {
-        return Ok((first, &[]));
-    }
-    let second = pages
-        .get(p + 1)
-        .and_then(|pg| pg.as_slice().get(..rest))
-        .ok_or(Error::EIO)?;
-    Ok((first, second))
+/// An object's bytes as one or two raw ranges (two when it crosses a page
+/// boundary; `b_len == 0` otherwise). Only pointers: holding one borrows
+/// nothing, so it can outlive the class lock while the object is pinned.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RawSegs {
+    a: *const u8,
+    a_len: usize,
+    b: *const u8,
+    b_len: usize,
 }
 
-/// Copies `src` into the chain at `off` (may cross one page boundary).
-pub(crate) fn write_at(pages: &mut [PageFrame], off: usize, src: &[u8]) -> Result<()> {
+impl RawSegs {
+    /// The two ranges as slices.
+    ///
+    /// # Safety
+    ///
+    /// The pages the ranges point into must still be held by the pool, and
+    /// nobody may write the object's bytes, for as long as the returned
+    /// slices live (the object is pinned, or the class lock is held).
+    pub(crate) unsafe fn slices<'a>(self) -> (&'a [u8], &'a [u8]) {
+        // SAFETY: `a`/`b` point into held pages, `a_len`/`b_len` stay inside
+        // them (checked in `raw_segments`), and the caller guarantees no
+        // write and no free while the slices live. A null `b` only occurs
+        // with `b_len == 0`, where a dangling pointer is used instead.
+        unsafe {
+            let a = core::slice::from_raw_parts(self.a, self.a_len);
+            let b = if self.b_len == 0 {
+                &[][..]
+            } else {
+                core::slice::from_raw_parts(self.b, self.b_len)
+            };
+            (a, b)
+        }
+    }
+
+    /// Total length.
+    pub(crate) fn len(&self) -> usize {
+        self.a_len + self.b_len
+    }
+}
+
+/// The bytes `[off, off + len)` of a chain as raw ranges. EIO if the range
+/// does not lie in the attached pages or `len > PAGE_SIZE`.
+pub(crate) fn raw_segments(pages: &[PageFrame], off: usize, len: usize) -> Result<RawSegs> {
+    if len > PAGE_SIZE {
+        return Err(Error::EIO);
+    }
+    let (p, o) = (off / PAGE_SIZE, off % PAGE_SIZE);
+    let first_len = len.min(PAGE_SIZE - o);
+    let first = pages.get(p).ok_or(Error::EIO)?;
+    let rest = len - first_len;
+    let b = if rest == 0 {
+        ptr::null()
+    } else {
+        pages.get(p + 1).ok_or(Error::EIO)?.as_ptr().cast_const()
+    };
+    Ok(RawSegs {
+        // `o < PAGE_SIZE`: in bounds of the page (wrapping_add: no unsafe
+        // needed to form the pointer; it is dereferenced only in `slices`).
+        a: first.as_ptr().cast_const().wrapping_add(o),
+        a_len: first_len,
+        b,
+        b_len: rest,
+    })
+}
+
+/// Copies `src` into the chain at `off` (may cross one page boundary). The
+/// caller holds the class lock and the target range is an object nobody has
+/// pinned.
+pub(crate) fn write_at(pages: &[PageFrame], off: usize, src: &[u8]) -> Result<()> {
+    if src.len() > PAGE_SIZE {
+        return Err(Error::EIO);
+    }
     let (p, o) = (off / PAGE_SIZE, off % PAGE_SIZE);
     let first_len = src.len().min(PAGE_SIZE - o);
     let (a, b) = src.split_at(first_len);
-    pages
-        .get_mut(p)
-        .and_then(|pg| pg.as_mut_slice().get_mut(o..o + first_len))
-        .ok_or(Error::EIO)?
-        .copy_from_slice(a);
-    if !b.is_empty() {
-        pages
-            .get_mut(p + 1)
-            .and_then(|pg| pg.as_mut_slice().get_mut(..b.len()))
-            .ok_or(Error::EIO)?
-            .copy_from_slice(b);
+    let first = pages.get(p).ok_or(Error::EIO)?;
+    let second = if b.is_empty() {
+        None
+    } else {
+        Some(pages.get(p + 1).ok_or(Error::EIO)?)
+    };
+    // SAFETY: `o + a.len() <= PAGE_SIZE` and `b.len() <= PAGE_SIZE`, so both
+    // writes stay inside held pages; `src` is caller memory, not pool pages,
+    // so it does not overlap. By the module invariant the range is one
+    // object's, written under the class lock while nobody reads it: the raw
+    // writes touch no byte a pinned reader holds.
+    unsafe {
+        ptr::copy_nonoverlapping(a.as_ptr(), first.as_ptr().add(o), a.len());
+        if let Some(s) = second {
+            ptr::copy_nonoverlapping(b.as_ptr(), s.as_ptr(), b.len());
+        }
     }
     Ok(())
 }
 
-/// Copies `len` bytes from `src` at `src_off` to `dst` at `dst_off`: two
-/// different chains.
-pub(crate) fn copy_between(
+/// Copies `len` bytes from `src_off` to `dst_off` of a chain, or from one
+/// chain to another (`dst` may be `src`); the two ranges must not overlap
+/// when the chains are the same (they are different objects). The caller
+/// holds the class lock, and neither range is pinned.
+pub(crate) fn copy(
     src: &[PageFrame],
     src_off: usize,
-    dst: &mut [PageFrame],
+    dst: &[PageFrame],
     dst_off: usize,
     len: usize,
 ) -> Result<()> {
-    let (a, b) = segments(src, src_off, len)?;
-    write_at(dst, dst_off, a)?;
-    write_at(dst, dst_off + a.len(), b)
-}
-
-/// Copies `len` bytes from `src_off` to `dst_off` inside one chain; the two
-/// ranges must not overlap (they are different object slots).
-pub(crate) fn copy_within(
-    pages: &mut [PageFrame],
-    mut src_off: usize,
-    mut dst_off: usize,
-    mut len: usize,
-) -> Result<()> {
-    if src_off < dst_off + len && dst_off < src_off + len {
+    let same = ptr::eq(src, dst);
+    if same && src_off < dst_off + len && dst_off < src_off + len {
         return Err(Error::EIO);
     }
-    while len > 0 {
-        let (sp, so) = (src_off / PAGE_SIZE, src_off % PAGE_SIZE);
-        let (dp, d_o) = (dst_off / PAGE_SIZE, dst_off % PAGE_SIZE);
-        let n = len.min(PAGE_SIZE - so).min(PAGE_SIZE - d_o);
-        if sp == dp {
-            let pg = pages.get_mut(sp).ok_or(Error::EIO)?;
-            pg.as_mut_slice().copy_within(so..so + n, d_o);
-        } else {
-            let (lo, hi) = (sp.min(dp), sp.max(dp));
-            if hi >= pages.len() {
-                return Err(Error::EIO);
-            }
-            let (left, right) = pages.split_at_mut(hi);
-            let (lo_pg, hi_pg) = (
-                left.get_mut(lo).ok_or(Error::EIO)?,
-                right.first_mut().ok_or(Error::EIO)?,
-            );
-            let (s, d) = if sp < dp {
-                (lo_pg, hi_pg)
-            } else {
-                (hi_pg, lo_pg)
-            };
-            let from = s.as_slice().get(so..so + n).ok_or(Error::EIO)?;
-            d.as_mut_slice()
-                .get_mut(d_o..d_o + n)
-                .ok_or(Error::EIO)?
-                .copy_from_slice(from);
+    let s = raw_segments(src, src_off, len)?;
+    // Check the destination range before writing anything.
+    raw_segments(dst, dst_off, len)?;
+    let mut done = 0;
+    for (p, n) in [(s.a, s.a_len), (s.b, s.b_len)] {
+        if n == 0 {
+            continue;
         }
-        src_off += n;
-        dst_off += n;
-        len -= n;
+        let mut pos = 0;
+        while pos < n {
+            let d_off = dst_off + done;
+            let (dp, d_o) = (d_off / PAGE_SIZE, d_off % PAGE_SIZE);
+            let k = (n - pos).min(PAGE_SIZE - d_o);
+            let dpage = dst.get(dp).ok_or(Error::EIO)?;
+            // SAFETY: the source range [p + pos, p + pos + k) lies inside a
+            // held page (from `raw_segments`), the destination [d_o, d_o + k)
+            // inside held page `dp` (`d_o + k <= PAGE_SIZE`). The ranges are
+            // different objects, so they do not overlap, and the caller holds
+            // the class lock with neither object pinned.
+            unsafe { ptr::copy_nonoverlapping(p.add(pos), dpage.as_ptr().add(d_o), k) };
+            pos += k;
+            done += k;
+        }
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use kbase::{Error, PageAllocator, PageFrame, Result};
 
 use crate::class::SizeClass;
 use crate::handle::{HandleEntry, HandleTable, NONE};
-use crate::pages;
+use crate::pages::{self, RawSegs};
 use crate::zspage::{FULL, GROWABLE, NR_LISTS, ZsPage};
 
 /// A slot of the zspage slab.
@@ -73,6 +73,12 @@ pub(crate) struct Placed {
 /// - For every live handle entry `e`, zspage `e.zspage` is used and its rmap
 ///   at `e.obj` holds the entry's slot, and conversely.
 /// - No used zspage is empty between two calls.
+/// - A zspage's `pins` is the sum of `readers` over its objects' handle
+///   entries. A pinned object is not freed, written or moved, and a zspage
+///   with `pins != 0` is neither a compaction source nor a target nor
+///   trimmed: a load reading it with the lock dropped sees its bytes and
+///   pages unchanged. (It can gain objects and pages from `malloc`: those
+///   are other bytes.)
 /// - `pages` is the sum of the attached pages, `bytes` the sum of live sizes.
 pub(crate) struct ClassState {
     pub(crate) handles: HandleTable,
@@ -161,15 +167,17 @@ impl ClassState {
     }
 
     /// The fullest zspage with a free slot in its attached pages, other
-    /// than `not`.
-    fn fullest_with_room(&self, not: u32) -> Option<u32> {
+    /// than `not`; with `unpinned`, only one no load has pinned (a
+    /// compaction target).
+    fn fullest_with_room(&self, not: u32, unpinned: bool) -> Option<u32> {
         for list in (0..GROWABLE).rev() {
             let mut id = self.heads.get(list).copied().unwrap_or(NONE);
             while id != NONE {
-                if id != not {
+                let z = self.zs(id)?;
+                if id != not && (!unpinned || z.pins == 0) {
                     return Some(id);
                 }
-                id = self.zs(id).map_or(NONE, |z| z.next);
+                id = z.next;
             }
         }
         None
@@ -250,7 +258,7 @@ impl ClassState {
             return Ok(Err(Need::Handles(cap)));
         }
         let mut pages_added = 0;
-        let id = if let Some(id) = self.fullest_with_room(NONE) {
+        let id = if let Some(id) = self.fullest_with_room(NONE, false) {
             id
         } else if self.heads[GROWABLE] != NONE {
             let id = self.heads[GROWABLE];
@@ -297,33 +305,58 @@ impl ClassState {
 
     // ---- lookup, free ----
 
-    /// The object behind (`slot`, `generation`): its zspage, byte offset in
-    /// the chain, and size.
-    pub(crate) fn locate(
+    /// The object behind (`slot`, `generation`) for a write: its zspage,
+    /// byte offset in the chain, and size. EBUSY while a load has it pinned.
+    pub(crate) fn locate_for_write(
         &self,
         class: &SizeClass,
         slot: u32,
         generation: u16,
     ) -> Result<(&ZsPage, usize, usize)> {
         let e = self.handles.get(slot, generation)?;
+        if e.readers != 0 {
+            return Err(Error::EBUSY);
+        }
         let z = self.zs(e.zspage).ok_or(Error::EIO)?;
         Ok((z, e.obj as usize * class.size, e.size as usize))
     }
 
-    /// Like [`locate`](Self::locate), with the pages writable.
-    pub(crate) fn locate_mut(
-        &mut self,
-        class: &SizeClass,
-        slot: u32,
-        generation: u16,
-    ) -> Result<(&mut ZsPage, usize, usize)> {
-        let e: HandleEntry = *self.handles.get(slot, generation)?;
-        let z = self.zs_mut(e.zspage).ok_or(Error::EIO)?;
-        Ok((z, e.obj as usize * class.size, e.size as usize))
+    /// Pins the object behind (`slot`, `generation`) for a load with the
+    /// class lock dropped (`zs_obj_read_begin`): returns where its bytes are.
+    /// Until [`unpin`](Self::unpin), the object is not freed (EBUSY), not
+    /// written (EBUSY) and not moved, and compaction leaves its zspage alone,
+    /// so its pages stay attached and its bytes unchanged. EBUSY if the
+    /// object already has `u16::MAX` loads in flight.
+    pub(crate) fn pin(&mut self, class: &SizeClass, slot: u32, generation: u16) -> Result<RawSegs> {
+        let e = self.handles.get_mut(slot, generation)?;
+        if e.readers == u16::MAX {
+            return Err(Error::EBUSY);
+        }
+        let z = zs_in(&mut self.slab, e.zspage).ok_or(Error::EIO)?;
+        let segs = pages::raw_segments(&z.pages, e.obj as usize * class.size, e.size as usize)?;
+        e.readers += 1;
+        z.pins += 1;
+        Ok(segs)
+    }
+
+    /// Ends a load begun with [`pin`](Self::pin) (`zs_obj_read_end`). The
+    /// slot cannot have been freed or reused meanwhile (free refuses a
+    /// pinned object), so the slot alone finds it.
+    pub(crate) fn unpin(&mut self, slot: u32) {
+        let Some(e) = self.handles.get_live_mut(slot) else {
+            return;
+        };
+        if e.readers == 0 {
+            return;
+        }
+        e.readers -= 1;
+        if let Some(z) = zs_in(&mut self.slab, e.zspage) {
+            z.pins = z.pins.saturating_sub(1);
+        }
     }
 
     /// Frees the object; an emptied zspage goes back to `alloc` at once.
-    /// Returns the pages freed.
+    /// Returns the pages freed. EBUSY while a load has the object pinned.
     pub(crate) fn free<A: PageAllocator>(
         &mut self,
         class: &SizeClass,
@@ -332,6 +365,9 @@ impl ClassState {
         generation: u16,
     ) -> Result<usize> {
         let e: HandleEntry = *self.handles.get(slot, generation)?;
+        if e.readers != 0 {
+            return Err(Error::EBUSY);
+        }
         let z = self.zs_mut(e.zspage).ok_or(Error::EIO)?;
         if z.slot_at(e.obj as usize) != Some(slot) {
             return Err(Error::EIO);
@@ -372,10 +408,13 @@ impl ClassState {
         let slot = s.slot_at(src_idx).ok_or(Error::EIO)?;
         let dst_idx = d.first_free(class).ok_or(Error::EIO)?;
         let e = self.handles.get_live_mut(slot).ok_or(Error::EIO)?;
-        pages::copy_between(
+        if s.pins != 0 || d.pins != 0 || e.readers != 0 {
+            return Err(Error::EBUSY);
+        }
+        pages::copy(
             &s.pages,
             src_idx * class.size,
-            &mut d.pages,
+            &d.pages,
             dst_idx * class.size,
             e.size as usize,
         )?;
@@ -399,11 +438,15 @@ impl ClassState {
             if lo >= hi {
                 return Ok(());
             }
+            if z.pins != 0 {
+                return Ok(());
+            }
             let slot = z.slot_at(hi).ok_or(Error::EIO)?;
             let e = self.handles.get_live_mut(slot).ok_or(Error::EIO)?;
-            pages::copy_within(
-                &mut z.pages,
+            pages::copy(
+                &z.pages,
                 hi * class.size,
+                &z.pages,
                 lo * class.size,
                 e.size as usize,
             )?;
@@ -416,6 +459,9 @@ impl ClassState {
     /// Trims zspage `id`'s unused trailing pages, or frees it when empty.
     fn trim_or_free<A: PageAllocator>(&mut self, class: &SizeClass, alloc: &A, id: u32) -> usize {
         let Some(z) = self.zs_mut(id) else { return 0 };
+        if z.pins != 0 {
+            return 0;
+        }
         if z.inuse() == 0 {
             return self.remove_zspage(id).map_or(0, |z| z.release_pages(alloc));
         }
@@ -443,7 +489,7 @@ impl ClassState {
             let mut id = self.heads.get(list).copied().unwrap_or(NONE);
             while id != NONE {
                 let Some(z) = self.zs(id) else { break };
-                if src.is_none_or(|(_, n)| z.inuse() < n) {
+                if z.pins == 0 && src.is_none_or(|(_, n)| z.inuse() < n) {
                     src = Some((id, z.inuse()));
                 }
                 id = z.next;
@@ -452,14 +498,14 @@ impl ClassState {
         let Some((src, _)) = src else {
             return Ok((0, false));
         };
-        if let Some(mut dst) = self.fullest_with_room(src) {
+        if let Some(mut dst) = self.fullest_with_room(src, true) {
             // dst.inuse >= src.inuse (src is the emptiest), so every move
             // raises the sum of squared inuse counts: this terminates.
             while let Some(hi) = self.zs(src).and_then(ZsPage::highest_live) {
                 self.move_obj(class, src, hi, dst)?;
                 self.relink(class, dst);
                 if self.zs(dst).is_some_and(|d| d.fullness(class) >= GROWABLE) {
-                    match self.fullest_with_room(src) {
+                    match self.fullest_with_room(src, true) {
                         Some(next) => dst = next,
                         None => break,
                     }
@@ -488,7 +534,7 @@ impl ClassState {
     /// Has zspage `id` a hole below its highest object, or a trailing page
     /// without live bytes?
     fn needs_packing(&mut self, class: &SizeClass, id: u32) -> bool {
-        let Some(z) = zs_in(&mut self.slab, id) else {
+        let Some(z) = zs_in(&mut self.slab, id).filter(|z| z.pins == 0) else {
             return false;
         };
         let Some(hi) = z.highest_live() else {

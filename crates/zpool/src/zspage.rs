@@ -59,6 +59,10 @@ pub(crate) struct ZsPage {
     rmap: Vec<u32>,
     inuse: u32,
     free_hint: u32,
+    /// Objects of this zspage pinned by loads in flight (the sum of their
+    /// handle entries' `readers`). While non-zero, compaction neither moves
+    /// objects into or out of the zspage nor trims it.
+    pub(crate) pins: u32,
     /// Fullness list links (zspage ids within the class) and list number.
     pub(crate) prev: u32,
     pub(crate) next: u32,
@@ -82,6 +86,7 @@ impl ZsPage {
             rmap,
             inuse: 0,
             free_hint: 0,
+            pins: 0,
             prev: NONE,
             next: NONE,
             list: 0,

@@ -68,17 +68,21 @@
 //!   -> folio page lock (swapcache's, held while a page is read or written)
 //!     -> pool table (RwLock; held only to look a pool up, takes nothing)
 //!     -> compression lock (per CPU) -> pool class lock (zpool's)   (store)
-//!     -> pool class lock -> decompression lock (per CPU, leaf)     (load, writeback)
+//!     -> pool class lock (find + pin; released)                    (load, writeback)
+//!        then decompression lock (per CPU, leaf), no pool lock held
+//!        then pool class lock (unpin; released)
 //! ```
 //!
 //! The compressor has separate per-CPU locks for compression and
 //! decompression. Store holds the compression lock while it allocates and
 //! writes the pool object from the compression buffer: compression lock ->
 //! pool class lock. Load and writeback decompress straight from the pool:
-//! zpool's `read_with` runs its closure under the class lock, so pool class
-//! lock -> decompression lock, and the decompression lock is a leaf (lz4
-//! takes none at all). One lock for both directions would make the two
-//! nestings a cycle. Counters are atomics and nest anywhere.
+//! zpool's `read_with` pins the object under the class lock, drops the lock,
+//! runs its closure (which takes the decompression lock), then takes the
+//! class lock again to unpin. The class lock and the decompression lock are
+//! therefore never held together, loads of one size class decompress in
+//! parallel, and the decompression lock is a leaf (lz4 takes none at all).
+//! Counters are atomics and nest anywhere.
 //!
 //! All are spinlocks. None is held across an allocation that may block,
 //! across I/O (backend writes), or across a call that may re-enter zswap
