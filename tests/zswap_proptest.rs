@@ -83,6 +83,7 @@ fn run(ops: Vec<Op>) {
             shrinker_enabled: true,
             ..ZswapParams::default()
         },
+        ..Config::default()
     });
     let cgs: Vec<_> = (0..CGROUPS).map(|i| k.cgroup(&format!("c{i}"))).collect();
     let mut offline = BTreeSet::new();

@@ -186,7 +186,17 @@ impl ReclaimHook for Reclaim {
             return 0;
         }
         let before = memcg.memory_current();
-        let _ = z.shrink_memcg(memcg);
+        // `shrink_memcg` examines one entry per call (Linux's `nr_to_walk =
+        // 1`): a referenced entry only loses its second chance (EAGAIN), a
+        // busy slot is skipped. Walk until one entry is written back, at
+        // most twice around the list (every second chance, then every entry).
+        let bound = 2 * z.lru_count(Some(memcg)) + 2;
+        for _ in 0..bound {
+            match z.shrink_memcg(memcg) {
+                Err(Error::EAGAIN) => {}
+                _ => break,
+            }
+        }
         IN_RECLAIM.store(false, Ordering::Relaxed);
         before
             .saturating_sub(memcg.memory_current())

@@ -319,11 +319,16 @@ fn round(k: &K, base: u8, n: usize, salt: u64) -> Check {
     let same = pick(Kind::Same).ok_or(fail(13))?;
     ensure(z.writeback(same) == Err(Error::EINVAL), fail(13))?;
     ensure(z.is_present(same), fail(13))?;
-    for _ in 0..4 {
+    // One entry per call (Linux's `nr_to_walk = 1`): calls that meet a
+    // referenced entry only take its second chance away (EAGAIN); once the
+    // head entries lost theirs, each call writes one back. Two of them.
+    let bound = 2 * z.lru_count(Some(&k.cg)) + 4;
+    for _ in 0..bound {
+        if z.stats().written_back_pages - wb0.written_back_pages >= 3 {
+            break;
+        }
         match z.shrink_memcg(&k.cg) {
-            Ok(()) => break,
-            // Entries got their second chance; the next walk writes back.
-            Err(Error::EAGAIN) => {}
+            Ok(()) | Err(Error::EAGAIN) => {}
             Err(_) => return Err(fail(14)),
         }
     }
@@ -396,7 +401,8 @@ fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
 /// The fault-plus-reclaim recursion: the cgroup sits at `memory.max`, so a
 /// fault's swap-in charge reclaims, and reclaim is zswap writeback of the
 /// cgroup's entries, the faulting slot's own entry among them. Writeback
-/// must skip that slot (`EEXIST`: the fault holds `SWAP_HAS_CACHE`), write
+/// must skip that slot (the fault holds `SWAP_HAS_CACHE` with no folio yet:
+/// `read_swap_cache_async` fails at once, writeback gives `ENOMEM`), write
 /// others back (charging their folios by force, from reclaim context), and
 /// the fault must complete with its page loaded from zswap.
 ///

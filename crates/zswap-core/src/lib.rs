@@ -147,7 +147,7 @@ use memcg::{MemcgEvent, MemcgRef, ObjCgroupRef, ShrinkCursor};
 use swapcache::{Folio, MAX_SWAPFILES, SwpEntry};
 
 pub use compress::{Compressor, CompressorKind};
-pub use params::{PARAM_NAMES, ZswapParams, parse_bool, parse_percent};
+pub use params::{PARAM_NAMES, ZswapParams, parse_bool, parse_uint};
 pub use platform::{ZswapEvent, ZswapPlatform};
 pub use pool::MAX_POOLS;
 pub use shrink::{MAX_RECLAIM_RETRIES, SHRINK_BATCH, ShrinkControl, ShrinkResult};
@@ -178,6 +178,12 @@ pub const ENTRY_SIZE: usize = core::mem::size_of::<ZswapEntry>();
 pub const METADATA_BYTES_PER_STORED_PAGE: usize =
     METADATA_BYTES_PER_PAGE + zpool::METADATA_BYTES_PER_OBJECT;
 
+/// `n * pct / 100` without overflow (saturating at `u64::MAX`).
+fn percent_of(n: u64, pct: u32) -> u64 {
+    let v = u128::from(n) * u128::from(pct) / 100;
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
 /// The trees of one swap type.
 struct SwapTrees {
     trees: Vec<ZswapTree>,
@@ -207,9 +213,6 @@ impl<P: ZswapPlatform> Zswap<P> {
     ///
     /// `ENOENT` if the compressor is not built in, `ENOMEM`.
     pub fn new(platform: P, params: ZswapParams, gfp: Gfp) -> Result<Zswap<P>> {
-        if params.max_pool_percent > 100 || params.accept_threshold_percent > 100 {
-            return Err(Error::EINVAL);
-        }
         let pools = Pools::new(
             params.compressor,
             platform.page_allocator(),
@@ -419,13 +422,19 @@ impl<P: ZswapPlatform> Zswap<P> {
 
     /// The pool limit in pages (`zswap_max_pages`).
     pub fn max_pool_pages(&self) -> u64 {
-        self.platform.totalram_pages() * u64::from(self.max_pool_percent.load(Ordering::Relaxed))
-            / 100
+        percent_of(
+            self.platform.totalram_pages(),
+            self.max_pool_percent.load(Ordering::Relaxed),
+        )
     }
 
-    /// The accept threshold in pages (`zswap_accept_thr_pages`).
+    /// The accept threshold in pages (`zswap_accept_thr_pages`). Above the
+    /// limit when `accept_threshold_percent` is over 100: no hysteresis.
     pub fn accept_thr_pages(&self) -> u64 {
-        self.max_pool_pages() * u64::from(self.accept_thr_percent.load(Ordering::Relaxed)) / 100
+        percent_of(
+            self.max_pool_pages(),
+            self.accept_thr_percent.load(Ordering::Relaxed),
+        )
     }
 
     /// `zswap_check_limits`: true means "refuse". Counts `pool_limit_hit`
@@ -504,20 +513,6 @@ impl<P: ZswapPlatform> Zswap<P> {
         }
     }
 
-    /// Is `memory.zswap.max` 0 on the cgroup or an ancestor (root excluded)?
-    fn zswap_max_zero(memcg: &MemcgRef) -> bool {
-        let mut cur = memcg.clone();
-        loop {
-            let Some(parent) = cur.parent() else {
-                return false;
-            };
-            if cur.zswap_max_pages() == 0 {
-                return true;
-            }
-            cur = parent;
-        }
-    }
-
     /// `zswap_memcg_offline_cleanup` plus the zswap part of
     /// `memcg_reparent_list_lrus`: moves the cgroup's LRU entries to its
     /// parent and moves the global shrink cursor off it. Call right after
@@ -538,13 +533,13 @@ impl<P: ZswapPlatform> Zswap<P> {
     pub fn folio_swapin(&self, folio: &Folio) {
         let memcg = self.folio_memcg(folio);
         let id = self.lru_id(memcg.as_ref());
-        let nid = self.current_nid();
+        let nid = folio.with_page(0, |p| self.page_nid(p)).unwrap_or(0);
         self.lru.note_disk_swapin(id, nid);
     }
 
-    fn current_nid(&self) -> usize {
-        let cpu = self.platform.cpu().current_cpu();
-        self.platform.cpu_to_node(cpu).min(self.lru.nr_nodes() - 1)
+    /// The LRU node of `page` (`page_to_nid`, clamped to the LRU's nodes).
+    fn page_nid(&self, page: &[u8; PAGE_SIZE]) -> usize {
+        self.platform.page_to_nid(page).min(self.lru.nr_nodes() - 1)
     }
 
     // ------------------------------------------------------------------
@@ -561,10 +556,15 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// and the caller writes the folio to the device (unless the cgroup has
     /// writeback disabled; then Linux keeps the page in memory).
     ///
-    /// Errors: `EINVAL` folio not in the swap cache; `ENOENT` zswap disabled
-    /// or no trees for the swap type; `ENOSPC` cgroup `zswap.max` or the
+    /// Errors: `EINVAL` the folio is not in the swap cache (no counter), or
+    /// a page did not shrink in a cgroup with `memory.zswap.writeback = 0`,
+    /// which cannot store it raw (`reject_compress_fail`; Linux 6.18);
+    /// `ENOENT` zswap disabled or no trees for the swap type; `ENOSPC`
+    /// cgroup `zswap.max` reached and `shrink_memcg` wrote nothing back, the
     /// global pool limit reached, or the page could not be stored compactly
-    /// enough; `ENOMEM` an allocation failed; `EIO` the compressor failed.
+    /// enough (`reject_compress_poor`); `ENOMEM` an allocation failed; `EIO`
+    /// the compressor failed in a cgroup with writeback disabled (with
+    /// writeback on, such a page is stored raw).
     pub fn store(&self, folio: &Folio) -> Result<()> {
         let swp = folio.swap().ok_or(Error::EINVAL)?;
         let nr = folio.nr_pages();
@@ -592,10 +592,11 @@ impl<P: ZswapPlatform> Zswap<P> {
         if let Some(o) = objcg.as_ref()
             && !o.may_zswap()
         {
-            let m = o.memcg();
-            // zswap.max = 0 refuses without writing anything back.
-            let room = !Self::zswap_max_zero(&m) && self.shrink_memcg(&m).is_ok();
-            if !room {
+            // As Linux 6.8+: whatever the limit (0 included), write back
+            // once (one entry per node) and go ahead if that made room; the
+            // cgroup may overshoot its limit by what this store adds. With
+            // an empty LRU nothing is written and the store is refused.
+            if self.shrink_memcg(&o.memcg()).is_err() {
                 Counters::inc(&self.stats.reject_memcg_limit);
                 return Err(Error::ENOSPC);
             }
@@ -650,27 +651,28 @@ impl<P: ZswapPlatform> Zswap<P> {
                 return Err(e);
             }
         };
-        let nid = self.current_nid();
-        entry.lru_key = ZswapEntry::make_lru_key(lru_memcg, nid);
         // Compress (or detect a same-filled page) into a pool object.
         // The pool reference leaves the page-lock closure in every case: if
         // the compressor was switched meanwhile, giving it back may free the
-        // pool, which never happens inside that critical section.
-        let pool =
-            match folio.with_page(index, |page| self.fill_entry(&mut entry, page, wb_enabled)) {
-                Ok((Ok(()), pool)) => pool,
-                Ok((Err(e), pool)) => {
-                    if let Some(pool) = pool {
-                        self.pools.put(&pool);
-                        drop(pool);
-                    }
-                    return Err(e);
+        // pool, which never happens inside that critical section. The entry
+        // goes on the LRU of its page's node (`page_to_nid`).
+        let pool = match folio.with_page(index, |page| {
+            entry.lru_key = ZswapEntry::make_lru_key(lru_memcg, self.page_nid(page));
+            self.fill_entry(&mut entry, page, wb_enabled)
+        }) {
+            Ok((Ok(()), pool)) => pool,
+            Ok((Err(e), pool)) => {
+                if let Some(pool) = pool {
+                    self.pools.put(&pool);
+                    drop(pool);
                 }
-                Err(e) => {
-                    Counters::inc(&self.stats.reject_compress_fail);
-                    return Err(e);
-                }
-            };
+                return Err(e);
+            }
+            Err(e) => {
+                Counters::inc(&self.stats.reject_compress_fail);
+                return Err(e);
+            }
+        };
         entry.objcg = objcg.cloned();
         entry.set_referenced(true);
         let length = entry.length;
@@ -853,10 +855,12 @@ impl<P: ZswapPlatform> Zswap<P> {
     // ------------------------------------------------------------------
 
     /// Sets a runtime parameter (names in [`PARAM_NAMES`]). A bad value
-    /// changes nothing and gets `EINVAL`; an unknown name `EINVAL`. For
-    /// `compressor`: `EINVAL` for an unknown algorithm, `ENOENT` for one not
-    /// built in, `EBUSY` while another change runs or all pool ids are taken,
-    /// `ENOMEM`.
+    /// changes nothing and gets `EINVAL`; an unknown name `EINVAL`.
+    /// `max_pool_percent` and `accept_threshold_percent` are plain unsigned
+    /// ints ([`parse_uint`]; 150 is accepted, as in Linux). For
+    /// `compressor`: `ENOENT` for an unknown algorithm or one not built in
+    /// (Linux's `crypto_has_acomp` failure), `EBUSY` while another change
+    /// runs or all pool ids are taken, `ENOMEM`.
     pub fn set_param(&self, name: &str, value: &str) -> Result<()> {
         match name.trim_ascii() {
             "enabled" => self.enabled.store(parse_bool(value)?, Ordering::Relaxed),
@@ -865,10 +869,10 @@ impl<P: ZswapPlatform> Zswap<P> {
                 .store(parse_bool(value)?, Ordering::Relaxed),
             "max_pool_percent" => self
                 .max_pool_percent
-                .store(parse_percent(value)?, Ordering::Relaxed),
+                .store(parse_uint(value)?, Ordering::Relaxed),
             "accept_threshold_percent" => self
                 .accept_thr_percent
-                .store(parse_percent(value)?, Ordering::Relaxed),
+                .store(parse_uint(value)?, Ordering::Relaxed),
             "compressor" => {
                 let kind = CompressorKind::from_name(value)?;
                 self.pools.set_compressor(

@@ -10,7 +10,8 @@
 //! - per node, a [`LinkedList`] of entries under its own spinlock, plus the
 //!   lruvec's `nr_disk_swapins` counter used by the dynamic shrinker.
 //!
-//! When a cgroup goes offline its lists are spliced into its parent's and its
+//! When a cgroup goes offline its lists are spliced in front of its parent's
+//! (so the dead cgroup's entries are written back first) and its
 //! [`MemcgLru`] becomes a *redirect* to the parent: entries keep the memcg id
 //! they were added with (`ZswapEntry::lru_key`) and every lookup follows the
 //! redirect to the live lists, so add and delete always reach the list the
@@ -399,8 +400,9 @@ impl Lru {
         }
     }
 
-    /// Moves every entry of `child` onto `parent`'s lists and makes `child` a
-    /// redirect to `parent` (Linux: `memcg_reparent_list_lrus`).
+    /// Moves every entry of `child` onto `parent`'s lists, at their heads, and
+    /// makes `child` a redirect to `parent` (Linux:
+    /// `memcg_reparent_list_lrus`).
     pub(crate) fn reparent(&self, child: u32, parent: &MemcgRef, gfp: Gfp) -> Result<()> {
         let parent_id = parent.id();
         if child == parent_id {
@@ -426,7 +428,10 @@ impl Lru {
                 let mut pl = pn.list.lock();
                 let moved = cl.list.take();
                 let nr = core::mem::take(&mut cl.nr);
-                pl.list.back_mut().splice_after(moved);
+                // In front of the parent's own entries, as Linux's
+                // `list_splice_init(&src->list, &dst->list)`: the dead
+                // child's entries are the next written back.
+                pl.list.cursor_mut().splice_after(moved);
                 pl.nr += nr;
                 let swapins = cn.nr_disk_swapins.swap(0, Ordering::Relaxed);
                 pn.nr_disk_swapins.fetch_add(swapins, Ordering::Relaxed);
@@ -532,6 +537,38 @@ mod tests {
         }
         assert_eq!(lru.total(), 0);
         assert_eq!(lru.nr_records(), 1, "the redirect went with its last entry");
+    }
+
+    /// Linux splices a dead child's list in front of the parent's
+    /// (`list_splice_init(&src->list, &dst->list)`): the child's entries are
+    /// written back before the parent's own, even older, entries.
+    #[test]
+    fn reparenting_puts_the_childs_entries_at_the_parents_head() {
+        let tree = MemcgTree::new(Gfp::KERNEL).unwrap();
+        let parent = tree.create("p", Gfp::KERNEL).unwrap();
+        let child = tree.create("p/c", Gfp::KERNEL).unwrap();
+        let lru = Lru::new(1);
+        lru.ensure(parent.id(), Some(&parent), Gfp::KERNEL).unwrap();
+        lru.ensure(child.id(), Some(&child), Gfp::KERNEL).unwrap();
+        // Odd offsets: not referenced, so each is a candidate at once.
+        let own: alloc::vec::Vec<_> = [1, 3].iter().map(|&o| entry(o, parent.id())).collect();
+        let moved: alloc::vec::Vec<_> = [5, 7].iter().map(|&o| entry(o, child.id())).collect();
+        for e in own.iter().chain(moved.iter()) {
+            lru.add(get(*e));
+        }
+        tree.offline("p/c").unwrap();
+        lru.reparent(child.id(), &parent, Gfp::KERNEL).unwrap();
+        let order: alloc::vec::Vec<u64> = (0..4)
+            .map(|_| match lru.isolate_head(parent.id(), 0) {
+                Isolate::Candidate { swp, .. } => swp.offset(),
+                _ => panic!("expected a candidate"),
+            })
+            .collect();
+        assert_eq!(order, [5, 7, 1, 3], "the child's entries come first");
+        for e in own.into_iter().chain(moved) {
+            free(&lru, e);
+        }
+        assert_eq!(lru.total(), 0);
     }
 
     /// Store read the objcg's memcg while online; the cgroup then went

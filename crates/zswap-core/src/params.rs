@@ -12,11 +12,13 @@ pub struct ZswapParams {
     pub enabled: bool,
     /// `compressor`: the algorithm of the current pool.
     pub compressor: CompressorKind,
-    /// `max_pool_percent`: pool limit, percent of the platform's RAM (0..=100).
+    /// `max_pool_percent`: pool limit, percent of the platform's RAM. A plain
+    /// unsigned int as in Linux: above 100 is accepted (the pool limit is
+    /// then above RAM, and only memory pressure bounds the pool).
     pub max_pool_percent: u32,
     /// `accept_threshold_percent`: once full, refuse stores until the pool is
-    /// at or below this percent of the limit (0..=100; 100 disables the
-    /// hysteresis).
+    /// at or below this percent of the limit (a plain unsigned int: 100 or
+    /// more disables the hysteresis, the check clamps naturally).
     pub accept_threshold_percent: u32,
     /// `shrinker_enabled`: the memory-pressure shrinker writes back.
     pub shrinker_enabled: bool,
@@ -55,13 +57,26 @@ pub fn parse_bool(v: &str) -> Result<bool> {
     }
 }
 
-/// Parses a percentage in `0..=100`. `EINVAL` otherwise.
-pub fn parse_percent(v: &str) -> Result<u32> {
-    let n: u32 = v.trim_ascii().parse().map_err(|_| Error::EINVAL)?;
-    if n > 100 {
+/// Parses an unsigned int parameter as Linux's `param_set_uint`
+/// (`kstrtouint(value, 0)`): decimal, `0x`/`0X` hex or `0`-prefixed octal,
+/// an optional leading `+`; surrounding ASCII whitespace (the `'\n'` of a
+/// sysfs write) is ignored. Any `u32` is accepted, as Linux takes
+/// `max_pool_percent = 150`. `EINVAL` otherwise (empty, negative, junk,
+/// overflow).
+pub fn parse_uint(v: &str) -> Result<u32> {
+    let t = v.trim_ascii();
+    let t = t.strip_prefix('+').unwrap_or(t);
+    let (digits, radix) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        (h, 16)
+    } else if let Some(o) = t.strip_prefix('0').filter(|o| !o.is_empty()) {
+        (o, 8)
+    } else {
+        (t, 10)
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Error::EINVAL);
     }
-    Ok(n)
+    u32::from_str_radix(digits, radix).map_err(|_| Error::EINVAL)
 }
 
 #[cfg(all(test, not(loom)))]
@@ -73,9 +88,17 @@ mod tests {
         assert_eq!(parse_bool("Y\n"), Ok(true));
         assert_eq!(parse_bool("off"), Ok(false));
         assert_eq!(parse_bool("maybe"), Err(Error::EINVAL));
-        assert_eq!(parse_percent(" 42\n"), Ok(42));
-        assert_eq!(parse_percent("101"), Err(Error::EINVAL));
-        assert_eq!(parse_percent("-1"), Err(Error::EINVAL));
-        assert_eq!(parse_percent(""), Err(Error::EINVAL));
+        assert_eq!(parse_uint(" 42\n"), Ok(42));
+        // Plain unsigned ints, as Linux's param_set_uint takes them.
+        assert_eq!(parse_uint("150"), Ok(150));
+        assert_eq!(parse_uint("101"), Ok(101));
+        assert_eq!(parse_uint("0x20"), Ok(32));
+        assert_eq!(parse_uint("010"), Ok(8));
+        assert_eq!(parse_uint("+7"), Ok(7));
+        assert_eq!(parse_uint("0"), Ok(0));
+        assert_eq!(parse_uint("4294967295"), Ok(u32::MAX));
+        for bad in ["-1", "", "0x", "09", "12a", "4294967296", "1 2"] {
+            assert_eq!(parse_uint(bad), Err(Error::EINVAL), "{bad:?}");
+        }
     }
 }

@@ -63,9 +63,13 @@ pub trait ZswapPlatform: Send + Sync {
         1
     }
 
-    /// The node of `cpu`. Default 0.
-    fn cpu_to_node(&self, cpu: usize) -> usize {
-        let _ = cpu;
+    /// The NUMA node of the page frame `page` (Linux: `page_to_nid`). An
+    /// entry goes on the LRU list of the node of the page it stores (and a
+    /// disk swap-in is noted on the node of its folio), not of the CPU that
+    /// happens to run the store. Answers past [`ZswapPlatform::nr_nodes`]
+    /// are clamped. Default 0.
+    fn page_to_nid(&self, page: &[u8; kbase::PAGE_SIZE]) -> usize {
+        let _ = page;
         0
     }
 

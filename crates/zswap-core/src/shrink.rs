@@ -9,8 +9,10 @@ use crate::lru::Isolate;
 use crate::stats::Counters;
 use crate::{Zswap, ZswapEvent, ZswapPlatform};
 
-/// Entries `shrink_memcg` examines per node list (`SWAP_CLUSTER_MAX`).
-pub const SHRINK_BATCH: usize = 32;
+/// Entries `shrink_memcg` examines per node list and call (Linux 6.8-6.18:
+/// `nr_to_walk = 1`): one call writes back at most one entry per node, and a
+/// head entry that only loses its second chance makes the call `EAGAIN`.
+pub const SHRINK_BATCH: usize = 1;
 /// Failed passes after which the global worker gives up
 /// (`MAX_RECLAIM_RETRIES`).
 pub const MAX_RECLAIM_RETRIES: u32 = 16;
@@ -90,12 +92,11 @@ impl<P: ZswapPlatform> Zswap<P> {
                 }
                 Err(e) => {
                     Counters::inc(&self.stats.reject_reclaim_fail);
-                    if e == Error::EEXIST {
-                        Counters::inc(&self.stats.writeback_skip_exists);
-                        if stop_on_exists {
-                            w.hit_exists = true;
-                            break;
-                        }
+                    // Only a folio found in the swap cache stops the dynamic
+                    // shrinker; a busy slot with no folio (ENOMEM) does not.
+                    if e == Error::EEXIST && stop_on_exists {
+                        w.hit_exists = true;
+                        break;
                     }
                 }
             }
@@ -103,12 +104,14 @@ impl<P: ZswapPlatform> Zswap<P> {
         w
     }
 
-    /// `shrink_memcg`: writes back up to [`SHRINK_BATCH`] entries per node
-    /// from `memcg`'s own lists.
+    /// `shrink_memcg`: examines [`SHRINK_BATCH`] (one) entry at the head of
+    /// each node list of `memcg`'s own lists and writes it back unless it is
+    /// referenced (then it only loses its second chance and is rotated).
     ///
     /// `Ok` if at least one entry was written back. `ENOENT` if the cgroup
     /// has writeback disabled, is offline, or its lists are empty; `EAGAIN`
-    /// if entries were examined but none written back.
+    /// if entries were examined but none written back (a second chance
+    /// taken away, a busy slot, a failed write).
     pub fn shrink_memcg(&self, memcg: &MemcgRef) -> Result<()> {
         if !memcg.zswap_writeback_enabled() || !memcg.is_online() {
             return Err(Error::ENOENT);
@@ -207,9 +210,13 @@ impl<P: ZswapPlatform> Zswap<P> {
     }
 
     /// `shrink_worker`: the global worker queued when the pool limit is hit.
-    /// Shrinks cgroups round-robin (skipping offline ones and those with
-    /// nothing to write back) until the pool is at or below the accept
-    /// threshold, giving up after [`MAX_RECLAIM_RETRIES`] failures.
+    /// Shrinks cgroups round-robin, one [`Zswap::shrink_memcg`] call (one
+    /// entry per node) per cgroup visited, skipping offline ones and those
+    /// with nothing to write back, until the pool is at or below the accept
+    /// threshold, giving up after [`MAX_RECLAIM_RETRIES`] failures. As
+    /// Linux's `do { .. } while (zswap_total_pages() > thr)`, the first
+    /// cgroup is always tried, and the threshold is checked after every
+    /// cgroup and at the end of every pass over the hierarchy.
     pub fn shrink_worker(&self) {
         let thr = self.accept_thr_pages();
         let mut failures = 0u32;
@@ -228,6 +235,11 @@ impl<P: ZswapPlatform> Zswap<P> {
                         }
                         attempts = 0;
                         cpu_relax();
+                        // `goto resched`: the loop condition is checked at
+                        // the end of a pass too.
+                        if self.total_pages() as u64 <= thr {
+                            break;
+                        }
                         continue;
                     }
                     Some(m) => self.shrink_memcg(&m),

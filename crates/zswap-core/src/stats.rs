@@ -100,8 +100,12 @@ stats! {
     /// Successful writebacks, counted when the entry is erased, before the
     /// page is written (vmstat `zswpwb`). Exact.
     zswpwb,
-    /// Writebacks skipped because the slot was already in the swap cache
-    /// (`EEXIST`: a swap-in or another shrinker owns it). A subset of
+    /// Writebacks skipped because someone else has the slot, in either of
+    /// two cases: a folio is already in the swap cache (`EEXIST`: a swap-in
+    /// or another shrinker owns it; stops the dynamic shrinker), or the slot
+    /// is busy with no folio yet (`SWAP_HAS_CACHE` set between prepare and
+    /// insert, the fault-plus-reclaim recursion among others; writeback
+    /// gives `ENOMEM` and the walk goes on). A subset of
     /// `reject_reclaim_fail`. Exact.
     writeback_skip_exists,
 }

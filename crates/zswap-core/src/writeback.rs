@@ -12,6 +12,28 @@
 //! charged until it is freed). A slot already in the swap cache (`EEXIST`)
 //! is someone else's folio and is not reported either.
 //!
+//! # Busy slots: two cases, as in Linux 6.8-6.18
+//!
+//! Writeback asks for the slot's folio with `read_swap_cache_async(slot,
+//! gfp, skip_if_exists = true)`, which never waits. Two answers mean
+//! "someone else has this slot", and they are told apart:
+//!
+//! - **Slot busy, no folio yet** (`SWAP_HAS_CACHE` set, nothing in the swap
+//!   cache): another task, or our own caller up the stack (the
+//!   fault-plus-reclaim recursion), is between `swapcache_prepare` and
+//!   inserting its folio. `read_swap_cache_async` fails with `EEXIST`;
+//!   writeback returns `ENOMEM`, as Linux's writeback does when
+//!   `__read_swap_cache_async` returns NULL. The LRU walk goes on with the
+//!   next entry (`LRU_RETRY`), the dynamic shrinker included.
+//! - **Folio found in the swap cache** (`read_swap_cache_async` returned an
+//!   existing folio): the page was just swapped in, or another shrinker owns
+//!   it. Writeback returns `EEXIST`, and only this makes the dynamic
+//!   shrinker stop its walk (`LRU_STOP`: it reached warm pages).
+//!   `shrink_memcg` goes on either way.
+//!
+//! Both count once in `writeback_skip_exists` (and in `reject_reclaim_fail`,
+//! as every failed writeback).
+//!
 //! Counters: `zswpwb` (global and the memcg event) and `written_back_pages`
 //! count only pages whose device write succeeded; any failure counts once,
 //! in `reject_reclaim_fail`.
@@ -30,8 +52,9 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// Counts `written_back_pages` or `reject_reclaim_fail` (and
     /// `writeback_skip_exists`) like the walk. `ENOENT` if zswap holds no
     /// entry for the slot, `EINVAL` for a same-filled entry (never written
-    /// back); otherwise the errors of the writeback itself (`EEXIST`,
-    /// `ENOMEM`, `EIO`, ...).
+    /// back); otherwise the errors of the writeback itself (`EEXIST` a folio
+    /// is in the swap cache, `ENOMEM` the slot is busy with no folio yet or
+    /// the entry went, `EIO`, ...).
     pub fn writeback(&self, swp: SwpEntry) -> Result<()> {
         let addr = self
             .with_tree(swp, |t| {
@@ -48,12 +71,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         let r = self.writeback_entry(addr, swp);
         match r {
             Ok(()) => Counters::inc(&self.stats.written_back_pages),
-            Err(e) => {
-                Counters::inc(&self.stats.reject_reclaim_fail);
-                if e == Error::EEXIST {
-                    Counters::inc(&self.stats.writeback_skip_exists);
-                }
-            }
+            Err(_) => Counters::inc(&self.stats.reject_reclaim_fail),
         }
         r
     }
@@ -63,12 +81,15 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// freed (and the address reused) since the LRU lock was dropped, so it
     /// is never dereferenced until the tree confirms it.
     ///
-    /// Errors: `EEXIST` the slot is already in the swap cache (a swap-in or
-    /// another shrinker owns it; counted in `writeback_skip_exists` by the
-    /// walker); `ENOENT`/`EINVAL` the slot or its device is gone; `ENOMEM`
-    /// no folio, or the entry is no longer the tree's (invalidated, maybe
-    /// reused); `EIO` decompression failed (entry kept) or the device write
-    /// failed (the data stays in the swap-cache folio, dirty).
+    /// Errors: `EEXIST` a folio for the slot is already in the swap cache (a
+    /// swap-in or another shrinker owns it); `ENOMEM` the slot is busy with
+    /// no folio yet (`SWAP_HAS_CACHE` set by a task between prepare and
+    /// insert, maybe our own caller), no folio could be allocated, or the
+    /// entry is no longer the tree's (invalidated, maybe reused);
+    /// `ENOENT`/`EINVAL` the slot or its device is gone; `EIO` decompression
+    /// failed (entry kept) or the device write failed (the data stays in the
+    /// swap-cache folio, dirty). Both busy cases count in
+    /// `writeback_skip_exists` (see the module docs).
     pub(crate) fn writeback_entry(&self, addr: usize, swp: SwpEntry) -> Result<()> {
         let swap = self.platform.swap_space();
         let skip_if_exists = !self.wb_wait_on_exists.load(Ordering::Relaxed);
@@ -78,9 +99,21 @@ impl<P: ZswapPlatform> Zswap<P> {
         // in by another task, where waiting would have worked: such pages are
         // about to be hot and are poor writeback choices anyway.
         // No zswap lock is held here: the charge hook may re-enter zswap.
-        let (folio, new) = swap.read_swap_cache_async(swp, Gfp::KERNEL, skip_if_exists)?;
+        let (folio, new) = match swap.read_swap_cache_async(swp, Gfp::KERNEL, skip_if_exists) {
+            Ok(r) => r,
+            Err(Error::EEXIST) => {
+                // Busy with no folio yet: Linux's `__read_swap_cache_async`
+                // returns NULL here and writeback -ENOMEM, so the walk goes
+                // on (LRU_RETRY) instead of stopping.
+                Counters::inc(&self.stats.writeback_skip_exists);
+                return Err(Error::ENOMEM);
+            }
+            Err(e) => return Err(e),
+        };
         if !new {
-            // Already in the swap cache: someone else owns the page.
+            // Already in the swap cache: someone else owns the page. Only
+            // this case stops the dynamic shrinker (LRU_STOP).
+            Counters::inc(&self.stats.writeback_skip_exists);
             return Err(Error::EEXIST);
         }
         let (r, in_cache) = self.writeback_folio(&folio, addr, swp);

@@ -28,6 +28,7 @@ fn tiny() -> Arc<Kernel> {
         totalram: 64,
         swap_pages: 8,
         memcg: true,
+        nr_nodes: 1,
         params: ZswapParams {
             shrinker_enabled: true,
             ..ZswapParams::default()
@@ -283,6 +284,7 @@ fn loom_shrink_worker_vs_memcg_offline() {
             totalram: 64,
             swap_pages: 8,
             memcg: true,
+            nr_nodes: 1,
             params: ZswapParams {
                 max_pool_percent: 10,
                 accept_threshold_percent: 50,

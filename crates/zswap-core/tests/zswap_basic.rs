@@ -87,9 +87,18 @@ fn shrink_memcg_writes_back_oldest_with_second_chance() {
     let cg = k.cgroup("wb");
     let pages: Vec<_> = (0..4).map(|i| compressible(i * 3 + 1)).collect();
     let slots: Vec<_> = pages.iter().map(|p| k.swap_out(p, Some(&cg)).0).collect();
-    // First pass: every entry referenced: rotations, then writebacks of the
-    // oldest (the walk examines 32 entries: 4 rotations, then 4 writebacks).
-    k.zswap.shrink_memcg(&cg).unwrap();
+    // Every entry is referenced: each call examines one entry (Linux's
+    // nr_to_walk = 1), so the first four calls only take the second
+    // chances away (EAGAIN); the next four write back the oldest, in order.
+    for _ in 0..4 {
+        assert_eq!(k.zswap.shrink_memcg(&cg), Err(Error::EAGAIN));
+    }
+    assert_eq!(k.zswap.stats().written_back_pages, 0);
+    for (n, slot) in slots.iter().enumerate() {
+        k.zswap.shrink_memcg(&cg).unwrap();
+        assert_eq!(k.zswap.stats().written_back_pages, n as u64 + 1);
+        assert!(!k.zswap.is_present(*slot), "the oldest went first");
+    }
     let s = k.zswap.stats();
     assert_eq!(s.written_back_pages, 4);
     assert_eq!(s.zswpwb, 4);
@@ -202,29 +211,70 @@ fn memcg_zswap_max_shrinks_once_then_stores() {
     // One raw page: 4096 bytes, the cgroup is at its one-page limit.
     let (first, r) = k.swap_out(&incompressible(1), Some(&cg));
     r.unwrap();
-    // The next store writes the oldest entry back (one shrink_memcg) and
-    // proceeds, even though the cgroup stays at its limit.
-    let (_, r) = k.swap_out(&incompressible(2), Some(&cg));
+    // The next store calls shrink_memcg once, which examines one entry:
+    // the first page only loses its second chance, nothing is written back
+    // and the store is refused.
+    let (second, r) = k.swap_out(&incompressible(2), Some(&cg));
+    assert_eq!(r, Err(Error::ENOSPC));
+    assert_eq!(k.zswap.stats().written_back_pages, 0);
+    assert_eq!(k.zswap.stats().reject_memcg_limit, 1);
+    assert!(k.zswap.is_present(first));
+    // The one after writes the first page back and proceeds, even though
+    // the cgroup stays at its limit.
+    let (_, r) = k.swap_out(&incompressible(3), Some(&cg));
     r.unwrap();
     assert_eq!(k.zswap.stats().written_back_pages, 1);
+    assert_eq!(&k.swap_in(second).unwrap()[..], &incompressible(2)[..]);
     assert!(!k.zswap.is_present(first));
     assert_eq!(&k.swap_in(first).unwrap()[..], &incompressible(1)[..]);
 }
 
+/// Linux 6.8+ has no special case for `memory.zswap.max = 0`: the store
+/// calls `shrink_memcg` once and goes ahead if that wrote an entry back.
 #[test]
-fn memcg_zswap_max_zero_writes_nothing_back() {
+fn memcg_zswap_max_zero_shrinks_once_like_any_limit() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("zero");
-    k.swap_out(&compressible(1), Some(&cg)).1.unwrap();
+    let (first, r) = k.swap_out(&compressible(1), Some(&cg));
+    r.unwrap();
     cg.set_zswap_max("0").unwrap();
+    // The first entry is referenced: the one examined entry only loses its
+    // second chance, nothing is written back, the store is refused.
     let (swp, r) = k.swap_out(&compressible(2), Some(&cg));
     assert_eq!(r, Err(Error::ENOSPC));
     let s = k.zswap.stats();
-    assert_eq!(s.written_back_pages, 0);
-    assert_eq!(s.zswpwb, 0);
-    assert_eq!(cg.stat().zswpwb, 0);
+    assert_eq!(
+        (s.written_back_pages, s.zswpwb, cg.stat().zswpwb),
+        (0, 0, 0)
+    );
     assert_eq!(s.reject_memcg_limit, 1);
     assert_eq!(&k.swap_in(swp).unwrap()[..], &compressible(2)[..]);
+    // Now the first entry is written back and the store proceeds.
+    let (third, r) = k.swap_out(&compressible(3), Some(&cg));
+    r.unwrap();
+    let s = k.zswap.stats();
+    assert_eq!((s.written_back_pages, cg.stat().zswpwb), (1, 1));
+    assert!(!k.zswap.is_present(first) && k.zswap.is_present(third));
+    assert_eq!(&k.swap_in(first).unwrap()[..], &compressible(1)[..]);
+}
+
+/// With `memory.zswap.max = 0` and nothing of the cgroup in zswap (the
+/// `test_swapin_nozswap` case) nothing is written back and every store is
+/// refused.
+#[test]
+fn memcg_zswap_max_zero_with_an_empty_lru_refuses() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("zero-empty");
+    cg.set_zswap_max("0").unwrap();
+    for i in 0..3 {
+        let (_, r) = k.swap_out(&compressible(i), Some(&cg));
+        assert_eq!(r, Err(Error::ENOSPC));
+    }
+    let s = k.zswap.stats();
+    assert_eq!(
+        (s.zswpout, s.written_back_pages, s.reject_memcg_limit),
+        (0, 0, 3)
+    );
 }
 
 #[test]
@@ -261,7 +311,13 @@ fn disk_swapins_reduce_the_shrinker_count() {
     let swp: Vec<_> = (0..4)
         .map(|i| k.swap_out(&compressible(i), Some(&cg)).0)
         .collect();
-    k.zswap.shrink_memcg(&cg).unwrap();
+    // One entry per call: four second chances, then four writebacks.
+    for _ in 0..4 {
+        assert_eq!(k.zswap.shrink_memcg(&cg), Err(Error::EAGAIN));
+    }
+    for _ in 0..4 {
+        k.zswap.shrink_memcg(&cg).unwrap();
+    }
     // Raw pages: compression ratio 1, so the count is the list length.
     for i in 0..4 {
         k.swap_out(&incompressible(10 + i), Some(&cg)).1.unwrap();
@@ -283,16 +339,17 @@ fn set_param_validates_and_changes_nothing_on_error() {
     let k = Kernel::default_kernel();
     let before = k.zswap.params();
     for (n, v) in [
-        ("max_pool_percent", "101"),
+        ("max_pool_percent", "-1"),
         ("max_pool_percent", "x"),
         ("accept_threshold_percent", "-3"),
         ("enabled", "maybe"),
         ("shrinker_enabled", ""),
         ("nope", "1"),
-        ("compressor", "lzo"),
     ] {
         assert_eq!(k.zswap.set_param(n, v), Err(Error::EINVAL), "{n}={v}");
     }
+    // An unknown algorithm is Linux's crypto_has_acomp failure: ENOENT.
+    assert_eq!(k.zswap.set_param("compressor", "lzo"), Err(Error::ENOENT));
     assert_eq!(k.zswap.params(), before);
     k.zswap.set_param("max_pool_percent", "33\n").unwrap();
     k.zswap.set_param("enabled", "N").unwrap();

@@ -77,6 +77,7 @@ fn writeback_racing_invalidate_with_slot_reuse() {
     while let Ok(s) = k.swap.get_swap_pages(1, Gfp::KERNEL) {
         others.push(s);
     }
+    k.age(&cg, 1);
     let reused = Arc::new(std::sync::Mutex::new(None));
     let reused2 = reused.clone();
     let new2 = new.clone();
@@ -165,6 +166,7 @@ fn writeback_abort_path_leaves_no_folio_locked_or_cached() {
     let (x, r) = k.swap_out(&page, Some(&cg));
     r.unwrap();
     k.swap.swap_duplicate(x).unwrap(); // a second mapping keeps the slot
+    k.age(&cg, 1);
     let got = Arc::new(std::sync::Mutex::new(None));
     let got2 = got.clone();
     k.set_hook(Some(once(picked, move |k, s| {
@@ -199,6 +201,7 @@ fn writeback_racing_swapoff() {
     let cg = k.cgroup("r3");
     let (x, r) = k.swap_out(&compressible(3), Some(&cg));
     r.unwrap();
+    k.age(&cg, 1);
     // While writeback owns the swap-cache folio, swapoff cannot finish.
     k.set_hook(Some(once(owned, |k, _| {
         assert_eq!(k.swap.swapoff(k.swp_type), Err(Error::EBUSY));
@@ -208,6 +211,7 @@ fn writeback_racing_swapoff() {
     assert_eq!(k.zswap.stats().written_back_pages, 1);
     let (y, r) = k.swap_out(&compressible(4), Some(&cg));
     r.unwrap();
+    k.age(&cg, 1);
     // Picked, then the device is swapped off under the shrinker: writeback
     // fails cleanly.
     k.set_hook(Some(once(picked, move |k, s| {
@@ -228,7 +232,9 @@ fn writeback_racing_swapoff() {
 
 /// Race 4 (a65b0e7607cc): a fault on X charges its folio; the charge
 /// reclaims into the zswap shrinker, which picks X itself. Writeback must
-/// skip X at once (EEXIST), and the fault completes from zswap.
+/// skip X at once (the slot is busy with no folio: `read_swap_cache_async`
+/// gives EEXIST, writeback ENOMEM as Linux's NULL folio), and the fault
+/// completes from zswap.
 #[test]
 fn fault_plus_reclaim_recursion_on_the_same_slot() {
     let k = Kernel::default_kernel();
@@ -236,6 +242,7 @@ fn fault_plus_reclaim_recursion_on_the_same_slot() {
     let page = compressible(4);
     let (x, r) = k.swap_out(&page, Some(&cg));
     r.unwrap();
+    k.age(&cg, 1);
     k.sp().reclaim_on_charge.store(1, Ordering::SeqCst);
     let back = k.swap_in(x).unwrap();
     assert_eq!(&back[..], &page[..]);
@@ -257,6 +264,7 @@ fn fault_plus_reclaim_recursion_without_skip_is_a_self_wait() {
     let page = compressible(5);
     let (x, r) = k.swap_out(&page, Some(&cg));
     r.unwrap();
+    k.age(&cg, 1);
     k.zswap.debug_writeback_waits_on_existing(true);
     k.sp().wait_limit.store(8, Ordering::SeqCst);
     k.sp().reclaim_on_charge.store(1, Ordering::SeqCst);
@@ -395,8 +403,14 @@ fn entry_free_order_with_offlined_cgroup() {
     assert_eq!(k.zswap.lru_count(Some(&parent)), 7);
     tree.remove("p/c").unwrap();
     drop(child);
-    // Write some back through the parent, free the rest.
+    // Write one back through the parent (its oldest, a reparented entry,
+    // after its second chance), free the rest.
+    k.age(&parent, 7);
     k.zswap.shrink_memcg(&parent).unwrap();
+    assert!(
+        !k.zswap.is_present(slots[0]),
+        "the dead child's entries go first"
+    );
     for s in slots {
         k.release(s);
     }
@@ -433,7 +447,9 @@ fn shrinker_with_no_memcg() {
     }
     // Worker and shrink_root work without cgroups too.
     k.swap_out(&incompressible(100), None).1.unwrap();
-    // One entry: a second-chance rotation, then its writeback.
+    // One entry: a second-chance rotation (EAGAIN: one entry per call),
+    // then its writeback.
+    assert_eq!(k.zswap.shrink_root(), Err(Error::EAGAIN));
     k.zswap.shrink_root().unwrap();
     assert_eq!(k.zswap.shrink_root(), Err(Error::ENOENT));
     k.zswap.shrink_worker();
@@ -467,6 +483,11 @@ fn global_worker_over_offline_and_empty_cgroups() {
         i += 1;
     }
     assert!(k.zswap.total_pages() as u64 >= k.zswap.max_pool_pages());
+    // Each visit examines one entry per node, and a visit that only takes a
+    // second chance away is a failure (EAGAIN): with fresh entries the
+    // worker would give up after 16. Entries that already lost theirs are
+    // written back one per visit until the accept threshold.
+    k.age(&busy, k.zswap.lru_count(Some(&busy)));
     k.zswap.shrink_worker();
     assert!(k.zswap.total_pages() as u64 <= k.zswap.accept_thr_pages());
     assert!(k.zswap.stats().written_back_pages > 0);
@@ -477,10 +498,13 @@ fn global_worker_over_offline_and_empty_cgroups() {
     assert_eq!(k.zswap.lru_count(Some(&nowb)), 1);
 }
 
-/// "zswap: do not shrink if cgroup may not zswap": zswap.max = 0 rejects
-/// without writing anything back.
+/// Note 17: since 6.8 ("zswap: make shrinking memcg-aware" superseded "do
+/// not shrink if cgroup may not zswap") a store over `memory.zswap.max`,
+/// 0 included, calls `shrink_memcg` once and is refused only if that wrote
+/// nothing back. Four stores only take the four second chances away; the
+/// fifth writes the oldest entry back and goes ahead.
 #[test]
-fn zswap_max_zero_writes_nothing_back() {
+fn zswap_max_zero_shrinks_once_per_store() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("z");
     for i in 0..4 {
@@ -494,6 +518,11 @@ fn zswap_max_zero_writes_nothing_back() {
     }
     assert_eq!(k.zswap.stats().zswpwb, 0);
     assert_eq!(cg.stat().zswpwb, 0);
+    assert_eq!(k.zswap.stats().reject_memcg_limit, 4);
+    let (s, r) = k.swap_out(&compressible(20), Some(&cg));
+    r.unwrap();
+    assert!(k.zswap.is_present(s));
+    assert_eq!((k.zswap.stats().zswpwb, cg.stat().zswpwb), (1, 1));
     assert_eq!(k.zswap.stats().reject_memcg_limit, 4);
 }
 
@@ -513,6 +542,7 @@ fn decompression_failure_on_load_and_writeback() {
     assert!(k.zswap.is_present(x));
     assert_not_cached(&k, x);
     // Writeback: EIO, entry kept (and still on the LRU), folio cleaned up.
+    k.age(&cg, 1);
     assert_eq!(k.zswap.shrink_memcg(&cg), Err(Error::EAGAIN));
     let s = k.zswap.stats();
     assert!(s.decompress_fail >= 2);

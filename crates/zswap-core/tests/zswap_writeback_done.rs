@@ -63,6 +63,7 @@ fn writeback_success_reports_its_folio_once() {
     let (y, r) = k.swap_out(&compressible(2), Some(&cg));
     r.unwrap();
     take(&k);
+    k.age(&cg, 1);
     k.zswap.shrink_memcg(&cg).unwrap();
     assert!(!k.zswap.is_present(y));
     assert_done_once(&k, false);
@@ -76,6 +77,7 @@ fn writeback_tree_mismatch_reports_its_folio_once() {
     let (x, r) = k.swap_out(&page, Some(&cg));
     r.unwrap();
     k.swap.swap_duplicate(x).unwrap(); // a second mapping keeps the slot
+    k.age(&cg, 1);
     take(&k);
     // Once the LRU walk picked X, a fault loads it (the entry goes) and its
     // folio leaves the swap cache; writeback then finds the tree changed.

@@ -23,7 +23,7 @@
 //!
 //! Actions beyond the basic ones: `create_cgroup = "a/b"` (with optional
 //! `set = { ... }` settings), `shrink = true` with `cgroup = "a"` runs
-//! zswap's `shrink_memcg` on that cgroup (one LRU walk) instead of the global
+//! zswap's `shrink_memcg` on that cgroup (one entry per node) instead of the global
 //! worker. A cgroup value in a `set` may be computed from the counters, in
 //! bytes: `set = { zswap_max = "= @stored.a.memory.zswap.current / 2" }`.
 //! The `[zswap]` table also takes `skip_if_exists = false` (what
@@ -187,7 +187,7 @@ pub enum Action {
         path: String,
     },
     /// Run zswap's global shrink worker, or with a cgroup, zswap's
-    /// `shrink_memcg` on that cgroup (one LRU walk of up to 32 entries).
+    /// `shrink_memcg` on that cgroup (one entry examined per node).
     Shrink {
         /// The cgroup, or None for the global worker.
         cgroup: Option<String>,
@@ -542,11 +542,12 @@ fn zswap_param(cx: &Ctx, key: &str, v: &Spanned<toml::Value>) -> Result<String, 
                 ),
             )),
         },
+        // Plain unsigned ints, as Linux takes them (150 is accepted).
         "max_pool_percent" | "accept_threshold_percent" => match text.parse::<u32>() {
-            Ok(p) if p <= 100 => Ok(p.to_string()),
+            Ok(p) => Ok(p.to_string()),
             _ => Err(cx.err(
                 v.span(),
-                format!("{key}: expected an integer percentage 0..=100"),
+                format!("{key}: expected an unsigned integer percentage"),
             )),
         },
         _ => Err(cx.err(

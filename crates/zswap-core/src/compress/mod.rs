@@ -48,9 +48,9 @@
 //!
 //! # Errors
 //!
-//! - [`CompressorKind::from_name`]: `EINVAL` for a name this crate does not
-//!   know; `ENOENT` ("algorithm unavailable", as Linux's `-ENOENT` for a
-//!   missing crypto algorithm) for a known algorithm not built in.
+//! - [`CompressorKind::from_name`]: `ENOENT` ("algorithm unavailable", as
+//!   Linux's `-ENOENT` when `crypto_has_acomp` fails) for a name this crate
+//!   does not know and for a known algorithm not built in.
 //! - [`Compressor::new`]: `ENOENT` for an algorithm not built in, `ENOMEM`.
 //! - [`Compressor::compress`]: `EIO` if the algorithm fails (not expected for
 //!   any page). A result of `PAGE_SIZE` bytes or more means "does not shrink":
@@ -124,17 +124,16 @@ impl CompressorKind {
     /// Parses a `compressor` parameter value. Surrounding ASCII whitespace is
     /// ignored (a sysfs write usually ends in `'\n'`).
     ///
-    /// Returns `EINVAL` for a name that is not an algorithm of this crate, and
-    /// `ENOENT` ("algorithm unavailable") for one that is not built in (`zstd`
-    /// without the `zstd` feature). Linux returns `-ENOENT` for both, since
-    /// its crypto API cannot tell them apart; here the difference is useful:
-    /// `ENOENT` means "rebuild with the feature", `EINVAL` "typo".
+    /// Returns `ENOENT` ("algorithm unavailable") both for a name that is not
+    /// an algorithm of this crate and for one that is not built in (`zstd`
+    /// without the `zstd` feature), as Linux's zswap does when
+    /// `crypto_has_acomp` fails.
     pub fn from_name(name: &str) -> Result<CompressorKind> {
         let name = name.trim_ascii();
         let kind = CompressorKind::ALL
             .into_iter()
             .find(|k| k.name() == name)
-            .ok_or(Error::EINVAL)?;
+            .ok_or(Error::ENOENT)?;
         if kind.is_available() {
             Ok(kind)
         } else {

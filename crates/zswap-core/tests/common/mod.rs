@@ -32,6 +32,8 @@ use zswap_core::{Zswap, ZswapEvent, ZswapParams, ZswapPlatform};
 pub type Hook = Arc<dyn Fn(&Kernel, ZswapEvent) + Send + Sync>;
 /// A hook on a swap slot.
 pub type SlotHook = Arc<dyn Fn(&Kernel, SwpEntry) + Send + Sync>;
+/// The node of a page frame (`page_to_nid`), by its contents or address.
+pub type NodeOf = Arc<dyn Fn(&[u8; PAGE_SIZE]) -> usize + Send + Sync>;
 
 /// The swap core's platform.
 pub struct SwapPlat {
@@ -125,6 +127,9 @@ pub struct ZPlat {
     /// `writeback_folio_done` calls: (folio address, folio still locked,
     /// folio still in the swap cache).
     pub wb_done: Mutex<Vec<WbDone>>,
+    nr_nodes: usize,
+    /// `page_to_nid`; node 0 for every page when unset.
+    pub node_of: Mutex<Option<NodeOf>>,
 }
 
 /// One `writeback_folio_done` call.
@@ -158,6 +163,13 @@ impl ZswapPlatform for ZPlat {
     }
     fn queue_shrink_work(&self) {
         self.queued.fetch_add(1, Ordering::Relaxed);
+    }
+    fn nr_nodes(&self) -> usize {
+        self.nr_nodes
+    }
+    fn page_to_nid(&self, page: &[u8; PAGE_SIZE]) -> usize {
+        let f = self.node_of.lock().unwrap().clone();
+        f.map_or(0, |f| f(page))
     }
     fn writeback_folio_done(&self, folio: &Folio) {
         let locked = !folio.trylock();
@@ -194,6 +206,8 @@ pub struct Config {
     pub swap_pages: u64,
     pub memcg: bool,
     pub params: ZswapParams,
+    /// NUMA nodes (LRU lists per cgroup).
+    pub nr_nodes: usize,
 }
 
 impl Default for Config {
@@ -202,6 +216,7 @@ impl Default for Config {
             totalram: 1 << 16,
             swap_pages: 1024,
             memcg: true,
+            nr_nodes: 1,
             params: ZswapParams {
                 shrinker_enabled: true,
                 ..ZswapParams::default()
@@ -241,6 +256,8 @@ impl Kernel {
                 queued: AtomicUsize::new(0),
                 hook: Mutex::new(None),
                 wb_done: Mutex::new(Vec::new()),
+                nr_nodes: cfg.nr_nodes,
+                node_of: Mutex::new(None),
             },
             cfg.params,
             Gfp::KERNEL,
@@ -380,6 +397,17 @@ impl Kernel {
             folio.unlock();
         }
         Ok(out)
+    }
+
+    /// Takes the second chance of the `n` entries at the head of `memcg`'s
+    /// list away: `n` calls of `shrink_memcg`, each examining one referenced
+    /// entry and only rotating it to the tail (Linux's `nr_to_walk = 1`:
+    /// `EAGAIN`). With `n` the list length (fresh entries are all
+    /// referenced), the next call writes the oldest entry back.
+    pub fn age(&self, memcg: &MemcgRef, n: usize) {
+        for _ in 0..n {
+            assert_eq!(self.zswap.shrink_memcg(memcg), Err(Error::EAGAIN));
+        }
     }
 
     /// Process exit: the page-table reference to `swp` goes.
