@@ -12,7 +12,7 @@
 
 use alloc::vec::Vec;
 
-use kbase::sync::{AtomicU32, AtomicU64, Mutex, Ordering, cpu_relax};
+use kbase::sync::{AtomicU32, AtomicU64, Mutex, Ordering, cpu_relax, lock_class};
 use kbase::{Error, Gfp, KArc, PAGE_SIZE, PageAllocator, PageFrame, Result};
 
 use crate::entry::SwpEntry;
@@ -93,7 +93,9 @@ impl Folio {
         for _ in 0..nr_pages {
             // On failure `folio` drops here and frees the pages taken so far.
             let page = alloc.alloc_page(gfp)?;
-            folio.pages.push(Mutex::new(Some(page)));
+            folio
+                .pages
+                .push(Mutex::new_class(Some(page), &lock_class::FOLIO_PAGE));
         }
         // INVARIANT: nr_pages frames from `alloc`; not in the swap cache.
         KArc::try_new(folio, gfp)

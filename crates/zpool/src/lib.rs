@@ -144,7 +144,7 @@ mod zspage;
 
 use alloc::vec::Vec;
 
-use kbase::sync::{AtomicUsize, Mutex, Ordering};
+use kbase::sync::{AtomicUsize, Mutex, Ordering, lock_class};
 use kbase::{Error, Gfp, PAGE_SIZE, PageAllocator, PageFrame, Result};
 
 pub use class::MAX_PAGES_PER_ZSPAGE;
@@ -309,7 +309,7 @@ impl<A: PageAllocator> ZsPool<A> {
         for info in &table.classes {
             classes.push(Class {
                 info: *info,
-                state: Mutex::new(ClassState::new()),
+                state: Mutex::new_class(ClassState::new(), &lock_class::ZPOOL_CLASS),
             });
         }
         Ok(ZsPool {

@@ -90,6 +90,16 @@
 //! and its `slot_freed` hook, cgroup reclaim). The only nesting of tree and
 //! LRU locks is store's final LRU add; the LRU walker never takes a tree lock.
 //!
+//! Each lock above is created with its class from
+//! [`kbase::sync::lock_class`], whose ranks follow this order (a total order
+//! consistent with it: tree table 10, tree 20, LRU map 30, LRU list 40,
+//! folio page 50, pool table 60, compression 70, pool class 80,
+//! decompression 90). A build with kbase's `lockdep` feature (every test of
+//! the workspace, debug simulator builds, loom models) checks each
+//! acquisition against it and panics with both lock names on an inversion.
+//! A new lock that nests with these gets a class there, and this diagram and
+//! the ranks change together.
+//!
 //! ## Errors
 //!
 //! `ENOENT`: zswap holds no copy (load), is disabled (store), or a cgroup has
@@ -141,7 +151,7 @@ mod writeback;
 
 use alloc::vec::Vec;
 
-use kbase::sync::{AtomicBool, AtomicU32, Ordering, RwLock};
+use kbase::sync::{AtomicBool, AtomicU32, Ordering, RwLock, lock_class};
 use kbase::{Error, Gfp, PAGE_SIZE, Result, is_same_filled, try_box};
 use memcg::{MemcgEvent, MemcgRef, ObjCgroupRef, ShrinkCursor};
 use swapcache::{Folio, MAX_SWAPFILES, SwpEntry};
@@ -221,7 +231,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         )?;
         let lru = Lru::new(platform.nr_nodes());
         Ok(Zswap {
-            trees: RwLock::new(core::array::from_fn(|_| None)),
+            trees: RwLock::new_class(core::array::from_fn(|_| None), &lock_class::ZSWAP_TREES),
             lru,
             pools,
             stats: Counters::default(),

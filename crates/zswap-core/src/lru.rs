@@ -38,7 +38,7 @@ use alloc::vec::Vec;
 use intrusive_collections::{
     Bound, KeyAdapter, LinkedList, RBTree, RBTreeLink, UnsafeRef, intrusive_adapter,
 };
-use kbase::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, RwLock};
+use kbase::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, RwLock, lock_class};
 use kbase::{Error, Gfp, Result, try_box};
 use memcg::MemcgRef;
 use swapcache::SwpEntry;
@@ -123,7 +123,10 @@ impl Lru {
     /// An empty LRU for `nr_nodes` NUMA nodes (at least 1).
     pub(crate) fn new(nr_nodes: usize) -> Lru {
         Lru {
-            map: RwLock::new(RBTree::new(MemcgLruAdapter::new())),
+            map: RwLock::new_class(
+                RBTree::new(MemcgLruAdapter::new()),
+                &lock_class::ZSWAP_LRU_MAP,
+            ),
             nr_nodes: nr_nodes.clamp(1, 256),
         }
     }
@@ -164,10 +167,13 @@ impl Lru {
         nodes.try_reserve_exact(self.nr_nodes)?;
         for _ in 0..self.nr_nodes {
             nodes.push(NodeLru {
-                list: Mutex::new(LruList {
-                    list: LinkedList::new(EntryAdapter::new()),
-                    nr: 0,
-                }),
+                list: Mutex::new_class(
+                    LruList {
+                        list: LinkedList::new(EntryAdapter::new()),
+                        nr: 0,
+                    },
+                    &lock_class::ZSWAP_LRU_LIST,
+                ),
                 nr_disk_swapins: AtomicU64::new(0),
             });
         }

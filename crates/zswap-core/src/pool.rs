@@ -17,7 +17,7 @@
 //!   once, in no particular order: `total_pages` (run on every store) sums
 //!   the few live pools instead of scanning all 256 slots.
 
-use kbase::sync::{AtomicBool, AtomicUsize, Ordering, RwLock};
+use kbase::sync::{AtomicBool, AtomicUsize, Ordering, RwLock, lock_class};
 use kbase::{Error, Gfp, KArc, PageAllocator, Result, try_box};
 use zpool::ZsPool;
 
@@ -154,7 +154,7 @@ impl Pools {
         )?;
         table.insert(pool)?;
         Ok(Pools {
-            table: RwLock::new(table),
+            table: RwLock::new_class(table, &lock_class::ZSWAP_POOLS),
             changing: AtomicBool::new(false),
         })
     }

@@ -22,7 +22,7 @@
 
 use alloc::boxed::Box;
 
-use kbase::sync::Mutex;
+use kbase::sync::{Mutex, lock_class};
 use kbase::{Error, Gfp, Result, try_box};
 
 use crate::entry::{EntryPtr, OwnedEntry};
@@ -99,7 +99,7 @@ impl ZswapTree {
     pub(crate) fn try_new(gfp: Gfp) -> Result<ZswapTree> {
         let leaves = try_box(core::array::from_fn(|_| None), gfp)?;
         Ok(ZswapTree {
-            inner: Mutex::new(TreeInner { leaves, nr: 0 }),
+            inner: Mutex::new_class(TreeInner { leaves, nr: 0 }, &lock_class::ZSWAP_TREE),
         })
     }
 

@@ -79,7 +79,7 @@ mod zstd_shim;
 use alloc::vec::Vec;
 use core::fmt;
 
-use kbase::sync::Mutex;
+use kbase::sync::{Mutex, lock_class};
 use kbase::{Error, Gfp, PAGE_SIZE, Result};
 
 /// Size of each per-CPU scratch buffer: two pages, like Linux's
@@ -206,14 +206,20 @@ impl PerCpu {
             CompressorKind::Zstd => return Err(Error::ENOENT),
         };
         Ok(PerCpu {
-            comp: Mutex::new(CompCtx {
-                scratch: scratch()?,
-                engine: comp,
-            }),
-            decomp: Mutex::new(DecompCtx {
-                scratch: scratch()?,
-                engine: decomp,
-            }),
+            comp: Mutex::new_class(
+                CompCtx {
+                    scratch: scratch()?,
+                    engine: comp,
+                },
+                &lock_class::COMPRESS,
+            ),
+            decomp: Mutex::new_class(
+                DecompCtx {
+                    scratch: scratch()?,
+                    engine: decomp,
+                },
+                &lock_class::DECOMPRESS,
+            ),
         })
     }
 }

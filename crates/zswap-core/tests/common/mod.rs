@@ -185,7 +185,9 @@ impl ZswapPlatform for ZPlat {
     fn trace(&self, ev: ZswapEvent) {
         let hook = self.hook.lock().unwrap().clone();
         if let (Some(h), Some(k)) = (hook, self.kernel.get().and_then(Weak::upgrade)) {
-            h(&k, ev);
+            // A hook acts out another CPU: the traced code's locks are not
+            // its locks.
+            kbase::sync::as_another_cpu(|| h(&k, ev));
         }
     }
 }
