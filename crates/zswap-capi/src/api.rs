@@ -820,10 +820,11 @@ pub extern "C" fn zswap_shrink_memcg(z: *mut zswap, memcg_id: u32) -> c_int {
 
 /// Sets a parameter by its Linux name (`/sys/module/zswap/parameters/NAME`):
 /// `enabled`, `shrinker_enabled` (`Y`/`N`/`1`/`0`...), `max_pool_percent`,
-/// `accept_threshold_percent` (0..100), `compressor` (`lz4`, `zstd` when
-/// built in). May sleep (a compressor change allocates a pool). A bad name or
-/// value changes nothing: `-EINVAL`; `-ENOENT` a compressor not built in,
-/// `-EBUSY`, `-ENOMEM`.
+/// `accept_threshold_percent` (unsigned integers, as Linux's
+/// `param_set_uint` takes them), `compressor` (`lz4`, `zstd` when built in).
+/// May sleep (a compressor change allocates a pool). A bad name or value
+/// changes nothing: `-EINVAL`; `-ENOENT` a compressor that is not available,
+/// `-EBUSY`, `-ENOMEM`. The parsing rules are zswap-core's `set_param`.
 ///
 /// # Safety
 ///

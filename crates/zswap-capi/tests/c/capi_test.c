@@ -320,9 +320,11 @@ static void bad_arguments(struct zswap *z, uint32_t type, uint64_t offset)
 	sc.gfp = 1u << 30;
 	CHECK_EQ(zswap_shrinker_count(z, &sc, &v), -ZSWAP_EINVAL);
 	CHECK_EQ(zswap_param_set(z, "no_such_param", "1"), -ZSWAP_EINVAL);
-	CHECK_EQ(zswap_param_set(z, "max_pool_percent", "101"), -ZSWAP_EINVAL);
+	CHECK_EQ(zswap_param_set(z, "max_pool_percent", "-1"), -ZSWAP_EINVAL);
+	CHECK_EQ(zswap_param_set(z, "max_pool_percent", "25%"), -ZSWAP_EINVAL);
 	CHECK_EQ(zswap_param_set(z, "enabled", "maybe"), -ZSWAP_EINVAL);
-	CHECK_EQ(zswap_param_set(z, "compressor", "no-such-algo"), -ZSWAP_EINVAL);
+	/* Linux: a compressor that is not available is -ENOENT. */
+	CHECK_EQ(zswap_param_set(z, "compressor", "no-such-algo"), -ZSWAP_ENOENT);
 	CHECK_EQ(zswap_param_set(z, "enabled", "\xff\xfe"), -ZSWAP_EINVAL);
 	CHECK_EQ(zswap_param_get(z, "no_such_param", buf, sizeof(buf)), -ZSWAP_EINVAL);
 	/* Bad lengths: a buffer too short for the value and its NUL. */
