@@ -89,14 +89,13 @@ impl HandleParts {
 
 /// One slot of a class's handle table: where the object is now.
 ///
-/// 12 bytes (the reader count fills what was padding); together with the
-/// zspage's 4-byte reverse-map entry this is all the per-object metadata (16
-/// bytes), see the crate docs.
+/// 12 bytes; together with the zspage's 8-byte reverse-map entry this is all
+/// the per-object metadata (20 bytes), see the crate docs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct HandleEntry {
     /// Zspage id while allocated; the next free slot while free.
     pub(crate) zspage: u32,
-    /// Object index inside the zspage.
+    /// The object's byte offset inside the zspage's chain.
     pub(crate) obj: u16,
     /// Exact object size in bytes; 0 while the slot is free.
     pub(crate) size: u16,

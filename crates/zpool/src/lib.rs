@@ -1,40 +1,69 @@
-//! # zpool: a zsmalloc-class allocator for compressed objects
+//! # zpool: a compacting allocator for compressed objects
 //!
 //! zswap stores each compressed page as one *object* of 1 to `PAGE_SIZE`
 //! bytes. Giving every object a page of its own would throw away most of
 //! what compression saved, and a general-purpose heap fragments badly under
 //! this workload, so, like Linux's `mm/zsmalloc.c`, [`ZsPool`] packs objects
-//! of similar size back to back into short chains of pages and hands out
-//! opaque [`Handle`]s instead of pointers, which lets it move objects later
-//! (compaction) to give pages back.
+//! into short chains of pages (*zspages*) and hands out opaque [`Handle`]s
+//! instead of pointers, which lets it move objects later (compaction) to give
+//! pages back. Unlike zsmalloc it does not round objects up to size classes:
+//! objects are packed at byte granularity.
 //!
-//! ## Size classes
+//! ## Why not zsmalloc's size classes
 //!
-//! Sizes are rounded up to a multiple of 16 bytes (`ZS_SIZE_CLASS_DELTA`), so
-//! there are 256 candidate classes, 16 to 4096 bytes. For each, the pool picks
-//! the chain length of 1 to N pages ([`ZsConfig::max_pages_per_zspage`],
-//! default 8 like `CONFIG_ZSMALLOC_CHAIN_SIZE`) that wastes the smallest
-//! fraction of the chain, ties going to the shorter chain. Consecutive sizes
-//! that end up with the same (pages, objects) geometry share one class, as in
-//! Linux: the bigger slot costs no page, and fewer classes mean fewer
-//! half-used zspages. Sizes near `PAGE_SIZE`, where no chain packs better
-//! than one object per page, form *huge* classes: one object in a one-page
-//! zspage, never spanning.
+//! zsmalloc rounds every object up to a multiple of 16 bytes and keeps one
+//! set of zspages per rounded size. On real anonymous memory (lz4, the
+//! project's page corpus) that costs 0.7-1.4 % in rounding, and each of the
+//! ~100 classes in use strands a partly filled zspage, which on a pool of a
+//! few thousand pages is another 1-2 %: 1.029 pool bytes per payload byte
+//! after a fill. Finer classes cut the rounding but strand more partial
+//! zspages. Byte packing has neither cost: an object takes exactly its size.
+//!
+//! ## Classes are size bands
+//!
+//! A class here is a *band* of sizes (eight: up to 256, 768, 1152, 1536,
+//! 1920, 2432, 3072 and 4096 bytes, narrow where lz4 and zstd pages of
+//! anonymous memory are common). Bands exist for two reasons only: one lock
+//! per band lets stores and loads of different sizes run in parallel, and
+//! objects of similar size refill each other's holes after frees. Each band
+//! strands at most the tail of one page, eight pages in all.
 //!
 //! ## Zspage layout
 //!
-//! A zspage is a chain of pages of one class; object `i` lives at byte
-//! `i * size` of the chain, so an object may span two pages (reads then see
-//! two segments, [`ZsPool::read_with`]). Nothing is stored in object memory
-//! (no inline handle, no free-list link): the zspage descriptor keeps a
-//! reverse map, object index to handle-table slot, which is also the free
-//! map. Pages are attached lazily: a zspage starts with one page and takes
-//! another only when the next object needs it, up to the class's chain
-//! length; compaction trims trailing pages that hold no live object. Linux
-//! allocates the whole chain at once, so each class can strand most of a
-//! chain; here a class strands at most the tail of one page, which is what
-//! keeps a pool dense when it holds only a few hundred objects per class.
+//! A zspage is a chain of up to [`ZsConfig::max_pages_per_zspage`] pages
+//! (default and maximum 16: offsets are 16-bit). An object is `len` bytes at
+//! any byte offset of the chain and may span two pages (reads then see two
+//! segments, [`ZsPool::read_with`]). The zspage's reverse map lists its live
+//! objects sorted by offset, (offset, length, handle slot), 8 bytes each; it
+//! is also the free map (free space is what lies between entries, and the
+//! tail). Nothing is stored in object memory. Pages are attached lazily: a
+//! zspage starts with one page and takes another only when an object at its
+//! tail needs it; compaction trims trailing pages that hold no live byte. A
+//! zspage whose last object is freed goes back to the page allocator at once.
+//! A zspage holds at most 1024 objects, which bounds the linear gap search.
 //! See `zspage.rs`.
+//!
+//! ## Allocation
+//!
+//! Each class keeps its zspages in 33 *gap buckets* by the longest free run
+//! in their attached pages (128-byte steps; the last bucket, a page or more,
+//! also holds every zspage that can still grow). `malloc` searches from the
+//! smallest bucket that can hold the object upwards (best fit across
+//! zspages) and takes the first fitting gap inside the zspage (first fit
+//! within one), so holes left by frees are refilled before any page is
+//! added; only when no attached gap fits does it grow a chain by one page,
+//! and only when no chain can grow does it start a zspage. The longest inner
+//! gap of a zspage is kept up to date in O(1) for appends and most frees,
+//! with a rescan of the reverse map only when the longest gap itself was
+//! split or joined the tail.
+//!
+//! Allocation never holds a lock while allocating: under the class lock
+//! `malloc` finds out what it lacks (a page, a new zspage, a bigger handle
+//! table, zspage slab or reverse map), drops the lock, allocates it with the
+//! caller's [`Gfp`] flags, and retries; whatever turned out not to be needed
+//! is given back. Page-allocator failures are ENOMEM, never a panic. Reverse
+//! maps grow to what a full chain of objects like the present ones would
+//! need (not by doubling), so a filled zspage's map has a few spare entries.
 //!
 //! ## Handles
 //!
@@ -43,94 +72,95 @@
 //! (`free`, `read`, `read_with`, `write`, `obj_size`) decodes the class from
 //! the handle and takes only that class's lock: there is no pool-wide handle
 //! table and no pool-wide lock. The slot indexes the class's handle table,
-//! whose 12-byte entry holds the object's zspage, index and exact size;
-//! compaction rewrites the entry, so handles stay valid while objects move.
-//! Freeing bumps the slot's generation; a handle from another pool is
-//! refused with EINVAL, a freed (double free, use after free) one with
-//! ENOENT, so bad input never reaches another object's bytes. Generations
-//! are 16 bits: a stale handle can alias only after its slot was reused 65536
-//! times, and pool ids repeat after 4095 pools.
+//! whose 12-byte entry holds the object's zspage, byte offset, exact size,
+//! generation and reader count; compaction rewrites the entry, so handles
+//! stay valid while objects move. Freeing bumps the slot's generation; a
+//! handle from another pool is refused with EINVAL, a freed (double free, use
+//! after free) one with ENOENT, so bad input never reaches another object's
+//! bytes. Generations are 16 bits: a stale handle can alias only after its
+//! slot was reused 65536 times, and pool ids repeat after 4095 pools.
 //!
 //! ## Metadata per object
 //!
-//! 16 bytes ([`METADATA_BYTES_PER_OBJECT`]): the 12-byte handle-table entry and
-//! the 4-byte reverse-map entry in the zspage. Per zspage there is also a
-//! descriptor (pages vector, reverse map header, list links: see
-//! [`PoolStats::metadata_bytes`] for the measured total), amortised over the
-//! zspage's objects; in a huge class that descriptor is per object, as Linux's
-//! `struct zspage` is.
-//!
-//! ## Fullness groups and allocation
-//!
-//! Each class keeps its zspages on 12 lists: ten by `inuse / objs_per_zspage`
-//! in tenths (zspages with a free slot in their attached pages),
-//! `GROWABLE` (attached pages full, chain not complete) and `FULL`.
-//! `malloc` takes the lowest free slot of a zspage from the fullest list with
-//! room; failing that it attaches a page to a growable zspage; failing that it
-//! starts a new zspage. A zspage whose last object is freed goes back to the
-//! page allocator at once.
-//!
-//! Allocation never holds a lock while allocating: under the class lock
-//! `malloc` finds out what it lacks (a page, a new zspage, a bigger handle
-//! table or zspage table), drops the lock, allocates it with the caller's
-//! [`Gfp`] flags, and retries; whatever turned out not to be needed is given
-//! back. Page-allocator failures are ENOMEM, never a panic.
-//!
-//! ## Compaction
-//!
-//! [`ZsPool::compact`] runs Linux's `__zs_compact` per class, one source
-//! zspage per lock hold: the emptiest zspage's objects (from its highest index
-//! down) move into the lowest free slots of the fullest zspages with room,
-//! then the source is freed if empty or trimmed. Every move goes from a zspage
-//! with fewer objects to one with at least as many, so the sum of squared
-//! `inuse` rises with each move and compaction terminates. When no object can
-//! move to another zspage, zspages are packed in place (top objects into low
-//! holes) and their trailing pages trimmed, again one zspage per lock hold.
-//! It returns the pages freed, also counted in
-//! [`PoolStats::pages_compacted`]. Compaction allocates nothing.
+//! 20 bytes ([`METADATA_BYTES_PER_OBJECT`]): the 12-byte handle-table entry
+//! and the 8-byte reverse-map entry. Per zspage there is a descriptor in the
+//! class's slab and a page vector (one pointer per page of a full chain),
+//! amortised over its objects. [`PoolStats::metadata`] reports every
+//! component as allocated (capacity, not length). Emptied zspages free their
+//! descriptor slot, page vector and reverse map with their pages; compaction
+//! shrinks a reverse map that is more than twice what its zspage needs. The
+//! handle table is one vector per class with a free list threaded through
+//! free slots: it does not shrink when objects go.
 //!
 //! ## Loads without the class lock
 //!
 //! [`ZsPool::read_with`] (Linux's `zs_obj_read_begin` / `zs_obj_read_end`)
 //! takes the class lock only to find the object and *pin* it: a reader count
-//! in its handle entry (the two bytes that were padding) and one in its
-//! zspage. It drops the lock, runs the caller's closure on the object's
-//! bytes (zswap decompresses there), then takes the lock again for a moment
-//! to unpin. While an object is pinned, `free` and `write` of it fail with
-//! EBUSY (zswap never does either: an entry's owner loads it), and
-//! compaction neither moves objects out of nor into the pinned zspage nor
-//! trims it: it skips it, so a load never waits for compaction beyond one
-//! step's lock hold, and compaction never waits for a load. Everything else
-//! goes on in the pinned zspage: other objects are allocated, written and
-//! freed. Object bytes are therefore only ever reached through raw pointers
-//! confined to one object (`pages.rs`), never through a reference to a whole
-//! page, so concurrent writes of neighbours claim no byte the reader holds
-//! (Miri checks this in the tests).
+//! in its handle entry and one in its zspage. It drops the lock, runs the
+//! caller's closure on the object's bytes (zswap decompresses there), then
+//! takes the lock again for a moment to unpin. While an object is pinned,
+//! `free` and `write` of it fail with EBUSY (zswap never does either: an
+//! entry's owner loads it), and compaction neither moves objects out of nor
+//! into the pinned zspage nor packs or trims it: it skips it, so a load
+//! never waits for compaction beyond one step's lock hold, and compaction
+//! never waits for a load. Everything else goes on in the pinned zspage:
+//! other objects are allocated, written and freed. Object bytes are
+//! therefore only ever reached through raw pointers confined to one object
+//! (`pages.rs`), never through a reference to a whole page, so concurrent
+//! writes of neighbours claim no byte the reader holds (Miri checks this in
+//! the tests).
+//!
+//! ## Compaction and the shrinker
+//!
+//! Compaction runs in *passes* per class, one source zspage per lock hold.
+//! Each zspage is on one of 16 fullness groups by live bytes / attached
+//! bytes; a step takes, from the emptiest group, a zspage that is neither
+//! pinned nor already a source in this pass, moves its objects (top down)
+//! into gaps of zspages that are at least as full (best fit, no allocation),
+//! then frees it if it emptied, or slides its remaining objects down over
+//! their gaps and trims its trailing pages. Zspages denser than 15/16 are
+//! never sources. A pass ends when no source is left; [`ZsPool::compact`]
+//! (`zs_compact`) runs one pass over every class.
+//!
+//! [`ZsPool::shrinker_count`] and [`ZsPool::shrinker_scan`] are Linux's
+//! `zs_shrinker_count` / `zs_shrinker_scan`: the count is the pages that
+//! packing every zspage in place would free, kept exact per class on every
+//! change (no scan); a scan compacts classes round robin until it freed the
+//! pages asked for, continuing a class's pass where the last scan stopped.
+//! Pages freed either way are counted in [`PoolStats::pages_compacted`].
+//! zswap forwards the pair to the kernel's shrinker (see zswap-core).
 //!
 //! ## Lock order
 //!
 //! One lock per class. No two class locks are ever held together and the
 //! pool takes no other lock of its own under one. The page allocator is
-//! called with no lock held when it allocates; pages are given back (which
-//! never blocks) under the class lock, like Linux's `free_zspage`.
-//! [`ZsPool::read_with`] runs its closure with no pool lock held, so the
-//! closure's own locks (zswap's per-CPU decompression lock) do not nest with
-//! the class lock at all, and the closure may even call into the pool. The
-//! only pool-wide shared state is two relaxed atomic counters (pages held,
-//! pages compacted); object and byte counts live in each class, under its
-//! lock.
+//! called with no lock held when it allocates; pages and metadata are given
+//! back (which never blocks) under the class lock, like Linux's
+//! `free_zspage`. [`ZsPool::read_with`] runs its closure with no pool lock
+//! held, so the closure's own locks (zswap's per-CPU decompression lock) do
+//! not nest with the class lock at all, and the closure may even call into
+//! the pool. The only pool-wide shared state is three relaxed atomic
+//! counters (pages held, pages compacted, the shrinker's round-robin
+//! cursor); object and byte counts live in each class, under its lock.
+//!
+//! ## Measured (benches/zpool.rs, lz4 sizes of ../shared/corpus)
+//!
+//! See the bench's output for the current figures; at the time of writing:
+//! pool bytes / payload 1.009 after the fill (zsmalloc's geometry: 1.029)
+//! and 1.033 after freeing a random half and letting the shrinker run.
 //!
 //! ## Module map
 //!
 //! - `lib.rs` (this file): [`ZsPool`], [`ZsConfig`], [`PoolStats`],
-//!   [`ClassStats`]; the lock-drop-allocate-retry loop.
-//! - `class.rs`: the size-class table (chain choice, merging, size lookup).
+//!   [`ClassStats`], [`MetadataBytes`]; the lock-drop-allocate-retry loop,
+//!   pinned loads, the shrinker pair.
+//! - `class.rs`: the size bands.
 //! - `handle.rs`: [`Handle`] encoding and the per-class handle table.
-//! - `zspage.rs`: the zspage descriptor: pages, reverse map, fullness.
-//! - `state.rs`: everything under one class lock: allocation, free,
-//!   fullness lists, compaction.
-//! - `pages.rs`: page ownership and byte copies over page chains; the crate's
-//!   only `unsafe` (giving a page back to the allocator).
+//! - `zspage.rs`: the zspage descriptor: pages, reverse map, gaps.
+//! - `state.rs`: everything under one class lock: allocation, free, pins,
+//!   gap buckets and fullness groups, compaction steps.
+//! - `pages.rs`: page ownership and byte copies over page chains; the
+//!   crate's `unsafe` (object bytes through raw pointers, giving pages back).
 #![no_std]
 #![cfg_attr(not(loom), deny(clippy::undocumented_unsafe_blocks))]
 
@@ -145,21 +175,24 @@ mod zspage;
 use alloc::vec::Vec;
 
 use kbase::sync::{AtomicUsize, Mutex, Ordering, lock_class};
-use kbase::{Error, Gfp, PAGE_SIZE, PageAllocator, PageFrame, Result};
+use kbase::{Error, Gfp, PAGE_SIZE, PageAllocator, Result};
 
 pub use class::MAX_PAGES_PER_ZSPAGE;
 pub use handle::Handle;
 
 use class::{ClassTable, SizeClass};
 use handle::{HandleEntry, HandleParts};
-use state::{ClassState, Need};
-use zspage::ZsPage;
+use state::{ClassState, Need, Offer};
+use zspage::{Obj, ZsPage};
 
-/// Metadata bytes per stored object: its handle-table entry (12 bytes) and
-/// its reverse-map entry in the zspage (4 bytes).
+/// Metadata bytes per stored object that the layout needs: its handle-table
+/// entry (12 bytes: zspage, offset, size, generation, reader count) and its
+/// reverse-map entry in the zspage (8 bytes: offset, length, handle slot).
+/// Slack in the tables and the per-zspage descriptors come on top; see
+/// [`PoolStats::metadata`] for the measured total.
 pub const METADATA_BYTES_PER_OBJECT: usize =
-    core::mem::size_of::<HandleEntry>() + core::mem::size_of::<u32>();
-const _: () = assert!(METADATA_BYTES_PER_OBJECT <= 16);
+    core::mem::size_of::<HandleEntry>() + core::mem::size_of::<Obj>();
+const _: () = assert!(METADATA_BYTES_PER_OBJECT <= 20);
 
 /// How many times `malloc` drops the class lock to allocate before it gives
 /// up with ENOMEM (only reachable when other threads keep taking what it
@@ -178,8 +211,31 @@ pub struct ZsConfig {
 impl Default for ZsConfig {
     fn default() -> Self {
         ZsConfig {
-            max_pages_per_zspage: 8,
+            max_pages_per_zspage: MAX_PAGES_PER_ZSPAGE,
         }
+    }
+}
+
+/// Heap bytes of the pool's metadata, by component (capacity, not length:
+/// what the allocator handed out, as requested sizes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MetadataBytes {
+    /// The class array (locks and class state headers).
+    pub classes: usize,
+    /// Handle tables (12 bytes per slot, live or free).
+    pub handles: usize,
+    /// Zspage descriptors (the classes' slabs, used or free slots).
+    pub descriptors: usize,
+    /// Page vectors of the zspages (one pointer per page of a full chain).
+    pub page_vectors: usize,
+    /// Reverse maps (8 bytes per object slot).
+    pub reverse_maps: usize,
+}
+
+impl MetadataBytes {
+    /// Sum of the components.
+    pub fn total(&self) -> usize {
+        self.classes + self.handles + self.descriptors + self.page_vectors + self.reverse_maps
     }
 }
 
@@ -197,28 +253,33 @@ pub struct PoolStats {
     /// Pages given back by compaction since the pool was created
     /// (`pages_compacted`).
     pub pages_compacted: usize,
-    /// Heap bytes of metadata: handle tables, zspage tables and descriptors,
-    /// reverse maps (capacity, not length). Not part of `pages`.
+    /// Heap bytes of metadata (the sum of [`metadata`](Self::metadata)).
+    /// Not part of `pages`.
     pub metadata_bytes: usize,
+    /// Heap bytes of metadata by component.
+    pub metadata: MetadataBytes,
 }
 
 /// Counters of one size class.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClassStats {
-    /// Slot size in bytes (objects up to this size land here).
+    /// Smallest object size served.
+    pub min_size: usize,
+    /// Largest object size served (objects up to this size land here).
     pub size: usize,
     /// Chain length of a complete zspage.
     pub pages_per_zspage: usize,
-    /// Objects in a complete zspage.
-    pub objs_per_zspage: usize,
-    /// One object per single-page zspage.
-    pub huge: bool,
     /// Live objects.
     pub objects: usize,
+    /// Sum of the live objects' sizes.
+    pub bytes: usize,
     /// Zspages.
     pub zspages: usize,
     /// Pages attached to this class's zspages.
     pub pages: usize,
+    /// Pages that packing each zspage in place would free (this class's
+    /// share of [`ZsPool::shrinker_count`]).
+    pub freeable: usize,
 }
 
 struct Class {
@@ -252,22 +313,23 @@ pub struct ZsPool<A: PageAllocator> {
     classes: Vec<Class>,
     pages: AtomicUsize,
     compacted: AtomicUsize,
+    /// Where the next shrinker scan starts (round robin over the classes).
+    scan_cursor: AtomicUsize,
 }
 
-/// Pages and a zspage allocated for a `malloc` but maybe not used; whatever
-/// is left goes back to the allocator when this is dropped.
+/// Memory allocated for a `malloc` but maybe not used; whatever is left goes
+/// back when this is dropped (with no lock held).
 struct Spare<'a, A: PageAllocator> {
     alloc: &'a A,
-    page: Option<PageFrame>,
-    fresh: Option<ZsPage>,
+    offer: Offer,
 }
 
 impl<A: PageAllocator> Drop for Spare<'_, A> {
     fn drop(&mut self) {
-        if let Some(p) = self.page.take() {
+        if let Some(p) = self.offer.page.take() {
             pages::free_page(self.alloc, p);
         }
-        if let Some(z) = self.fresh.take() {
+        if let Some(z) = self.offer.fresh.take() {
             z.release_pages(self.alloc);
         }
     }
@@ -295,7 +357,7 @@ fn try_vec<T>(cap: usize) -> Result<Vec<T>> {
 }
 
 impl<A: PageAllocator> ZsPool<A> {
-    /// A pool with the default configuration (chains of up to 8 pages).
+    /// A pool with the default configuration (chains of up to 16 pages).
     pub fn new(alloc: A) -> Result<ZsPool<A>> {
         Self::with_config(alloc, ZsConfig::default())
     }
@@ -320,6 +382,7 @@ impl<A: PageAllocator> ZsPool<A> {
             classes,
             pages: AtomicUsize::new(0),
             compacted: AtomicUsize::new(0),
+            scan_cursor: AtomicUsize::new(0),
         })
     }
 
@@ -342,8 +405,12 @@ impl<A: PageAllocator> ZsPool<A> {
         let class = self.classes.get(ci).ok_or(Error::EINVAL)?;
         let mut spare = Spare {
             alloc: &self.alloc,
-            page: None,
-            fresh: None,
+            offer: Offer {
+                page: None,
+                fresh: None,
+                objs: None,
+                old_objs: None,
+            },
         };
         let mut handles_vec = None;
         let mut slab_vec = None;
@@ -351,10 +418,11 @@ impl<A: PageAllocator> ZsPool<A> {
             let mut st = class.state.lock();
             let old_handles = handles_vec.take().map(|v| st.handles.adopt(v));
             let old_slab = slab_vec.take().map(|v| st.adopt_slab(v));
-            let r = st.alloc(&class.info, size, &mut spare.page, &mut spare.fresh);
+            let r = st.alloc(&class.info, size, &mut spare.offer);
             drop(st);
             drop(old_handles);
             drop(old_slab);
+            drop(spare.offer.old_objs.take());
             match r? {
                 Ok(placed) => {
                     if placed.pages_added != 0 {
@@ -370,9 +438,10 @@ impl<A: PageAllocator> ZsPool<A> {
                 }
                 Err(Need::Handles(cap)) => handles_vec = Some(try_vec(cap)?),
                 Err(Need::Slab(cap)) => slab_vec = Some(try_vec(cap)?),
-                Err(Need::Page) => spare.page = Some(pages::alloc_page(&self.alloc, gfp)?),
+                Err(Need::Objs(cap)) => spare.offer.objs = Some(try_vec(cap)?),
+                Err(Need::Page) => spare.offer.page = Some(pages::alloc_page(&self.alloc, gfp)?),
                 Err(Need::ZsPage) => {
-                    spare.fresh = Some(ZsPage::new(&self.alloc, &class.info, gfp)?)
+                    spare.offer.fresh = Some(ZsPage::new(&self.alloc, &class.info, gfp)?)
                 }
             }
         }
@@ -401,7 +470,7 @@ impl<A: PageAllocator> ZsPool<A> {
     pub fn write(&self, h: Handle, src: &[u8]) -> Result<()> {
         let (p, class) = self.class_of(h)?;
         let st = class.state.lock();
-        let (z, off, size) = st.locate_for_write(&class.info, p.slot, p.generation)?;
+        let (z, off, size) = st.locate_for_write(p.slot, p.generation)?;
         if src.len() > size {
             return Err(Error::EINVAL);
         }
@@ -436,16 +505,16 @@ impl<A: PageAllocator> ZsPool<A> {
     /// the pool (it holds none of its locks).
     pub fn read_with<R>(&self, h: Handle, f: impl FnOnce(&[u8], &[u8]) -> R) -> Result<R> {
         let (p, class) = self.class_of(h)?;
-        let segs = class.state.lock().pin(&class.info, p.slot, p.generation)?;
+        let segs = class.state.lock().pin(p.slot, p.generation)?;
         let _pin = Pinned {
             class,
             slot: p.slot,
         };
         // SAFETY: `pin` succeeded, so until `_pin` is dropped (after `f`
         // returns, or while unwinding out of it) the object is neither freed
-        // nor written nor moved and its zspage is not trimmed or freed:
-        // `segs` points into held pages whose bytes nobody writes. The
-        // slices cannot outlive `f` (its signature is for any lifetime).
+        // nor written nor moved and its zspage is not packed, trimmed or
+        // freed: `segs` points into held pages whose bytes nobody writes.
+        // The slices cannot outlive `f` (its signature is for any lifetime).
         let (a, b) = unsafe { segs.slices() };
         debug_assert_eq!(a.len() + b.len(), segs.len());
         Ok(f(a, b))
@@ -463,22 +532,83 @@ impl<A: PageAllocator> ZsPool<A> {
         self.pages.load(Ordering::Relaxed)
     }
 
-    /// Compacts every class (`zs_compact`); returns the pages freed.
-    pub fn compact(&self) -> usize {
-        let mut total = 0;
-        for class in &self.classes {
-            loop {
-                let r = class.state.lock().compact_step(&class.info, &self.alloc);
-                let Ok((freed, more)) = r else { break };
-                total += freed;
-                self.pages.fetch_sub(freed, Ordering::Relaxed);
-                if !more {
-                    break;
+    /// Runs compaction steps on `class` (one zspage per lock hold) until the
+    /// pass has no source left or `budget` pages were freed; returns the
+    /// pages freed.
+    fn compact_class(&self, class: &Class, budget: usize, new_pass: bool) -> usize {
+        if new_pass {
+            class.state.lock().new_pass();
+        }
+        let mut freed = 0;
+        while freed < budget {
+            let r = class.state.lock().compact_step(&class.info, &self.alloc);
+            let Ok(step) = r else { break };
+            freed += step.freed;
+            if step.freed != 0 {
+                self.pages.fetch_sub(step.freed, Ordering::Relaxed);
+            }
+            if let Some((id, cap)) = step.shrink {
+                // A smaller reverse map, allocated with no lock held; if the
+                // heap cannot give one, the zspage keeps its map.
+                if let Ok(v) = try_vec::<Obj>(cap) {
+                    let old = class.state.lock().shrink_objs(id, v);
+                    drop(old);
                 }
             }
+            if !step.more {
+                break;
+            }
         }
+        freed
+    }
+
+    /// Compacts every class (`zs_compact`); returns the pages freed, also
+    /// counted in `pages_compacted`.
+    pub fn compact(&self) -> usize {
+        let total = self
+            .classes
+            .iter()
+            .map(|c| self.compact_class(c, usize::MAX, true))
+            .sum();
         self.compacted.fetch_add(total, Ordering::Relaxed);
         total
+    }
+
+    /// The pool's shrinker count (`zs_shrinker_count`): pages compaction
+    /// could give back, reckoned as what packing every zspage in place would
+    /// free. Exact per class at the time each class is read; takes each
+    /// class lock for a moment.
+    pub fn shrinker_count(&self) -> usize {
+        self.classes.iter().map(|c| c.state.lock().freeable).sum()
+    }
+
+    /// The pool's shrinker scan (`zs_shrinker_scan`): compacts classes,
+    /// round robin from where the last scan stopped, until `nr_to_scan`
+    /// pages were freed or every class was tried. Returns the pages freed,
+    /// also counted in `pages_compacted`. Each lock hold covers one zspage.
+    pub fn shrinker_scan(&self, nr_to_scan: usize) -> usize {
+        let n = self.classes.len();
+        let start = self.scan_cursor.fetch_add(1, Ordering::Relaxed) % n.max(1);
+        let mut freed = 0;
+        for i in 0..n {
+            if freed >= nr_to_scan {
+                break;
+            }
+            let Some(class) = self.classes.get((start + i) % n) else {
+                break;
+            };
+            if class.state.lock().freeable == 0 {
+                continue;
+            }
+            let mut got = self.compact_class(class, nr_to_scan - freed, false);
+            if got == 0 {
+                // This pass of the class is used up: start another.
+                got = self.compact_class(class, nr_to_scan - freed, true);
+            }
+            freed += got;
+        }
+        self.compacted.fetch_add(freed, Ordering::Relaxed);
+        freed
     }
 
     /// Pool-wide counters. Takes each class lock in turn (objects and bytes
@@ -486,11 +616,18 @@ impl<A: PageAllocator> ZsPool<A> {
     /// of shared atomics); `pages` alone is a pool-wide atomic, read by
     /// [`total_pages`](Self::total_pages) without any lock.
     pub fn stats(&self) -> PoolStats {
-        let mut metadata_bytes = self.classes.capacity() * core::mem::size_of::<Class>();
+        let mut md = MetadataBytes {
+            classes: self.classes.capacity() * core::mem::size_of::<Class>(),
+            ..MetadataBytes::default()
+        };
         let (mut objects, mut bytes_stored) = (0, 0);
         for class in &self.classes {
             let st = class.state.lock();
-            metadata_bytes += st.heap_bytes();
+            let [h, d, pv, rm] = st.heap_bytes();
+            md.handles += h;
+            md.descriptors += d;
+            md.page_vectors += pv;
+            md.reverse_maps += rm;
             objects += st.handles.live();
             bytes_stored += st.bytes;
         }
@@ -499,11 +636,12 @@ impl<A: PageAllocator> ZsPool<A> {
             objects,
             bytes_stored,
             pages_compacted: self.compacted.load(Ordering::Relaxed),
-            metadata_bytes,
+            metadata_bytes: md.total(),
+            metadata: md,
         }
     }
 
-    /// Number of size classes (after merging).
+    /// Number of size classes.
     pub fn nr_classes(&self) -> usize {
         self.classes.len()
     }
@@ -513,14 +651,22 @@ impl<A: PageAllocator> ZsPool<A> {
         let class = self.classes.get(index)?;
         let st = class.state.lock();
         Some(ClassStats {
-            size: class.info.size,
+            min_size: class.info.min,
+            size: class.info.max,
             pages_per_zspage: class.info.pages_per_zspage,
-            objs_per_zspage: class.info.objs_per_zspage,
-            huge: class.info.is_huge(),
             objects: st.handles.live(),
+            bytes: st.bytes,
             zspages: st.nr_zspages,
             pages: st.pages,
+            freeable: st.freeable,
         })
+    }
+
+    /// Class `index`'s counters recounted from its zspages, for checking
+    /// [`class_stats`](Self::class_stats): (objects, bytes, pages, zspages).
+    #[doc(hidden)]
+    pub fn class_recount(&self, index: usize) -> Option<(usize, usize, usize, usize)> {
+        Some(self.classes.get(index)?.state.lock().recount())
     }
 
     /// The class index serving `size`-byte objects.

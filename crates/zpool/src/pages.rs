@@ -172,3 +172,41 @@ pub(crate) fn copy(
     }
     Ok(())
 }
+
+/// Moves `len` bytes from `src_off` down to `dst_off < src_off` inside one
+/// chain; the ranges may overlap (packing slides an object over the gap
+/// before it). The caller holds the class lock and the object is not
+/// pinned.
+pub(crate) fn move_down(
+    pages: &[PageFrame],
+    src_off: usize,
+    dst_off: usize,
+    len: usize,
+) -> Result<()> {
+    if dst_off >= src_off || len > PAGE_SIZE {
+        return Err(Error::EIO);
+    }
+    // Check both ranges before moving anything.
+    raw_segments(pages, src_off, len)?;
+    raw_segments(pages, dst_off, len)?;
+    let mut done = 0;
+    while done < len {
+        let (s, d) = (src_off + done, dst_off + done);
+        let (sp, so) = (s / PAGE_SIZE, s % PAGE_SIZE);
+        let (dp, d_o) = (d / PAGE_SIZE, d % PAGE_SIZE);
+        let k = (len - done).min(PAGE_SIZE - so).min(PAGE_SIZE - d_o);
+        let (spage, dpage) = (
+            pages.get(sp).ok_or(Error::EIO)?,
+            pages.get(dp).ok_or(Error::EIO)?,
+        );
+        // SAFETY: [so, so + k) and [d_o, d_o + k) lie inside held pages (both
+        // ranges were checked above and `k` stops at page ends). Chunks are
+        // moved in ascending order with the destination below the source, so
+        // a chunk never overwrites source bytes not yet moved; `ptr::copy`
+        // allows the overlap inside one page. The caller holds the class lock
+        // and nobody has the object pinned.
+        unsafe { ptr::copy(spage.as_ptr().add(so), dpage.as_ptr().add(d_o), k) };
+        done += k;
+    }
+    Ok(())
+}

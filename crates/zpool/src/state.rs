@@ -1,16 +1,20 @@
-//! The state behind one class lock: the class's handle table, its zspages and
-//! their fullness lists. Every method runs with the class lock held and never
-//! allocates; what needs memory reports it (`Need`) so the caller can
-//! allocate with the lock dropped and come back.
+//! The state behind one class lock: the class's handle table, its zspages,
+//! their gap buckets and fullness groups. Every method runs with the class
+//! lock held and never allocates; what needs memory reports it (`Need`) so
+//! the caller can allocate with the lock dropped and come back.
 
 use alloc::vec::Vec;
 
-use kbase::{Error, PageAllocator, PageFrame, Result};
+use kbase::{Error, PAGE_SIZE, PageAllocator, PageFrame, Result};
 
 use crate::class::SizeClass;
 use crate::handle::{HandleEntry, HandleTable, NONE};
 use crate::pages::{self, RawSegs};
-use crate::zspage::{FULL, GROWABLE, NR_LISTS, ZsPage};
+use crate::zspage::{GAP_UNIT, NR_BUCKETS, NR_GROUPS, Obj, ZsPage};
+
+/// How many zspages of one list `malloc` or compaction looks at before it
+/// moves on to the next list: bounds the time under the lock.
+const WALK: usize = 16;
 
 /// A slot of the zspage slab.
 pub(crate) enum Slot {
@@ -49,10 +53,32 @@ pub(crate) enum Need {
     Handles(usize),
     /// A zspage slab of this capacity.
     Slab(usize),
+    /// A reverse map of this capacity for the zspage the object goes to.
+    Objs(usize),
     /// One page, to grow a zspage that is not complete yet.
     Page,
     /// A new zspage.
     ZsPage,
+}
+
+/// Memory the caller allocated with no lock held, offered to `alloc`.
+pub(crate) struct Offer {
+    pub(crate) page: Option<PageFrame>,
+    pub(crate) fresh: Option<ZsPage>,
+    pub(crate) objs: Option<Vec<Obj>>,
+    /// A vector `alloc` replaced, for the caller to drop after unlocking.
+    pub(crate) old_objs: Option<Vec<Obj>>,
+}
+
+/// What a compaction step did.
+#[derive(Default)]
+pub(crate) struct Step {
+    /// Pages given back.
+    pub(crate) freed: usize,
+    /// The pass has more sources.
+    pub(crate) more: bool,
+    /// The source zspage's reverse map should shrink to this capacity.
+    pub(crate) shrink: Option<(u32, usize)>,
 }
 
 /// What a completed allocation did.
@@ -67,27 +93,35 @@ pub(crate) struct Placed {
 ///
 /// # Invariants
 ///
-/// - Every `Slot::Used` zspage is on exactly the fullness list its
-///   [`ZsPage::fullness`] names, linked through `prev`/`next`; `Slot::Free`
-///   ids form a list from `free_ids`.
-/// - For every live handle entry `e`, zspage `e.zspage` is used and its rmap
-///   at `e.obj` holds the entry's slot, and conversely.
+/// - Every `Slot::Used` zspage is on exactly the gap bucket its
+///   [`ZsPage::bucket_of`] names and the fullness group its
+///   [`ZsPage::group_of`] names, linked through `prev`/`next` and
+///   `gprev`/`gnext`; `Slot::Free` ids form a list from `free_ids`.
+/// - For every live handle entry `e`, zspage `e.zspage` is used and its
+///   reverse map has an object at `e.obj` (a byte offset) of `e.size` bytes
+///   holding the entry's slot, and conversely.
 /// - No used zspage is empty between two calls.
+/// - `pages` is the sum of the attached pages, `bytes` the sum of live
+///   sizes, `freeable` the sum of the zspages' `packable`.
 /// - A zspage's `pins` is the sum of `readers` over its objects' handle
 ///   entries. A pinned object is not freed, written or moved, and a zspage
-///   with `pins != 0` is neither a compaction source nor a target nor
-///   trimmed: a load reading it with the lock dropped sees its bytes and
-///   pages unchanged. (It can gain objects and pages from `malloc`: those
-///   are other bytes.)
-/// - `pages` is the sum of the attached pages, `bytes` the sum of live sizes.
+///   with `pins != 0` is neither a compaction source nor a target nor packed:
+///   a load reading it with the lock dropped sees its bytes and pages
+///   unchanged. (It can gain objects and pages from `malloc`, and lose other
+///   objects to `free`: those are other bytes.)
 pub(crate) struct ClassState {
     pub(crate) handles: HandleTable,
     slab: Vec<Slot>,
     free_ids: u32,
-    heads: [u32; NR_LISTS],
+    heads: [u32; NR_BUCKETS],
+    gheads: [u32; NR_GROUPS],
+    gtails: [u32; NR_GROUPS],
     pub(crate) nr_zspages: usize,
     pub(crate) pages: usize,
     pub(crate) bytes: usize,
+    pub(crate) freeable: usize,
+    /// Current compaction pass (each source is taken once per pass).
+    pass: u32,
 }
 
 impl ClassState {
@@ -96,10 +130,14 @@ impl ClassState {
             handles: HandleTable::new(),
             slab: Vec::new(),
             free_ids: NONE,
-            heads: [NONE; NR_LISTS],
+            heads: [NONE; NR_BUCKETS],
+            gheads: [NONE; NR_GROUPS],
+            gtails: [NONE; NR_GROUPS],
             nr_zspages: 0,
             pages: 0,
             bytes: 0,
+            freeable: 0,
+            pass: 1,
         }
     }
 
@@ -111,21 +149,19 @@ impl ClassState {
     }
 
     fn zs_mut(&mut self, id: u32) -> Option<&mut ZsPage> {
-        match self.slab.get_mut(id as usize) {
-            Some(Slot::Used(z)) => Some(z),
-            _ => None,
-        }
+        zs_in(&mut self.slab, id)
     }
 
-    // ---- fullness lists ----
+    // ---- lists ----
 
     fn unlink(&mut self, id: u32) {
         let Some(z) = self.zs(id) else { return };
-        let (prev, next, list) = (z.prev, z.next, z.list as usize);
+        let (prev, next, b) = (z.prev, z.next, z.bucket as usize);
+        let (gprev, gnext, g) = (z.gprev, z.gnext, z.group as usize);
         match self.zs_mut(prev) {
             Some(p) => p.next = next,
             None => {
-                if let Some(h) = self.heads.get_mut(list).filter(|h| **h == id) {
+                if let Some(h) = self.heads.get_mut(b).filter(|h| **h == id) {
                     *h = next;
                 }
             }
@@ -133,54 +169,135 @@ impl ClassState {
         if let Some(n) = self.zs_mut(next) {
             n.prev = prev;
         }
+        match self.zs_mut(gprev) {
+            Some(p) => p.gnext = gnext,
+            None => {
+                if let Some(h) = self.gheads.get_mut(g).filter(|h| **h == id) {
+                    *h = gnext;
+                }
+            }
+        }
+        match self.zs_mut(gnext) {
+            Some(n) => n.gprev = gprev,
+            None => {
+                if let Some(t) = self.gtails.get_mut(g).filter(|t| **t == id) {
+                    *t = gprev;
+                }
+            }
+        }
         if let Some(z) = self.zs_mut(id) {
             z.prev = NONE;
             z.next = NONE;
+            z.gprev = NONE;
+            z.gnext = NONE;
+            z.bucket = NR_BUCKETS as u8;
+            z.group = NR_GROUPS as u8;
         }
     }
 
-    fn link(&mut self, id: u32, list: usize) {
-        let Some(head) = self.heads.get(list).copied() else {
+    /// Links `id` at the head of its bucket, and at the head (or, for a
+    /// zspage compaction just processed, the tail) of its group.
+    fn link(&mut self, class: &SizeClass, id: u32, group_tail: bool) {
+        let Some(z) = self.zs(id) else { return };
+        let (b, g) = (z.bucket_of(class), z.group_of());
+        let (Some(&head), Some(&ghead), Some(&gtail)) =
+            (self.heads.get(b), self.gheads.get(g), self.gtails.get(g))
+        else {
             return;
         };
         if let Some(h) = self.zs_mut(head) {
             h.prev = id;
         }
+        if group_tail {
+            if let Some(t) = self.zs_mut(gtail) {
+                t.gnext = id;
+            }
+        } else if let Some(h) = self.zs_mut(ghead) {
+            h.gprev = id;
+        }
         if let Some(z) = self.zs_mut(id) {
             z.prev = NONE;
             z.next = head;
-            z.list = list as u8;
+            z.bucket = b as u8;
+            if group_tail {
+                z.gprev = gtail;
+                z.gnext = NONE;
+            } else {
+                z.gprev = NONE;
+                z.gnext = ghead;
+            }
+            z.group = g as u8;
         }
-        if let Some(h) = self.heads.get_mut(list) {
+        if let Some(h) = self.heads.get_mut(b) {
+            *h = id;
+        }
+        if (group_tail || ghead == NONE)
+            && let Some(t) = self.gtails.get_mut(g)
+        {
+            *t = id;
+        }
+        if (!group_tail || ghead == NONE)
+            && let Some(h) = self.gheads.get_mut(g)
+        {
             *h = id;
         }
     }
 
-    /// Moves zspage `id` to the list its fullness names.
-    fn relink(&mut self, class: &SizeClass, id: u32) {
-        let Some(z) = self.zs(id) else { return };
-        let want = z.fullness(class);
-        if want != z.list as usize {
+    /// Puts zspage `id` on the lists its state names and updates
+    /// `freeable`.
+    fn relink(&mut self, class: &SizeClass, id: u32, group_tail: bool) {
+        let Some(z) = self.zs_mut(id) else { return };
+        let packable = z.packable_pages() as u32;
+        let old = core::mem::replace(&mut z.packable, packable);
+        let moved = z.bucket as usize != z.bucket_of(class) || z.group as usize != z.group_of();
+        self.freeable = self.freeable + packable as usize - old as usize;
+        if moved || group_tail {
             self.unlink(id);
-            self.link(id, want);
+            self.link(class, id, group_tail);
         }
     }
 
-    /// The fullest zspage with a free slot in its attached pages, other
-    /// than `not`; with `unpinned`, only one no load has pinned (a
-    /// compaction target).
-    fn fullest_with_room(&self, not: u32, unpinned: bool) -> Option<u32> {
-        for list in (0..GROWABLE).rev() {
-            let mut id = self.heads.get(list).copied().unwrap_or(NONE);
-            while id != NONE {
+    /// The zspage `malloc` (or, with `target_of`, compaction) should put a
+    /// `size`-byte object in: the first with a fitting gap in its attached
+    /// pages, searching the smallest sufficient bucket first (best fit
+    /// across zspages, first fit inside one); failing that, one that fits
+    /// after growing by a page. Compaction targets (`target_of = Some(src)`)
+    /// are unpinned, not `src`, at least as full as `src`, need neither a page
+    /// nor a bigger reverse map.
+    fn choose(
+        &self,
+        class: &SizeClass,
+        size: usize,
+        target_of: Option<u32>,
+    ) -> Option<(u32, bool)> {
+        let src_live = target_of.and_then(|s| self.zs(s)).map_or(0, ZsPage::live);
+        let mut grow = None;
+        for b in (size / GAP_UNIT).min(NR_BUCKETS - 1)..NR_BUCKETS {
+            let mut id = self.heads.get(b).copied().unwrap_or(NONE);
+            let mut seen = 0;
+            while id != NONE && seen < WALK {
                 let z = self.zs(id)?;
-                if id != not && (!unpinned || z.pins == 0) {
-                    return Some(id);
+                seen += 1;
+                let ok = match target_of {
+                    None => true,
+                    Some(src) => {
+                        id != src && z.pins == 0 && z.live() >= src_live && z.has_obj_capacity()
+                    }
+                };
+                if ok && z.max_gap() >= size && z.find_fit(size).is_some() {
+                    return Some((id, false));
+                }
+                if ok
+                    && target_of.is_none()
+                    && grow.is_none()
+                    && z.fit_after_growing(class, size).is_some()
+                {
+                    grow = Some(id);
                 }
                 id = z.next;
             }
         }
-        None
+        grow.map(|id| (id, true))
     }
 
     // ---- allocation ----
@@ -222,15 +339,11 @@ impl ClassState {
         };
         self.nr_zspages += 1;
         self.pages += self.zs(id).map_or(0, ZsPage::attached);
-        if let Some(z) = self.zs_mut(id) {
-            z.list = NR_LISTS as u8; // on no list yet
-        }
-        let list = self.zs(id).map_or(0, |z| z.fullness(class));
-        self.link(id, list);
+        self.link(class, id, false);
         Ok(id)
     }
 
-    /// Takes zspage `id` off its list and out of the slab.
+    /// Takes zspage `id` off its lists and out of the slab.
     fn remove_zspage(&mut self, id: u32) -> Option<ZsPage> {
         self.zs(id)?;
         self.unlink(id);
@@ -241,60 +354,71 @@ impl ClassState {
         self.free_ids = id;
         self.nr_zspages -= 1;
         self.pages -= z.attached();
+        self.freeable -= z.packable as usize;
         Some(z)
     }
 
-    /// Allocates a `size`-byte object, using `page` or `fresh` (allocated by
-    /// the caller with no lock held) if it needs to. `Ok(Err(need))` asks the
-    /// caller for memory and to call again.
+    /// Allocates a `size`-byte object, using what `offer` holds (allocated
+    /// by the caller with no lock held) if it needs to. `Ok(Err(need))` asks
+    /// the caller for memory and to call again.
     pub(crate) fn alloc(
         &mut self,
         class: &SizeClass,
         size: usize,
-        page: &mut Option<PageFrame>,
-        fresh: &mut Option<ZsPage>,
+        offer: &mut Offer,
     ) -> Result<core::result::Result<Placed, Need>> {
         if let Some(cap) = self.handles.needs_capacity()? {
             return Ok(Err(Need::Handles(cap)));
         }
         let mut pages_added = 0;
-        let id = if let Some(id) = self.fullest_with_room(NONE, false) {
-            id
-        } else if self.heads[GROWABLE] != NONE {
-            let id = self.heads[GROWABLE];
-            let Some(p) = page.take() else {
-                return Ok(Err(Need::Page));
-            };
-            let z = self.zs_mut(id).ok_or(Error::EIO)?;
-            if let Err(p) = z.attach(class, p) {
-                *page = Some(p);
-                return Err(Error::EIO);
+        let id = match self.choose(class, size, None) {
+            Some((id, grow)) => {
+                let z = self.zs_mut(id).ok_or(Error::EIO)?;
+                if let Some(cap) = z.objs_needs(class) {
+                    match offer.objs.take() {
+                        Some(v) if v.capacity() >= cap => offer.old_objs = Some(z.adopt_objs(v)),
+                        _ => return Ok(Err(Need::Objs(cap))),
+                    }
+                }
+                if grow {
+                    let Some(p) = offer.page.take() else {
+                        return Ok(Err(Need::Page));
+                    };
+                    if let Err(p) = z.attach(class, p) {
+                        offer.page = Some(p);
+                        return Err(Error::EIO);
+                    }
+                    self.pages += 1;
+                    pages_added = 1;
+                }
+                id
             }
-            self.pages += 1;
-            pages_added = 1;
-            id
-        } else {
-            if let Some(cap) = self.slab_needs() {
-                return Ok(Err(Need::Slab(cap)));
-            }
-            let Some(z) = fresh.take() else {
-                return Ok(Err(Need::ZsPage));
-            };
-            pages_added = z.attached();
-            match self.insert_zspage(class, z) {
-                Ok(id) => id,
-                Err(z) => {
-                    *fresh = Some(z);
-                    return Err(Error::EIO);
+            None => {
+                if let Some(cap) = self.slab_needs() {
+                    return Ok(Err(Need::Slab(cap)));
+                }
+                let Some(z) = offer.fresh.take() else {
+                    return Ok(Err(Need::ZsPage));
+                };
+                pages_added = z.attached();
+                match self.insert_zspage(class, z) {
+                    Ok(id) => id,
+                    Err(z) => {
+                        offer.fresh = Some(z);
+                        return Err(Error::EIO);
+                    }
                 }
             }
         };
         let z = self.zs_mut(id).ok_or(Error::EIO)?;
-        let idx = z.first_free(class).ok_or(Error::EIO)?;
-        let (slot, generation) = self.handles.insert(id, idx as u16, size as u16)?;
+        let (idx, off) = z.find_fit(size).ok_or(Error::EIO)?;
+        let (slot, generation) = self.handles.insert(id, off as u16, size as u16)?;
         let z = self.zs_mut(id).ok_or(Error::EIO)?;
-        z.place(idx, slot).ok_or(Error::EIO)?;
-        self.relink(class, id);
+        if z.place(idx, off, size, slot).is_none() {
+            self.handles.remove(slot);
+            return Err(Error::EIO);
+        }
+        self.relink(class, id, false);
         self.bytes += size;
         Ok(Ok(Placed {
             slot,
@@ -309,7 +433,6 @@ impl ClassState {
     /// byte offset in the chain, and size. EBUSY while a load has it pinned.
     pub(crate) fn locate_for_write(
         &self,
-        class: &SizeClass,
         slot: u32,
         generation: u16,
     ) -> Result<(&ZsPage, usize, usize)> {
@@ -318,7 +441,7 @@ impl ClassState {
             return Err(Error::EBUSY);
         }
         let z = self.zs(e.zspage).ok_or(Error::EIO)?;
-        Ok((z, e.obj as usize * class.size, e.size as usize))
+        Ok((z, e.obj as usize, e.size as usize))
     }
 
     /// Pins the object behind (`slot`, `generation`) for a load with the
@@ -327,13 +450,13 @@ impl ClassState {
     /// written (EBUSY) and not moved, and compaction leaves its zspage alone,
     /// so its pages stay attached and its bytes unchanged. EBUSY if the
     /// object already has `u16::MAX` loads in flight.
-    pub(crate) fn pin(&mut self, class: &SizeClass, slot: u32, generation: u16) -> Result<RawSegs> {
+    pub(crate) fn pin(&mut self, slot: u32, generation: u16) -> Result<RawSegs> {
         let e = self.handles.get_mut(slot, generation)?;
         if e.readers == u16::MAX {
             return Err(Error::EBUSY);
         }
         let z = zs_in(&mut self.slab, e.zspage).ok_or(Error::EIO)?;
-        let segs = pages::raw_segments(&z.pages, e.obj as usize * class.size, e.size as usize)?;
+        let segs = pages::raw_segments(&z.pages, e.obj as usize, e.size as usize)?;
         e.readers += 1;
         z.pins += 1;
         Ok(segs)
@@ -369,11 +492,12 @@ impl ClassState {
             return Err(Error::EBUSY);
         }
         let z = self.zs_mut(e.zspage).ok_or(Error::EIO)?;
-        if z.slot_at(e.obj as usize) != Some(slot) {
+        let idx = z.find(e.obj as usize).ok_or(Error::EIO)?;
+        if z.obj(idx).map(|o| o.slot) != Some(slot) {
             return Err(Error::EIO);
         }
-        z.release(e.obj as usize);
-        let empty = z.inuse() == 0;
+        z.release(idx);
+        let empty = z.nr_objs() == 0;
         self.handles.remove(slot);
         self.bytes -= e.size as usize;
         let mut freed = 0;
@@ -382,7 +506,7 @@ impl ClassState {
                 freed = z.release_pages(alloc);
             }
         } else {
-            self.relink(class, e.zspage);
+            self.relink(class, e.zspage, false);
         }
         Ok(freed)
     }
@@ -401,160 +525,172 @@ impl ClassState {
 
     // ---- compaction ----
 
-    /// Moves the object at `src_idx` of zspage `src` into the lowest free
-    /// attached slot of `dst`.
-    fn move_obj(&mut self, class: &SizeClass, src: u32, src_idx: usize, dst: u32) -> Result<()> {
+    /// Starts a new compaction pass: every zspage may be a source again.
+    pub(crate) fn new_pass(&mut self) {
+        self.pass = self.pass.wrapping_add(1).max(1);
+    }
+
+    /// The next compaction source of this pass: the emptiest group first, a
+    /// zspage not pinned and not taken yet in this pass.
+    fn next_source(&self) -> Option<u32> {
+        for g in 0..NR_GROUPS - 1 {
+            let mut id = self.gheads.get(g).copied().unwrap_or(NONE);
+            let mut seen = 0;
+            while id != NONE && seen < WALK {
+                let z = self.zs(id)?;
+                if z.pins == 0 && z.pass != self.pass {
+                    return Some(id);
+                }
+                seen += 1;
+                id = z.gnext;
+            }
+        }
+        None
+    }
+
+    /// Moves object `idx` of zspage `src` to a gap of zspage `dst`.
+    fn move_obj(&mut self, src: u32, idx: usize, dst: u32) -> Result<()> {
         let (s, d) = two_mut(&mut self.slab, src, dst).ok_or(Error::EIO)?;
-        let slot = s.slot_at(src_idx).ok_or(Error::EIO)?;
-        let dst_idx = d.first_free(class).ok_or(Error::EIO)?;
-        let e = self.handles.get_live_mut(slot).ok_or(Error::EIO)?;
-        if s.pins != 0 || d.pins != 0 || e.readers != 0 {
+        let o = s.obj(idx).ok_or(Error::EIO)?;
+        let (didx, doff) = d.find_fit(o.len as usize).ok_or(Error::EIO)?;
+        let e = self.handles.get_live_mut(o.slot).ok_or(Error::EIO)?;
+        if s.pins != 0 || d.pins != 0 || e.readers != 0 || !d.has_obj_capacity() {
             return Err(Error::EBUSY);
         }
-        pages::copy(
-            &s.pages,
-            src_idx * class.size,
-            &d.pages,
-            dst_idx * class.size,
-            e.size as usize,
-        )?;
-        s.release(src_idx);
-        d.place(dst_idx, slot);
+        pages::copy(&s.pages, o.off as usize, &d.pages, doff, o.len as usize)?;
+        d.place(didx, doff, o.len as usize, o.slot)
+            .ok_or(Error::EIO)?;
+        s.release(idx);
         e.zspage = dst;
-        e.obj = dst_idx as u16;
+        e.obj = doff as u16;
         Ok(())
     }
 
-    /// Moves live objects of zspage `id` from its top down into free slots
-    /// below them, so that trailing pages empty out.
-    fn tighten(&mut self, class: &SizeClass, id: u32) -> Result<()> {
-        loop {
-            let Some(z) = zs_in(&mut self.slab, id) else {
-                return Ok(());
-            };
-            let (Some(hi), Some(lo)) = (z.highest_live(), z.first_free(class)) else {
-                return Ok(());
-            };
-            if lo >= hi {
-                return Ok(());
-            }
-            if z.pins != 0 {
-                return Ok(());
-            }
-            let slot = z.slot_at(hi).ok_or(Error::EIO)?;
-            let e = self.handles.get_live_mut(slot).ok_or(Error::EIO)?;
-            pages::copy(
-                &z.pages,
-                hi * class.size,
-                &z.pages,
-                lo * class.size,
-                e.size as usize,
-            )?;
-            z.release(hi);
-            z.place(lo, slot);
-            e.obj = lo as u16;
-        }
-    }
-
-    /// Trims zspage `id`'s unused trailing pages, or frees it when empty.
-    fn trim_or_free<A: PageAllocator>(&mut self, class: &SizeClass, alloc: &A, id: u32) -> usize {
-        let Some(z) = self.zs_mut(id) else { return 0 };
+    /// Slides the objects of zspage `id` down over its gaps, so that its
+    /// free space is one run at the tail.
+    fn pack(&mut self, id: u32) -> Result<()> {
+        let Some(z) = zs_in(&mut self.slab, id) else {
+            return Ok(());
+        };
         if z.pins != 0 {
-            return 0;
+            return Ok(());
         }
-        if z.inuse() == 0 {
-            return self.remove_zspage(id).map_or(0, |z| z.release_pages(alloc));
+        let mut cursor = 0;
+        let mut idx = 0;
+        while let Some(o) = z.obj(idx) {
+            if o.off as usize > cursor {
+                let e = self.handles.get_live_mut(o.slot).ok_or(Error::EIO)?;
+                pages::move_down(&z.pages, o.off as usize, cursor, o.len as usize)?;
+                z.set_off(idx, cursor).ok_or(Error::EIO)?;
+                e.obj = cursor as u16;
+            }
+            cursor += o.len as usize;
+            idx += 1;
         }
-        let freed = z.trim(class, alloc);
-        self.pages -= freed;
-        self.relink(class, id);
-        freed
+        z.refresh();
+        Ok(())
     }
 
     /// One step of compaction (Linux's `__zs_compact`, one source zspage per
-    /// call so the lock is dropped between steps): moves the objects of the
-    /// emptiest zspage into the fullest ones that have room, then frees or
-    /// trims the source. Once no object can move to another zspage, packs one
-    /// zspage in place per step and trims it; reports the class done when
-    /// nothing is left to do.
-    /// Returns (pages freed, more to do).
+    /// call so the lock is dropped between steps): takes the next source of
+    /// the pass (emptiest first), moves its objects, from the top down, into
+    /// gaps of zspages at least as full, then frees it if empty, or packs it
+    /// in place and trims its trailing pages. Returns what it did.
     pub(crate) fn compact_step<A: PageAllocator>(
         &mut self,
         class: &SizeClass,
         alloc: &A,
-    ) -> Result<(usize, bool)> {
-        // The emptiest zspage not on FULL.
-        let mut src: Option<(u32, usize)> = None;
-        for list in 0..FULL {
-            let mut id = self.heads.get(list).copied().unwrap_or(NONE);
-            while id != NONE {
-                let Some(z) = self.zs(id) else { break };
-                if z.pins == 0 && src.is_none_or(|(_, n)| z.inuse() < n) {
-                    src = Some((id, z.inuse()));
-                }
-                id = z.next;
-            }
-        }
-        let Some((src, _)) = src else {
-            return Ok((0, false));
+    ) -> Result<Step> {
+        let Some(src) = self.next_source() else {
+            return Ok(Step::default());
         };
-        if let Some(mut dst) = self.fullest_with_room(src, true) {
-            // dst.inuse >= src.inuse (src is the emptiest), so every move
-            // raises the sum of squared inuse counts: this terminates.
-            while let Some(hi) = self.zs(src).and_then(ZsPage::highest_live) {
-                self.move_obj(class, src, hi, dst)?;
-                self.relink(class, dst);
-                if self.zs(dst).is_some_and(|d| d.fullness(class) >= GROWABLE) {
-                    match self.fullest_with_room(src, true) {
-                        Some(next) => dst = next,
-                        None => break,
-                    }
-                }
-            }
-            self.relink(class, src);
-            return Ok((self.trim_or_free(class, alloc, src), true));
+        let pass = self.pass;
+        if let Some(z) = self.zs_mut(src) {
+            z.pass = pass;
         }
-        // No zspage but `src` has room: pack one zspage in place (top
-        // objects into low holes) and trim it; one per step, so the lock is
-        // held for one zspage's worth of copying at a time.
-        for list in 0..FULL {
-            let mut id = self.heads.get(list).copied().unwrap_or(NONE);
-            while id != NONE {
-                let next = self.zs(id).map_or(NONE, |z| z.next);
-                if self.needs_packing(class, id) {
-                    self.tighten(class, id)?;
-                    return Ok((self.trim_or_free(class, alloc, id), true));
+        // Objects that found no room stay; a few misses end the attempt.
+        let mut misses = 0;
+        let mut idx = self.zs(src).map_or(0, ZsPage::nr_objs);
+        while idx > 0 && misses < 4 {
+            idx -= 1;
+            let Some(o) = self.zs(src).and_then(|z| z.obj(idx)) else {
+                break;
+            };
+            match self.choose(class, o.len as usize, Some(src)) {
+                Some((dst, false)) => {
+                    self.move_obj(src, idx, dst)?;
+                    self.relink(class, dst, false);
                 }
-                id = next;
+                _ => misses += 1,
             }
         }
-        Ok((0, false))
+        let Some(z) = self.zs(src) else {
+            return Ok(Step {
+                more: true,
+                ..Step::default()
+            });
+        };
+        let mut step = Step {
+            more: true,
+            ..Step::default()
+        };
+        if z.nr_objs() == 0 {
+            step.freed = self
+                .remove_zspage(src)
+                .map_or(0, |z| z.release_pages(alloc));
+        } else {
+            self.pack(src)?;
+            let z = self.zs_mut(src).ok_or(Error::EIO)?;
+            step.freed = z.trim(alloc);
+            step.shrink = z.objs_shrink().map(|cap| (src, cap));
+            self.pages -= step.freed;
+            self.relink(class, src, true);
+        }
+        Ok(step)
     }
 
-    /// Has zspage `id` a hole below its highest object, or a trailing page
-    /// without live bytes?
-    fn needs_packing(&mut self, class: &SizeClass, id: u32) -> bool {
-        let Some(z) = zs_in(&mut self.slab, id).filter(|z| z.pins == 0) else {
-            return false;
-        };
-        let Some(hi) = z.highest_live() else {
-            return true;
-        };
-        let hole_below = z.first_free(class).is_some_and(|lo| lo < hi);
-        hole_below || z.attached() > class.pages_for_objs(hi + 1)
+    /// Gives zspage `id` the smaller reverse map `v` (allocated by the
+    /// caller with no lock held, after a compaction step asked for it) if
+    /// it still fits; returns the vector to drop after unlocking.
+    pub(crate) fn shrink_objs(&mut self, id: u32, v: Vec<Obj>) -> Vec<Obj> {
+        match self.zs_mut(id) {
+            Some(z) => z.adopt_smaller_objs(v),
+            None => v,
+        }
     }
 
-    /// Heap bytes of the class's metadata: handle table, slab, and each
-    /// zspage's page vector and reverse map.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        let zspages: usize = self
-            .slab
-            .iter()
-            .map(|s| match s {
-                Slot::Used(z) => z.heap_bytes(),
-                Slot::Free(_) => 0,
-            })
-            .sum();
-        self.handles.heap_bytes() + self.slab.capacity() * core::mem::size_of::<Slot>() + zspages
+    /// Heap bytes of the class's metadata: (handle table, slab of zspage
+    /// descriptors, page vectors, reverse maps).
+    pub(crate) fn heap_bytes(&self) -> [usize; 4] {
+        let (mut pv, mut rm) = (0, 0);
+        for s in &self.slab {
+            if let Slot::Used(z) = s {
+                let (a, b) = z.heap_bytes();
+                pv += a;
+                rm += b;
+            }
+        }
+        [
+            self.handles.heap_bytes(),
+            self.slab.capacity() * core::mem::size_of::<Slot>(),
+            pv,
+            rm,
+        ]
+    }
+
+    /// Recounts objects, bytes and pages from the zspages (tests).
+    pub(crate) fn recount(&self) -> (usize, usize, usize, usize) {
+        let (mut objs, mut bytes, mut pages, mut zspages) = (0, 0, 0, 0);
+        for s in &self.slab {
+            if let Slot::Used(z) = s {
+                objs += z.nr_objs();
+                bytes += z.live();
+                pages += z.attached();
+                zspages += 1;
+            }
+        }
+        (objs, bytes, pages, zspages)
     }
 }
+
+const _: () = assert!(PAGE_SIZE.is_multiple_of(GAP_UNIT));

@@ -1,48 +1,67 @@
-//! A zspage: a chain of 1..N pages holding the objects of one class, packed
-//! back to back.
+//! A zspage: a chain of 1..N pages holding objects of one class, packed at
+//! byte granularity.
 //!
 //! ```text
-//!  page 0                  page 1                  page 2 (not yet attached)
-//! +-------+-------+-------+--+----+-------+-------+- - - - - - - - - -+
-//! | obj 0 | obj 1 | obj 2 | obj 3 | obj 4 | obj 5 |   obj 6 ...         |
-//! +-------+-------+-------+--+----+-------+-------+- - - - - - - - - -+
-//!                       obj 3 spans the page boundary
+//!  page 0                     page 1                     page 2 (not attached)
+//! +------+---------+---+------+--+------------+--------+- - - - - - - - -+
+//! | A    | B       |gap| C       | D          |  tail  |                 |
+//! +------+---------+---+------+--+------------+--------+- - - - - - - - -+
+//!                            C spans the page boundary
 //! ```
 //!
-//! Object `i` starts at byte `i * class.size` of the chain, so an object may
-//! span two pages; no object spans three (objects are at most a page).
+//! An object is `len` bytes at byte offset `off` of the chain, with no
+//! rounding: it may start anywhere and span two pages (no object spans three:
+//! objects are at most a page). Free space is the gaps between objects and
+//! the tail. `malloc` takes the first gap that fits; frees leave gaps, which
+//! later objects of the class fill and which compaction closes by sliding
+//! objects down (`pages::move_down`) or moving them to other zspages.
 //!
-//! Pages are attached lazily: a new zspage starts with one page and grows a
-//! page at a time, up to the class's chain length, as objects need them;
-//! compaction trims trailing pages that hold no live object. So a class
-//! wastes at most the unused tail of one page per growing zspage, not of a
-//! whole chain, which is what keeps a pool dense when it holds few objects
-//! per class.
+//! The reverse map `objs` lists the live objects sorted by offset: (offset,
+//! length, handle-table slot), 8 bytes each. It is the free map too (gaps are
+//! what lies between its entries) and what compaction uses to find the handle
+//! of an object it moves. Nothing is stored inside the pages: a zspage page
+//! holds object bytes only.
 //!
-//! Free object slots are found through the reverse map (`rmap`), which holds
-//! the handle-table slot of each live object (compaction needs it to find the
-//! handle of an object it moves) or `FREE`. Nothing is stored inside the
-//! object memory: a zspage page holds object bytes only.
+//! Pages are attached lazily: a new zspage starts with one page and takes
+//! another when an object at the tail needs it, up to the chain length;
+//! compaction trims trailing pages that hold no live byte.
 
 use alloc::vec::Vec;
 
-use kbase::{Gfp, PageAllocator, PageFrame, Result};
+use kbase::{Gfp, PAGE_SIZE, PageAllocator, PageFrame, Result};
 
-use crate::class::SizeClass;
+use crate::class::{MAX_OBJS_PER_ZSPAGE, SizeClass};
 use crate::handle::NONE;
 use crate::pages;
 
-/// Reverse-map value of a free object slot.
-pub(crate) const FREE: u32 = u32::MAX;
+/// Gap buckets (the lists `malloc` searches): bucket `b` holds zspages whose
+/// usable gap is in `[b * GAP_UNIT, (b + 1) * GAP_UNIT)`; the last holds
+/// gaps of a page or more, which is also where every zspage that can still
+/// grow is (its tail plus a new page always fits an object).
+pub(crate) const GAP_UNIT: usize = 128;
+pub(crate) const NR_BUCKETS: usize = PAGE_SIZE / GAP_UNIT + 1;
 
-/// Fullness lists of a class. `0..=9`: zspages with a free slot in their
-/// attached pages, by `inuse * 10 / objs_per_zspage` (allocation prefers the
-/// highest); `GROWABLE`: every attached slot is used but the chain is not
-/// complete (the next object needs a page); `FULL`: every slot of the complete
-/// chain is used. An empty zspage is on no list: it is freed at once.
-pub(crate) const NR_LISTS: usize = 12;
-pub(crate) const GROWABLE: usize = 10;
-pub(crate) const FULL: usize = 11;
+/// Fullness groups (the lists compaction takes sources from), by live bytes
+/// / attached bytes in sixteenths. The last group (15/16 or denser) is never
+/// a source.
+pub(crate) const NR_GROUPS: usize = 16;
+
+/// Initial capacity of a zspage's reverse map (it doubles as objects come).
+const OBJS_INITIAL: usize = 8;
+
+/// One live object of a zspage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Obj {
+    pub(crate) off: u16,
+    pub(crate) len: u16,
+    pub(crate) slot: u32,
+}
+
+impl Obj {
+    pub(crate) fn end(&self) -> usize {
+        self.off as usize + self.len as usize
+    }
+}
 
 /// One zspage.
 ///
@@ -50,23 +69,34 @@ pub(crate) const FULL: usize = 11;
 ///
 /// - `pages.len()` is in `1..=class.pages_per_zspage` and `pages.capacity()`
 ///   is at least `class.pages_per_zspage`, so attaching never allocates.
-/// - `rmap.len() == class.objs_per_zspage`; slots at or above
-///   `class.usable_objs(pages.len())` are `FREE`.
-/// - `inuse` is the number of non-`FREE` rmap entries.
-/// - every slot below `free_hint` is in use.
+/// - `objs` is sorted by `off`, its ranges do not overlap and end within the
+///   attached pages; `objs.len() <= MAX_OBJS_PER_ZSPAGE`.
+/// - `live` is the sum of the lengths, `inner_gap` the longest free run
+///   before the last object.
+/// - `packable` is what was last accounted in the class's `freeable`.
 pub(crate) struct ZsPage {
     pub(crate) pages: Vec<PageFrame>,
-    rmap: Vec<u32>,
-    inuse: u32,
-    free_hint: u32,
+    objs: Vec<Obj>,
+    live: u32,
+    /// The longest free run before the last object (between objects, or
+    /// before the first); the tail after the last object is computed.
+    inner_gap: u32,
     /// Objects of this zspage pinned by loads in flight (the sum of their
     /// handle entries' `readers`). While non-zero, compaction neither moves
-    /// objects into or out of the zspage nor trims it.
+    /// objects into or out of the zspage nor packs or trims it.
     pub(crate) pins: u32,
-    /// Fullness list links (zspage ids within the class) and list number.
+    /// The compaction pass that last took this zspage as a source.
+    pub(crate) pass: u32,
+    /// Pages this zspage counts in its class's `freeable`.
+    pub(crate) packable: u32,
+    /// Gap-bucket list links (zspage ids within the class) and bucket.
     pub(crate) prev: u32,
     pub(crate) next: u32,
-    pub(crate) list: u8,
+    pub(crate) bucket: u8,
+    /// Fullness-group list links and group.
+    pub(crate) gprev: u32,
+    pub(crate) gnext: u32,
+    pub(crate) group: u8,
 }
 
 impl ZsPage {
@@ -76,45 +106,171 @@ impl ZsPage {
     pub(crate) fn new<A: PageAllocator>(alloc: &A, class: &SizeClass, gfp: Gfp) -> Result<ZsPage> {
         let mut page_vec = Vec::new();
         page_vec.try_reserve_exact(class.pages_per_zspage)?;
-        let mut rmap = Vec::new();
-        rmap.try_reserve_exact(class.objs_per_zspage)?;
-        rmap.resize(class.objs_per_zspage, FREE);
+        let mut objs = Vec::new();
+        objs.try_reserve_exact(OBJS_INITIAL)?;
         page_vec.push(pages::alloc_page(alloc, gfp)?);
-        // INVARIANT: one page, capacity for the whole chain, all slots free.
+        // INVARIANT: one page, capacity for the whole chain, no object.
         Ok(ZsPage {
             pages: page_vec,
-            rmap,
-            inuse: 0,
-            free_hint: 0,
+            objs,
+            live: 0,
+            inner_gap: 0,
             pins: 0,
+            pass: 0,
+            packable: 0,
             prev: NONE,
             next: NONE,
-            list: 0,
+            bucket: NR_BUCKETS as u8,
+            gprev: NONE,
+            gnext: NONE,
+            group: NR_GROUPS as u8,
         })
     }
 
-    pub(crate) fn inuse(&self) -> usize {
-        self.inuse as usize
+    pub(crate) fn nr_objs(&self) -> usize {
+        self.objs.len()
+    }
+
+    pub(crate) fn live(&self) -> usize {
+        self.live as usize
     }
 
     pub(crate) fn attached(&self) -> usize {
         self.pages.len()
     }
 
-    pub(crate) fn usable(&self, class: &SizeClass) -> usize {
-        class.usable_objs(self.pages.len())
+    fn attached_bytes(&self) -> usize {
+        self.pages.len() * PAGE_SIZE
     }
 
-    /// Which fullness list this zspage belongs on.
-    pub(crate) fn fullness(&self, class: &SizeClass) -> usize {
-        let inuse = self.inuse();
-        if inuse >= class.objs_per_zspage {
-            FULL
-        } else if inuse >= self.usable(class) {
-            GROWABLE
-        } else {
-            inuse * 10 / class.objs_per_zspage.max(1)
+    fn last_end(&self) -> usize {
+        self.objs.last().map_or(0, Obj::end)
+    }
+
+    fn tail_gap(&self) -> usize {
+        self.attached_bytes().saturating_sub(self.last_end())
+    }
+
+    /// The longest free run inside the attached pages.
+    pub(crate) fn max_gap(&self) -> usize {
+        (self.inner_gap as usize).max(self.tail_gap())
+    }
+
+    /// Can take one more object (the reverse map is not at its cap).
+    fn has_obj_room(&self) -> bool {
+        self.objs.len() < MAX_OBJS_PER_ZSPAGE
+    }
+
+    /// Can take one more object without growing the reverse map.
+    pub(crate) fn has_obj_capacity(&self) -> bool {
+        self.objs.len() < self.objs.capacity()
+    }
+
+    /// The capacity the reverse map needs before one more object fits, if
+    /// it needs to grow (the caller allocates it with no lock held): what a
+    /// full chain of objects like the present ones would need, and at least
+    /// a quarter more than now. Growing by projection instead of doubling
+    /// keeps the slack of a filled zspage to a few entries.
+    pub(crate) fn objs_needs(&self, class: &SizeClass) -> Option<usize> {
+        let (len, cap) = (self.objs.len(), self.objs.capacity());
+        if len < cap {
+            return None;
         }
+        let end = self.last_end().max(1);
+        let projected = len * class.pages_per_zspage * PAGE_SIZE / end + 2;
+        let want = projected.max(cap + cap / 4).max(cap + 4);
+        Some(want.clamp(OBJS_INITIAL, MAX_OBJS_PER_ZSPAGE))
+    }
+
+    /// The capacity to shrink the reverse map to, if it holds more than
+    /// twice what it needs (after frees or compaction).
+    pub(crate) fn objs_shrink(&self) -> Option<usize> {
+        let (len, cap) = (self.objs.len(), self.objs.capacity());
+        let want = (len + len / 8).max(OBJS_INITIAL);
+        (cap > 2 * want).then_some(want)
+    }
+
+    /// Takes over `smaller` (empty) if it holds the present objects and is
+    /// smaller than the reverse map; returns the vector to drop. Never
+    /// allocates.
+    pub(crate) fn adopt_smaller_objs(&mut self, mut smaller: Vec<Obj>) -> Vec<Obj> {
+        if smaller.capacity() < self.objs.len() || smaller.capacity() >= self.objs.capacity() {
+            return smaller;
+        }
+        // Fits: smaller.capacity() >= objs.len(), so no reallocation.
+        smaller.extend_from_slice(&self.objs);
+        core::mem::replace(&mut self.objs, smaller)
+    }
+
+    /// Takes over `bigger` (empty) if it is larger than the reverse map;
+    /// returns the vector to drop. Never allocates.
+    pub(crate) fn adopt_objs(&mut self, mut bigger: Vec<Obj>) -> Vec<Obj> {
+        if bigger.capacity() <= self.objs.capacity() {
+            return bigger;
+        }
+        // Fits: bigger.capacity() > objs.len(), so no reallocation.
+        bigger.extend_from_slice(&self.objs);
+        core::mem::replace(&mut self.objs, bigger)
+    }
+
+    /// Can grow: the chain is not complete and the object cap not reached.
+    pub(crate) fn growable(&self, class: &SizeClass) -> bool {
+        self.pages.len() < class.pages_per_zspage && self.has_obj_room()
+    }
+
+    /// The gap `malloc` can count on: the longest free run in the attached
+    /// pages, or, if the zspage can grow, at least a page (its tail plus one
+    /// more page). 0 when the object cap is reached.
+    pub(crate) fn usable_gap(&self, class: &SizeClass) -> usize {
+        if !self.has_obj_room() {
+            return 0;
+        }
+        let mut g = self.max_gap();
+        if self.growable(class) {
+            g = g.max(self.tail_gap() + PAGE_SIZE);
+        }
+        g
+    }
+
+    /// The gap bucket for this zspage.
+    pub(crate) fn bucket_of(&self, class: &SizeClass) -> usize {
+        (self.usable_gap(class) / GAP_UNIT).min(NR_BUCKETS - 1)
+    }
+
+    /// The fullness group for this zspage.
+    pub(crate) fn group_of(&self) -> usize {
+        (self.live() * NR_GROUPS / self.attached_bytes().max(1)).min(NR_GROUPS - 1)
+    }
+
+    /// Pages that packing this zspage in place would free (all of them if
+    /// it is empty).
+    pub(crate) fn packable_pages(&self) -> usize {
+        self.attached() - self.live().div_ceil(PAGE_SIZE)
+    }
+
+    /// The first gap of at least `size` bytes in the attached pages:
+    /// (index in the reverse map to insert at, offset).
+    pub(crate) fn find_fit(&self, size: usize) -> Option<(usize, usize)> {
+        if !self.has_obj_room() {
+            return None;
+        }
+        if (self.inner_gap as usize) >= size {
+            let mut cursor = 0;
+            for (i, o) in self.objs.iter().enumerate() {
+                if (o.off as usize).saturating_sub(cursor) >= size {
+                    return Some((i, cursor));
+                }
+                cursor = o.end();
+            }
+        }
+        (self.tail_gap() >= size).then_some((self.objs.len(), self.last_end()))
+    }
+
+    /// Where an object of `size` bytes goes at the tail if one more page is
+    /// attached first, when the attached pages have no room for it.
+    pub(crate) fn fit_after_growing(&self, class: &SizeClass, size: usize) -> Option<usize> {
+        let end = self.last_end();
+        (self.growable(class) && end + size <= self.attached_bytes() + PAGE_SIZE).then_some(end)
     }
 
     /// Attaches one more page. Gives the page back if the chain is complete.
@@ -131,58 +287,118 @@ impl ZsPage {
         Ok(())
     }
 
-    /// The lowest free slot in the attached pages.
-    pub(crate) fn first_free(&mut self, class: &SizeClass) -> Option<usize> {
-        let usable = self.usable(class);
-        let start = self.free_hint as usize;
-        let found = self
-            .rmap
-            .get(start..usable)?
-            .iter()
-            .position(|&s| s == FREE)
-            .map(|p| start + p);
-        // INVARIANT: everything between the old hint and the hit is in use.
-        self.free_hint = found.unwrap_or(usable) as u32;
-        found
+    fn recompute_inner_gap(&mut self) {
+        let mut cursor = 0;
+        let mut best = 0;
+        for o in &self.objs {
+            best = best.max((o.off as usize).saturating_sub(cursor));
+            cursor = o.end();
+        }
+        self.inner_gap = best as u32;
     }
 
-    /// The highest slot holding a live object.
-    pub(crate) fn highest_live(&self) -> Option<usize> {
-        self.rmap.iter().rposition(|&s| s != FREE)
-    }
-
-    /// The handle-table slot of the object at `idx`, if live.
-    pub(crate) fn slot_at(&self, idx: usize) -> Option<u32> {
-        self.rmap.get(idx).copied().filter(|&s| s != FREE)
-    }
-
-    /// Records that slot `idx` (free, attached) now holds handle `slot`.
-    pub(crate) fn place(&mut self, idx: usize, slot: u32) -> Option<()> {
-        let r = self.rmap.get_mut(idx).filter(|r| **r == FREE)?;
-        *r = slot;
-        self.inuse += 1;
-        if idx as u32 == self.free_hint {
-            self.free_hint += 1;
+    /// Records an object of `len` bytes at `off`, entry `idx` of the reverse
+    /// map (from [`find_fit`](Self::find_fit) or the tail). `None` if the
+    /// map has no capacity or the range is not free.
+    pub(crate) fn place(&mut self, idx: usize, off: usize, len: usize, slot: u32) -> Option<()> {
+        let free_from = match idx.checked_sub(1) {
+            Some(p) => self.objs.get(p)?.end(),
+            None => 0,
+        };
+        let free_to = self
+            .objs
+            .get(idx)
+            .map_or(self.attached_bytes(), |o| o.off as usize);
+        if off < free_from || off + len > free_to || !self.has_obj_capacity() || len == 0 {
+            return None;
+        }
+        let at_tail = idx == self.objs.len();
+        // Within capacity: no allocation.
+        self.objs.insert(
+            idx,
+            Obj {
+                off: u16::try_from(off).ok()?,
+                len: u16::try_from(len).ok()?,
+                slot,
+            },
+        );
+        self.live += len as u32;
+        let before = (off - free_from) as u32;
+        if at_tail {
+            // The tail shrank; the run before the object (if any) is inner.
+            self.inner_gap = self.inner_gap.max(before);
+        } else if (free_to - free_from) as u32 >= self.inner_gap {
+            // The longest inner run was split: look again.
+            self.recompute_inner_gap();
+        } else {
+            let after = (free_to - off - len) as u32;
+            self.inner_gap = self.inner_gap.max(before).max(after);
         }
         Some(())
     }
 
-    /// Frees slot `idx`; returns the handle slot that was there.
-    pub(crate) fn release(&mut self, idx: usize) -> Option<u32> {
-        let r = self.rmap.get_mut(idx).filter(|r| **r != FREE)?;
-        let slot = core::mem::replace(r, FREE);
-        self.inuse -= 1;
-        self.free_hint = self.free_hint.min(idx as u32);
-        Some(slot)
+    /// The reverse-map index of the object at `off`.
+    pub(crate) fn find(&self, off: usize) -> Option<usize> {
+        self.objs
+            .binary_search_by_key(&off, |o| o.off as usize)
+            .ok()
     }
 
-    /// Detaches the trailing pages that hold no byte of a live object and
-    /// gives them back to `alloc`; keeps at least one page. Returns how many.
-    pub(crate) fn trim<A: PageAllocator>(&mut self, class: &SizeClass, alloc: &A) -> usize {
-        let keep = match self.highest_live() {
-            Some(h) => class.pages_for_objs(h + 1).max(1),
-            None => 1,
-        };
+    pub(crate) fn obj(&self, idx: usize) -> Option<Obj> {
+        self.objs.get(idx).copied()
+    }
+
+    /// Removes entry `idx`; returns it.
+    pub(crate) fn release(&mut self, idx: usize) -> Option<Obj> {
+        if idx >= self.objs.len() {
+            return None;
+        }
+        let from = idx
+            .checked_sub(1)
+            .and_then(|p| self.objs.get(p))
+            .map_or(0, Obj::end);
+        let o = self.objs.remove(idx);
+        self.live -= u32::from(o.len);
+        match self.objs.get(idx) {
+            // An inner run grew by the object and the runs beside it.
+            Some(n) => {
+                let run = (n.off as usize).saturating_sub(from) as u32;
+                self.inner_gap = self.inner_gap.max(run);
+            }
+            // The last object went: the run before it joined the tail.
+            None => {
+                if (o.off as usize).saturating_sub(from) as u32 >= self.inner_gap {
+                    self.recompute_inner_gap();
+                }
+            }
+        }
+        Some(o)
+    }
+
+    /// Moves entry `idx` to offset `off` (lower, inside the gap before it):
+    /// the caller moved the bytes.
+    pub(crate) fn set_off(&mut self, idx: usize, off: usize) -> Option<()> {
+        let from = idx
+            .checked_sub(1)
+            .and_then(|p| self.objs.get(p))
+            .map_or(0, Obj::end);
+        let o = self.objs.get_mut(idx)?;
+        if off < from || off > o.off as usize {
+            return None;
+        }
+        o.off = off as u16;
+        Some(())
+    }
+
+    /// Recomputes the longest inner run after moves (packing).
+    pub(crate) fn refresh(&mut self) {
+        self.recompute_inner_gap();
+    }
+
+    /// Detaches the trailing pages that hold no live byte and gives them back
+    /// to `alloc`; keeps at least one page. Returns how many.
+    pub(crate) fn trim<A: PageAllocator>(&mut self, alloc: &A) -> usize {
+        let keep = self.last_end().div_ceil(PAGE_SIZE).max(1);
         let mut freed = 0;
         while self.pages.len() > keep {
             if let Some(p) = self.pages.pop() {
@@ -190,9 +406,6 @@ impl ZsPage {
                 freed += 1;
             }
         }
-        // INVARIANT: slots at or above the new usable count are free, since
-        // the highest live object ends within the kept pages.
-        self.free_hint = self.free_hint.min(self.usable(class) as u32);
         freed
     }
 
@@ -205,9 +418,12 @@ impl ZsPage {
         n
     }
 
-    /// Heap bytes of this zspage's metadata (descriptor excluded).
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.pages.capacity() * core::mem::size_of::<PageFrame>()
-            + self.rmap.capacity() * core::mem::size_of::<u32>()
+    /// Heap bytes of this zspage's metadata (page vector and reverse map;
+    /// the descriptor itself is counted in the class's slab).
+    pub(crate) fn heap_bytes(&self) -> (usize, usize) {
+        (
+            self.pages.capacity() * core::mem::size_of::<PageFrame>(),
+            self.objs.capacity() * core::mem::size_of::<Obj>(),
+        )
     }
 }

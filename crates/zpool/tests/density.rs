@@ -1,6 +1,8 @@
-//! Density targets: pool bytes / object bytes <= 1.03 after a fill and <= 1.05
-//! after freeing a random half and compacting, on a deterministic synthetic
-//! size distribution and, when present, on the real page corpus (LZ4 sizes).
+//! Density targets: pool bytes / object bytes after a fill, and after freeing
+//! a random half and letting the pool's shrinker (count/scan, as reclaim
+//! calls it) give pages back. On the real page corpus (LZ4 sizes, when
+//! present): <= 1.012 and <= 1.04. On the synthetic fallback distribution
+//! (larger objects on average, 2 % of them whole pages): <= 1.02 and <= 1.05.
 #![cfg(not(loom))]
 
 use std::path::PathBuf;
@@ -8,8 +10,10 @@ use std::path::PathBuf;
 use kbase::{Gfp, HeapPageAllocator, PAGE_SIZE, is_same_filled};
 use zpool::{Handle, ZsPool};
 
-const FILL_TARGET: f64 = 1.03;
-const HALF_TARGET: f64 = 1.05;
+const CORPUS_FILL_TARGET: f64 = 1.012;
+const CORPUS_HALF_TARGET: f64 = 1.04;
+const SYNTHETIC_FILL_TARGET: f64 = 1.02;
+const SYNTHETIC_HALF_TARGET: f64 = 1.05;
 
 struct Rng(u64);
 impl Rng {
@@ -29,8 +33,9 @@ fn ratio(p: &ZsPool<&HeapPageAllocator>) -> f64 {
     (st.pages * PAGE_SIZE) as f64 / st.bytes_stored as f64
 }
 
-/// Fills a pool with `sizes`, frees a random half, compacts; returns the
-/// ratios after the fill and after the compaction.
+/// Fills a pool with `sizes`, frees a random half, runs the shrinker until it
+/// has nothing to give; returns the ratios after the fill and after the
+/// shrinker.
 fn fill_free_half_compact(sizes: &[usize]) -> (f64, f64) {
     let a = HeapPageAllocator::new();
     let p = ZsPool::new(&a).unwrap();
@@ -47,7 +52,12 @@ fn fill_free_half_compact(sizes: &[usize]) -> (f64, f64) {
     for h in hs {
         p.free(h).unwrap();
     }
-    p.compact();
+    let mut scans = 0;
+    while p.shrinker_count() > 0 && p.shrinker_scan(128) > 0 {
+        scans += 1;
+        assert!(scans < 10_000);
+    }
+    assert!(p.stats().pages_compacted > 0);
     let half = ratio(&p);
     for h in keep {
         p.free(h).unwrap();
@@ -107,9 +117,9 @@ fn corpus_sizes() -> Option<Vec<usize>> {
 fn synthetic_density_meets_targets() {
     let sizes = synthetic_sizes(16_000);
     let (fill, half) = fill_free_half_compact(&sizes);
-    println!("synthetic: fill {fill:.4}, after free-half+compact {half:.4}");
-    assert!(fill <= FILL_TARGET, "fill ratio {fill:.4}");
-    assert!(half <= HALF_TARGET, "free-half ratio {half:.4}");
+    println!("synthetic: fill {fill:.4}, after free-half+shrinker {half:.4}");
+    assert!(fill <= SYNTHETIC_FILL_TARGET, "fill ratio {fill:.4}");
+    assert!(half <= SYNTHETIC_HALF_TARGET, "free-half ratio {half:.4}");
 }
 
 #[test]
@@ -121,9 +131,9 @@ fn corpus_density_meets_targets() {
     };
     let (fill, half) = fill_free_half_compact(&sizes);
     println!(
-        "corpus ({} objects): fill {fill:.4}, after free-half+compact {half:.4}",
+        "corpus ({} objects): fill {fill:.4}, after free-half+shrinker {half:.4}",
         sizes.len()
     );
-    assert!(fill <= FILL_TARGET, "fill ratio {fill:.4}");
-    assert!(half <= HALF_TARGET, "free-half ratio {half:.4}");
+    assert!(fill <= CORPUS_FILL_TARGET, "fill ratio {fill:.4}");
+    assert!(half <= CORPUS_HALF_TARGET, "free-half ratio {half:.4}");
 }

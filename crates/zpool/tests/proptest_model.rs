@@ -1,13 +1,14 @@
-//! Random alloc/write/read/free/compact sequences against a plain model
-//! (handle -> bytes): every read returns what was written, stale handles are
-//! refused, counters match, and freeing everything leaves zero pages.
+//! Random alloc/write/read/free/compact/shrinker-scan sequences against a
+//! plain model (handle -> bytes): every read returns what was written, stale
+//! handles are refused, counters match (per class too, against a recount of
+//! the zspages), and freeing everything leaves zero pages.
 #![cfg(not(loom))]
 
 use std::collections::HashMap;
 
 use kbase::{Error, Gfp, HeapPageAllocator, PAGE_SIZE};
 use proptest::prelude::*;
-use zpool::{Handle, ZsConfig, ZsPool};
+use zpool::{Handle, MAX_PAGES_PER_ZSPAGE, ZsConfig, ZsPool};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -17,6 +18,7 @@ enum Op {
     Free(usize),
     FreeStale(usize),
     Compact,
+    ShrinkerScan(usize),
 }
 
 fn size() -> impl Strategy<Value = usize> {
@@ -36,6 +38,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => any::<usize>().prop_map(Op::Free),
         1 => any::<usize>().prop_map(Op::FreeStale),
         1 => Just(Op::Compact),
+        1 => (0usize..8).prop_map(Op::ShrinkerScan),
     ]
 }
 
@@ -75,20 +78,29 @@ fn recount_classes(
     pool_pages: usize,
 ) -> Result<(), TestCaseError> {
     let mut objects = vec![0usize; p.nr_classes()];
+    let mut bytes = vec![0usize; p.nr_classes()];
     for d in model.values() {
-        objects[p.class_index(d.len()).unwrap()] += 1;
+        let ci = p.class_index(d.len()).unwrap();
+        objects[ci] += 1;
+        bytes[ci] += d.len();
     }
     let mut pages = 0;
+    let mut freeable = 0;
     for (i, &expect) in objects.iter().enumerate() {
         let c = p.class_stats(i).unwrap();
         prop_assert_eq!(c.objects, expect, "objects of class {} ({} B)", i, c.size);
-        prop_assert!(c.zspages <= c.objects, "class {}: {:?}", i, c);
-        prop_assert!(
-            c.objects <= c.zspages * c.objs_per_zspage,
-            "class {}: {:?}",
-            i,
-            c
+        prop_assert_eq!(c.bytes, bytes[i], "bytes of class {}", i);
+        // The class's counters agree with its zspages, recounted.
+        prop_assert_eq!(
+            p.class_recount(i).unwrap(),
+            (c.objects, c.bytes, c.pages, c.zspages),
+            "class {} recount",
+            i
         );
+        prop_assert!(c.zspages <= c.objects, "class {}: {:?}", i, c);
+        prop_assert!(c.bytes <= c.pages * PAGE_SIZE, "class {}: {:?}", i, c);
+        prop_assert!(c.freeable < c.pages.max(1), "class {}: {:?}", i, c);
+        freeable += c.freeable;
         prop_assert!(c.zspages <= c.pages, "class {}: {:?}", i, c);
         prop_assert!(
             c.pages <= c.zspages * c.pages_per_zspage,
@@ -99,6 +111,7 @@ fn recount_classes(
         pages += c.pages;
     }
     prop_assert_eq!(pages, pool_pages, "the classes' pages add up to the pool's");
+    prop_assert_eq!(p.shrinker_count(), freeable);
     Ok(())
 }
 
@@ -107,7 +120,7 @@ proptest! {
 
     #[test]
     fn pool_matches_model(
-        chain in 1usize..=8,
+        chain in 1usize..=MAX_PAGES_PER_ZSPAGE,
         ops in prop::collection::vec(op(), 1..max_ops()),
     ) {
         let a = HeapPageAllocator::new();
@@ -155,9 +168,20 @@ proptest! {
                     prop_assert_eq!(p.read(h, &mut [0; PAGE_SIZE]), Err(Error::ENOENT));
                 }
                 Op::Compact => {
-                    let before = p.total_pages();
+                    let (before, done) = (p.total_pages(), p.stats().pages_compacted);
                     let freed = p.compact();
                     prop_assert_eq!(p.total_pages(), before - freed);
+                    prop_assert_eq!(p.stats().pages_compacted, done + freed);
+                }
+                Op::ShrinkerScan(n) => {
+                    let (before, done) = (p.total_pages(), p.stats().pages_compacted);
+                    let count = p.shrinker_count();
+                    let freed = p.shrinker_scan(n);
+                    prop_assert_eq!(p.total_pages(), before - freed);
+                    prop_assert_eq!(p.stats().pages_compacted, done + freed);
+                    // A scan stops once it freed what was asked (it may
+                    // overshoot by the rest of one zspage).
+                    prop_assert!(freed <= n + 2 * MAX_PAGES_PER_ZSPAGE || freed <= count);
                 }
                 _ => {}
             }
