@@ -72,7 +72,8 @@ impl LockClass {
 ///   -> folio page lock
 ///        -> zswap pool table
 ///        -> compression lock -> zpool class lock        (store)
-///        -> zpool class lock -> decompression lock      (load, writeback)
+///        -> zpool class lock (find + pin, released), then
+///           decompression lock with no zpool lock held  (load, writeback)
 /// ```
 pub mod lock_class {
     use super::LockClass;
