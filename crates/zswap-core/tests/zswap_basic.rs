@@ -15,7 +15,8 @@ use zswap_core::{
 fn entry_size_and_metadata_per_page() {
     assert_eq!(ENTRY_SIZE, 48);
     assert_eq!(METADATA_BYTES_PER_PAGE, 56);
-    assert_eq!(METADATA_BYTES_PER_STORED_PAGE, 72);
+    // zpool: 12-byte handle entry + 8-byte reverse-map entry.
+    assert_eq!(METADATA_BYTES_PER_STORED_PAGE, 76);
 }
 
 #[test]
