@@ -19,8 +19,9 @@
 //!   global allocator that counts only inside zswap's calls. Split by the
 //!   requested size into entries, tree leaves and the rest (pool metadata,
 //!   LRU records).
-//! - **other pages**: pages zswap takes from the page allocator beyond the
-//!   pool's (the entry cache's slabs).
+//! - **entry slabs**: the pages of the entry cache (`zswap_entry_cache`),
+//!   counted with the entries; **other pages**: any further pages zswap
+//!   takes from the page allocator beyond the pool's and the entry cache's.
 //! - **fixed**: what `Zswap::new` and `swapon` allocate (compression
 //!   contexts, tree tops), shown apart: it does not grow with the pages.
 //!
@@ -244,6 +245,7 @@ struct Figures {
     payload: f64,
     pool: f64,
     heap: [f64; 3],
+    entry_pages: f64,
     other_pages: f64,
     fixed: f64,
     linux_pool: f64,
@@ -254,7 +256,7 @@ struct Figures {
 
 impl Figures {
     fn all_in(&self) -> f64 {
-        self.pool + self.heap.iter().sum::<f64>() + self.other_pages
+        self.pool + self.heap.iter().sum::<f64>() + self.entry_pages + self.other_pages
     }
 }
 
@@ -319,7 +321,8 @@ fn measure(kind: CompressorKind, pages: &[&Page], churn: bool) -> Figures {
     let heap: [f64; 3] = std::array::from_fn(|i| (h2[i] - h1[i]) as f64);
     let fixed = (h1.iter().sum::<i64>() - h0.iter().sum::<i64>()) as f64
         + ((p1 - p0) * PAGE_SIZE as i64) as f64;
-    let other_pages = ((p2 - p1) as f64 - pool_pages as f64) * PAGE_SIZE as f64;
+    let entry_pages = (zswap.entry_cache_pages() * PAGE_SIZE) as f64;
+    let other_pages = ((p2 - p1) as f64 - pool_pages as f64) * PAGE_SIZE as f64 - entry_pages;
 
     let after_free_density = churn.then(|| {
         let mut rng = Rng(0x2545_f491_4f6c_dd1d);
@@ -340,6 +343,7 @@ fn measure(kind: CompressorKind, pages: &[&Page], churn: bool) -> Figures {
         payload: payload as f64,
         pool: (pool_pages * PAGE_SIZE) as f64,
         heap,
+        entry_pages,
         other_pages,
         fixed,
         linux_pool,
@@ -364,7 +368,7 @@ fn print_row(name: &str, f: &Figures) {
         f.stored,
         original / f.payload.max(1.0),
         f.pool / f.payload.max(1.0),
-        per(f.heap[ENTRIES]),
+        per(f.heap[ENTRIES] + f.entry_pages),
         per(f.heap[TREE]),
         per(f.heap[REST]),
         per(f.other_pages),

@@ -1,9 +1,10 @@
 //! `struct zswap_entry` and its ownership handles.
 //!
-//! An entry describes one stored page. It is allocated with [`try_box`] by
-//! store, turned into a raw pointer when it is published in a tree, and
-//! turned back into a `Box` exactly once, by [`OwnedEntry::free_memory`],
-//! after it has been erased from the tree and removed from the LRU.
+//! An entry describes one stored page. Store takes a slot from the entry
+//! cache ([`EntryCache`], Linux's `zswap_entry_cache`), writes the entry into
+//! it and publishes the pointer in a tree; the slot goes back to the cache
+//! exactly once, by [`OwnedEntry::free_memory`], after the entry has been
+//! erased from the tree and removed from the LRU.
 //!
 //! # Ownership rule
 //!
@@ -16,15 +17,16 @@
 //! that dropped the list lock keeps only the entry's *address*, as an
 //! identity to compare against the tree, and never dereferences it.
 //!
-//! [`try_box`]: kbase::try_box
+//! [`EntryCache`]: crate::cache::EntryCache
 
-use alloc::boxed::Box;
 use core::ptr::NonNull;
 
 use intrusive_collections::{LinkedListLink, UnsafeRef, intrusive_adapter};
 use kbase::sync::{AtomicBool, Ordering};
 use memcg::ObjCgroupRef;
 use swapcache::SwpEntry;
+
+use crate::cache::{EntryCache, EntrySlot};
 
 /// Largest memcg id an entry can record for its LRU list (24 bits; Linux's
 /// `MEM_CGROUP_ID_MAX` is 65535).
@@ -122,8 +124,8 @@ impl ZswapEntry {
 ///
 /// # Invariants
 ///
-/// Points to a live `ZswapEntry` that came from `Box::into_raw` while it is
-/// in a tree; copies outside a tree are identities only.
+/// Points to a live `ZswapEntry` in a slot of the zswap's entry cache while
+/// it is in a tree; copies outside a tree are identities only.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct EntryPtr(pub(crate) NonNull<ZswapEntry>);
 
@@ -134,10 +136,11 @@ unsafe impl Send for EntryPtr {}
 unsafe impl Sync for EntryPtr {}
 
 impl EntryPtr {
-    /// Publishes a boxed entry: the box's ownership moves into the pointer.
-    pub(crate) fn from_box(b: Box<ZswapEntry>) -> EntryPtr {
-        // INVARIANT: from Box::into_raw, hence non-null and live.
-        EntryPtr(NonNull::from(Box::leak(b)))
+    /// Writes `e` into a slot of the entry cache: the returned pointer owns
+    /// the entry (until it is published, the caller's).
+    pub(crate) fn new_in(slot: EntrySlot, e: ZswapEntry) -> EntryPtr {
+        // INVARIANT: a cache slot, now holding a live entry.
+        EntryPtr(slot.write(e))
     }
 
     /// The address, for identity comparisons.
@@ -153,7 +156,7 @@ impl EntryPtr {
 ///
 /// # Invariants
 ///
-/// `ptr` came from [`EntryPtr::from_box`], is in no tree, and no other
+/// `ptr` came from [`EntryPtr::new_in`], is in no tree, and no other
 /// `OwnedEntry` for it exists.
 pub(crate) struct OwnedEntry {
     ptr: NonNull<ZswapEntry>,
@@ -167,9 +170,9 @@ impl OwnedEntry {
     ///
     /// # Safety
     ///
-    /// `p` must have been in a tree (from [`EntryPtr::from_box`]) and been
+    /// `p` must have been in a tree (from [`EntryPtr::new_in`]) and been
     /// removed from it by the caller under the tree lock, so that the caller
-    /// is its only owner.
+    /// is its only owner; or be a never-published pointer of the caller's.
     pub(crate) unsafe fn from_erased(p: EntryPtr) -> OwnedEntry {
         // INVARIANT: the caller's contract.
         OwnedEntry { ptr: p.0 }
@@ -188,20 +191,27 @@ impl OwnedEntry {
         self.ptr.as_ptr() as usize
     }
 
-    /// Frees the entry's memory, returning its cgroup reference so the caller
-    /// drops it last (free order: LRU, pool, uncharge, objcg put).
+    /// Gives the entry's slot back to `cache` (`zswap_entry_cache_free`),
+    /// returning its cgroup reference so the caller drops it last (free
+    /// order: LRU, pool, uncharge, objcg put).
     ///
     /// # Safety
     ///
-    /// The entry must no longer be linked on any LRU list.
-    pub(crate) unsafe fn free_memory(self) -> Option<ObjCgroupRef> {
+    /// The entry must no longer be linked on any LRU list, and `cache` must
+    /// be the cache its slot came from.
+    pub(crate) unsafe fn free_memory(self, cache: &EntryCache) -> Option<ObjCgroupRef> {
         let ptr = self.ptr;
         core::mem::forget(self);
-        // SAFETY: by the type invariant we are the only owner and the pointer
-        // came from Box::leak; the caller guarantees no LRU list links to it,
-        // so no other thread can reach it any more.
-        let mut b = unsafe { Box::from_raw(ptr.as_ptr()) };
-        b.objcg.take()
+        // SAFETY: by the type invariant we are the only owner of a live
+        // entry; the caller guarantees no LRU list links to it, so no other
+        // thread can reach it any more. Moving the entry out leaves the slot
+        // uninitialised, and it is given back at once.
+        let e = unsafe { ptr.as_ptr().read() };
+        // SAFETY: the slot came from `cache` (caller's contract) and is
+        // given back once; nothing uses it afterwards.
+        unsafe { cache.free(ptr) };
+        let ZswapEntry { objcg, .. } = e;
+        objcg
     }
 }
 

@@ -20,10 +20,11 @@
 //!                                                           (referenced cleared)
 //! ```
 //!
-//! Everything an entry needs (entry memory, compression, pool object, LRU
-//! lists) is allocated *before* the tree lock is taken; the entry is
-//! published in the tree, an older entry at the slot is replaced and freed,
-//! and the entry goes on the LRU last. Any failed store invalidates whatever
+//! Everything an entry needs (entry memory from the entry cache,
+//! compression, pool object, LRU lists) is allocated *before* the tree lock
+//! is taken; the entry is charged and counted, then published in the tree
+//! and put on the LRU tail under the same tree lock (one tree walk), and an
+//! older entry at the slot is freed. Any failed store invalidates whatever
 //! the slot held, so writeback can never write stale data over newer data on
 //! the device. Freeing goes LRU delete, pool free, uncharge, then the cgroup
 //! reference is dropped (the LRU delete needs the entry's cgroup key).
@@ -84,6 +85,10 @@
 //! parallel, and the decompression lock is a leaf (lz4 takes none at all).
 //! Counters are atomics and nest anywhere.
 //!
+//! The entry cache's per-CPU slab lock (`cache`) is a leaf taken with no
+//! other zswap lock held: at the start of a store, and when an entry is
+//! freed (after its tree, LRU and pool locks were dropped).
+//!
 //! All are spinlocks. None is held across an allocation that may block,
 //! across I/O (backend writes), or across a call that may re-enter zswap
 //! (`read_swap_cache_async` and its charge hook, `delete_from_swap_cache`
@@ -127,6 +132,8 @@
 //! - `pool`: pools (compressor + zpool, ids 1..=255, refcounted).
 //! - `lru`: the memcg- and NUMA-aware `list_lru`.
 //! - `entry`: `struct zswap_entry` and its ownership handles.
+//! - `cache`: `zswap_entry_cache`, per-CPU slabs of entries carved from
+//!   pages of the platform's page allocator.
 //! - `tree`: the per-64 MiB entry trees.
 //! - [`compress`]: per-CPU compressors (lz4, zstd).
 //! - `writeback`: writing entries back to the swap device.
@@ -138,6 +145,7 @@
 
 extern crate alloc;
 
+mod cache;
 pub mod compress;
 mod entry;
 mod lru;
@@ -152,7 +160,7 @@ mod writeback;
 use alloc::vec::Vec;
 
 use kbase::sync::{AtomicBool, AtomicU32, Ordering, RwLock, lock_class};
-use kbase::{Error, Gfp, PAGE_SIZE, Result, is_same_filled, try_box};
+use kbase::{Error, Gfp, PAGE_SIZE, Result, is_same_filled};
 use memcg::{MemcgEvent, MemcgRef, ObjCgroupRef, ShrinkCursor};
 use swapcache::{Folio, MAX_SWAPFILES, SwpEntry};
 
@@ -164,6 +172,7 @@ pub use shrink::{MAX_RECLAIM_RETRIES, SHRINK_BATCH, ShrinkControl, ShrinkResult}
 pub use stats::ZswapStats;
 pub use tree::{LEAF_SLOTS, TREE_PAGES};
 
+use cache::EntryCache;
 use entry::{EntryPtr, OwnedEntry, ZswapEntry};
 use lru::Lru;
 use pool::Pools;
@@ -171,7 +180,8 @@ use stats::Counters;
 use tree::{Leaf, ZswapTree};
 
 /// Bytes of zswap metadata per stored page, besides the pool's own
-/// per-object overhead: the entry (48) plus its tree slot (8 bytes of a
+/// per-object overhead: the entry (48, a slot of the entry cache: 84 to a
+/// page, 48.8 bytes with the slab header) plus its tree slot (8 bytes of a
 /// 1032-byte leaf of 128 slots, when leaves are full).
 pub const METADATA_BYTES_PER_PAGE: usize =
     core::mem::size_of::<ZswapEntry>() + core::mem::size_of::<Option<EntryPtr>>();
@@ -207,6 +217,8 @@ pub struct Zswap<P: ZswapPlatform> {
     lru: Lru,
     pools: Pools,
     stats: Counters,
+    /// `zswap_entry_cache`: the slabs every entry lives in.
+    entries: EntryCache,
     enabled: AtomicBool,
     max_pool_percent: AtomicU32,
     accept_thr_percent: AtomicU32,
@@ -231,11 +243,13 @@ impl<P: ZswapPlatform> Zswap<P> {
             gfp,
         )?;
         let lru = Lru::new(platform.nr_nodes());
+        let entries = EntryCache::new(platform.page_allocator(), platform.cpu().nr_cpus())?;
         Ok(Zswap {
             trees: RwLock::new_class(core::array::from_fn(|_| None), &lock_class::ZSWAP_TREES),
             lru,
             pools,
             stats: Counters::default(),
+            entries,
             enabled: AtomicBool::new(params.enabled),
             max_pool_percent: AtomicU32::new(params.max_pool_percent),
             accept_thr_percent: AtomicU32::new(params.accept_threshold_percent),
@@ -310,15 +324,26 @@ impl<P: ZswapPlatform> Zswap<P> {
 
     /// Publishes `entry` in its tree; returns the replaced entry. Leaves are
     /// allocated with no lock held. On failure the entry is handed back.
+    ///
+    /// With `lru_add`, the entry also goes on its LRU list's tail under the
+    /// same tree lock, once it is published (order: tree -> LRU).
     fn tree_store(
         &self,
         swp: SwpEntry,
         entry: EntryPtr,
+        lru_add: bool,
     ) -> core::result::Result<Option<OwnedEntry>, (Error, EntryPtr)> {
         let mut spare: Option<alloc::boxed::Box<Leaf>> = None;
         let mut entry = entry;
+        let mut publish = |e: &ZswapEntry| {
+            if lru_add {
+                self.lru.add(e);
+            }
+        };
         for _ in 0..3 {
-            let r = self.with_tree(swp, |t| t.store(swp.offset(), entry, &mut spare));
+            let r = self.with_tree(swp, |t| {
+                t.store(swp.offset(), entry, &mut spare, &mut publish)
+            });
             match r {
                 None => return Err((Error::EINVAL, entry)),
                 Some(Ok(old)) => return Ok(old),
@@ -345,7 +370,8 @@ impl<P: ZswapPlatform> Zswap<P> {
             Some(None) => {}
             _ => return self.entry_free(owned),
         }
-        match self.tree_store(swp, owned.into_ptr()) {
+        // Still on its LRU list (only entry_free unlinks): no LRU add.
+        match self.tree_store(swp, owned.into_ptr(), false) {
             Ok(None) => {}
             Ok(Some(other)) => self.entry_free(other),
             Err((_, p)) => {
@@ -385,8 +411,8 @@ impl<P: ZswapPlatform> Zswap<P> {
         }
         Counters::dec(&self.stats.stored_pages);
         // SAFETY: the entry was unlinked from the LRU above (same-filled
-        // entries are never linked).
-        let objcg = unsafe { e.free_memory() };
+        // entries are never linked); its slot came from `self.entries`.
+        let objcg = unsafe { e.free_memory(&self.entries) };
         drop(objcg);
     }
 
@@ -655,24 +681,32 @@ impl<P: ZswapPlatform> Zswap<P> {
         lru_memcg: u32,
         wb_enabled: bool,
     ) -> Result<()> {
-        let mut entry = match try_box(ZswapEntry::new(swp), Gfp::KERNEL) {
-            Ok(e) => e,
+        // zswap_entry_cache_alloc: a slot of this CPU's entry slabs.
+        let slot = match self
+            .entries
+            .alloc(self.platform.cpu().current_cpu(), Gfp::KERNEL)
+        {
+            Ok(s) => s,
             Err(e) => {
                 Counters::inc(&self.stats.reject_kmemcache_fail);
                 return Err(e);
             }
         };
+        let mut entry = ZswapEntry::new(swp);
         // Compress (or detect a same-filled page) into a pool object.
         // The pool reference leaves the page-lock closure in every case: if
         // the compressor was switched meanwhile, giving it back may free the
         // pool, which never happens inside that critical section. The entry
         // goes on the LRU of its page's node (`page_to_nid`).
-        let pool = match folio.with_page(index, |page| {
+        let filled = folio.with_page(index, |page| {
             entry.lru_key = ZswapEntry::make_lru_key(lru_memcg, self.page_nid(page));
             self.fill_entry(&mut entry, page, wb_enabled)
-        }) {
+        });
+        let pool = match filled {
             Ok((Ok(()), pool)) => pool,
             Ok((Err(e), pool)) => {
+                // SAFETY: the slot is from our cache and was never written.
+                unsafe { self.entries.free_slot(slot) };
                 if let Some(pool) = pool {
                     self.pools.put(&pool);
                     drop(pool);
@@ -680,34 +714,20 @@ impl<P: ZswapPlatform> Zswap<P> {
                 return Err(e);
             }
             Err(e) => {
+                // SAFETY: as above.
+                unsafe { self.entries.free_slot(slot) };
                 Counters::inc(&self.stats.reject_compress_fail);
                 return Err(e);
             }
         };
+        // The entry keeps the pool reference `fill_entry` took (given back
+        // by `entry_free`).
+        drop(pool);
         entry.objcg = objcg.cloned();
         entry.set_referenced(true);
         let length = entry.length;
-        let ptr = EntryPtr::from_box(entry);
-        match self.tree_store(swp, ptr) {
-            Ok(old) => {
-                if let Some(old) = old {
-                    self.entry_free(old);
-                }
-            }
-            Err((e, p)) => {
-                Counters::inc(&self.stats.reject_alloc_fail);
-                // SAFETY: handed back by a failed store: in no tree, ours.
-                let owned = unsafe { OwnedEntry::from_erased(p) };
-                if let Some(pool) = pool.as_ref() {
-                    let _ = pool.zpool.free(zpool::Handle::from_raw(owned.handle));
-                    self.pools.put(pool);
-                }
-                // SAFETY: never linked on an LRU.
-                drop(unsafe { owned.free_memory() });
-                return Err(e);
-            }
-        }
-        // Past this point nothing can fail.
+        // Charged and counted before it is published: from then on, the
+        // path that frees it (entry_free) uncharges and uncounts it.
         if let Some(o) = objcg {
             o.charge_zswap(length as usize);
         }
@@ -717,20 +737,24 @@ impl<P: ZswapPlatform> Zswap<P> {
             PAGE_SIZE => Counters::inc(&self.stats.stored_incompressible_pages),
             _ => {}
         }
-        if length != 0 {
-            // LRU add last, under the tree lock (order: tree -> LRU), after
-            // checking the tree still holds this very entry: the folio lock
-            // guarantees it, and the check keeps a caller that broke that
-            // protocol from making us touch a freed entry.
-            self.with_tree(swp, |t| {
-                t.with_entry(swp.offset(), |e| {
-                    if core::ptr::eq(e, ptr.0.as_ptr()) {
-                        self.lru.add(e)
-                    }
-                })
-            });
+        let ptr = EntryPtr::new_in(slot, entry);
+        // One tree walk: published and, unless same-filled, added to the
+        // LRU tail under the same tree lock (order: tree -> LRU).
+        match self.tree_store(swp, ptr, length != 0) {
+            Ok(old) => {
+                if let Some(old) = old {
+                    self.entry_free(old);
+                }
+                Ok(())
+            }
+            Err((e, p)) => {
+                Counters::inc(&self.stats.reject_alloc_fail);
+                // SAFETY: handed back by a failed store: in no tree, never on
+                // an LRU, ours.
+                self.entry_free(unsafe { OwnedEntry::from_erased(p) });
+                Err(e)
+            }
         }
-        Ok(())
     }
 
     /// Fills `entry` for `page`: same-filled word, compressed object, or raw
@@ -914,6 +938,12 @@ impl<P: ZswapPlatform> Zswap<P> {
         let mut s = self.stats.snapshot();
         s.pool_total_size = (self.total_pages() * PAGE_SIZE) as u64;
         s
+    }
+
+    /// Pages held by the entry cache (`zswap_entry_cache`'s slabs, from the
+    /// platform's page allocator; not part of [`Zswap::total_pages`]).
+    pub fn entry_cache_pages(&self) -> usize {
+        self.entries.pages()
     }
 
     /// Live pools (1 normally; more while entries of an old compressor remain).

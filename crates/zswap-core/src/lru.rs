@@ -496,7 +496,7 @@ mod tests {
         e.lru_key = ZswapEntry::make_lru_key(memcg, 0);
         e.length = 100;
         e.set_referenced(off.is_multiple_of(2));
-        EntryPtr::from_box(try_box(e, Gfp::KERNEL).unwrap())
+        EntryPtr::new_in(crate::cache::test_cache().alloc(0, Gfp::KERNEL).unwrap(), e)
     }
 
     fn get(p: EntryPtr) -> &'static ZswapEntry {
@@ -507,7 +507,7 @@ mod tests {
     fn free(lru: &Lru, p: EntryPtr) {
         lru.del(get(p));
         // SAFETY: the test owns the entry; it is unlinked above.
-        drop(unsafe { OwnedEntry::from_erased(p).free_memory() });
+        drop(unsafe { OwnedEntry::from_erased(p).free_memory(crate::cache::test_cache()) });
     }
 
     #[test]

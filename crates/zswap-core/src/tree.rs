@@ -14,7 +14,7 @@
 //!
 //! # Invariants
 //!
-//! Every pointer held by a tree came from [`EntryPtr::from_box`] and is owned
+//! Every pointer held by a tree came from [`EntryPtr::new_in`] and is owned
 //! by the tree; it stays live at least as long as it is in the tree, and is
 //! only removed under the tree lock, by a caller that then owns it
 //! ([`OwnedEntry`]). `Leaf::nr` counts the occupied slots of its leaf, and
@@ -25,7 +25,7 @@ use alloc::boxed::Box;
 use kbase::sync::{Mutex, lock_class};
 use kbase::{Error, Gfp, Result, try_box};
 
-use crate::entry::{EntryPtr, OwnedEntry};
+use crate::entry::{EntryPtr, OwnedEntry, ZswapEntry};
 
 /// log2 of the slots per tree (Linux's `ZSWAP_ADDRESS_SPACE_SHIFT`).
 pub const TREE_SHIFT: u32 = 14;
@@ -125,12 +125,15 @@ impl ZswapTree {
     /// owned by the caller.
     ///
     /// If the leaf is missing, `spare` is installed (and taken); without a
-    /// spare the entry is handed back with `EAGAIN`.
+    /// spare the entry is handed back with `EAGAIN`. Once the entry is
+    /// published, `publish` runs on it with the tree lock still held (store
+    /// adds it to the LRU there: one tree walk, order tree -> LRU).
     pub(crate) fn store(
         &self,
         offset: u64,
         entry: EntryPtr,
         spare: &mut Option<Box<Leaf>>,
+        publish: &mut dyn FnMut(&ZswapEntry),
     ) -> core::result::Result<Option<OwnedEntry>, StoreError> {
         let (l, s) = split(offset);
         let mut inner = self.inner.lock();
@@ -169,6 +172,9 @@ impl ZswapTree {
             leaf.nr += 1;
             inner.nr += 1;
         }
+        // SAFETY: `entry` is live (tree invariant, now that it is in the
+        // tree) and cannot leave the tree while we hold the lock.
+        publish(unsafe { entry.0.as_ref() });
         // SAFETY: `old` was in the tree (tree invariant) and we removed it
         // under the tree lock: we are its only owner now.
         Ok(old.map(|p| unsafe { OwnedEntry::from_erased(p) }))
@@ -265,34 +271,44 @@ impl ZswapTree {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::entry::ZswapEntry;
+    use crate::cache::test_cache;
     use swapcache::SwpEntry;
 
     fn boxed(off: u64) -> EntryPtr {
-        EntryPtr::from_box(
-            try_box(ZswapEntry::new(SwpEntry::new(0, off).unwrap()), Gfp::KERNEL).unwrap(),
-        )
+        let slot = test_cache().alloc(0, Gfp::KERNEL).unwrap();
+        EntryPtr::new_in(slot, ZswapEntry::new(SwpEntry::new(0, off).unwrap()))
     }
 
     fn free(e: OwnedEntry) {
-        // SAFETY: never linked on an LRU in these tests.
-        drop(unsafe { e.free_memory() });
+        // SAFETY: never linked on an LRU in these tests; from test_cache().
+        drop(unsafe { e.free_memory(test_cache()) });
     }
+
+    fn nothing(_: &ZswapEntry) {}
 
     #[test]
     fn store_needs_leaf_then_replaces_and_erases() {
         let t = ZswapTree::try_new(Gfp::KERNEL).unwrap();
         let a = boxed(5);
         let mut spare = None;
-        let err = t.store(5, a, &mut spare).err().unwrap();
+        let err = t.store(5, a, &mut spare, &mut nothing).err().unwrap();
         assert_eq!(err.error, Error::EAGAIN);
         assert!(t.needs_leaf(5));
         spare = Some(Leaf::try_new(Gfp::KERNEL).unwrap());
-        assert!(t.store(5, err.entry, &mut spare).ok().unwrap().is_none());
+        assert!(
+            t.store(5, err.entry, &mut spare, &mut nothing)
+                .ok()
+                .unwrap()
+                .is_none()
+        );
         assert!(spare.is_none());
         assert_eq!(t.len(), 1);
         let b = boxed(5);
-        let old = t.store(5, b, &mut spare).ok().unwrap().unwrap();
+        let old = t
+            .store(5, b, &mut spare, &mut nothing)
+            .ok()
+            .unwrap()
+            .unwrap();
         assert_eq!(old.addr(), a.addr());
         free(old);
         assert_eq!(t.len(), 1);
