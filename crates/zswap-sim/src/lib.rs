@@ -53,6 +53,8 @@
 //!   swap folder (checked before boot).
 //! - [`run`]: executes a scenario; [`stats`]: snapshots; [`report`]: text
 //!   and JSON output; [`capture`]: sampling a live process into a page file.
+//! - [`timeline`]: time series sampled during a run (`--trace`); [`plot`]:
+//!   their SVG picture (`--plot`).
 
 pub mod capture;
 pub mod expect;
@@ -60,12 +62,14 @@ pub mod fill;
 pub mod host;
 pub mod kernel;
 pub mod platform;
+pub mod plot;
 pub mod ram;
 pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod size;
 pub mod stats;
+pub mod timeline;
 
 pub use run::{ExitCode, RunOptions, RunReport, run_scenario};
 pub use scenario::{Scenario, ScenarioError};

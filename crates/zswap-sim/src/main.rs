@@ -1,7 +1,7 @@
 //! `zswap-sim`: run zswap end to end on a simulated kernel.
 //!
 //! ```text
-//! zswap-sim run [SCENARIO.toml] [--json] [--no-skip-if-exists]
+//! zswap-sim run [SCENARIO.toml] [--json] [--no-skip-if-exists] [--plot FILE.svg] [--trace FILE.csv]
 //! zswap-sim capture --pid PID --out FILE [--max-pages N]
 //! ```
 //!
@@ -42,6 +42,14 @@ enum Cmd {
         /// Print the embedded default scenario and exit.
         #[arg(long, conflicts_with = "scenario")]
         print_default: bool,
+        /// Write an SVG plot of the run: pool and cgroup memory over the
+        /// simulated events, and the compression ratio.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+        /// Write the same time series as CSV (one row per sample, Linux's
+        /// names as columns).
+        #[arg(long, value_name = "FILE.csv")]
+        trace: Option<PathBuf>,
     },
     /// Save a sample of a running process's resident anonymous pages as a
     /// page file (for `fill = "pages:FILE"`).
@@ -66,12 +74,14 @@ fn main() {
             json,
             no_skip_if_exists,
             print_default,
+            plot,
+            trace,
         } => {
             if print_default {
                 print!("{}", zswap_sim::scenario::DEFAULT_SCENARIO);
                 0
             } else {
-                run(scenario, json, no_skip_if_exists)
+                run(scenario, json, no_skip_if_exists, (plot, trace))
             }
         }
         Cmd::Capture {
@@ -105,7 +115,12 @@ fn main() {
     std::process::exit(code);
 }
 
-fn run(path: Option<PathBuf>, json: bool, no_skip_if_exists: bool) -> i32 {
+fn run(
+    path: Option<PathBuf>,
+    json: bool,
+    no_skip_if_exists: bool,
+    (plot, trace): (Option<PathBuf>, Option<PathBuf>),
+) -> i32 {
     let sc = match &path {
         Some(p) => match Scenario::load(p) {
             Ok(s) => s,
@@ -125,6 +140,8 @@ fn run(path: Option<PathBuf>, json: bool, no_skip_if_exists: bool) -> i32 {
     let mut opts = RunOptions {
         no_skip_if_exists,
         progress: None,
+        timeline: (plot.is_some() || trace.is_some())
+            .then(|| Arc::new(zswap_sim::timeline::Recorder::new())),
     };
     // A progress bar on a terminal only, and only once a run is long enough
     // to need one (it appears after a second).
@@ -162,6 +179,15 @@ fn run(path: Option<PathBuf>, json: bool, no_skip_if_exists: bool) -> i32 {
     }
     if let Some(e) = &r.scenario_error {
         eprintln!("zswap-sim: bad scenario: {e}");
+    }
+    if let Some(t) = &opts.timeline {
+        let t = t.timeline();
+        if let Err(e) =
+            zswap_sim::plot::write_outputs(&t, &r.scenario, plot.as_deref(), trace.as_deref())
+        {
+            eprintln!("zswap-sim: {e}");
+            return 2;
+        }
     }
     r.exit_code
 }

@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub no_skip_if_exists: bool,
     /// Called with (pages done, pages total) while steps run.
     pub progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
+    /// Samples time series during the run (`--plot`, `--trace`).
+    pub timeline: Option<Arc<crate::timeline::Recorder>>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -50,6 +52,7 @@ impl std::fmt::Debug for RunOptions {
         f.debug_struct("RunOptions")
             .field("no_skip_if_exists", &self.no_skip_if_exists)
             .field("progress", &self.progress.is_some())
+            .field("timeline", &self.timeline.is_some())
             .finish()
     }
 }
@@ -239,8 +242,12 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> RunReport {
         let progress = opts.progress.clone();
         let base_done = done;
         let mut n = 0u64;
+        let timeline = opts.timeline.clone();
         let mut tick = || {
             n += 1;
+            if let Some(t) = &timeline {
+                t.tick(&k, step.index);
+            }
             if let Some(p) = &progress
                 && n.is_multiple_of(256)
             {
@@ -267,6 +274,10 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> RunReport {
             .expect_result
             .map_or("ok".to_string(), |e| e.name().to_string());
         let snap = snapshot(&k);
+        if let Some(t) = &opts.timeline {
+            let label = step.label.clone().unwrap_or_else(|| step.action.describe());
+            t.step_end(step.index, &label, &snap);
+        }
         let mut checked = Vec::new();
         if deadlock.is_none() {
             if result_name != expected {
