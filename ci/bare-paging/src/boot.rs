@@ -1,0 +1,132 @@
+//! Boot, console and power-off on QEMU's riscv64 `virt` machine.
+//!
+//! `-bios none`: the reset vector jumps to 0x8000_0000 in M-mode with the
+//! MMU off and nothing set up. `_start` plays the firmware's part and then
+//! becomes the kernel:
+//!
+//! 1. hart 0 runs, the others park; a stack; `.bss` zeroed (the heap, the
+//!    page frames and the RAM disk live there);
+//! 2. PMP entry 0 opens all of memory to S- and U-mode (with no entry,
+//!    QEMU denies them every access);
+//! 3. every exception the kernel handles (page faults, `ecall` from U-mode,
+//!    illegal instructions, ...) is delegated to S-mode (`medeleg`); no
+//!    interrupts are used;
+//! 4. `mret` into [`crate::kmain`] in S-mode, MMU still off (`satp` = 0);
+//!    `kmain` turns it on (`mm::pagetable`).
+//!
+//! Anything that still traps to M-mode is a kernel bug: [`m_trap`] prints it
+//! and powers off with [`crate::TRAP_STATUS`].
+
+core::arch::global_asm!(
+    r#"
+    .section .text.boot, "ax"
+    .global _start
+_start:
+    bnez  a0, 9f                # a0 = hart id: park all but hart 0
+    la    sp, __stack_top
+    la    t0, __bss_start
+    la    t1, __bss_end
+1:  bgeu  t0, t1, 2f
+    sd    zero, 0(t0)
+    addi  t0, t0, 8
+    j     1b
+2:  li    t0, -1                # PMP 0: NAPOT over the whole address space,
+    srli  t0, t0, 10            #   read, write, execute
+    csrw  pmpaddr0, t0
+    li    t0, 0x1f
+    csrw  pmpcfg0, t0
+    li    t0, 0xb1ff            # medeleg: exceptions 0-8, 12, 13, 15 -> S
+    csrw  medeleg, t0
+    csrw  mideleg, zero
+    la    t0, m_trap_entry
+    csrw  mtvec, t0
+    li    t0, (3 << 11)         # mstatus.MPP = S (01)
+    csrc  mstatus, t0
+    li    t0, (1 << 11) | (1 << 13)   # MPP = S, FS = Initial (FPU on)
+    csrs  mstatus, t0
+    csrw  satp, zero
+    la    t0, {kmain}
+    csrw  mepc, t0
+    mret
+9:  wfi
+    j     9b
+
+    .balign 4
+m_trap_entry:
+    csrr  a0, mcause
+    csrr  a1, mepc
+    csrr  a2, mtval
+    la    sp, __stack_top
+    call  {m_trap}
+"#,
+    kmain = sym crate::kmain,
+    m_trap = sym m_trap,
+);
+
+/// A trap that reached M-mode: not delegated, so nothing handles it.
+extern "C" fn m_trap(cause: usize, pc: usize, tval: usize) -> ! {
+    crate::kprintln!("M-mode trap: mcause {cause:#x} mepc {pc:#x} mtval {tval:#x}");
+    poweroff(crate::TRAP_STATUS)
+}
+
+// ---------------------------------------------------------------------------
+// Console: the NS16550 UART
+// ---------------------------------------------------------------------------
+
+const UART: usize = 0x1000_0000;
+/// Line status register; bit 5: the transmit holding register is empty.
+const UART_LSR: usize = UART + 5;
+const LSR_THRE: u8 = 1 << 5;
+
+/// Writes `bytes` to the UART (identity-mapped before and after the MMU is
+/// on).
+pub fn console_write(bytes: &[u8]) {
+    for &b in bytes {
+        // SAFETY: the 16550's registers on QEMU virt: MMIO that takes
+        // volatile byte accesses; one hart, so no one else drives it.
+        unsafe {
+            while core::ptr::read_volatile(UART_LSR as *const u8) & LSR_THRE == 0 {}
+            core::ptr::write_volatile(UART as *mut u8, b);
+        }
+    }
+}
+
+/// A `fmt::Write` onto the console.
+pub struct Console;
+
+impl core::fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        console_write(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Prints a line to the console.
+#[macro_export]
+macro_rules! kprintln {
+    ($($arg:tt)*) => {{
+        use core::fmt::Write as _;
+        let _ = writeln!($crate::boot::Console, $($arg)*);
+    }};
+}
+
+// ---------------------------------------------------------------------------
+// Power-off: the SiFive test device
+// ---------------------------------------------------------------------------
+
+/// Ends QEMU with `status` (0 = pass): `0x5555` is "pass", `code << 16 |
+/// 0x3333` "fail with code".
+pub fn poweroff(status: u8) -> ! {
+    let v: u32 = if status == 0 {
+        0x5555
+    } else {
+        (u32::from(status) << 16) | 0x3333
+    };
+    // SAFETY: the test device's register (identity-mapped); the write ends
+    // the machine.
+    unsafe { core::ptr::write_volatile(0x10_0000 as *mut u32, v) };
+    loop {
+        // SAFETY: `wfi` only waits for an interrupt.
+        unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+    }
+}
