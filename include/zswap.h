@@ -41,28 +41,28 @@
 // The errno values returned (negated), as in Linux's `errno.h`.
 #define ZSWAP_ENOENT 2
 
-// See [`ZSWAP_ENOENT`].
+// See `ZSWAP_ENOENT`.
 #define ZSWAP_EIO 5
 
-// See [`ZSWAP_ENOENT`].
+// See `ZSWAP_ENOENT`.
 #define ZSWAP_EAGAIN 11
 
-// See [`ZSWAP_ENOENT`].
+// See `ZSWAP_ENOENT`.
 #define ZSWAP_ENOMEM 12
 
-// See [`ZSWAP_ENOENT`].
+// See `ZSWAP_ENOENT`.
 #define ZSWAP_EBUSY 16
 
-// See [`ZSWAP_ENOENT`].
+// See `ZSWAP_ENOENT`.
 #define ZSWAP_EEXIST 17
 
-// See [`ZSWAP_ENOENT`].
+// See `ZSWAP_ENOENT`.
 #define ZSWAP_EINVAL 22
 
-// See [`ZSWAP_ENOENT`].
+// See `ZSWAP_ENOENT`.
 #define ZSWAP_ENOSPC 28
 
-// See [`ZSWAP_ENOENT`].
+// See `ZSWAP_ENOENT`.
 #define ZSWAP_EDEADLK 35
 
 // gfp bit: the caller may enter direct reclaim, and so sleep.
@@ -105,7 +105,7 @@ struct zswap;
 // The services a C kernel provides to zswap: a struct of function pointers
 // with one context pointer handed back to each of them.
 //
-// [`crate::zswap_create`] copies the struct; the kernel may free its copy
+// `zswap_create` copies the struct; the kernel may free its copy
 // afterwards. Hooks marked *required* must not be NULL (`-EINVAL` from
 // `zswap_create`); optional ones may be.
 //
@@ -199,6 +199,16 @@ struct zswap_platform {
                         uint32_t swp_type,
                         uint64_t offset,
                         uint32_t attempt);
+  // Optional (NULL: 1). The number of NUMA nodes: zswap keeps one LRU
+  // list per cgroup and node. Read once, at creation.
+  uint32_t (*nr_nodes)(void *ctx);
+  // Optional (NULL: node 0). `page_to_nid()`: the node of the page frame
+  // at `page` (a page being stored, or a swap-in page); an entry goes on
+  // the LRU list of its page's node. Answers past `nr_nodes` are clamped.
+  // Called with a page lock (a spinlock) held: must not sleep and must
+  // not call into zswap.
+  uint32_t (*page_to_nid)(void *ctx,
+                          const void *page);
 };
 
 // One shrinker call (Linux's `struct shrink_control`).

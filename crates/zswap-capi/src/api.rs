@@ -32,21 +32,21 @@ pub const ZSWAP_SHRINK_STOP: u64 = 0xffff_ffff_ffff_ffff;
 
 /// The errno values returned (negated), as in Linux's `errno.h`.
 pub const ZSWAP_ENOENT: c_int = 2;
-/// See [`ZSWAP_ENOENT`].
+/// See `ZSWAP_ENOENT`.
 pub const ZSWAP_EIO: c_int = 5;
-/// See [`ZSWAP_ENOENT`].
+/// See `ZSWAP_ENOENT`.
 pub const ZSWAP_EAGAIN: c_int = 11;
-/// See [`ZSWAP_ENOENT`].
+/// See `ZSWAP_ENOENT`.
 pub const ZSWAP_ENOMEM: c_int = 12;
-/// See [`ZSWAP_ENOENT`].
+/// See `ZSWAP_ENOENT`.
 pub const ZSWAP_EBUSY: c_int = 16;
-/// See [`ZSWAP_ENOENT`].
+/// See `ZSWAP_ENOENT`.
 pub const ZSWAP_EEXIST: c_int = 17;
-/// See [`ZSWAP_ENOENT`].
+/// See `ZSWAP_ENOENT`.
 pub const ZSWAP_EINVAL: c_int = 22;
-/// See [`ZSWAP_ENOENT`].
+/// See `ZSWAP_ENOENT`.
 pub const ZSWAP_ENOSPC: c_int = 28;
-/// See [`ZSWAP_ENOENT`].
+/// See `ZSWAP_ENOENT`.
 pub const ZSWAP_EDEADLK: c_int = 35;
 
 /// gfp bit: the caller may enter direct reclaim, and so sleep.

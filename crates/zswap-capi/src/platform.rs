@@ -14,7 +14,7 @@ use crate::api::zswap;
 /// The services a C kernel provides to zswap: a struct of function pointers
 /// with one context pointer handed back to each of them.
 ///
-/// [`crate::zswap_create`] copies the struct; the kernel may free its copy
+/// `zswap_create` copies the struct; the kernel may free its copy
 /// afterwards. Hooks marked *required* must not be NULL (`-EINVAL` from
 /// `zswap_create`); optional ones may be.
 ///
@@ -116,6 +116,15 @@ pub struct zswap_platform {
     pub swapcache_wait: Option<
         unsafe extern "C" fn(ctx: *mut c_void, swp_type: u32, offset: u64, attempt: u32) -> c_int,
     >,
+    /// Optional (NULL: 1). The number of NUMA nodes: zswap keeps one LRU
+    /// list per cgroup and node. Read once, at creation.
+    pub nr_nodes: Option<unsafe extern "C" fn(ctx: *mut c_void) -> u32>,
+    /// Optional (NULL: node 0). `page_to_nid()`: the node of the page frame
+    /// at `page` (a page being stored, or a swap-in page); an entry goes on
+    /// the LRU list of its page's node. Answers past `nr_nodes` are clamped.
+    /// Called with a page lock (a spinlock) held: must not sleep and must
+    /// not call into zswap.
+    pub page_to_nid: Option<unsafe extern "C" fn(ctx: *mut c_void, page: *const c_void) -> u32>,
 }
 
 /// The checked copy of a [`zswap_platform`]: the required hooks are known
@@ -381,6 +390,23 @@ impl ZswapPlatform for CZswap {
 
     fn memcg_tree(&self) -> Option<&MemcgTree> {
         self.memcg.as_deref()
+    }
+
+    fn nr_nodes(&self) -> usize {
+        match self.ops.raw.nr_nodes {
+            // SAFETY: an optional hook of the C platform, present.
+            Some(f) => (unsafe { f(self.ops.ctx()) } as usize).max(1),
+            None => 1,
+        }
+    }
+
+    fn page_to_nid(&self, page: &[u8; PAGE_SIZE]) -> usize {
+        match self.ops.raw.page_to_nid {
+            // SAFETY: an optional hook of the C platform, present; `page`
+            // is valid for reads of PAGE_SIZE bytes during the call.
+            Some(f) => unsafe { f(self.ops.ctx(), page.as_ptr().cast()) as usize },
+            None => 0,
+        }
     }
 
     fn queue_shrink_work(&self) {

@@ -58,6 +58,7 @@ struct kernel {
 	unsigned long shrink_work_queued;
 	unsigned long charges;
 	unsigned long uncharges;
+	unsigned long nid_calls;
 	int fail_writes;
 	/* The swap device: one malloc'd page per slot of type 0, or NULL. */
 	uint8_t *device[SWAP_SLOTS];
@@ -171,6 +172,21 @@ static void k_writeback_done(void *ctx, uint32_t memcg_id)
 	k->uncharges++;
 }
 
+static uint32_t k_nr_nodes(void *ctx)
+{
+	(void)ctx;
+	return 2;
+}
+
+/* Two nodes: pages alternate by frame number. */
+static uint32_t k_page_to_nid(void *ctx, const void *page)
+{
+	struct kernel *k = ctx;
+
+	k->nid_calls++;
+	return (uint32_t)(((uintptr_t)page / ZSWAP_PAGE_SIZE) & 1);
+}
+
 /* The runtime the staticlib needs (built with the c-runtime feature). */
 void *zswap_rust_alloc(size_t size, size_t align)
 {
@@ -262,6 +278,8 @@ static struct zswap_platform platform_of(struct kernel *k)
 	p.queue_shrink_work = k_queue_shrink_work;
 	p.charge_swapin = k_charge_swapin;
 	p.writeback_done = k_writeback_done;
+	p.nr_nodes = k_nr_nodes;
+	p.page_to_nid = k_page_to_nid;
 	return p;
 }
 
@@ -451,14 +469,25 @@ int main(void)
 	memset(&sc, 0, sizeof(sc));
 	sc.gfp = ZSWAP_GFP_KERNEL;
 	sc.memcg_id = memcg_b;
-	CHECK_EQ(zswap_shrinker_count(z, &sc, &count), 0);
-	CHECK(count > 0);
+	{
+		uint64_t total = 0;
+
+		for (sc.nid = 0; sc.nid < 2; sc.nid++) {
+			CHECK_EQ(zswap_shrinker_count(z, &sc, &count), 0);
+			total += count;
+		}
+		CHECK(total > 0);
+	}
 	/* Entries start referenced: the first passes only rotate them
-	 * (second chance), so scan until one pass writes something back. */
+	 * (second chance), so scan until one pass writes something back. The
+	 * entries are spread over both nodes (page_to_nid). */
+	CHECK(k.nid_calls >= stored - same);
 	sc.nr_to_scan = 64;
 	freed = ZSWAP_SHRINK_STOP;
-	for (i = 0; i < 8 && freed == ZSWAP_SHRINK_STOP; i++)
+	for (i = 0; i < 16 && freed == ZSWAP_SHRINK_STOP; i++) {
+		sc.nid = i % 2;
 		CHECK_EQ(zswap_shrinker_scan(z, &sc, &freed), 0);
+	}
 	CHECK(freed != ZSWAP_SHRINK_STOP);
 	CHECK(freed > 0 && freed <= 64);
 	CHECK(sc.nr_scanned >= freed);
