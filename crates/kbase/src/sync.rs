@@ -74,6 +74,7 @@ impl LockClass {
 ///        -> compression lock -> zpool class lock        (store)
 ///        -> zpool class lock (find + pin, released), then
 ///           decompression lock with no zpool lock held  (load, writeback)
+///   zswap entry cache lock (a leaf; store's entry alloc, entry free)
 /// ```
 pub mod lock_class {
     use super::LockClass;
@@ -96,9 +97,12 @@ pub mod lock_class {
     pub static ZPOOL_CLASS: LockClass = LockClass::new("zpool class lock", 80);
     /// A per-CPU decompression context (a leaf).
     pub static DECOMPRESS: LockClass = LockClass::new("decompression lock", 90);
+    /// A per-CPU list of zswap's entry slabs (`zswap_entry_cache`; a leaf,
+    /// taken with no other lock held in practice).
+    pub static ZSWAP_ENTRY_CACHE: LockClass = LockClass::new("zswap entry cache lock", 100);
 
     /// Every class, by rank.
-    pub static ALL: [&LockClass; 9] = [
+    pub static ALL: [&LockClass; 10] = [
         &ZSWAP_TREES,
         &ZSWAP_TREE,
         &ZSWAP_LRU_MAP,
@@ -108,6 +112,7 @@ pub mod lock_class {
         &COMPRESS,
         &ZPOOL_CLASS,
         &DECOMPRESS,
+        &ZSWAP_ENTRY_CACHE,
     ];
 }
 

@@ -43,7 +43,7 @@ use alloc::vec::Vec;
 use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
 
-use kbase::sync::Mutex;
+use kbase::sync::{Mutex, lock_class};
 use kbase::{Error, Gfp, PAGE_SIZE, PageAllocator, PageFrame, Result};
 
 use crate::entry::ZswapEntry;
@@ -143,10 +143,13 @@ impl EntryCache {
         let mut cpus = Vec::new();
         cpus.try_reserve_exact(nr)?;
         for _ in 0..nr {
-            cpus.push(Mutex::new(CpuSlabs {
-                partial: None,
-                nr_slabs: 0,
-            }));
+            cpus.push(Mutex::new_class(
+                CpuSlabs {
+                    partial: None,
+                    nr_slabs: 0,
+                },
+                &lock_class::ZSWAP_ENTRY_CACHE,
+            ));
         }
         Ok(EntryCache { alloc, cpus })
     }

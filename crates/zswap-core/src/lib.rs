@@ -72,6 +72,8 @@
 //!     -> pool class lock (find + pin; released)                    (load, writeback)
 //!        then decompression lock (per CPU, leaf), no pool lock held
 //!        then pool class lock (unpin; released)
+//! entry cache lock (per CPU, leaf: entry alloc at the start of a store,
+//!   entry free after the tree, LRU and pool locks were dropped)
 //! ```
 //!
 //! The compressor has separate per-CPU locks for compression and
@@ -85,9 +87,9 @@
 //! parallel, and the decompression lock is a leaf (lz4 takes none at all).
 //! Counters are atomics and nest anywhere.
 //!
-//! The entry cache's per-CPU slab lock (`cache`) is a leaf taken with no
-//! other zswap lock held: at the start of a store, and when an entry is
-//! freed (after its tree, LRU and pool locks were dropped).
+//! The entry cache's per-CPU slab lock (`cache`) is a leaf: nothing is
+//! taken under it and no page is allocated or freed under it. Store takes
+//! it before any other zswap lock; freeing an entry takes it last.
 //!
 //! All are spinlocks. None is held across an allocation that may block,
 //! across I/O (backend writes), or across a call that may re-enter zswap
@@ -176,7 +178,7 @@ use cache::EntryCache;
 use entry::{EntryPtr, OwnedEntry, ZswapEntry};
 use lru::Lru;
 use pool::Pools;
-use stats::Counters;
+use stats::{Counters, Hot, PerCpuCounters};
 use tree::{Leaf, ZswapTree};
 
 /// Bytes of zswap metadata per stored page, besides the pool's own
@@ -219,6 +221,8 @@ pub struct Zswap<P: ZswapPlatform> {
     stats: Counters,
     /// `zswap_entry_cache`: the slabs every entry lives in.
     entries: EntryCache,
+    /// The per-CPU counters of the store/load fast path.
+    hot: PerCpuCounters,
     enabled: AtomicBool,
     max_pool_percent: AtomicU32,
     accept_thr_percent: AtomicU32,
@@ -250,6 +254,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             pools,
             stats: Counters::default(),
             entries,
+            hot: PerCpuCounters::new(platform.cpu().nr_cpus())?,
             enabled: AtomicBool::new(params.enabled),
             max_pool_percent: AtomicU32::new(params.max_pool_percent),
             accept_thr_percent: AtomicU32::new(params.accept_threshold_percent),
@@ -394,6 +399,7 @@ impl<P: ZswapPlatform> Zswap<P> {
 
     /// `zswap_entry_free`: LRU delete, pool free, uncharge, cgroup put.
     fn entry_free(&self, e: OwnedEntry) {
+        let cpu = self.platform.cpu().current_cpu();
         if !e.is_same_filled() {
             self.lru.del(&e);
             if let Some(pool) = self.pools.get(e.pool_idx) {
@@ -405,11 +411,11 @@ impl<P: ZswapPlatform> Zswap<P> {
             objcg.uncharge_zswap(e.length as usize);
         }
         match e.length as usize {
-            0 => Counters::dec(&self.stats.same_filled_pages),
-            PAGE_SIZE => Counters::dec(&self.stats.stored_incompressible_pages),
+            0 => self.hot.sub(cpu, Hot::SameFilledPages, 1),
+            PAGE_SIZE => self.hot.sub(cpu, Hot::StoredIncompressiblePages, 1),
             _ => {}
         }
-        Counters::dec(&self.stats.stored_pages);
+        self.hot.sub(cpu, Hot::StoredPages, 1);
         // SAFETY: the entry was unlinked from the LRU above (same-filled
         // entries are never linked); its slot came from `self.entries`.
         let objcg = unsafe { e.free_memory(&self.entries) };
@@ -663,7 +669,8 @@ impl<P: ZswapPlatform> Zswap<P> {
         });
         self.lru.unpin(lru_memcg);
         r?;
-        Counters::add(&self.stats.zswpout, nr as u64);
+        self.hot
+            .add(self.platform.cpu().current_cpu(), Hot::Zswpout, nr as u64);
         if let Some(o) = objcg.as_ref() {
             o.memcg().count_event(MemcgEvent::Zswpout, nr as u64);
         }
@@ -682,10 +689,8 @@ impl<P: ZswapPlatform> Zswap<P> {
         wb_enabled: bool,
     ) -> Result<()> {
         // zswap_entry_cache_alloc: a slot of this CPU's entry slabs.
-        let slot = match self
-            .entries
-            .alloc(self.platform.cpu().current_cpu(), Gfp::KERNEL)
-        {
+        let cpu = self.platform.cpu().current_cpu();
+        let slot = match self.entries.alloc(cpu, Gfp::KERNEL) {
             Ok(s) => s,
             Err(e) => {
                 Counters::inc(&self.stats.reject_kmemcache_fail);
@@ -731,10 +736,10 @@ impl<P: ZswapPlatform> Zswap<P> {
         if let Some(o) = objcg {
             o.charge_zswap(length as usize);
         }
-        Counters::inc(&self.stats.stored_pages);
+        self.hot.add(cpu, Hot::StoredPages, 1);
         match length as usize {
-            0 => Counters::inc(&self.stats.same_filled_pages),
-            PAGE_SIZE => Counters::inc(&self.stats.stored_incompressible_pages),
+            0 => self.hot.add(cpu, Hot::SameFilledPages, 1),
+            PAGE_SIZE => self.hot.add(cpu, Hot::StoredIncompressiblePages, 1),
             _ => {}
         }
         let ptr = EntryPtr::new_in(slot, entry);
@@ -861,7 +866,8 @@ impl<P: ZswapPlatform> Zswap<P> {
         }
         folio.set_uptodate();
         folio.set_dirty();
-        Counters::inc(&self.stats.zswpin);
+        self.hot
+            .add(self.platform.cpu().current_cpu(), Hot::Zswpin, 1);
         if let Some(o) = owned.objcg.as_ref() {
             o.memcg().count_event(MemcgEvent::Zswpin, 1);
         }
@@ -936,8 +942,15 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// A snapshot of the counters.
     pub fn stats(&self) -> ZswapStats {
         let mut s = self.stats.snapshot();
+        self.hot.fold_into(&mut s);
         s.pool_total_size = (self.total_pages() * PAGE_SIZE) as u64;
         s
+    }
+
+    /// Entries in zswap (`stored_pages`, summed over the CPUs).
+    pub(crate) fn stored_pages(&self) -> u64 {
+        let s = Counters::get(&self.stats.stored_pages);
+        s.wrapping_add(self.hot.sum(Hot::StoredPages))
     }
 
     /// Pages held by the entry cache (`zswap_entry_cache`'s slabs, from the

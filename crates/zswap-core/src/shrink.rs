@@ -164,10 +164,7 @@ impl<P: ZswapPlatform> Zswap<P> {
                 (st.zswap / PAGE_SIZE as u64, st.zswapped / PAGE_SIZE as u64)
             }
             // memcg disabled: global counters (the 682886ec69d2 fix).
-            _ => (
-                self.total_pages() as u64,
-                Counters::get(&self.stats.stored_pages),
-            ),
+            _ => (self.total_pages() as u64, self.stored_pages()),
         };
         if nr_stored == 0 {
             return 0;

@@ -1,10 +1,15 @@
 //! Statistics (Linux: the debugfs files under `/sys/kernel/debug/zswap/` and
 //! the `zswpin`/`zswpout`/`zswpwb` vmstat events).
 //!
-//! Counters are atomics updated without a lock; a snapshot ([`ZswapStats`])
+//! Counters are atomics updated without a lock; the five that every store
+//! and load change (`stored_pages`, `same_filled_pages`,
+//! `stored_incompressible_pages`, `zswpin`, `zswpout`) are kept per CPU
+//! ([`PerCpuCounters`]) and summed when read. A snapshot ([`ZswapStats`])
 //! reads each one once, so counters of one snapshot may be from slightly
 //! different instants while stores run. Every store failure bumps exactly one
 //! `reject_*` counter.
+
+use alloc::vec::Vec;
 
 use kbase::sync::{AtomicU64, Ordering};
 
@@ -114,13 +119,97 @@ impl Counters {
     pub(crate) fn inc(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
     }
+    #[allow(dead_code)] // the fast path's counts are per CPU (PerCpuCounters)
     pub(crate) fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
     }
+    #[allow(dead_code)] // as `add`
     pub(crate) fn dec(c: &AtomicU64) {
         c.fetch_sub(1, Ordering::Relaxed);
     }
     pub(crate) fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
+    }
+}
+
+/// The counters store and load change on every call, kept per CPU.
+///
+/// A single atomic that every CPU increments bounces its cache line between
+/// them on each store and load; Linux keeps such event counts per CPU and
+/// sums them when read. Here each CPU adds to its own cache-line-sized slot
+/// (an entry freed on another CPU subtracts there: slots wrap, their sum is
+/// exact), and [`PerCpuCounters::sum`] adds the slots up. A sum read while
+/// stores and loads run is as exact as a read of one shared atomic would be
+/// at some instant of the read; once they stop, it is exact.
+pub(crate) struct PerCpuCounters {
+    cpus: Vec<CpuSlot>,
+}
+
+/// The per-CPU counters ([`PerCpuCounters`]), by index.
+#[derive(Clone, Copy)]
+pub(crate) enum Hot {
+    StoredPages = 0,
+    SameFilledPages = 1,
+    StoredIncompressiblePages = 2,
+    Zswpin = 3,
+    Zswpout = 4,
+}
+
+const NR_HOT: usize = 5;
+
+/// One CPU's counters, alone in their cache lines (128 bytes: adjacent-line
+/// prefetch pairs 64-byte lines on x86).
+#[repr(align(128))]
+struct CpuSlot([AtomicU64; NR_HOT]);
+
+impl PerCpuCounters {
+    /// Counters for `nr_cpus` CPUs (0 is treated as 1). `ENOMEM`.
+    pub(crate) fn new(nr_cpus: usize) -> kbase::Result<PerCpuCounters> {
+        let nr = nr_cpus.max(1);
+        let mut cpus = Vec::new();
+        cpus.try_reserve_exact(nr)?;
+        for _ in 0..nr {
+            cpus.push(CpuSlot(core::array::from_fn(|_| AtomicU64::new(0))));
+        }
+        Ok(PerCpuCounters { cpus })
+    }
+
+    fn slot(&self, cpu: usize, c: Hot) -> Option<&AtomicU64> {
+        let n = self.cpus.len();
+        self.cpus.get(cpu.checked_rem(n)?)?.0.get(c as usize)
+    }
+
+    /// Adds `n` on CPU `cpu` (clamped into range).
+    pub(crate) fn add(&self, cpu: usize, c: Hot, n: u64) {
+        if let Some(a) = self.slot(cpu, c) {
+            a.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Subtracts `n` on CPU `cpu` (the slot may wrap; the sum does not).
+    pub(crate) fn sub(&self, cpu: usize, c: Hot, n: u64) {
+        if let Some(a) = self.slot(cpu, c) {
+            a.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+
+    /// The sum over all CPUs.
+    pub(crate) fn sum(&self, c: Hot) -> u64 {
+        self.cpus.iter().fold(0u64, |acc, s| {
+            acc.wrapping_add(s.0.get(c as usize).map_or(0, |a| a.load(Ordering::Relaxed)))
+        })
+    }
+
+    /// Adds the per-CPU sums into a snapshot.
+    pub(crate) fn fold_into(&self, s: &mut ZswapStats) {
+        s.stored_pages = s.stored_pages.wrapping_add(self.sum(Hot::StoredPages));
+        s.same_filled_pages = s
+            .same_filled_pages
+            .wrapping_add(self.sum(Hot::SameFilledPages));
+        s.stored_incompressible_pages = s
+            .stored_incompressible_pages
+            .wrapping_add(self.sum(Hot::StoredIncompressiblePages));
+        s.zswpin = s.zswpin.wrapping_add(self.sum(Hot::Zswpin));
+        s.zswpout = s.zswpout.wrapping_add(self.sum(Hot::Zswpout));
     }
 }
