@@ -68,6 +68,7 @@
 //!       -> pool table -> pool class lock             (the debug_corrupt test hook)
 //!   -> folio page lock (swapcache's, held while a page is read or written)
 //!     -> pool table (RwLock; held only to look a pool up, takes nothing)
+//!   pool table (read) -> pool class lock, one zspage per hold   (pool compaction shrinker)
 //!     -> compression lock (per CPU) -> pool class lock (zpool's)   (store)
 //!     -> pool class lock (find + pin; released)                    (load, writeback)
 //!        then decompression lock (per CPU, leaf), no pool lock held

@@ -22,6 +22,9 @@ use kbase::{Error, Gfp, KArc, PageAllocator, Result, try_box};
 use zpool::ZsPool;
 
 use crate::compress::{Compressor, CompressorKind};
+use crate::shrink::{ShrinkControl, ShrinkResult};
+use crate::stats::Counters;
+use crate::{Zswap, ZswapPlatform};
 
 /// The most pools alive at once (ids 1..=255; 0 means "no pool").
 pub const MAX_POOLS: usize = 255;
@@ -323,5 +326,81 @@ mod tests {
         p255.zpool.free(h).unwrap();
         cur.zpool.free(h1).unwrap();
         pools.put(&cur);
+    }
+}
+
+impl Pools {
+    /// Pages compaction could give back, over every live pool
+    /// (`zs_shrinker_count` of each).
+    pub(crate) fn compaction_count(&self) -> usize {
+        let t = self.table.read();
+        t.live_pools().map(|p| p.zpool.shrinker_count()).sum()
+    }
+
+    /// Compacts live pools until `nr` pages were freed (`zs_shrinker_scan`
+    /// of each, in turn); returns the pages freed. Holds the pool table's
+    /// read lock while compacting (pool table -> zpool class lock, one
+    /// zspage per class-lock hold).
+    pub(crate) fn compaction_scan(&self, nr: usize) -> usize {
+        let t = self.table.read();
+        let mut freed = 0;
+        for p in t.live_pools() {
+            if freed >= nr {
+                break;
+            }
+            freed += p.zpool.shrinker_scan(nr - freed);
+        }
+        freed
+    }
+
+    /// Compacts every live pool completely (`zs_compact`); returns the
+    /// pages freed.
+    pub(crate) fn compact(&self) -> usize {
+        let t = self.table.read();
+        t.live_pools().map(|p| p.zpool.compact()).sum()
+    }
+}
+
+impl<P: ZswapPlatform> Zswap<P> {
+    /// The pool's compaction shrinker, count half (Linux: `zs_shrinker_count`,
+    /// the shrinker zsmalloc registers for each pool): pages that compacting
+    /// zswap's pools could give back. Not memcg aware (`sc.memcg` and
+    /// `sc.nid` are ignored): pool pages are shared by every cgroup.
+    ///
+    /// A kernel registers this pair next to zswap's own
+    /// ([`shrinker_count`](Self::shrinker_count) /
+    /// [`shrinker_scan`](Self::shrinker_scan)), as Linux has one shrinker
+    /// for zswap's LRU and one per zsmalloc pool; both are zswap's to
+    /// forward, so the kernel sees no pool type. The LRU shrinker writes
+    /// entries back (I/O, frees whole entries); this one only moves objects
+    /// inside the pool, never blocks and never does I/O, so it also runs for
+    /// callers without `__GFP_IO | __GFP_FS`. Independent of the
+    /// `shrinker_enabled` parameter, like zsmalloc's.
+    pub fn pool_shrinker_count(&self, sc: &ShrinkControl) -> u64 {
+        let _ = sc;
+        self.pools.compaction_count() as u64
+    }
+
+    /// The pool's compaction shrinker, scan half (`zs_shrinker_scan`):
+    /// compacts the pools until `sc.nr_to_scan` pages were given back, one
+    /// zspage per pool-lock hold; `Freed(pages)`, or `Stop` if nothing could
+    /// be freed. Freed pages are counted in `pages_compacted`.
+    pub fn pool_shrinker_scan(&self, sc: &mut ShrinkControl) -> ShrinkResult {
+        let freed = self.pools.compaction_scan(sc.nr_to_scan);
+        sc.nr_scanned = freed;
+        if freed == 0 {
+            return ShrinkResult::Stop;
+        }
+        Counters::add(&self.stats.pages_compacted, freed as u64);
+        ShrinkResult::Freed(freed)
+    }
+
+    /// Compacts every pool completely (`zs_compact`, the pool's `compact`
+    /// sysfs knob); returns the pages given back, also counted in
+    /// `pages_compacted`.
+    pub fn compact_pools(&self) -> usize {
+        let freed = self.pools.compact();
+        Counters::add(&self.stats.pages_compacted, freed as u64);
+        freed
     }
 }

@@ -113,6 +113,10 @@ stats! {
     /// gives `ENOMEM` and the walk goes on). A subset of
     /// `reject_reclaim_fail`. Exact.
     writeback_skip_exists,
+    /// Pool pages given back by compaction (zsmalloc's `pages_compacted`):
+    /// by the pool's compaction shrinker (`Zswap::pool_shrinker_scan`) and
+    /// `Zswap::compact_pools`. Exact.
+    pages_compacted,
 }
 
 impl Counters {

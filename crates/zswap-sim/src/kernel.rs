@@ -33,8 +33,8 @@
 //!   a charge passes `memory.max` and for `memory.reclaim`) and global
 //!   (when free RAM falls below the low watermark, before an allocation, as
 //!   kswapd/direct reclaim would). Both pageout cold pages and then run
-//!   zswap's shrinker on the cgroups concerned, like `shrink_node` runs
-//!   `shrink_slab`.
+//!   zswap's shrinker on the cgroups concerned and the pool's compaction
+//!   shrinker, like `shrink_node` runs `shrink_slab`.
 //! - **Deferred work**: zswap queues its global shrink worker when the pool
 //!   is full; the simulator runs it at the next safe point (between two page
 //!   operations of the program, with no lock held), like a workqueue.
@@ -311,9 +311,13 @@ pub struct Kernel {
     swapin_charges: Mutex<Vec<(usize, MemcgRef)>>,
     /// Live cgroups by path, and every cgroup ever created by id.
     cgroups: Mutex<BTreeMap<String, MemcgRef>>,
-    /// The zswap shrinker's deferred scan work per memcg id.
+    /// The zswap shrinker's deferred scan work per memcg id, and the pool
+    /// compaction shrinker's under [`POOL_SHRINKER_ID`].
     nr_deferred: Mutex<HashMap<u32, u64>>,
 }
+
+/// The `nr_deferred` key of the pool compaction shrinker (no memcg has it).
+const POOL_SHRINKER_ID: u32 = u32::MAX;
 
 impl std::ops::Deref for Kernel {
     type Target = Base;
@@ -1057,6 +1061,38 @@ impl Kernel {
                     sc.nr_to_scan, sc.nr_scanned
                 );
             }
+        }
+        self.shrink_pool(nr_scanned, lru_pages, gfp);
+    }
+
+    /// `do_shrink_slab` for the pool's compaction shrinker (zsmalloc's
+    /// `zs_shrinker_count` / `zs_shrinker_scan`, forwarded by zswap): not
+    /// memcg aware, so one call per reclaim pass, with the same share of
+    /// what it offers as the LRU shrinker gets and the same deferral of
+    /// small deltas. Linux runs non-memcg-aware shrinkers in global reclaim;
+    /// the simulator runs it in cgroup reclaim too (the pool's pages are
+    /// every cgroup's), and says so in its README.
+    fn shrink_pool(&self, nr_scanned: u64, lru_pages: u64, gfp: Gfp) {
+        let mut sc = ShrinkControl::new(None, 0);
+        sc.gfp = gfp;
+        let count = self.zswap.pool_shrinker_count(&sc);
+        if count == 0 {
+            return;
+        }
+        let delta = (2 * nr_scanned as u128 * count as u128 / (lru_pages as u128 + 1)) as u64;
+        let total = {
+            let mut d = lock(&self.nr_deferred);
+            let t = d.remove(&POOL_SHRINKER_ID).unwrap_or(0) + delta.max(1);
+            if t < SWAP_CLUSTER_MAX && t < count {
+                d.insert(POOL_SHRINKER_ID, t);
+                return;
+            }
+            t.min(count)
+        };
+        sc.nr_to_scan = total as usize;
+        let _r = self.zswap.pool_shrinker_scan(&mut sc);
+        if crate::platform::trace_enabled() {
+            eprintln!("shrink_slab: pool compaction count {count} scan {total} -> {_r:?}");
         }
     }
 

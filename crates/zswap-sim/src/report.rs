@@ -85,12 +85,13 @@ pub fn text(r: &RunReport) -> String {
         );
         let _ = writeln!(
             o,
-            "  zswpout {}  zswpin {}  written_back_pages {}  writeback_skip_exists {}  pool_limit_hit {}",
+            "  zswpout {}  zswpin {}  written_back_pages {}  writeback_skip_exists {}  pool_limit_hit {}  pages_compacted {}",
             get(g, "zswpout"),
             get(g, "zswpin"),
             get(g, "written_back_pages"),
             get(g, "writeback_skip_exists"),
-            get(g, "pool_limit_hit")
+            get(g, "pool_limit_hit"),
+            get(g, "pages_compacted")
         );
         let rejects: Vec<String> = g
             .iter()
