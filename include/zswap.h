@@ -270,6 +270,8 @@ struct zswap_stats {
   uint64_t zswpwb;
   // Writebacks skipped because the slot was already in the swap cache.
   uint64_t writeback_skip_exists;
+  // Pool pages given back by compaction (zsmalloc's `pages_compacted`).
+  uint64_t pages_compacted;
 };
 
 #ifdef __cplusplus

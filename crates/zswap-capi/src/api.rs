@@ -118,6 +118,8 @@ pub struct zswap_stats {
     pub zswpwb: u64,
     /// Writebacks skipped because the slot was already in the swap cache.
     pub writeback_skip_exists: u64,
+    /// Pool pages given back by compaction (zsmalloc's `pages_compacted`).
+    pub pages_compacted: u64,
 }
 
 /// One shrinker call (Linux's `struct shrink_control`).
@@ -935,6 +937,7 @@ pub(crate) fn c_stats(s: &ZswapStats) -> zswap_stats {
         zswpout: s.zswpout,
         zswpwb: s.zswpwb,
         writeback_skip_exists: s.writeback_skip_exists,
+        pages_compacted: s.pages_compacted,
     }
 }
 
