@@ -5,6 +5,7 @@
 #   ci/qemu-boot.sh aarch64 selftest   # ci/bare-selftest on QEMU aarch64 virt (Cortex-A57)
 #   ci/qemu-boot.sh x86_64 selftest    # ci/bare-selftest as a Linux process
 #   ci/qemu-boot.sh riscv64 paging     # ci/bare-paging: demand paging through zswap (Sv39, U-mode)
+#   ci/qemu-boot.sh aarch64 paging     # the same kernel on aarch64 (EL1, 39-bit VA, EL0 task)
 #
 # The kernel prints to the console (here: standard output) and ends the
 # machine with its verdict (SiFive test device on riscv64, semihosting exit
@@ -59,7 +60,7 @@ esac
 case $mode in
 selftest) pkg=ci/bare-selftest bin=bare-selftest ;;
 paging)
-    [ "$arch" = riscv64 ] || { echo "qemu-boot: paging runs on riscv64 only" >&2; exit 64; }
+    [ "$arch" != x86_64 ] || { echo "qemu-boot: paging runs on riscv64 and aarch64" >&2; exit 64; }
     pkg=ci/bare-paging bin=bare-paging
     ;;
 *) usage ;;

@@ -1,27 +1,31 @@
-//! # bare-paging: a riscv64 kernel that demand-pages a program through zswap
+//! # bare-paging: a kernel that demand-pages a program through zswap
 //!
 //! The worked example of the porting guide: a kernel small enough to read
-//! in one sitting that does what an OS does with zswap. It boots on QEMU's
-//! `virt` machine (`-bios none`), turns the MMU on (Sv39, the kernel
-//! identity-mapped), and runs a user program in U-mode on its own page
-//! table: 32 MiB of data in 8 MiB of page frames, in a memory cgroup whose
-//! `memory.max` is 6 MiB. Every page the program touches comes from a page
-//! fault; reclaim pushes cold pages out through zswap (or, when zswap
-//! refuses, to a RAM-disk swap device); zswap's shrinker writes entries
-//! back to the device when the cgroup's compressed memory is too much; the
-//! next fault on a page brings it back from wherever it is. The program
-//! checks every byte it reads. The kernel runs it twice, with lz4 and then
-//! with C zstd, prints zswap's stats and the cgroup's `memory.stat`, checks
-//! that everything was freed, and powers off with the verdict.
+//! in one sitting that does what an OS does with zswap, on QEMU's `virt`
+//! machine for riscv64 (`-bios none`) and aarch64 (Cortex-A57). It turns
+//! the MMU on (39-bit virtual addresses, the kernel identity-mapped) and
+//! runs a user program (U-mode / EL0) on its own page table: 32 MiB of
+//! data in 8 MiB of page frames, in a memory cgroup whose `memory.max` is
+//! 6 MiB. Every page the program touches comes from a page fault; reclaim
+//! pushes cold pages out through zswap (or, when zswap refuses, to a
+//! RAM-disk swap device); zswap's shrinker writes entries back to the
+//! device when the cgroup's compressed memory is too much; the next fault
+//! on a page brings it back from wherever it is. The program checks every
+//! word it reads. The kernel runs it three times ([`RUNS`]: lz4, C zstd,
+//! and lz4 without a cgroup limit so that the frames run out), prints
+//! zswap's stats and the cgroup's `memory.stat`, checks that everything
+//! was freed, and powers off with the verdict.
 //!
 //! ## The tour
 //!
 //! | file | what it is |
 //! |---|---|
-//! | `boot.rs` | M-mode entry: stack, `.bss`, PMP, trap delegation, `mret` to S-mode; UART console; power-off |
-//! | `trap.rs` | entering the user task and coming back on its traps |
+//! | `arch/*/boot.rs` | entry: stack, `.bss`, (riscv64) PMP, trap delegation and `mret` to S-mode; UART console; power-off |
+//! | `arch/*/trap.rs` | entering the user task and coming back on its traps; decoding them |
+//! | `arch/*/mmu.rs` | the page-table entry format, turning the MMU on, TLB flushes |
+//! | `trap.rs` | what a trap is, to the kernel's main loop |
 //! | `mm/frames.rs` | the page frame allocator |
-//! | `mm/pagetable.rs` | Sv39 tables; present, swap and empty PTEs |
+//! | `mm/pagetable.rs` | three-level tables; present, swap and empty PTEs |
 //! | `mm/fault.rs` | the page fault handler: demand-zero, swap-in (`read_swap_cache_async`, zswap `load`, device read) |
 //! | `mm/reclaim.rs` | the clock sweep, swap-out (`add_to_swap`, unmap, zswap `store`, device write), memcg and global reclaim, zswap's shrinker |
 //! | `mm/mod.rs` | the task's memory map, `exec`, `exit_mmap` |
@@ -41,7 +45,8 @@
 
 extern crate alloc;
 
-pub mod boot;
+mod arch;
+pub mod console;
 #[path = "../../bare-selftest/src/heap.rs"]
 mod heap;
 mod mm;
@@ -56,7 +61,7 @@ use zswap_core::{ZswapParams, ZswapStats};
 
 use mm::fault::{Access, VmFault, handle_page_fault};
 use mm::frames::{FRAMES, NR_FRAMES};
-use trap::UserContext;
+use trap::{Trap, UserContext};
 use workload::{PASS_NAMES, Pass};
 use zswap_glue::{EVENTS, RAMDISK, get, swap, zswap};
 
@@ -123,13 +128,13 @@ pub fn user_code_range() -> (usize, usize) {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     kprintln!("PANIC: {info}");
-    boot::poweroff(PANIC_STATUS)
+    arch::poweroff(PANIC_STATUS)
 }
 
 /// The kernel's main, entered in S-mode from `boot`.
 pub extern "C" fn kmain() -> ! {
     trap::init();
-    kprintln!("bare-paging: zswap demand paging on riscv64 (QEMU virt, S-mode, Sv39)");
+    kprintln!("bare-paging: zswap demand paging on {}", arch::MACHINE);
     mm::pagetable::enable_kernel_mapping();
     // Linux's defaults (max_pool_percent 20: 1.6 MiB of the 8 MiB), with
     // the shrinker on.
@@ -139,7 +144,7 @@ pub extern "C" fn kmain() -> ! {
     };
     if let Err(e) = zswap_glue::init(params) {
         kprintln!("bring-up failed: {e:?}");
-        boot::poweroff(BOOT_STATUS);
+        arch::poweroff(BOOT_STATUS);
     }
     kprintln!(
         "mm: {} MiB of page frames, swap on a {} MiB RAM disk, zswap max_pool_percent {}",
@@ -166,7 +171,7 @@ pub extern "C" fn kmain() -> ! {
             PASSED.load(Ordering::Relaxed)
         );
     }
-    boot::poweroff(status)
+    arch::poweroff(status)
 }
 
 static PASSED: AtomicUsize = AtomicUsize::new(0);
@@ -364,16 +369,14 @@ fn run_task(memcg: &MemcgRef) -> Result<TaskEnd> {
     mm::exec(memcg.clone(), DATA_PAGES)?;
     let (code_start, _) = user_code_range();
     let entry = mm::USER_CODE + (workload::user_main as *const () as usize - code_start);
-    let mut ctx = UserContext::new(entry, mm::USER_STACK_TOP);
-    ctx.regs[10] = mm::USER_DATA;
-    ctx.regs[11] = DATA_PAGES;
+    let mut ctx = UserContext::new(entry, mm::USER_STACK_TOP, [mm::USER_DATA, DATA_PAGES]);
     let mut end = TaskEnd::default();
     loop {
-        trap::enter_user(&mut ctx);
-        let fault = match ctx.scause {
-            trap::CAUSE_ECALL_U => {
-                ctx.pc += 4;
-                let [nr, a0, a1, a2] = [ctx.regs[17], ctx.regs[10], ctx.regs[11], ctx.regs[12]];
+        let trap = trap::enter_user(&mut ctx);
+        let kill = match trap {
+            Trap::Syscall { nr, args } => {
+                trap::syscall_done(&mut ctx);
+                let [a0, a1, a2] = args;
                 match nr {
                     workload::SYS_REPORT => {
                         let name = PASS_NAMES.get(a0.wrapping_sub(1)).copied().unwrap_or("?");
@@ -384,27 +387,24 @@ fn run_task(memcg: &MemcgRef) -> Result<TaskEnd> {
                         None
                     }
                     workload::SYS_EXIT => {
-                        let (s, z) = (swap()?, zswap()?);
-                        let _ = s;
+                        let z = zswap()?;
                         end.at_exit = Some((z.stats(), memcg.stat(), memcg.memory_current()));
                         end.exit = Some(a0);
                         kprintln!("task: exit({a0})");
                         break;
                     }
-                    _ => Some("unknown system call"),
+                    _ => Some(("unknown system call", nr, 0)),
                 }
             }
-            trap::CAUSE_FETCH_PAGE_FAULT => fault_or_kill(ctx.stval, Access::Fetch),
-            trap::CAUSE_LOAD_PAGE_FAULT => fault_or_kill(ctx.stval, Access::Load),
-            trap::CAUSE_STORE_PAGE_FAULT => fault_or_kill(ctx.stval, Access::Store),
-            _ => Some("unexpected trap"),
+            Trap::PageFault { addr, access } => {
+                fault_or_kill(addr, access).map(|why| (why, 0, addr))
+            }
+            Trap::Other { cause, tval } => Some(("unexpected trap", cause, tval)),
         };
-        if let Some(why) = fault {
+        if let Some((why, cause, addr)) = kill {
             kprintln!(
-                "task killed: {why} (scause {:#x} stval {:#x} pc {:#x})",
-                ctx.scause,
-                ctx.stval,
-                ctx.pc
+                "task killed: {why} (cause {cause:#x} address {addr:#x} pc {:#x})",
+                ctx.pc()
             );
             break;
         }

@@ -1,168 +1,20 @@
-//! Traps: entering the user task and coming back on its next trap.
+//! Traps from the user task, as the kernel's main loop sees them.
 //!
-//! One task, so no scheduler: the kernel calls [`run_user`], which saves the
-//! kernel's callee-saved registers on the kernel stack, loads the task's
-//! registers from its [`UserContext`] and `sret`s to U-mode. The task's next
-//! trap (an `ecall`, a page fault, anything delegated to S-mode) lands in
-//! `user_trap`, which saves the task's registers and the trap CSRs into the
-//! context and returns from `run_user` as if it were an ordinary call. The
-//! kernel (`main`) then looks at `scause` and handles it.
-//!
-//! While the kernel runs, `stvec` points at `kernel_trap`: a trap in S-mode
-//! is a kernel bug, printed before powering off.
-//!
-//! The kernel stays mapped in the task's page table (without the U bit), so
-//! no `satp` switch happens on the way in or out.
+//! One task, so no scheduler: the kernel calls [`enter_user`], which runs
+//! the task until its next trap and returns like a function, with the
+//! task's registers saved in its [`UserContext`]. The machine's entry and
+//! exit code is in `arch/*/trap.rs`; this is what it reports.
 
-/// `scause` values the kernel handles.
-pub const CAUSE_ECALL_U: usize = 8;
-/// Instruction, load and store page faults.
-pub const CAUSE_FETCH_PAGE_FAULT: usize = 12;
-/// See [`CAUSE_FETCH_PAGE_FAULT`].
-pub const CAUSE_LOAD_PAGE_FAULT: usize = 13;
-/// See [`CAUSE_FETCH_PAGE_FAULT`].
-pub const CAUSE_STORE_PAGE_FAULT: usize = 15;
+pub use crate::arch::trap::{UserContext, enter_user, init, syscall_done};
 
-/// The task's registers while it is not running (`x0` unused), and what
-/// its last trap was.
-#[repr(C)]
-pub struct UserContext {
-    /// `x0`..`x31`; `regs[10]` is `a0`, and so on.
-    pub regs: [usize; 32],
-    /// Where the task resumes (`sepc`).
-    pub pc: usize,
-    /// The kernel's stack pointer inside `run_user`.
-    kernel_sp: usize,
-    /// `scause` of the last trap.
-    pub scause: usize,
-    /// `stval` of the last trap (the faulting address for page faults).
-    pub stval: usize,
-}
+use crate::mm::fault::Access;
 
-impl UserContext {
-    /// A task starting at `pc` with stack pointer `sp`.
-    pub const fn new(pc: usize, sp: usize) -> UserContext {
-        let mut regs = [0; 32];
-        regs[2] = sp;
-        UserContext {
-            regs,
-            pc,
-            kernel_sp: 0,
-            scause: 0,
-            stval: 0,
-        }
-    }
-}
-
-// Offsets into UserContext: regs[i] at 8 * i, then pc, kernel_sp, scause,
-// stval.
-core::arch::global_asm!(
-    r#"
-    .equ CTX_PC, 256
-    .equ CTX_KSP, 264
-    .equ CTX_CAUSE, 272
-    .equ CTX_TVAL, 280
-
-    .section .text
-    .global run_user
-    .balign 4
-run_user:                        # a0 = &mut UserContext
-    addi  sp, sp, -112
-    sd    ra, 0(sp)
-    sd    s0, 8(sp)
-    sd    s1, 16(sp)
-    sd    s2, 24(sp)
-    sd    s3, 32(sp)
-    sd    s4, 40(sp)
-    sd    s5, 48(sp)
-    sd    s6, 56(sp)
-    sd    s7, 64(sp)
-    sd    s8, 72(sp)
-    sd    s9, 80(sp)
-    sd    s10, 88(sp)
-    sd    s11, 96(sp)
-    sd    sp, CTX_KSP(a0)
-    csrw  sscratch, a0
-    la    t0, user_trap
-    csrw  stvec, t0
-    ld    t0, CTX_PC(a0)
-    csrw  sepc, t0
-    li    t0, (1 << 8)           # sstatus.SPP = 0: sret goes to U-mode
-    csrc  sstatus, t0
-    .irp  r, 1,2,3,4,5,6,7,8,9,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    ld    x\r, (\r * 8)(a0)
-    .endr
-    ld    a0, (10 * 8)(a0)
-    sret
-
-    .balign 4
-user_trap:
-    csrrw a0, sscratch, a0       # a0 = &mut UserContext, sscratch = task's a0
-    .irp  r, 1,2,3,4,5,6,7,8,9,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    sd    x\r, (\r * 8)(a0)
-    .endr
-    csrr  t0, sscratch
-    sd    t0, (10 * 8)(a0)
-    csrr  t0, sepc
-    sd    t0, CTX_PC(a0)
-    csrr  t0, scause
-    sd    t0, CTX_CAUSE(a0)
-    csrr  t0, stval
-    sd    t0, CTX_TVAL(a0)
-    ld    sp, CTX_KSP(a0)
-    la    t0, kernel_trap_entry
-    csrw  stvec, t0
-    ld    ra, 0(sp)
-    ld    s0, 8(sp)
-    ld    s1, 16(sp)
-    ld    s2, 24(sp)
-    ld    s3, 32(sp)
-    ld    s4, 40(sp)
-    ld    s5, 48(sp)
-    ld    s6, 56(sp)
-    ld    s7, 64(sp)
-    ld    s8, 72(sp)
-    ld    s9, 80(sp)
-    ld    s10, 88(sp)
-    ld    s11, 96(sp)
-    addi  sp, sp, 112
-    ret
-
-    .balign 4
-    .global kernel_trap_entry
-kernel_trap_entry:
-    csrr  a0, scause
-    csrr  a1, sepc
-    csrr  a2, stval
-    call  {kernel_trap}
-"#,
-    kernel_trap = sym kernel_trap,
-);
-
-unsafe extern "C" {
-    fn run_user(ctx: *mut UserContext);
-    fn kernel_trap_entry();
-}
-
-/// Runs the task until its next trap; `ctx` then holds its registers and
-/// the trap's `scause` / `stval`.
-pub fn enter_user(ctx: &mut UserContext) {
-    // SAFETY: `run_user` saves and restores every callee-saved register and
-    // the stack pointer, and returns like a function once the task traps;
-    // it writes only `*ctx`. The task runs on its own page table entries,
-    // which cannot reach kernel memory (no U bit there).
-    unsafe { run_user(ctx) }
-}
-
-/// Points `stvec` at the kernel's own trap handler.
-pub fn init() {
-    let entry = kernel_trap_entry as *const () as usize;
-    // SAFETY: `kernel_trap_entry` is 4-byte aligned code (direct mode).
-    unsafe { core::arch::asm!("csrw stvec, {0}", in(reg) entry, options(nostack)) };
-}
-
-/// A trap taken in S-mode: a kernel bug.
-extern "C" fn kernel_trap(cause: usize, pc: usize, tval: usize) -> ! {
-    crate::kprintln!("kernel trap: scause {cause:#x} sepc {pc:#x} stval {tval:#x}");
-    crate::boot::poweroff(crate::TRAP_STATUS)
+/// Why the task stopped running.
+pub enum Trap {
+    /// A system call: its number and first three arguments.
+    Syscall { nr: usize, args: [usize; 3] },
+    /// A page fault at `addr`.
+    PageFault { addr: usize, access: Access },
+    /// Anything else (the raw cause and value registers).
+    Other { cause: usize, tval: usize },
 }

@@ -28,7 +28,7 @@
 //! pass it reports the pages it touched and the words that differed; at the
 //! end it exits with the number of words that differed.
 
-/// `exit(status)`: Linux's number on riscv.
+/// `exit(status)`: Linux's number on riscv64 and aarch64.
 pub const SYS_EXIT: usize = 93;
 /// `report(pass, pages, bad_words)`: a pass is done.
 pub const SYS_REPORT: usize = 500;
@@ -67,8 +67,16 @@ fn keys() -> Keys {
 fn syscall(nr: usize, a0: usize, a1: usize, a2: usize) {
     // SAFETY: `ecall` traps to the kernel, which reads a7 and a0..a2 and
     // may write a0; it touches no memory of ours.
+    #[cfg(target_arch = "riscv64")]
     unsafe {
         core::arch::asm!("ecall", in("a7") nr, inlateout("a0") a0 => _, in("a1") a1, in("a2") a2,
+            options(nostack))
+    }
+    // SAFETY: `svc` traps to the kernel, which reads x8 and x0..x2 and may
+    // write x0; it touches no memory of ours.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        core::arch::asm!("svc #0", in("x8") nr, inlateout("x0") a0 => _, in("x1") a1, in("x2") a2,
             options(nostack))
     }
 }

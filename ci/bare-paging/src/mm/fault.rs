@@ -2,8 +2,9 @@
 //!
 //! A fault on a user address looks at its PTE:
 //!
-//! - present: the hardware wanted the accessed or dirty bit set (QEMU sets
-//!   them itself, real cores may trap instead): set them, done;
+//! - present: the hardware wanted the accessed or dirty bit set (QEMU's
+//!   riscv64 sets them itself; the Cortex-A57 takes an access-flag fault):
+//!   set them, done;
 //! - none: first touch, `do_anonymous_page`: a zeroed page, charged to the
 //!   task's cgroup;
 //! - a swap entry: `do_swap_page`: `read_swap_cache_async` brings a folio

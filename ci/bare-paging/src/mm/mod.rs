@@ -2,7 +2,7 @@
 //! page faults and reclaim.
 //!
 //! - [`frames`]: the page frame allocator (the RAM everything shares);
-//! - [`pagetable`]: Sv39 tables, PTE encoding (present / swap / none);
+//! - [`pagetable`]: three-level tables, PTEs (present / swap / none);
 //! - [`fault`]: the page fault handler (demand-zero, swap-in, A/D bits);
 //! - [`reclaim`]: the clock sweep, swap-out through zswap, memcg and global
 //!   reclaim.
@@ -27,12 +27,13 @@ use swapcache::FolioRef;
 use crate::zswap_glue::{swap, uncharge_folio};
 use pagetable::{AddressSpace, PTE_A, PTE_R, PTE_U, PTE_X, Pte};
 
-/// The user program's code (mapped from the kernel image's `.user` pages).
-pub const USER_CODE: usize = 0x4000_0000;
+/// The user program's code (mapped from the kernel image's `.user` pages),
+/// at the start of the gigabyte of user memory.
+pub const USER_CODE: usize = crate::arch::mmu::USER_BASE;
 /// The user program's data: [`Mm::data_pages`] pages from here.
-pub const USER_DATA: usize = 0x4100_0000;
+pub const USER_DATA: usize = USER_CODE + 0x100_0000;
 /// The user stack: [`USER_STACK_PAGES`] pages below [`USER_STACK_TOP`].
-pub const USER_STACK_TOP: usize = 0x7000_0000;
+pub const USER_STACK_TOP: usize = USER_CODE + 0x3000_0000;
 /// Pages of user stack.
 pub const USER_STACK_PAGES: usize = 4;
 

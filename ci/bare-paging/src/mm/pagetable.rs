@@ -1,20 +1,20 @@
-//! Sv39 page tables: three levels of 512 eight-byte entries, 4 KiB pages,
-//! 39-bit virtual addresses.
+//! Page tables: three levels of 512 eight-byte entries, 4 KiB pages,
+//! 39-bit virtual addresses (Sv39 on riscv64, a 39-bit TTBR0 space on
+//! aarch64; `arch/*/mmu.rs` has each machine's entry format).
 //!
 //! Every address space maps the kernel (like Linux's kernel half): two
-//! 1 GiB identity "gigapages" without the U bit, the devices
-//! (0..0x4000_0000: UART, test device) and RAM (0x8000_0000..). The user
-//! task's memory lives in the gigabyte between them (root entry 1), in
-//! lower-level tables allocated on first use.
+//! 1 GiB identity blocks without user access, the devices and RAM. The
+//! user task's memory lives in another gigabyte (root entry
+//! [`USER_SLOT`]), in lower-level tables allocated on first use.
 //!
 //! A PTE is one of three things (Linux's `pte_none`, `pte_present`, and a
-//! swap PTE):
+//! swap PTE), [`Pte`]:
 //!
-//! - 0: nothing mapped yet (a first touch is a demand-zero fault);
-//! - V set: present, the frame's PPN and the permission / A / D bits;
-//! - V clear, [`PTE_SWAP`] set: the page is swapped out, and the PTE keeps
-//!   its swap entry (type in bits 2..7, offset from bit 10), as Linux keeps
-//!   it in a non-present PTE.
+//! - nothing mapped yet (a first touch is a demand-zero fault);
+//! - present: the frame's address and the logical permission / accessed /
+//!   dirty bits below;
+//! - swapped out: the PTE is not valid to the hardware and keeps the swap
+//!   entry, as Linux keeps it in a non-present PTE.
 
 use alloc::vec::Vec;
 
@@ -23,32 +23,20 @@ use kbase::{Error, Gfp, PageAllocator, PageFrame, Result};
 use swapcache::SwpEntry;
 
 use super::frames::FRAMES;
+use crate::arch::mmu;
 
-/// Valid.
-pub const PTE_V: u64 = 1 << 0;
 /// Readable.
 pub const PTE_R: u64 = 1 << 1;
 /// Writable.
 pub const PTE_W: u64 = 1 << 2;
 /// Executable.
 pub const PTE_X: u64 = 1 << 3;
-/// Accessible from U-mode.
+/// Accessible from the user task.
 pub const PTE_U: u64 = 1 << 4;
-/// Global (in every address space).
-pub const PTE_G: u64 = 1 << 5;
-/// Accessed.
+/// Accessed (young).
 pub const PTE_A: u64 = 1 << 6;
 /// Dirty.
 pub const PTE_D: u64 = 1 << 7;
-/// In a non-present PTE: it holds a swap entry.
-pub const PTE_SWAP: u64 = 1 << 1;
-
-const PPN_SHIFT: u32 = 10;
-const SWP_TYPE_SHIFT: u32 = 2;
-const SWP_TYPE_MASK: u64 = 0x1f;
-const SWP_OFFSET_SHIFT: u32 = 10;
-/// `satp.MODE` = Sv39.
-const SATP_SV39: u64 = 8 << 60;
 
 /// What a PTE says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,37 +50,14 @@ pub enum Pte {
 }
 
 impl Pte {
-    /// Decodes a raw entry. A non-present entry that is not a valid swap
-    /// PTE reads as `None`.
+    /// Decodes a raw level-0 entry.
     pub fn decode(raw: u64) -> Pte {
-        if raw & PTE_V != 0 {
-            let pa = ((raw >> PPN_SHIFT) << 12) as usize;
-            return Pte::Present {
-                pa,
-                flags: raw & 0x3ff,
-            };
-        }
-        if raw & PTE_SWAP == 0 {
-            return Pte::None;
-        }
-        let ty = ((raw >> SWP_TYPE_SHIFT) & SWP_TYPE_MASK) as u32;
-        match SwpEntry::new(ty, raw >> SWP_OFFSET_SHIFT) {
-            Ok(e) => Pte::Swap(e),
-            Err(_) => Pte::None,
-        }
+        mmu::decode_leaf(raw)
     }
 
     /// Encodes the entry.
     pub fn encode(self) -> u64 {
-        match self {
-            Pte::None => 0,
-            Pte::Present { pa, flags } => ((pa as u64 >> 12) << PPN_SHIFT) | flags | PTE_V,
-            Pte::Swap(e) => {
-                (e.offset() << SWP_OFFSET_SHIFT)
-                    | ((u64::from(e.swp_type()) & SWP_TYPE_MASK) << SWP_TYPE_SHIFT)
-                    | PTE_SWAP
-            }
-        }
+        mmu::encode_leaf(self)
     }
 }
 
@@ -110,10 +75,7 @@ unsafe impl Sync for KernelRoot {}
 
 static KERNEL_ROOT: KernelRoot = KernelRoot(UnsafeCell::new(Table([0; 512])));
 
-/// Root entries of the kernel mapping: devices and RAM.
-const KERNEL_SLOTS: [usize; 2] = [0, 2];
-/// The root entry of user memory (0x4000_0000..0x8000_0000).
-const USER_SLOT: usize = 1;
+pub use mmu::USER_SLOT;
 
 fn kernel_root() -> *mut Table {
     KERNEL_ROOT.0.with_mut(|p| p)
@@ -121,40 +83,22 @@ fn kernel_root() -> *mut Table {
 
 /// Builds the kernel's identity mapping and turns the MMU on.
 pub fn enable_kernel_mapping() {
-    let devices = Pte::Present {
-        pa: 0,
-        flags: PTE_R | PTE_W | PTE_G | PTE_A | PTE_D,
-    };
-    let ram = Pte::Present {
-        pa: 0x8000_0000,
-        flags: PTE_R | PTE_W | PTE_X | PTE_G | PTE_A | PTE_D,
-    };
     let root = kernel_root();
-    // SAFETY: nothing else uses the kernel root yet (boot, MMU off).
-    unsafe {
-        (*root).0[0] = devices.encode();
-        (*root).0[2] = ram.encode();
+    for (slot, raw) in mmu::kernel_root_entries() {
+        // SAFETY: nothing else uses the kernel root yet (boot, MMU off).
+        unsafe { (*root).0[slot] = raw };
     }
-    activate(root as usize);
+    mmu::enable(root as usize);
 }
 
-/// Loads the root table at `root_pa` into `satp` and flushes the TLB.
+/// Loads the root table at `root_pa` and flushes the TLB.
 pub fn activate(root_pa: usize) {
-    let satp = SATP_SV39 | (root_pa as u64 >> 12);
-    // SAFETY: `root_pa` is a root table that identity-maps the kernel, so
-    // execution continues at the same addresses.
-    unsafe { core::arch::asm!("csrw satp, {0}", "sfence.vma", in(reg) satp, options(nostack)) };
+    mmu::activate(root_pa);
 }
 
 /// Goes back to the kernel's root table.
 pub fn activate_kernel() {
     activate(kernel_root() as usize);
-}
-
-/// Flushes the TLB entry of `va` (after a PTE of it changed).
-pub fn flush_tlb_page(va: usize) {
-    // SAFETY: `sfence.vma` only orders and drops address translations.
-    unsafe { core::arch::asm!("sfence.vma {0}, zero", in(reg) va, options(nostack)) };
 }
 
 fn index(va: usize, level: u32) -> usize {
@@ -176,10 +120,9 @@ impl AddressSpace {
     pub fn new() -> Result<AddressSpace> {
         let root = FRAMES.alloc_page(Gfp::KERNEL | Gfp::ZERO)?;
         let table = root.as_ptr().cast::<Table>();
-        for slot in KERNEL_SLOTS {
-            // SAFETY: both tables are live and page-aligned; the new root
-            // is ours alone, the kernel root is read-only after boot.
-            unsafe { (*table).0[slot] = (*kernel_root()).0[slot] };
+        for (slot, raw) in mmu::kernel_root_entries() {
+            // SAFETY: the new root is live, page-aligned and ours alone.
+            unsafe { (*table).0[slot] = raw };
         }
         Ok(AddressSpace {
             root_pa: root.as_ptr() as usize,
@@ -203,19 +146,16 @@ impl AddressSpace {
         for level in [2, 1] {
             // SAFETY: `table` is one of this address space's tables.
             let entry = unsafe { &mut (*table).0[index(va, level)] };
-            match Pte::decode(*entry) {
-                Pte::Present { pa, flags } if flags & (PTE_R | PTE_W | PTE_X) == 0 => {
-                    table = pa as *mut Table;
-                }
-                Pte::Present { .. } | Pte::Swap(_) => return Err(Error::EINVAL),
-                Pte::None if !alloc => return Ok(None),
-                Pte::None => {
+            match mmu::decode_table(*entry) {
+                Ok(Some(pa)) => table = pa as *mut Table,
+                Err(()) => return Err(Error::EINVAL),
+                Ok(None) if !alloc => return Ok(None),
+                Ok(None) => {
                     self.tables.try_reserve(1)?;
                     let frame = FRAMES.alloc_page(Gfp::KERNEL | Gfp::ZERO)?;
                     let pa = frame.as_ptr() as usize;
                     self.tables.push(frame);
-                    // A pointer to the next level: V and no R/W/X.
-                    *entry = Pte::Present { pa, flags: 0 }.encode();
+                    *entry = mmu::encode_table(pa);
                     table = pa as *mut Table;
                 }
             }
@@ -240,7 +180,7 @@ impl AddressSpace {
         // SAFETY: a live entry of one of our tables; the hardware walker
         // reads it (and sets A/D) only while the task runs.
         unsafe { p.write_volatile(pte.encode()) };
-        flush_tlb_page(va);
+        mmu::flush_tlb_page(va);
         Ok(())
     }
 }

@@ -235,16 +235,21 @@ pub fn reclaim_global(nr: u64) -> u64 {
     .unwrap_or(0)
 }
 
-/// `kswapd`: below the low watermark, reclaim up to the high one.
+/// `kswapd`: below the low watermark, reclaim up to the high one (a
+/// bounded number of rounds: a page moved into zswap frees its frame but
+/// takes pool space, so progress in pages is not always progress in
+/// frames).
 pub fn balance_frames() {
-    let mut stalls = 0;
     if FRAMES.nr_free() >= WMARK_LOW {
         return;
     }
-    while FRAMES.nr_free() < WMARK_HIGH && stalls < 4 {
-        let want = (WMARK_HIGH - FRAMES.nr_free()) as u64;
-        if reclaim_global(want) == 0 {
-            stalls += 1;
+    for _ in 0..16 {
+        let free = FRAMES.nr_free();
+        if free >= WMARK_HIGH {
+            break;
+        }
+        if reclaim_global((WMARK_HIGH - free) as u64) == 0 {
+            break;
         }
     }
 }

@@ -12,7 +12,7 @@
 //!    illegal instructions, ...) is delegated to S-mode (`medeleg`); no
 //!    interrupts are used;
 //! 4. `mret` into [`crate::kmain`] in S-mode, MMU still off (`satp` = 0);
-//!    `kmain` turns it on (`mm::pagetable`).
+//!    `kmain` turns it on (`mmu.rs`).
 //!
 //! Anything that still traps to M-mode is a kernel bug: [`m_trap`] prints it
 //! and powers off with [`crate::TRAP_STATUS`].
@@ -69,6 +69,9 @@ extern "C" fn m_trap(cause: usize, pc: usize, tval: usize) -> ! {
     poweroff(crate::TRAP_STATUS)
 }
 
+/// What the kernel runs on, for the first line.
+pub const MACHINE: &str = "riscv64 (QEMU virt, S-mode, Sv39)";
+
 // ---------------------------------------------------------------------------
 // Console: the NS16550 UART
 // ---------------------------------------------------------------------------
@@ -89,25 +92,6 @@ pub fn console_write(bytes: &[u8]) {
             core::ptr::write_volatile(UART as *mut u8, b);
         }
     }
-}
-
-/// A `fmt::Write` onto the console.
-pub struct Console;
-
-impl core::fmt::Write for Console {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        console_write(s.as_bytes());
-        Ok(())
-    }
-}
-
-/// Prints a line to the console.
-#[macro_export]
-macro_rules! kprintln {
-    ($($arg:tt)*) => {{
-        use core::fmt::Write as _;
-        let _ = writeln!($crate::boot::Console, $($arg)*);
-    }};
 }
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,20 @@
+//! The console: [`kprintln!`] formats into the machine's UART.
+
+/// A `fmt::Write` onto the console.
+pub struct Console;
+
+impl core::fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        crate::arch::console_write(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Prints a line to the console.
+#[macro_export]
+macro_rules! kprintln {
+    ($($arg:tt)*) => {{
+        use core::fmt::Write as _;
+        let _ = writeln!($crate::console::Console, $($arg)*);
+    }};
+}
