@@ -4,8 +4,10 @@
 //! include/zswap.h with the system C compiler (through the cc crate), links
 //! the two and runs the program. The program implements the platform in C
 //! over malloc'd pages, stores and loads 400 pages of four kinds, writes
-//! some back, checks every byte and the stats, and walks the bad-argument
-//! paths; it exits non-zero on the first failed checks.
+//! some back (also from inside its swap-in charge hook, re-entering
+//! zswap), checks every byte and the stats, uses one instance from four
+//! threads and a shrinker thread at once, and walks the bad-argument paths;
+//! it exits non-zero on the first failed checks.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -70,6 +72,7 @@ fn c_program_stores_loads_writes_back_and_rejects_bad_arguments() {
         .arg(root.join("include"))
         .arg(crate_dir.join("tests/c/capi_test.c"))
         .arg(&lib)
+        .arg("-pthread")
         .arg("-o")
         .arg(&exe);
     run(&mut cmd, "cc tests/c/capi_test.c");

@@ -11,6 +11,7 @@
  * Exit status 0 on success; otherwise the failed check is printed.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,10 @@ struct kernel {
 	unsigned long uncharges;
 	unsigned long nid_calls;
 	int fail_writes;
+	/* Reclaim from inside the swap-in charge, this many times. */
+	int reclaim_in_charge;
+	unsigned long reclaims_in_charge;
+	struct zswap *z;
 	/* The swap device: one malloc'd page per slot of type 0, or NULL. */
 	uint8_t *device[SWAP_SLOTS];
 };
@@ -73,9 +78,15 @@ static void *k_alloc_page(void *ctx, uint32_t gfp)
 		return NULL;
 	if (gfp & ZSWAP_GFP_ZERO)
 		memset(p, 0, ZSWAP_PAGE_SIZE);
-	k->pages_allocated++;
-	if (k->pages_allocated > k->pages_peak)
-		k->pages_peak = k->pages_allocated;
+	{
+		long now = __atomic_add_fetch(&k->pages_allocated, 1, __ATOMIC_RELAXED);
+		long peak = __atomic_load_n(&k->pages_peak, __ATOMIC_RELAXED);
+
+		while (now > peak &&
+		       !__atomic_compare_exchange_n(&k->pages_peak, &peak, now, 0,
+						    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			;
+	}
 	return p;
 }
 
@@ -83,7 +94,7 @@ static void k_free_page(void *ctx, void *page)
 {
 	struct kernel *k = ctx;
 
-	k->pages_allocated--;
+	__atomic_sub_fetch(&k->pages_allocated, 1, __ATOMIC_RELAXED);
 	free(page);
 }
 
@@ -119,7 +130,7 @@ static int k_swap_write(void *ctx, uint32_t type, uint64_t offset, const void *p
 			return -ENOMEM;
 	}
 	memcpy(k->device[offset], page, ZSWAP_PAGE_SIZE);
-	k->device_writes++;
+	__atomic_add_fetch(&k->device_writes, 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -137,7 +148,7 @@ static void k_slot_freed(void *ctx, uint32_t type, uint64_t offset)
 {
 	struct kernel *k = ctx;
 
-	k->slots_freed++;
+	__atomic_add_fetch(&k->slots_freed, 1, __ATOMIC_RELAXED);
 	if (type == 0 && offset < SWAP_SLOTS) {
 		free(k->device[offset]);
 		k->device[offset] = NULL;
@@ -148,7 +159,7 @@ static void k_queue_shrink_work(void *ctx)
 {
 	struct kernel *k = ctx;
 
-	k->shrink_work_queued++;
+	__atomic_add_fetch(&k->shrink_work_queued, 1, __ATOMIC_RELAXED);
 }
 
 static int k_charge_swapin(void *ctx, uint32_t memcg_id, uint32_t type, uint64_t offset,
@@ -156,11 +167,21 @@ static int k_charge_swapin(void *ctx, uint32_t memcg_id, uint32_t type, uint64_t
 {
 	struct kernel *k = ctx;
 
-	(void)memcg_id;
 	(void)type;
 	(void)offset;
-	(void)gfp;
-	k->charges++;
+	__atomic_add_fetch(&k->charges, 1, __ATOMIC_RELAXED);
+	/* A charge over the cgroup's limit reclaims, and reclaim re-enters
+	 * zswap: the fault-plus-reclaim recursion. Writeback skips the slot
+	 * being faulted in (it is busy), so this cannot wait on itself. */
+	if (k->reclaim_in_charge > 0 && (gfp & ZSWAP_GFP_DIRECT_RECLAIM) && memcg_id != 0) {
+		int rc;
+
+		k->reclaim_in_charge--;
+		rc = zswap_shrink_memcg(k->z, memcg_id);
+		if (rc != 0 && rc != -ZSWAP_ENOENT && rc != -ZSWAP_EAGAIN)
+			return rc;
+		k->reclaims_in_charge++;
+	}
 	return 0;
 }
 
@@ -169,7 +190,7 @@ static void k_writeback_done(void *ctx, uint32_t memcg_id)
 	struct kernel *k = ctx;
 
 	(void)memcg_id;
-	k->uncharges++;
+	__atomic_add_fetch(&k->uncharges, 1, __ATOMIC_RELAXED);
 }
 
 static uint32_t k_nr_nodes(void *ctx)
@@ -183,7 +204,7 @@ static uint32_t k_page_to_nid(void *ctx, const void *page)
 {
 	struct kernel *k = ctx;
 
-	k->nid_calls++;
+	__atomic_add_fetch(&k->nid_calls, 1, __ATOMIC_RELAXED);
 	return (uint32_t)(((uintptr_t)page / ZSWAP_PAGE_SIZE) & 1);
 }
 
@@ -354,6 +375,110 @@ static void bad_arguments(struct zswap *z, uint32_t type, uint64_t offset)
 	CHECK_EQ(zswap_memcg_write(z, 999, "memory.zswap.max", "1M"), -ZSWAP_EINVAL);
 	CHECK_EQ(zswap_swapon(z, 0, &t), -ZSWAP_EINVAL);
 	CHECK_EQ(zswap_swapoff(z, 17), -ZSWAP_EINVAL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Threads: one instance used from several at once                    */
+/* ------------------------------------------------------------------ */
+
+#define NR_THREADS 4
+#define THREAD_PAGES 64
+
+struct worker {
+	struct zswap *z;
+	struct kernel *k;
+	unsigned id;
+	int errors;
+};
+
+static volatile int workers_done;
+
+/* Swaps out THREAD_PAGES pages of its own, then faults them back in. */
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct slot slots[THREAD_PAGES];
+	uint8_t page[ZSWAP_PAGE_SIZE], want[ZSWAP_PAGE_SIZE];
+	unsigned i, seed;
+
+	for (i = 0; i < THREAD_PAGES; i++) {
+		seed = 1000 + w->id * THREAD_PAGES + i;
+		if (zswap_swap_alloc(w->z, &slots[i].type, &slots[i].offset) != 0) {
+			w->errors++;
+			return NULL;
+		}
+		fill_page(page, seed);
+		if (zswap_store(w->z, slots[i].type, slots[i].offset, page, 0) != 0 &&
+		    k_swap_write(w->k, slots[i].type, slots[i].offset, page) != 0)
+			w->errors++;
+	}
+	for (i = 0; i < THREAD_PAGES; i++) {
+		int rc;
+
+		seed = 1000 + w->id * THREAD_PAGES + i;
+		fill_page(want, seed);
+		rc = zswap_load(w->z, slots[i].type, slots[i].offset, page);
+		if (rc == -ZSWAP_ENOENT)
+			rc = k_swap_read(w->k, slots[i].type, slots[i].offset, page);
+		if (rc != 0 || memcmp(page, want, ZSWAP_PAGE_SIZE) != 0)
+			w->errors++;
+		if (zswap_swap_free(w->z, slots[i].type, slots[i].offset) != 0)
+			w->errors++;
+	}
+	return NULL;
+}
+
+/* Writes back from the root lists while the workers run. */
+static void *shrinker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct zswap_shrink_control sc;
+	uint64_t freed;
+	unsigned n = 0;
+
+	while (!__atomic_load_n(&workers_done, __ATOMIC_ACQUIRE) || n < 4) {
+		memset(&sc, 0, sizeof(sc));
+		sc.gfp = ZSWAP_GFP_KERNEL;
+		sc.nid = n % 2;
+		sc.nr_to_scan = 16;
+		if (zswap_shrinker_scan(w->z, &sc, &freed) != 0)
+			w->errors++;
+		n++;
+	}
+	return NULL;
+}
+
+static void threads(struct zswap *z, struct kernel *k)
+{
+	pthread_t tid[NR_THREADS + 1];
+	struct worker w[NR_THREADS + 1];
+	struct zswap_stats st, before;
+	unsigned i;
+
+	for (i = 0; i <= NR_THREADS; i++) {
+		w[i].z = z;
+		w[i].k = k;
+		w[i].id = i;
+		w[i].errors = 0;
+	}
+	CHECK_EQ(zswap_get_stats(z, &before), 0);
+	workers_done = 0;
+	CHECK_EQ(pthread_create(&tid[NR_THREADS], NULL, shrinker_main, &w[NR_THREADS]), 0);
+	for (i = 0; i < NR_THREADS; i++)
+		CHECK_EQ(pthread_create(&tid[i], NULL, worker_main, &w[i]), 0);
+	for (i = 0; i < NR_THREADS; i++)
+		CHECK_EQ(pthread_join(tid[i], NULL), 0);
+	__atomic_store_n(&workers_done, 1, __ATOMIC_RELEASE);
+	CHECK_EQ(pthread_join(tid[NR_THREADS], NULL), 0);
+	for (i = 0; i <= NR_THREADS; i++)
+		CHECK_EQ(w[i].errors, 0);
+	/* Every page of the workers came back and every slot was freed. */
+	CHECK_EQ(zswap_get_stats(z, &st), 0);
+	CHECK_EQ(st.stored_pages, 0);
+	CHECK_EQ(st.decompress_fail, 0);
+	fprintf(stderr, "threads: %u pages, %llu written back by the shrinker thread\n",
+		NR_THREADS * THREAD_PAGES,
+		(unsigned long long)(st.written_back_pages - before.written_back_pages));
 }
 
 int main(void)
@@ -527,8 +652,11 @@ int main(void)
 		CHECK_EQ(zswap_store(z, slots[i].type, slots[i].offset, want, memcg_a), 0);
 	}
 
-	/* Faults: every page comes back byte for byte. */
+	/* Faults: every page comes back byte for byte. The first faults'
+	 * charges reclaim (re-entering zswap from inside zswap_load). */
 	CHECK_EQ(zswap_get_stats(z, &st), 0);
+	k.z = z;
+	k.reclaim_in_charge = 8;
 	for (i = 0; i < NR_PAGES; i++) {
 		struct slot *s = &slots[i];
 
@@ -549,23 +677,29 @@ int main(void)
 		/* Exclusive load: zswap no longer holds it. */
 		CHECK_EQ(zswap_is_present(z, s->type, s->offset), 0);
 	}
-	CHECK_EQ(from_device, written_back + freed);
+	CHECK_EQ(k.reclaims_in_charge, 8);
 	CHECK_EQ(from_zswap + from_device, NR_PAGES);
 	{
 		struct zswap_stats after;
 
 		CHECK_EQ(zswap_get_stats(z, &after), 0);
+		/* Reclaim inside the charges wrote more back; every page
+		 * written back came from the device. */
+		CHECK(after.written_back_pages > written_back + freed);
+		CHECK_EQ(from_device, after.written_back_pages);
 		CHECK_EQ(after.zswpin - st.zswpin, from_zswap);
 		CHECK_EQ(after.stored_pages, 0);
 		CHECK_EQ(after.decompress_fail, 0);
 	}
+
+	threads(z, &k);
 
 	/* swapoff is refused while slots are in use. */
 	CHECK_EQ(zswap_swapoff(z, type), -ZSWAP_EBUSY);
 	/* Unmap: the last reference frees the slot (slot_freed each). */
 	for (i = 0; i < NR_PAGES; i++)
 		CHECK_EQ(zswap_swap_free(z, slots[i].type, slots[i].offset), 0);
-	CHECK_EQ(k.slots_freed, NR_PAGES);
+	CHECK_EQ(k.slots_freed, NR_PAGES + NR_THREADS * THREAD_PAGES);
 	CHECK_EQ(zswap_swap_free(z, slots[0].type, slots[0].offset), -ZSWAP_ENOENT);
 
 	/* A store and a free of the slot drops the entry (invalidate). */
