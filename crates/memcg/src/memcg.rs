@@ -37,6 +37,10 @@ pub enum MemcgEvent {
     Pswpin,
     /// A page written to the swap device.
     Pswpout,
+    /// A zero-filled page read back from the swap core's zeromap (no I/O).
+    SwpinZero,
+    /// A zero-filled page swapped out into the zeromap (no I/O, not zswap).
+    SwpoutZero,
 }
 
 /// A snapshot of a cgroup's `memory.*` counters.
@@ -70,6 +74,10 @@ pub struct MemoryStat {
     pub pswpin: u64,
     /// `pswpout`: pages written to the swap device.
     pub pswpout: u64,
+    /// `swpin_zero`: zero-filled pages swapped in from the zeromap.
+    pub swpin_zero: u64,
+    /// `swpout_zero`: zero-filled pages swapped out to the zeromap.
+    pub swpout_zero: u64,
 }
 
 impl fmt::Display for MemoryStat {
@@ -83,7 +91,9 @@ impl fmt::Display for MemoryStat {
         writeln!(f, "pswpout {}", self.pswpout)?;
         writeln!(f, "zswpin {}", self.zswpin)?;
         writeln!(f, "zswpout {}", self.zswpout)?;
-        writeln!(f, "zswpwb {}", self.zswpwb)
+        writeln!(f, "zswpwb {}", self.zswpwb)?;
+        writeln!(f, "swpin_zero {}", self.swpin_zero)?;
+        writeln!(f, "swpout_zero {}", self.swpout_zero)
     }
 }
 
@@ -98,6 +108,8 @@ pub(crate) struct Stats {
     zswpwb: AtomicU64,
     pswpin: AtomicU64,
     pswpout: AtomicU64,
+    swpin_zero: AtomicU64,
+    swpout_zero: AtomicU64,
 }
 
 impl Stats {
@@ -111,6 +123,8 @@ impl Stats {
             zswpwb: AtomicU64::new(0),
             pswpin: AtomicU64::new(0),
             pswpout: AtomicU64::new(0),
+            swpin_zero: AtomicU64::new(0),
+            swpout_zero: AtomicU64::new(0),
         }
     }
 
@@ -121,6 +135,8 @@ impl Stats {
             MemcgEvent::Zswpwb => &self.zswpwb,
             MemcgEvent::Pswpin => &self.pswpin,
             MemcgEvent::Pswpout => &self.pswpout,
+            MemcgEvent::SwpinZero => &self.swpin_zero,
+            MemcgEvent::SwpoutZero => &self.swpout_zero,
         }
     }
 
@@ -441,6 +457,8 @@ impl MemCgroup {
             zswpwb: h.zswpwb.load(Ordering::Acquire),
             pswpin: h.pswpin.load(Ordering::Acquire),
             pswpout: h.pswpout.load(Ordering::Acquire),
+            swpin_zero: h.swpin_zero.load(Ordering::Acquire),
+            swpout_zero: h.swpout_zero.load(Ordering::Acquire),
         }
     }
 
@@ -468,6 +486,8 @@ impl MemCgroup {
             zswpwb: l.zswpwb.load(Ordering::Acquire),
             pswpin: l.pswpin.load(Ordering::Acquire),
             pswpout: l.pswpout.load(Ordering::Acquire),
+            swpin_zero: l.swpin_zero.load(Ordering::Acquire),
+            swpout_zero: l.swpout_zero.load(Ordering::Acquire),
         }
     }
 

@@ -110,7 +110,7 @@ pub use entry::{MAX_SWAP_OFFSET, MAX_SWAPFILES, SwpEntry};
 #[cfg(all(feature = "std", unix))]
 pub use file::FileBackend;
 pub use folio::{Folio, FolioRef, MAX_FOLIO_PAGES};
-pub use space::{SwapPlatform, SwapSpace};
+pub use space::{SwapEvent, SwapPlatform, SwapSpace, SwapStats};
 pub use swapfile::{SWAP_MAP_MAX, SWAPFILE_CLUSTER};
 
 #[cfg(all(test, not(loom)))]

@@ -3,12 +3,14 @@
 
 use alloc::vec::Vec;
 
-use kbase::sync::RwLock;
-use kbase::{Error, Gfp, KArc, PageAllocator, Result};
+use kbase::sync::{AtomicU64, Ordering, RwLock};
+use kbase::{Error, Gfp, KArc, PAGE_SIZE, PageAllocator, Result, is_same_filled};
 
 use crate::entry::{MAX_SWAPFILES, SwpEntry};
 use crate::folio::{Folio, FolioRef};
-use crate::swapfile::{ClusterGuard, FreedSlots, SWAP_HAS_CACHE, SWAPFILE_CLUSTER, SwapDevice};
+use crate::swapfile::{
+    ClusterGuard, FreedSlots, SWAP_COUNT_MASK, SWAP_HAS_CACHE, SWAPFILE_CLUSTER, SwapDevice,
+};
 
 /// What the platform (kernel) provides to the swap core.
 pub trait SwapPlatform: Send + Sync {
@@ -38,6 +40,45 @@ pub trait SwapPlatform: Send + Sync {
     /// a recursive wait returns `Err(EDEADLK)`, which is handed back to the
     /// caller. Called with no lock of this crate held.
     fn swapcache_wait(&self, entry: SwpEntry, attempt: u32) -> Result<()>;
+
+    /// `count_memcg_folio_events()` for the swap core's own events: `nr`
+    /// pages of `folio` (its memcg id is set) were swapped out to, or in
+    /// from, the zeromap. The platform adds them to the folio's cgroup
+    /// (`memory.stat` `swpout_zero` / `swpin_zero`). Called with no lock of
+    /// this crate held. The default does nothing.
+    fn count_event(&self, folio: &Folio, ev: SwapEvent, nr: u64) {
+        let _ = (folio, ev, nr);
+    }
+}
+
+/// The swap core's vmstat events, reported per folio through
+/// [`SwapPlatform::count_event`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwapEvent {
+    /// `SWPIN_ZERO`: a zero-filled page read back from the zeromap.
+    SwpinZero,
+    /// `SWPOUT_ZERO`: a zero-filled page swapped out to the zeromap.
+    SwpoutZero,
+}
+
+/// A snapshot of the swap core's global counters (Linux's `/proc/vmstat`
+/// `swpin_zero` and `swpout_zero`). Exact.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwapStats {
+    /// Zero-filled pages swapped in from the zeromap.
+    pub swpin_zero: u64,
+    /// Zero-filled pages swapped out to the zeromap (never reaching zswap
+    /// or the device).
+    pub swpout_zero: u64,
+}
+
+/// Does every page of `folio` hold only zero bytes (`is_folio_zero_filled`)?
+fn folio_zero_filled(folio: &Folio) -> bool {
+    (0..folio.nr_pages()).all(|i| {
+        folio
+            .with_page(i, |p: &[u8; PAGE_SIZE]| is_same_filled(p) == Some(0))
+            .unwrap_or(false)
+    })
 }
 
 /// The device table: index = swap type.
@@ -54,6 +95,8 @@ type DeviceTable = [Option<KArc<SwapDevice>>; MAX_SWAPFILES as usize];
 pub struct SwapSpace<P: SwapPlatform> {
     platform: P,
     devices: RwLock<DeviceTable>,
+    swpin_zero: AtomicU64,
+    swpout_zero: AtomicU64,
 }
 
 impl<P: SwapPlatform> SwapSpace<P> {
@@ -62,6 +105,8 @@ impl<P: SwapPlatform> SwapSpace<P> {
         SwapSpace {
             platform,
             devices: RwLock::new(core::array::from_fn(|_| None)),
+            swpin_zero: AtomicU64::new(0),
+            swpout_zero: AtomicU64::new(0),
         }
     }
 
@@ -93,10 +138,118 @@ impl<P: SwapPlatform> SwapSpace<P> {
         Ok(t as u32)
     }
 
+    /// `try_to_unuse`, the heart of swapoff: empties device `swp_type`.
+    ///
+    /// Stops new allocations on the device (`SWP_WRITEOK` cleared), then
+    /// calls `unuse` for every slot with a swap count: the platform faults
+    /// the page back into each owner that references the slot (from the
+    /// swap cache, zswap, the zeromap or the device, as a fault does) and
+    /// drops those references ([`SwapSpace::swap_free`]). Folios left in the
+    /// swap cache for slots whose count reached zero are then deleted from
+    /// it (`folio_free_swap`; a folio locked or under writeback is retried).
+    /// Every freed slot runs [`SwapPlatform::slot_freed`], so zswap's trees
+    /// are empty once this returns `Ok`: then `Zswap::swapoff` and
+    /// [`SwapSpace::swapoff`] finish the job.
+    ///
+    /// `unuse` runs with no lock of this crate held and may call anything
+    /// here. An error from it stops the walk and is returned; `EBUSY` if
+    /// slots are still in use after a few passes (an owner `unuse` did not
+    /// release, or a slot held by another task). On any error the device
+    /// takes allocations again and nothing stored is lost. `EINVAL` for an
+    /// unknown type.
+    pub fn try_to_unuse(
+        &self,
+        swp_type: u32,
+        unuse: &mut dyn FnMut(SwpEntry) -> Result<()>,
+    ) -> Result<()> {
+        let dev = self.device(swp_type)?;
+        dev.set_writeok(false);
+        let r = self.unuse_device(&dev, swp_type, unuse);
+        if r.is_err() {
+            dev.set_writeok(true);
+        }
+        r
+    }
+
+    fn unuse_device(
+        &self,
+        dev: &SwapDevice,
+        swp_type: u32,
+        unuse: &mut dyn FnMut(SwpEntry) -> Result<()>,
+    ) -> Result<()> {
+        const PASSES: usize = 4;
+        for _ in 0..PASSES {
+            if dev.inuse_pages() == 0 {
+                return Ok(());
+            }
+            for (ci, cluster) in dev.clusters().iter().enumerate() {
+                // Snapshot the cluster's busy slots; work on them unlocked.
+                let mut counted = FreedSlots::default();
+                let mut busy = FreedSlots::default();
+                {
+                    let c = cluster.lock();
+                    for i in 0..c.len() {
+                        let m = c.map(i);
+                        if m & SWAP_COUNT_MASK != 0 {
+                            counted.mark(i);
+                        }
+                        if m != 0 {
+                            busy.mark(i);
+                        }
+                    }
+                }
+                let base = (ci * SWAPFILE_CLUSTER) as u64;
+                for i in counted.iter() {
+                    let e = SwpEntry::new(swp_type, base + i as u64)?;
+                    if self.swap_count(e).unwrap_or(0) != 0 {
+                        unuse(e)?;
+                    }
+                }
+                for i in busy.iter() {
+                    let e = SwpEntry::new(swp_type, base + i as u64)?;
+                    self.free_unused_cache(e);
+                }
+            }
+            kbase::sync::cpu_relax();
+        }
+        if dev.inuse_pages() == 0 {
+            Ok(())
+        } else {
+            Err(Error::EBUSY)
+        }
+    }
+
+    /// `folio_free_swap` for the folio cached at `entry`, if every slot of it
+    /// has a zero swap count and the folio can be locked at once and is not
+    /// under writeback.
+    fn free_unused_cache(&self, entry: SwpEntry) {
+        if self.swap_count(entry).unwrap_or(1) != 0 {
+            return;
+        }
+        let Some(folio) = self.lookup(entry) else {
+            return;
+        };
+        if !folio.trylock() {
+            return;
+        }
+        let unused = folio.swap().is_some_and(|first| {
+            (0..folio.nr_pages() as u64).all(|i| {
+                first
+                    .checked_add(i)
+                    .is_ok_and(|e| self.swap_count(e) == Ok(0))
+            })
+        });
+        if unused && !folio.test_writeback() {
+            self.delete_from_swap_cache(&folio);
+        }
+        folio.unlock();
+    }
+
     /// Unregisters swap device `swp_type` and frees its arrays.
     ///
     /// `EINVAL` for an unknown type; `EBUSY` while any slot is in use (a
     /// swap count or `SWAP_HAS_CACHE`): swapoff never drops stored data.
+    /// Empty the device with [`SwapSpace::try_to_unuse`] first.
     pub fn swapoff(&self, swp_type: u32) -> Result<()> {
         let dev = {
             let mut devs = self.devices.write();
@@ -163,25 +316,7 @@ impl<P: SwapPlatform> SwapSpace<P> {
     /// writeback (Linux's `__try_to_reclaim_swap`).
     pub fn free_swap_and_cache(&self, entry: SwpEntry) -> Result<()> {
         self.swap_free(entry)?;
-        if self.swap_count(entry).unwrap_or(0) != 0 {
-            return Ok(());
-        }
-        let Some(folio) = self.lookup(entry) else {
-            return Ok(());
-        };
-        if folio.trylock() {
-            let unused = folio.swap().is_some_and(|first| {
-                (0..folio.nr_pages() as u64).all(|i| {
-                    first
-                        .checked_add(i)
-                        .is_ok_and(|e| self.swap_count(e) == Ok(0))
-                })
-            });
-            if unused && !folio.test_writeback() {
-                self.delete_from_swap_cache(&folio);
-            }
-            folio.unlock();
-        }
+        self.free_unused_cache(entry);
         Ok(())
     }
 
@@ -425,6 +560,79 @@ impl<P: SwapPlatform> SwapSpace<P> {
             return Err(e);
         }
         Ok((folio, true))
+    }
+
+    // ---------------------------------------------------------------------
+    // The zeromap (Linux 6.12+: zero pages never reach zswap or the device)
+    // ---------------------------------------------------------------------
+
+    /// The zero-page step of `swap_writeout`: if every page of `folio` is
+    /// zero-filled, sets the zeromap bits of its slots, counts
+    /// `swpout_zero` (globally and, through [`SwapPlatform::count_event`],
+    /// for the folio's cgroup) and returns `Ok(true)`: the swap-out is done,
+    /// nothing is written, zswap never sees the folio. Otherwise clears the
+    /// bits (so zeros from an earlier swap-out of the same slots are never
+    /// read back) and returns `Ok(false)`: store it in zswap or write it.
+    ///
+    /// The folio is locked by the caller and in the swap cache (`EINVAL`
+    /// otherwise); `ENOENT` if its slots are not in use.
+    pub fn zeromap_folio_store(&self, folio: &Folio) -> Result<bool> {
+        let entry = folio.swap().ok_or(Error::EINVAL)?;
+        let nr = folio.nr_pages();
+        let zero = folio_zero_filled(folio);
+        self.with_slot(entry, |c, idx, _| {
+            if idx.saturating_add(nr) > SWAPFILE_CLUSTER {
+                return Err(Error::EINVAL);
+            }
+            c.set_zero(idx, nr, zero)
+        })?;
+        if zero {
+            self.swpout_zero.fetch_add(nr as u64, Ordering::Relaxed);
+            self.platform
+                .count_event(folio, SwapEvent::SwpoutZero, nr as u64);
+        }
+        Ok(zero)
+    }
+
+    /// `swap_read_folio_zeromap`, the first step of a swap-in read: if every
+    /// slot of `folio` is in the zeromap, fills the folio with zeros, marks
+    /// it uptodate, counts `swpin_zero` and returns `Ok(true)` (no zswap
+    /// load, no device read). `Ok(false)` if none is: read from zswap or the
+    /// device. `EIO` if only some are (a large folio over mixed slots; the
+    /// folio is left not uptodate, as Linux does). The folio is locked by
+    /// the caller and in the swap cache (`EINVAL` otherwise).
+    pub fn zeromap_folio_read(&self, folio: &Folio) -> Result<bool> {
+        let entry = folio.swap().ok_or(Error::EINVAL)?;
+        let nr = folio.nr_pages();
+        let zeros = self.with_slot(entry, |c, idx, _| Ok(c.zero_count(idx, nr)))?;
+        if zeros == 0 {
+            return Ok(false);
+        }
+        if zeros != nr {
+            return Err(Error::EIO);
+        }
+        for i in 0..nr {
+            folio.with_page_mut(i, |p| p.fill(0))?;
+        }
+        folio.set_uptodate();
+        self.swpin_zero.fetch_add(nr as u64, Ordering::Relaxed);
+        self.platform
+            .count_event(folio, SwapEvent::SwpinZero, nr as u64);
+        Ok(true)
+    }
+
+    /// Is the slot's zeromap bit set? Bad input gives `false`.
+    pub fn zeromap_test(&self, entry: SwpEntry) -> bool {
+        self.with_slot(entry, |c, idx, _| Ok(c.zero_count(idx, 1) == 1))
+            .unwrap_or(false)
+    }
+
+    /// The swap core's global counters.
+    pub fn stats(&self) -> SwapStats {
+        SwapStats {
+            swpin_zero: self.swpin_zero.load(Ordering::Relaxed),
+            swpout_zero: self.swpout_zero.load(Ordering::Relaxed),
+        }
     }
 
     // ---------------------------------------------------------------------

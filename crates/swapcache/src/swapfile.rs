@@ -3,14 +3,16 @@
 //!
 //! A device's slots are cut into clusters of [`SWAPFILE_CLUSTER`] slots. Each
 //! cluster has its own spin lock guarding its slice of the swap map (one byte
-//! per slot: swap count plus `SWAP_HAS_CACHE`), the swap-cgroup ids of its
-//! slots and its slice of the swap cache. There is no device-wide lock on any
+//! per slot: swap count plus `SWAP_HAS_CACHE`), its slice of the zeromap
+//! (one bit per slot: the slot's page was all zeros and nothing was
+//! written), the swap-cgroup ids of its slots and its slice of the swap
+//! cache. There is no device-wide lock on any
 //! per-slot path; the only device-wide state written at run time is the
 //! `inuse_pages` counter and the allocation hint.
 
 use alloc::vec::Vec;
 
-use kbase::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
+use kbase::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use kbase::{Error, Gfp, KArc, Result};
 
 use crate::folio::{Folio, FolioRef};
@@ -34,6 +36,11 @@ pub(crate) struct FreedSlots {
 }
 
 impl FreedSlots {
+    /// Marks slot `idx` (also used as a plain slot set by swapoff).
+    pub(crate) fn mark(&mut self, idx: usize) {
+        self.set(idx);
+    }
+
     fn set(&mut self, idx: usize) {
         if let Some(w) = self.bits.get_mut(idx / 64) {
             let bit = 1 << (idx % 64);
@@ -80,7 +87,7 @@ impl FreedSlots {
 /// - `cache` is empty or has `len` elements; `cache[i]` is `Some` only if
 ///   `map[i]` has `SWAP_HAS_CACHE`, and then holds a folio whose
 ///   `swap()` names the first slot of the folio's run containing `i`.
-/// - `memcg[i]` is 0 for a free slot.
+/// - `memcg[i]` is 0 for a free slot, and so is bit `i` of `zero`.
 /// - `freeing` bit `i` is set while slot `i` is free (`map[i] == 0`) but its
 ///   [`crate::SwapPlatform::slot_freed`] hook has not finished: such a slot
 ///   still counts in `inuse` and is never handed out by the allocator, so
@@ -90,6 +97,8 @@ pub(crate) struct ClusterInner {
     map: [u8; SWAPFILE_CLUSTER],
     memcg: [u32; SWAPFILE_CLUSTER],
     freeing: [u64; SWAPFILE_CLUSTER / 64],
+    /// The zeromap: bit `i` set when slot `i` holds a zero-filled page.
+    zero: [u64; SWAPFILE_CLUSTER / 64],
     cache: Vec<Option<FolioRef>>,
     len: usize,
     inuse: usize,
@@ -110,6 +119,9 @@ pub(crate) struct SwapDevice {
     inuse_pages: AtomicU64,
     /// Cluster where the next allocation starts looking.
     next_cluster: AtomicUsize,
+    /// `SWP_WRITEOK`: slots may be allocated. Cleared while swapoff
+    /// empties the device.
+    writeok: AtomicBool,
 }
 
 impl ClusterInner {
@@ -118,6 +130,7 @@ impl ClusterInner {
             map: [0; SWAPFILE_CLUSTER],
             memcg: [0; SWAPFILE_CLUSTER],
             freeing: [0; SWAPFILE_CLUSTER / 64],
+            zero: [0; SWAPFILE_CLUSTER / 64],
             cache: Vec::new(),
             len,
             inuse: 0,
@@ -155,6 +168,10 @@ impl ClusterInner {
     fn release(&mut self, idx: usize, freed: &mut FreedSlots) {
         if let Some(id) = self.memcg.get_mut(idx) {
             *id = 0;
+        }
+        // Freeing the slot clears its zeromap bit (`swap_range_free`).
+        if let Some(w) = self.zero.get_mut(idx / 64) {
+            *w &= !(1 << (idx % 64));
         }
         if let Some(w) = self.freeing.get_mut(idx / 64) {
             *w |= 1 << (idx % 64);
@@ -371,6 +388,38 @@ impl ClusterInner {
         Ok(())
     }
 
+    /// Sets (`on`) or clears the zeromap bits of `idx..idx + nr`; every slot
+    /// must be in use (`ENOENT` otherwise, nothing changed).
+    pub(crate) fn set_zero(&mut self, idx: usize, nr: usize, on: bool) -> Result<()> {
+        let end = idx.checked_add(nr).ok_or(Error::EINVAL)?;
+        if end > self.len || (idx..end).any(|i| self.map(i) == 0) {
+            return Err(Error::ENOENT);
+        }
+        for i in idx..end {
+            if let Some(w) = self.zero.get_mut(i / 64) {
+                let bit = 1 << (i % 64);
+                if on {
+                    *w |= bit;
+                } else {
+                    *w &= !bit;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How many of `idx..idx + nr` have their zeromap bit set.
+    pub(crate) fn zero_count(&self, idx: usize, nr: usize) -> usize {
+        let end = idx.saturating_add(nr).min(self.len);
+        (idx..end)
+            .filter(|&i| {
+                self.zero
+                    .get(i / 64)
+                    .is_some_and(|w| w & (1 << (i % 64)) != 0)
+            })
+            .count()
+    }
+
     /// The memcg id recorded for slot `idx` (0: none).
     pub(crate) fn memcg(&self, idx: usize) -> u32 {
         if idx < self.len {
@@ -441,6 +490,7 @@ impl SwapDevice {
             clusters,
             inuse_pages: AtomicU64::new(0),
             next_cluster: AtomicUsize::new(0),
+            writeok: AtomicBool::new(true),
         })
     }
 
@@ -450,6 +500,16 @@ impl SwapDevice {
 
     pub(crate) fn inuse_pages(&self) -> u64 {
         self.inuse_pages.load(Ordering::Acquire)
+    }
+
+    /// Allows (`true`) or stops new slot allocations on this device.
+    pub(crate) fn set_writeok(&self, on: bool) {
+        self.writeok.store(on, Ordering::Release);
+    }
+
+    /// The clusters (swapoff walks them).
+    pub(crate) fn clusters(&self) -> &[Cluster] {
+        &self.clusters
     }
 
     /// The cluster holding `offset` and the slot's index in it; `ENOENT`
@@ -478,7 +538,7 @@ impl SwapDevice {
     /// of two), each with map byte `initial`. Returns the first offset.
     pub(crate) fn alloc_slots(&self, nr: usize, initial: u8) -> Option<u64> {
         let n = self.clusters.len();
-        if n == 0 || nr == 0 || nr > SWAPFILE_CLUSTER {
+        if n == 0 || nr == 0 || nr > SWAPFILE_CLUSTER || !self.writeok.load(Ordering::Acquire) {
             return None;
         }
         let align = if nr.is_power_of_two() { nr } else { 1 };

@@ -1029,3 +1029,122 @@ fn file_backend_roundtrip() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(FileBackend::new(&dir).err(), Some(Error::ENOENT));
 }
+
+// ---------------------------------------------------------------------------
+// The zeromap (6.12+) and swapoff's try_to_unuse
+// ---------------------------------------------------------------------------
+
+/// A swapped-out folio of `data` (count 1 + HAS_CACHE + in the cache), locked.
+fn cached_folio(space: &'static Space, data: &[u8; PAGE_SIZE]) -> (FolioRef, SwpEntry) {
+    let f = Folio::alloc(space.platform().alloc, 1, Gfp::KERNEL).unwrap();
+    f.with_page_mut(0, |p| p.copy_from_slice(data)).unwrap();
+    f.lock();
+    let swp = space.add_to_swap(&f, Gfp::KERNEL).unwrap();
+    (f, swp)
+}
+
+#[test]
+fn zero_pages_go_to_the_zeromap_and_come_back_as_zeros() {
+    let space = space_with(64);
+    let (f, swp) = cached_folio(space, &[0u8; PAGE_SIZE]);
+    assert_eq!(space.zeromap_folio_store(&f), Ok(true));
+    assert!(space.zeromap_test(swp));
+    assert_eq!(space.stats().swpout_zero, 1);
+    space.delete_from_swap_cache(&f);
+    f.unlock();
+    drop(f);
+    // Swap-in: the zeromap fills the folio, no read needed.
+    let (g, new) = space.read_swap_cache_async(swp, Gfp::KERNEL, false).unwrap();
+    assert!(new);
+    g.with_page_mut(0, |p| p.fill(0xaa)).unwrap();
+    assert_eq!(space.zeromap_folio_read(&g), Ok(true));
+    assert!(g.test_uptodate());
+    assert_eq!(g.with_page(0, |p| p.iter().all(|b| *b == 0)), Ok(true));
+    assert_eq!(space.stats().swpin_zero, 1);
+    space.delete_from_swap_cache(&g);
+    g.unlock();
+    // Freeing the slot clears its bit.
+    space.swap_free(swp).unwrap();
+    assert!(!space.zeromap_test(swp));
+}
+
+#[test]
+fn a_nonzero_page_clears_a_stale_zeromap_bit() {
+    let space = space_with(64);
+    let (f, swp) = cached_folio(space, &[0u8; PAGE_SIZE]);
+    assert_eq!(space.zeromap_folio_store(&f), Ok(true));
+    // Redirtied with data, swapped out again at the same slot.
+    f.with_page_mut(0, |p| p[100] = 1).unwrap();
+    assert_eq!(space.zeromap_folio_store(&f), Ok(false));
+    assert!(!space.zeromap_test(swp));
+    // A page of one repeated non-zero value is not a zero page.
+    f.with_page_mut(0, |p| p.fill(0x5a)).unwrap();
+    assert_eq!(space.zeromap_folio_store(&f), Ok(false));
+    assert_eq!(space.zeromap_folio_read(&f), Ok(false));
+    assert_eq!(space.stats(), SwapStats { swpin_zero: 0, swpout_zero: 1 });
+    space.delete_from_swap_cache(&f);
+    f.unlock();
+    space.swap_free(swp).unwrap();
+    // Not in the swap cache: EINVAL.
+    assert_eq!(space.zeromap_folio_store(&f), Err(Error::EINVAL));
+}
+
+#[test]
+fn try_to_unuse_faults_every_slot_back_and_swapoff_finishes() {
+    let space = space_with(1024);
+    let mut slots = Vec::new();
+    for i in 0..40u8 {
+        let (f, swp) = cached_folio(space, &[i; PAGE_SIZE]);
+        space.delete_from_swap_cache(&f);
+        f.unlock();
+        slots.push(swp);
+    }
+    // Two references to one slot; one folio still in the swap cache.
+    space.swap_duplicate(slots[3]).unwrap();
+    let (kept, kept_swp) = cached_folio(space, &[0x77; PAGE_SIZE]);
+    kept.unlock();
+    assert_eq!(space.swapoff(0), Err(Error::EBUSY));
+    // The owner side: every reference to a slot is dropped once its page is
+    // back (here, the test only drops the references).
+    let mut seen = Vec::new();
+    space
+        .try_to_unuse(0, &mut |e| {
+            seen.push(e);
+            while space.swap_count(e).unwrap_or(0) != 0 {
+                space.swap_free(e)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen.len(), 41);
+    assert_eq!(space.inuse_pages(0), Ok(0));
+    assert!(space.lookup(kept_swp).is_none(), "cached folio freed");
+    assert!(!kept.test_swapcache());
+    assert_eq!(space.swapoff(0), Ok(()));
+    assert_eq!(space.platform().freed().len(), 41);
+}
+
+#[test]
+fn try_to_unuse_stops_allocations_and_gives_them_back_on_failure() {
+    let space = space_with(64);
+    let (f, swp) = cached_folio(space, &[1u8; PAGE_SIZE]);
+    space.delete_from_swap_cache(&f);
+    f.unlock();
+    let r = space.try_to_unuse(0, &mut |e| {
+        // While swapoff runs, nothing new lands on the device.
+        assert_eq!(space.get_swap_pages(1, Gfp::KERNEL), Err(Error::ENOSPC));
+        assert_eq!(e, swp);
+        Err(Error::ENOMEM)
+    });
+    assert_eq!(r, Err(Error::ENOMEM));
+    // Nothing lost, and the device takes allocations again.
+    assert_eq!(space.swap_count(swp), Ok(1));
+    let other = space.get_swap_pages(1, Gfp::KERNEL).unwrap();
+    // An owner that keeps its reference: EBUSY after a few passes.
+    assert_eq!(space.try_to_unuse(0, &mut |_| Ok(())), Err(Error::EBUSY));
+    space.swap_free(other).unwrap();
+    space.swap_free(swp).unwrap();
+    assert_eq!(space.try_to_unuse(0, &mut |_| Ok(())), Ok(()));
+    assert_eq!(space.swapoff(0), Ok(()));
+    assert_eq!(space.try_to_unuse(0, &mut |_| Ok(())), Err(Error::EINVAL));
+}
