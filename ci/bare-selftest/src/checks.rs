@@ -111,7 +111,7 @@ fn round_check(k: u8, c: &str) -> &'static str {
     match k {
         0 => pick!("swap-out (folio, slot, zswap_store)"),
         1 => pick!("stored_pages and zswpout count the stores"),
-        2 => pick!("same_filled_pages"),
+        2 => pick!("zero page in the zeromap (swpout_zero, swpin_zero), not zswap"),
         3 => pick!("stored_incompressible_pages"),
         4 => pick!("memory.zswap.current and pool pages"),
         5 => pick!("stores did not touch the device"),
@@ -122,7 +122,7 @@ fn round_check(k: u8, c: &str) -> &'static str {
         10 => pick!("zswpin counts the loads"),
         11 => pick!("loaded page's entry gone"),
         12 => pick!("writeback of a compressible entry"),
-        13 => pick!("same-filled entry not written back (EINVAL)"),
+        13 => pick!("same-value page compressed and written back like any page"),
         14 => pick!("shrink_memcg"),
         15 => pick!("something written back"),
         16 => pick!("writeback_folio_done once per written folio"),

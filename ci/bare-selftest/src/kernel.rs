@@ -20,7 +20,7 @@
 use kbase::sync::{AtomicBool, AtomicUsize, Ordering};
 use kbase::{CpuInfo, Error, Gfp, PAGE_SIZE, PageAllocator, Result};
 use memcg::{MemcgRef, MemcgTree, ReclaimHook};
-use swapcache::{Folio, MemBackend, SwapBackend, SwapPlatform, SwapSpace, SwpEntry};
+use swapcache::{Folio, MemBackend, SwapBackend, SwapEvent, SwapPlatform, SwapSpace, SwpEntry};
 use zswap_core::{Zswap, ZswapPlatform};
 
 use crate::pages::{NR_PAGES, PAGES};
@@ -143,6 +143,21 @@ impl SwapPlatform for BareSwap {
         b.memcgs.try_charge(&memcg, 1, gfp, &Reclaim)?;
         folio.set_memcg_id(memcg.id());
         Ok(())
+    }
+
+    /// `count_memcg_folio_events` for the zeromap's `swpin_zero` and
+    /// `swpout_zero`.
+    fn count_event(&self, folio: &Folio, ev: SwapEvent, nr: u64) {
+        let Some(b) = BASE.get() else {
+            return;
+        };
+        if let Some(m) = b.memcgs.get_online(folio.memcg_id()) {
+            let ev = match ev {
+                SwapEvent::SwpinZero => memcg::MemcgEvent::SwpinZero,
+                SwapEvent::SwpoutZero => memcg::MemcgEvent::SwpoutZero,
+            };
+            m.count_event(ev, nr);
+        }
     }
 
     /// `swap_entry_free` -> `zswap_invalidate`, then the device forgets it.

@@ -35,8 +35,20 @@
 //! task allowed to insert a folio for the slot), the memcg charge, and
 //! `add_to_swap_cache`. A slot whose count drops to 0 while `SWAP_HAS_CACHE`
 //! is set stays allocated until the cache lets go of it; only then is it free
-//! and [`SwapPlatform::slot_freed`] called. A device can be swapped off only
-//! when none of its slots is in use (`EBUSY` otherwise).
+//! and [`SwapPlatform::slot_freed`] called. Swapoff empties a device with
+//! [`SwapSpace::try_to_unuse`] (every slot faulted back into its owners by
+//! the platform) and then unregisters it with [`SwapSpace::swapoff`], which
+//! refuses (`EBUSY`) while any slot is in use.
+//!
+//! ## The zeromap
+//!
+//! As in Linux 6.12+, zero-filled pages never reach zswap or the device:
+//! [`SwapSpace::zeromap_folio_store`] (the first step of `swap_writeout`)
+//! sets one bit per slot and the swap-out is done;
+//! [`SwapSpace::zeromap_folio_read`] (the first step of `swap_read_folio`)
+//! fills zeros; freeing a slot clears its bit. `swpout_zero` and
+//! `swpin_zero` are counted in [`SwapSpace::stats`] and per folio through
+//! [`SwapPlatform::count_event`].
 //!
 //! ## Folios
 //!

@@ -1054,7 +1054,9 @@ fn zero_pages_go_to_the_zeromap_and_come_back_as_zeros() {
     f.unlock();
     drop(f);
     // Swap-in: the zeromap fills the folio, no read needed.
-    let (g, new) = space.read_swap_cache_async(swp, Gfp::KERNEL, false).unwrap();
+    let (g, new) = space
+        .read_swap_cache_async(swp, Gfp::KERNEL, false)
+        .unwrap();
     assert!(new);
     g.with_page_mut(0, |p| p.fill(0xaa)).unwrap();
     assert_eq!(space.zeromap_folio_read(&g), Ok(true));
@@ -1081,7 +1083,13 @@ fn a_nonzero_page_clears_a_stale_zeromap_bit() {
     f.with_page_mut(0, |p| p.fill(0x5a)).unwrap();
     assert_eq!(space.zeromap_folio_store(&f), Ok(false));
     assert_eq!(space.zeromap_folio_read(&f), Ok(false));
-    assert_eq!(space.stats(), SwapStats { swpin_zero: 0, swpout_zero: 1 });
+    assert_eq!(
+        space.stats(),
+        SwapStats {
+            swpin_zero: 0,
+            swpout_zero: 1
+        }
+    );
     space.delete_from_swap_cache(&f);
     f.unlock();
     space.swap_free(swp).unwrap();

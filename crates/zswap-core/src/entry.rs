@@ -41,10 +41,8 @@ pub(crate) const LRU_MEMCG_MAX: u32 = (1 << 24) - 1;
 /// - `swpentry`, `length`, `pool_idx`, `handle`, `objcg` and `lru_key` are
 ///   written before the entry is published in a tree and never change while
 ///   it is reachable by another thread.
-/// - `length == 0`: a same-filled page; `handle` holds the fill word, there is
-///   no pool object and the entry is never on the LRU.
-///   `length == PAGE_SIZE`: the page is stored raw in pool `pool_idx`.
-///   Otherwise `handle` is a pool object of `length` compressed bytes.
+/// - `handle` is an object of pool `pool_idx`: the page stored raw when
+///   `length == PAGE_SIZE`, else `length` (> 0) compressed bytes.
 /// - `lru` is linked only into the LRU list that `lru_key` resolves to, and is
 ///   only touched with that list's lock held (or by the only owner while it is
 ///   unlinked).
@@ -53,15 +51,15 @@ pub(crate) const LRU_MEMCG_MAX: u32 = (1 << 24) - 1;
 pub(crate) struct ZswapEntry {
     /// The swap slot this entry holds the page of.
     pub(crate) swpentry: SwpEntry,
-    /// Pool handle (raw), or the fill word of a same-filled page.
+    /// Pool handle (raw).
     pub(crate) handle: u64,
     /// The cgroup charged for the compressed bytes (one reference).
     pub(crate) objcg: Option<ObjCgroupRef>,
     /// Link in the (memcg, node) LRU list.
     pub(crate) lru: LinkedListLink,
-    /// Compressed length: 0 same-filled, `PAGE_SIZE` stored raw.
+    /// Compressed length; `PAGE_SIZE` stored raw.
     pub(crate) length: u16,
-    /// Id of the pool holding the object (0 for same-filled pages).
+    /// Id of the pool holding the object.
     pub(crate) pool_idx: u8,
     /// Second-chance bit for the LRU walk.
     pub(crate) referenced: AtomicBool,
@@ -107,11 +105,6 @@ impl ZswapEntry {
     /// The node part of the LRU key.
     pub(crate) fn lru_nid(&self) -> usize {
         (self.lru_key & 0xff) as usize
-    }
-
-    /// Is this a same-filled entry (no pool object, never on the LRU)?
-    pub(crate) fn is_same_filled(&self) -> bool {
-        self.length == 0
     }
 
     /// Sets the second-chance bit.

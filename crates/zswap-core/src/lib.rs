@@ -34,11 +34,12 @@
 //! never loaded from zswap (`EIO` if zswap holds any of their slots, else
 //! `ENOENT`).
 //!
-//! Same-filled pages (every word equal) are stored with no pool object: the
-//! word is kept in the entry (`length == 0`). They count in `stored_pages`
-//! and `same_filled_pages`, are never on the LRU and never written back
-//! (Linux up to 6.11; newer kernels moved zero pages to the swap core).
-//! Pages that do not shrink are stored raw (`length == PAGE_SIZE`) unless
+//! Zero-filled pages never reach zswap: as in Linux 6.12+, the swap core
+//! records them in its zeromap on swap-out (`swapcache`'s
+//! `zeromap_folio_store`) and skips the store. Every page zswap sees is
+//! compressed, a page of one repeated non-zero value like any other: it is
+//! on the LRU and can be written back (`same_filled_pages` went, as in
+//! Linux). Pages that do not shrink are stored raw (`length == PAGE_SIZE`) unless
 //! their cgroup has writeback disabled (Linux 6.18); then they are rejected.
 //!
 //! ## Ownership rule
@@ -163,7 +164,7 @@ mod writeback;
 use alloc::vec::Vec;
 
 use kbase::sync::{AtomicBool, AtomicU32, Ordering, RwLock, lock_class};
-use kbase::{Error, Gfp, PAGE_SIZE, Result, is_same_filled};
+use kbase::{Error, Gfp, PAGE_SIZE, Result};
 use memcg::{MemcgEvent, MemcgRef, ObjCgroupRef, ShrinkCursor};
 use swapcache::{Folio, MAX_SWAPFILES, SwpEntry};
 
@@ -401,24 +402,20 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// `zswap_entry_free`: LRU delete, pool free, uncharge, cgroup put.
     fn entry_free(&self, e: OwnedEntry) {
         let cpu = self.platform.cpu().current_cpu();
-        if !e.is_same_filled() {
-            self.lru.del(&e);
-            if let Some(pool) = self.pools.get(e.pool_idx) {
-                let _ = pool.zpool.free(zpool::Handle::from_raw(e.handle));
-                self.pools.put(&pool);
-            }
+        self.lru.del(&e);
+        if let Some(pool) = self.pools.get(e.pool_idx) {
+            let _ = pool.zpool.free(zpool::Handle::from_raw(e.handle));
+            self.pools.put(&pool);
         }
         if let Some(objcg) = e.objcg.as_ref() {
             objcg.uncharge_zswap(e.length as usize);
         }
-        match e.length as usize {
-            0 => self.hot.sub(cpu, Hot::SameFilledPages, 1),
-            PAGE_SIZE => self.hot.sub(cpu, Hot::StoredIncompressiblePages, 1),
-            _ => {}
+        if e.length as usize == PAGE_SIZE {
+            self.hot.sub(cpu, Hot::StoredIncompressiblePages, 1);
         }
         self.hot.sub(cpu, Hot::StoredPages, 1);
-        // SAFETY: the entry was unlinked from the LRU above (same-filled
-        // entries are never linked); its slot came from `self.entries`.
+        // SAFETY: the entry was unlinked from the LRU above; its slot came
+        // from `self.entries`.
         let objcg = unsafe { e.free_memory(&self.entries) };
         drop(objcg);
     }
@@ -434,13 +431,6 @@ impl<P: ZswapPlatform> Zswap<P> {
     }
 
     fn decompress_inner(&self, e: &ZswapEntry, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
-        if e.is_same_filled() {
-            let w = e.handle.to_ne_bytes();
-            for chunk in dst.chunks_exact_mut(8) {
-                chunk.copy_from_slice(&w);
-            }
-            return Ok(());
-        }
         let pool = self.pools.get(e.pool_idx).ok_or(Error::EIO)?;
         let h = zpool::Handle::from_raw(e.handle);
         let cpu = self.platform.cpu().current_cpu();
@@ -645,14 +635,7 @@ impl<P: ZswapPlatform> Zswap<P> {
                 return Err(Error::ENOSPC);
             }
         }
-        // Same-filled pages take no pool space: the global limit does not
-        // apply to a folio made only of them.
-        let all_same = (0..nr).all(|i| {
-            folio
-                .with_page(i, |p| is_same_filled(p).is_some())
-                .unwrap_or(false)
-        });
-        if !all_same && self.check_limits() {
+        if self.check_limits() {
             Counters::inc(&self.stats.reject_pool_limit);
             return Err(Error::ENOSPC);
         }
@@ -699,7 +682,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             }
         };
         let mut entry = ZswapEntry::new(swp);
-        // Compress (or detect a same-filled page) into a pool object.
+        // Compress into a pool object.
         // The pool reference leaves the page-lock closure in every case: if
         // the compressor was switched meanwhile, giving it back may free the
         // pool, which never happens inside that critical section. The entry
@@ -738,15 +721,13 @@ impl<P: ZswapPlatform> Zswap<P> {
             o.charge_zswap(length as usize);
         }
         self.hot.add(cpu, Hot::StoredPages, 1);
-        match length as usize {
-            0 => self.hot.add(cpu, Hot::SameFilledPages, 1),
-            PAGE_SIZE => self.hot.add(cpu, Hot::StoredIncompressiblePages, 1),
-            _ => {}
+        if length as usize == PAGE_SIZE {
+            self.hot.add(cpu, Hot::StoredIncompressiblePages, 1);
         }
         let ptr = EntryPtr::new_in(slot, entry);
-        // One tree walk: published and, unless same-filled, added to the
-        // LRU tail under the same tree lock (order: tree -> LRU).
-        match self.tree_store(swp, ptr, length != 0) {
+        // One tree walk: published and added to the LRU tail under the
+        // same tree lock (order: tree -> LRU).
+        match self.tree_store(swp, ptr, true) {
             Ok(old) => {
                 if let Some(old) = old {
                     self.entry_free(old);
@@ -763,9 +744,9 @@ impl<P: ZswapPlatform> Zswap<P> {
         }
     }
 
-    /// Fills `entry` for `page`: same-filled word, compressed object, or raw
-    /// object. Returns the outcome and the pool it took a reference on (on
-    /// success, the pool holding the object). Runs under the page's lock, so
+    /// Fills `entry` for `page`: a compressed object, or a raw one. Returns
+    /// the outcome and the pool it took a reference on (on success, the pool
+    /// holding the object). Runs under the page's lock, so
     /// it never gives a pool reference back: the caller does, on failure,
     /// once the lock is dropped.
     fn fill_entry(
@@ -774,12 +755,6 @@ impl<P: ZswapPlatform> Zswap<P> {
         page: &[u8; PAGE_SIZE],
         wb_enabled: bool,
     ) -> (Result<()>, Option<kbase::KArc<pool::ZswapPool>>) {
-        if let Some(word) = is_same_filled(page) {
-            entry.length = 0;
-            entry.handle = word;
-            entry.pool_idx = 0;
-            return (Ok(()), None);
-        }
         let Some(pool) = self.pools.current_get() else {
             Counters::inc(&self.stats.reject_alloc_fail);
             return (Err(Error::ENOMEM), None);
@@ -984,11 +959,11 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// Corrupts the stored object of `swp` (fault injection for tests and
     /// the simulator): overwrites it with bytes that do not decompress.
     /// `ENOENT` if zswap has no compressed object for the slot, `EINVAL` for
-    /// a same-filled or raw entry (nothing to corrupt detectably).
+    /// a raw entry (nothing to corrupt detectably).
     pub fn debug_corrupt(&self, swp: SwpEntry) -> Result<()> {
         self.with_tree(swp, |t| {
             t.with_entry(swp.offset(), |e| {
-                if e.is_same_filled() || e.length as usize == PAGE_SIZE {
+                if e.length as usize == PAGE_SIZE {
                     return Err(Error::EINVAL);
                 }
                 let pool = self.pools.get(e.pool_idx).ok_or(Error::ENOENT)?;

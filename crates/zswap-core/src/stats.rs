@@ -1,9 +1,9 @@
 //! Statistics (Linux: the debugfs files under `/sys/kernel/debug/zswap/` and
 //! the `zswpin`/`zswpout`/`zswpwb` vmstat events).
 //!
-//! Counters are atomics updated without a lock; the five that every store
-//! and load change (`stored_pages`, `same_filled_pages`,
-//! `stored_incompressible_pages`, `zswpin`, `zswpout`) are kept per CPU
+//! Counters are atomics updated without a lock; the four that every store
+//! and load change (`stored_pages`, `stored_incompressible_pages`,
+//! `zswpin`, `zswpout`) are kept per CPU
 //! ([`PerCpuCounters`]) and summed when read. A snapshot ([`ZswapStats`])
 //! reads each one once, so counters of one snapshot may be from slightly
 //! different instants while stores run. Every store failure bumps exactly one
@@ -56,14 +56,12 @@ macro_rules! stats {
 }
 
 stats! {
-    /// Entries in zswap (compressed, raw and same-filled). Exact.
+    /// Entries in zswap (compressed and raw). Exact. Zero-filled pages are
+    /// not here: the swap core keeps them in its zeromap (`swpout_zero`).
     stored_pages,
     /// Entries stored raw (`length == PAGE_SIZE`) because they did not
     /// compress. Exact.
     stored_incompressible_pages,
-    /// Entries for same-filled pages (no pool space, never written back).
-    /// Exact.
-    same_filled_pages,
     /// Bytes of pool memory: the pools' pages times `PAGE_SIZE`. Exact at
     /// the time of the snapshot.
     pool_total_size,
@@ -153,13 +151,12 @@ pub(crate) struct PerCpuCounters {
 #[derive(Clone, Copy)]
 pub(crate) enum Hot {
     StoredPages = 0,
-    SameFilledPages = 1,
-    StoredIncompressiblePages = 2,
-    Zswpin = 3,
-    Zswpout = 4,
+    StoredIncompressiblePages = 1,
+    Zswpin = 2,
+    Zswpout = 3,
 }
 
-const NR_HOT: usize = 5;
+const NR_HOT: usize = 4;
 
 /// One CPU's counters, alone in their cache lines (128 bytes: adjacent-line
 /// prefetch pairs 64-byte lines on x86).
@@ -207,9 +204,6 @@ impl PerCpuCounters {
     /// Adds the per-CPU sums into a snapshot.
     pub(crate) fn fold_into(&self, s: &mut ZswapStats) {
         s.stored_pages = s.stored_pages.wrapping_add(self.sum(Hot::StoredPages));
-        s.same_filled_pages = s
-            .same_filled_pages
-            .wrapping_add(self.sum(Hot::SameFilledPages));
         s.stored_incompressible_pages = s
             .stored_incompressible_pages
             .wrapping_add(self.sum(Hot::StoredIncompressiblePages));

@@ -51,23 +51,18 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// would after picking it (no second chance), for simulators and tests.
     /// Counts `written_back_pages` or `reject_reclaim_fail` (and
     /// `writeback_skip_exists`) like the walk. `ENOENT` if zswap holds no
-    /// entry for the slot, `EINVAL` for a same-filled entry (never written
-    /// back); otherwise the errors of the writeback itself (`EEXIST` a folio
-    /// is in the swap cache, `ENOMEM` the slot is busy with no folio yet or
-    /// the entry went, `EIO`, ...).
+    /// entry for the slot; otherwise the errors of the writeback itself
+    /// (`EEXIST` a folio is in the swap cache, `ENOMEM` the slot is busy with
+    /// no folio yet or the entry went, `EIO`, ...).
     pub fn writeback(&self, swp: SwpEntry) -> Result<()> {
         let addr = self
             .with_tree(swp, |t| {
                 t.with_entry(swp.offset(), |e| {
-                    if e.is_same_filled() {
-                        Err(Error::EINVAL)
-                    } else {
-                        Ok(e as *const crate::entry::ZswapEntry as usize)
-                    }
+                    e as *const crate::entry::ZswapEntry as usize
                 })
             })
             .flatten()
-            .ok_or(Error::ENOENT)??;
+            .ok_or(Error::ENOENT)?;
         let r = self.writeback_entry(addr, swp);
         match r {
             Ok(()) => Counters::inc(&self.stats.written_back_pages),

@@ -45,21 +45,46 @@ fn store_then_load_round_trips_and_is_exclusive() {
     assert_eq!(cg.stat().zswpin, 1);
 }
 
+/// 6.12+: a zero page goes to the swap core's zeromap and never reaches
+/// zswap; swap-in fills zeros; `swpout_zero`/`swpin_zero` are counted
+/// globally and in the cgroup's `memory.stat`.
 #[test]
-fn same_filled_pages_take_no_pool_space_and_stay_off_the_lru() {
+fn zero_pages_go_to_the_zeromap_not_to_zswap() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("a");
+    let (swp, r) = k.swap_out(&same_filled(0), Some(&cg));
+    assert_eq!(r, Err(Error::ENOENT), "zswap never saw it");
+    let s = k.zswap.stats();
+    assert_eq!((s.stored_pages, s.zswpout, s.pool_total_size), (0, 0, 0));
+    assert!(k.swap.zeromap_test(swp));
+    assert_eq!(k.backend.stored_pages(), 0, "nothing written");
+    assert_eq!(k.swap.stats().swpout_zero, 1);
+    assert_eq!(cg.stat().swpout_zero, 1);
+    assert_eq!(&k.swap_in(swp).unwrap()[..], &same_filled(0)[..]);
+    assert_eq!(k.swap.stats().swpin_zero, 1);
+    assert_eq!((cg.stat().swpin_zero, cg.stat().zswpin), (1, 0));
+    assert!(!k.swap.zeromap_test(swp), "the freed slot's bit is clear");
+}
+
+/// A page of one repeated non-zero value is compressed like any other page
+/// (`same_filled_pages` went with Linux's same-filled handling): it takes
+/// pool space, is on the LRU and can be written back.
+#[test]
+fn same_value_pages_are_compressed_and_written_back_like_any_page() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("same");
     let page = same_filled(0x5a);
     let (swp, r) = k.swap_out(&page, Some(&cg));
     r.unwrap();
     let s = k.zswap.stats();
-    assert_eq!((s.stored_pages, s.same_filled_pages), (1, 1));
-    assert_eq!(s.pool_total_size, 0);
-    assert_eq!(k.zswap.lru_entries(), 0);
-    // Never written back: shrink finds nothing.
-    assert_eq!(k.zswap.shrink_memcg(&cg), Err(Error::ENOENT));
+    assert_eq!(s.stored_pages, 1);
+    assert!(s.pool_total_size > 0);
+    assert!(cg.stat().zswap > 0);
+    assert_eq!(k.zswap.lru_count(Some(&cg)), 1);
+    assert_eq!(k.swap.stats().swpout_zero, 0);
+    k.zswap.writeback(swp).unwrap();
+    assert_eq!(k.zswap.stats().written_back_pages, 1);
     assert_eq!(&k.swap_in(swp).unwrap()[..], &page[..]);
-    assert_eq!(k.zswap.stats().same_filled_pages, 0);
 }
 
 #[test]
@@ -368,7 +393,6 @@ fn stats_iterate_with_linux_names() {
     for n in [
         "stored_pages",
         "stored_incompressible_pages",
-        "same_filled_pages",
         "pool_total_size",
         "pool_limit_hit",
         "written_back_pages",
@@ -435,15 +459,15 @@ fn explicit_writeback_of_one_slot() {
     let page = compressible(11);
     let (x, r) = k.swap_out(&page, Some(&cg));
     r.unwrap();
-    let (same, r) = k.swap_out(&same_filled(3), Some(&cg));
-    r.unwrap();
-    assert_eq!(k.zswap.writeback(same), Err(Error::EINVAL));
+    let (zero, r) = k.swap_out(&same_filled(0), Some(&cg));
+    assert_eq!(r, Err(Error::ENOENT));
+    assert_eq!(k.zswap.writeback(zero), Err(Error::ENOENT), "not in zswap");
     k.zswap.writeback(x).unwrap();
     assert_eq!(k.zswap.writeback(x), Err(Error::ENOENT));
     let s = k.zswap.stats();
-    assert_eq!((s.written_back_pages, s.zswpwb, s.stored_pages), (1, 1, 1));
+    assert_eq!((s.written_back_pages, s.zswpwb, s.stored_pages), (1, 1, 0));
     assert_eq!(&k.swap_in(x).unwrap()[..], &page[..]);
-    assert_eq!(&k.swap_in(same).unwrap()[..], &same_filled(3)[..]);
+    assert_eq!(&k.swap_in(zero).unwrap()[..], &same_filled(0)[..]);
 }
 
 #[test]

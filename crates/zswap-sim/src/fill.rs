@@ -10,9 +10,9 @@
 //!
 //! | fill | content | what zswap does with it |
 //! |---|---|---|
-//! | `zero` | all zero | same-filled, no pool space |
+//! | `zero` | all zero | the swap core's zeromap: no zswap, no I/O |
 //! | `touch` | one non-zero byte per page, rest zero (like the selftests' `'a'` per page) | compresses ~100x |
-//! | `same:0xNN` | every byte `NN` | same-filled |
+//! | `same:0xNN` | every byte `NN` | compressed by zswap like any page (`0x00`: zeromap) |
 //! | `seq-half` | first half 0,1,2,..., second half zero (test_zswap_writeback's page) | compresses ~8x |
 //! | `random` | random bytes | incompressible: stored raw, or rejected with writeback off |
 //! | `random-half` | first half random, second half zero | compresses ~2:1 (bulky pool objects) |
@@ -273,7 +273,7 @@ const WORDS: &[&str] = &[
 /// The built-in realistic mix of anonymous memory, one kind per page chosen
 /// by the page key (shares loosely follow the corpus of real programs):
 ///
-/// - 6% zero pages, 3% other same-filled pages (no pool space);
+/// - 6% zero pages (the zeromap), 3% other same-value pages (compressed);
 /// - 30% text: words and punctuation, as in string heaps (lz4 ~3x);
 /// - 30% heap objects: pointers into a few regions, small integers, lengths,
 ///   padding (lz4 ~3-4x);

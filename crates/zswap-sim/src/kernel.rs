@@ -765,8 +765,13 @@ impl Kernel {
             }
         };
         if new {
-            // swap_read_folio: zswap first, then the device.
-            let r = match self.zswap.load(&folio) {
+            // swap_read_folio: the zeromap first, then zswap, then the device.
+            let from_zswap = match self.swap.zeromap_folio_read(&folio) {
+                Ok(true) => Ok(()),
+                Ok(false) => self.zswap.load(&folio),
+                Err(e) => Err(e),
+            };
+            let r = match from_zswap {
                 Ok(()) => Ok(()),
                 Err(Error::ENOENT) => {
                     let r = folio
@@ -974,8 +979,12 @@ impl Kernel {
         if let Some(s) = lock(&self.mm).slot(page) {
             s.pte = Pte::Swap(entry);
         }
-        // swap_writeout: zswap first.
-        let stored = self.zswap.store(&folio).is_ok();
+        // swap_writeout: a zero page goes to the swap core's zeromap and is
+        // done (6.12+: zswap never sees it); else zswap first.
+        let stored = match self.swap.zeromap_folio_store(&folio) {
+            Ok(true) => true,
+            _ => self.zswap.store(&folio).is_ok(),
+        };
         if !stored {
             // The page stays in RAM: give the slot back (this frees it:
             // slot_freed runs) and map the page again.

@@ -30,8 +30,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{OnceLock, Weak};
 
 use kbase::{CpuInfo, Error, Gfp, PageAllocator, Result};
-use memcg::{MemcgRef, MemcgTree, ReclaimHook};
-use swapcache::{Folio, SwapBackend, SwapPlatform, SwapSpace, SwpEntry};
+use memcg::{MemcgEvent, MemcgRef, MemcgTree, ReclaimHook};
+use swapcache::{Folio, SwapBackend, SwapEvent, SwapPlatform, SwapSpace, SwpEntry};
 use zswap_core::ZswapPlatform;
 
 use crate::kernel::{Base, Kernel};
@@ -221,6 +221,21 @@ impl SwapPlatform for SimSwap {
         folio.set_memcg_id(memcg.id());
         k.note_swapin_charge(folio, memcg);
         Ok(())
+    }
+
+    /// `count_memcg_folio_events` for the zeromap's `swpin_zero` and
+    /// `swpout_zero`: to the folio's cgroup.
+    fn count_event(&self, folio: &Folio, ev: SwapEvent, nr: u64) {
+        let Some(k) = self.kernel() else {
+            return;
+        };
+        if let Some(m) = k.memcgs.get(folio.memcg_id()) {
+            let ev = match ev {
+                SwapEvent::SwpinZero => MemcgEvent::SwpinZero,
+                SwapEvent::SwpoutZero => MemcgEvent::SwpoutZero,
+            };
+            m.count_event(ev, nr);
+        }
     }
 
     /// `swap_entry_free` -> `zswap_invalidate`: the slot is free, drop any

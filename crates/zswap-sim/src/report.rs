@@ -75,9 +75,8 @@ pub fn text(r: &RunReport) -> String {
         let ratio = g.get("compression_ratio").map_or(0.0, |n| n.as_f64());
         let _ = writeln!(
             o,
-            "  stored_pages {}  (same-filled {}, incompressible {})  pool {} in {} pages  compression ratio {:.2}",
+            "  stored_pages {}  (incompressible {})  pool {} in {} pages  compression ratio {:.2}",
             get(g, "stored_pages"),
-            get(g, "same_filled_pages"),
             get(g, "stored_incompressible_pages"),
             human(get(g, "pool_total_size")),
             get(g, "pool_pages"),
@@ -111,11 +110,13 @@ pub fn text(r: &RunReport) -> String {
         );
         let _ = writeln!(
             o,
-            "machine: RAM {} ({} free)  swap device: pswpout {} pswpin {}  faults {}  reclaimed {}",
+            "machine: RAM {} ({} free)  swap device: pswpout {} pswpin {}  zeromap: swpout_zero {} swpin_zero {}  faults {}  reclaimed {}",
             human(get(g, "ram_pages") * 4096),
             human(get(g, "free_pages") * 4096),
             get(g, "pswpout"),
             get(g, "pswpin"),
+            get(g, "swpout_zero"),
+            get(g, "swpin_zero"),
             get(g, "faults"),
             get(g, "pgsteal")
         );

@@ -649,6 +649,10 @@ pub fn snapshot(k: &Kernel) -> Snapshot {
         "swap_inuse_pages".into(),
         Num::Int(k.swap.inuse_pages(k.swap_type).unwrap_or(0)),
     );
+    // The swap core's zeromap (vmstat swpin_zero / swpout_zero).
+    let vm = k.swap.stats();
+    g.insert("swpin_zero".into(), Num::Int(vm.swpin_zero));
+    g.insert("swpout_zero".into(), Num::Int(vm.swpout_zero));
     let c = &k.counters;
     for (name, v) in [
         ("pswpin", &c.pswpin),
@@ -706,6 +710,8 @@ pub fn snapshot(k: &Kernel) -> Snapshot {
         s.insert("zswpwb".into(), int(st.zswpwb));
         s.insert("pswpin".into(), int(st.pswpin));
         s.insert("pswpout".into(), int(st.pswpout));
+        s.insert("swpin_zero".into(), int(st.swpin_zero));
+        s.insert("swpout_zero".into(), int(st.swpout_zero));
         cgroups.insert(path.clone(), s);
     }
     Snapshot { global: g, cgroups }

@@ -25,7 +25,9 @@ use kbase::{
     CpuInfo, Error, FaultInjector, Gfp, HeapPageAllocator, PAGE_SIZE, PageAllocator, Result, UniCpu,
 };
 use memcg::{MemcgRef, MemcgTree};
-use swapcache::{Folio, FolioRef, MemBackend, SwapBackend, SwapPlatform, SwapSpace, SwpEntry};
+use swapcache::{
+    Folio, FolioRef, MemBackend, SwapBackend, SwapEvent, SwapPlatform, SwapSpace, SwpEntry,
+};
 use zswap_core::{Zswap, ZswapEvent, ZswapParams, ZswapPlatform};
 
 /// A trace hook: runs at zswap's trace points.
@@ -99,6 +101,19 @@ impl SwapPlatform for SwapPlat {
         if let Some(k) = self.kernel() {
             k.zswap.invalidate(entry);
             k.backend.discard(entry);
+        }
+    }
+
+    fn count_event(&self, folio: &Folio, ev: SwapEvent, nr: u64) {
+        let Some(k) = self.kernel() else {
+            return;
+        };
+        if let Some(m) = k.memcg.as_ref().and_then(|t| t.get(folio.memcg_id())) {
+            let ev = match ev {
+                SwapEvent::SwpinZero => memcg::MemcgEvent::SwpinZero,
+                SwapEvent::SwpoutZero => memcg::MemcgEvent::SwpoutZero,
+            };
+            m.count_event(ev, nr);
         }
     }
 
@@ -308,10 +323,12 @@ impl Kernel {
         f
     }
 
-    /// Reclaim's swap-out of a folio: slots + swap cache, cgroup record,
-    /// `zswap_store`, else a device write; then the folio leaves the swap
-    /// cache. The slots keep count 1 (the page-table reference). Returns the
-    /// first slot and whether zswap took it.
+    /// Reclaim's swap-out of a folio (`swap_writeout`): slots + swap cache,
+    /// cgroup record, the swap core's zeromap for a zero-filled folio (then
+    /// zswap never sees it; `Err(ENOENT)` is returned as "not in zswap"),
+    /// else `zswap_store`, else a device write; then the folio leaves the
+    /// swap cache. The slots keep count 1 (the page-table reference).
+    /// Returns the first slot and whether zswap took it.
     pub fn swap_out_folio(
         &self,
         folio: &FolioRef,
@@ -324,6 +341,11 @@ impl Kernel {
         self.swap
             .swap_cgroup_record(swp, folio.nr_pages(), id)
             .unwrap();
+        if self.swap.zeromap_folio_store(folio).unwrap() {
+            self.swap.delete_from_swap_cache(folio);
+            folio.unlock();
+            return (swp, Err(Error::ENOENT));
+        }
         let r = self.zswap.store(folio);
         if r.is_err() {
             for i in 0..folio.nr_pages() {
@@ -359,7 +381,20 @@ impl Kernel {
     pub fn swap_in(&self, swp: SwpEntry) -> Result<Box<[u8; PAGE_SIZE]>> {
         let (folio, new) = self.swap.read_swap_cache_async(swp, Gfp::KERNEL, false)?;
         if new {
-            match self.zswap.load(&folio) {
+            // `swap_read_folio`: the zeromap, then zswap, then the device.
+            let zero = match self.swap.zeromap_folio_read(&folio) {
+                Ok(z) => z,
+                Err(e) => {
+                    self.swap.delete_from_swap_cache(&folio);
+                    folio.unlock();
+                    return Err(e);
+                }
+            };
+            match if zero {
+                Ok(())
+            } else {
+                self.zswap.load(&folio)
+            } {
                 Ok(()) => {}
                 Err(Error::ENOENT) => {
                     let r = folio
@@ -449,7 +484,7 @@ pub fn incompressible(seed: u64) -> Box<[u8; PAGE_SIZE]> {
     p
 }
 
-/// A same-filled page.
+/// A page of one repeated byte (zero: a zero page, caught by the zeromap).
 pub fn same_filled(byte: u8) -> Box<[u8; PAGE_SIZE]> {
     Box::new([byte; PAGE_SIZE])
 }
