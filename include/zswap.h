@@ -231,12 +231,10 @@ struct zswap_shrink_control {
 // [`zswap_get_stats`]; every field is documented on zswap-core's
 // `ZswapStats`.
 struct zswap_stats {
-  // Entries in zswap (compressed, raw and same-filled).
+  // Entries in zswap (compressed and raw).
   uint64_t stored_pages;
   // Entries stored raw because they did not compress.
   uint64_t stored_incompressible_pages;
-  // Entries for same-filled pages (no pool space).
-  uint64_t same_filled_pages;
   // Bytes of pool memory (pool pages times the page size).
   uint64_t pool_total_size;
   // Times the global limit check found the pool full.

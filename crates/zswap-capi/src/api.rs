@@ -79,12 +79,10 @@ pub const ZSWAP_GFP_KERNEL: u32 = 0xf;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct zswap_stats {
-    /// Entries in zswap (compressed, raw and same-filled).
+    /// Entries in zswap (compressed and raw).
     pub stored_pages: u64,
     /// Entries stored raw because they did not compress.
     pub stored_incompressible_pages: u64,
-    /// Entries for same-filled pages (no pool space).
-    pub same_filled_pages: u64,
     /// Bytes of pool memory (pool pages times the page size).
     pub pool_total_size: u64,
     /// Times the global limit check found the pool full.
@@ -920,7 +918,6 @@ pub(crate) fn c_stats(s: &ZswapStats) -> zswap_stats {
     zswap_stats {
         stored_pages: s.stored_pages,
         stored_incompressible_pages: s.stored_incompressible_pages,
-        same_filled_pages: s.same_filled_pages,
         pool_total_size: s.pool_total_size,
         pool_limit_hit: s.pool_limit_hit,
         written_back_pages: s.written_back_pages,
