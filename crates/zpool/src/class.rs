@@ -23,7 +23,7 @@ pub(crate) const NR_CLASSES: usize = BAND_MAX.len();
 
 /// Most objects one zspage holds, whatever their size: bounds the reverse map
 /// a zspage descriptor scans (its gap search is linear in it).
-pub(crate) const MAX_OBJS_PER_ZSPAGE: usize = 1024;
+pub(crate) const MAX_OBJS_PER_ZSPAGE: usize = 256;
 
 /// One class, fixed at pool creation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -106,91 +106,248 @@ pub(crate) struct HandleEntry {
     pub(crate) readers: u16,
 }
 
-/// A class's handle table: a vector of [`HandleEntry`] with a free list
-/// threaded through the free entries.
+/// Entries per handle-table chunk: a chunk (entries and its header) is just
+/// under a page, so a kernel allocator hands it out without rounding waste.
+pub(crate) const CHUNK: usize = 340;
+/// "No entry" inside a chunk.
+const NONE16: u16 = u16::MAX;
+
+/// One chunk of a handle table.
 ///
 /// # Invariants
 ///
 /// Entries with `size == 0` are free and form a singly linked list from
-/// `free_head` through `zspage`; `live` counts entries with `size != 0`.
-/// `entries.len() <= MAX_SLOTS`.
+/// `free_head` through their `zspage` field (indexes inside the chunk);
+/// `live` counts entries with `size != 0`. `prev`/`next` link the chunks
+/// that have a free entry.
+pub(crate) struct Chunk {
+    entries: [HandleEntry; CHUNK],
+    free_head: u16,
+    live: u16,
+    prev: u32,
+    next: u32,
+}
+const _: () = assert!(core::mem::size_of::<Chunk>() <= kbase::PAGE_SIZE);
+
+impl Chunk {
+    /// A chunk whose entries are all free (generations set on install).
+    pub(crate) fn new() -> Chunk {
+        Chunk {
+            entries: [HandleEntry {
+                zspage: 0,
+                obj: 0,
+                size: 0,
+                generation: 0,
+                readers: 0,
+            }; CHUNK],
+            free_head: NONE16,
+            live: 0,
+            prev: NONE,
+            next: NONE,
+        }
+    }
+}
+
+/// A directory slot: a chunk, or the generation its entries start from when
+/// a chunk is installed there again (so handles of a freed chunk stay stale).
+pub(crate) struct DirSlot {
+    chunk: Option<alloc::boxed::Box<Chunk>>,
+    epoch: u16,
+}
+
+/// What a handle table needs before one more entry fits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HandleNeed {
+    /// A directory of this capacity.
+    Dir(usize),
+    /// One more chunk.
+    Chunk,
+}
+
+/// A class's handle table: a directory of chunks of [`CHUNK`] entries each,
+/// allocated as entries are needed and freed when all their entries are.
+/// Slot `s` is entry `s % CHUNK` of chunk `s / CHUNK`. New entries come from
+/// the chunks on the `partial` list (those with a free entry); a chunk whose
+/// last entry is freed is given back unless it is the only chunk with room,
+/// so the table shrinks when objects go and never grows by more than one
+/// chunk at a time (no doubling, no copy of the entries under the lock).
+///
+/// # Invariants
+///
+/// A chunk is on the `partial` list exactly when it has a free entry.
+/// `live` is the sum of the chunks' `live`. `dir.len() * CHUNK <= MAX_SLOTS`.
 pub(crate) struct HandleTable {
-    pub(crate) entries: Vec<HandleEntry>,
-    free_head: u32,
+    dir: Vec<DirSlot>,
+    partial: u32,
+    chunks: usize,
     live: usize,
+}
+
+fn split(slot: u32) -> (usize, usize) {
+    (slot as usize / CHUNK, slot as usize % CHUNK)
 }
 
 impl HandleTable {
     pub(crate) const fn new() -> HandleTable {
         HandleTable {
-            entries: Vec::new(),
-            free_head: NONE,
+            dir: Vec::new(),
+            partial: NONE,
+            chunks: 0,
             live: 0,
         }
     }
 
-    /// If a new slot needs a bigger vector, the capacity to allocate (the
-    /// caller allocates it with no lock held and offers it to [`adopt`]).
+    fn chunk(&self, c: u32) -> Option<&Chunk> {
+        self.dir.get(c as usize)?.chunk.as_deref()
+    }
+
+    fn chunk_mut(&mut self, c: u32) -> Option<&mut Chunk> {
+        self.dir.get_mut(c as usize)?.chunk.as_deref_mut()
+    }
+
+    /// What a new entry needs, if anything (the caller allocates it with no
+    /// lock held and offers it to [`adopt_dir`] or [`adopt_chunk`]).
     ///
-    /// [`adopt`]: HandleTable::adopt
-    pub(crate) fn needs_capacity(&self) -> Result<Option<usize>> {
-        if self.free_head != NONE || self.entries.len() < self.entries.capacity() {
+    /// [`adopt_dir`]: HandleTable::adopt_dir
+    /// [`adopt_chunk`]: HandleTable::adopt_chunk
+    pub(crate) fn needs(&self) -> Result<Option<HandleNeed>> {
+        if self.partial != NONE {
             return Ok(None);
         }
-        if self.entries.len() >= MAX_SLOTS {
+        if self.dir.iter().any(|d| d.chunk.is_none()) || self.dir.len() < self.dir.capacity() {
+            return Ok(Some(HandleNeed::Chunk));
+        }
+        if (self.dir.len() + 1) * CHUNK > MAX_SLOTS {
             return Err(Error::ENOMEM);
         }
-        Ok(Some((self.entries.capacity() * 2).clamp(16, MAX_SLOTS)))
+        Ok(Some(HandleNeed::Dir((self.dir.capacity() * 2).max(4))))
     }
 
     /// Takes over `bigger` (empty, allocated by the caller) if it is larger
-    /// than the current vector; returns the vector to drop otherwise or the
-    /// old one. Never allocates.
-    pub(crate) fn adopt(&mut self, mut bigger: Vec<HandleEntry>) -> Vec<HandleEntry> {
-        if bigger.capacity() <= self.entries.capacity() {
+    /// than the directory; returns the vector to drop. Never allocates.
+    pub(crate) fn adopt_dir(&mut self, mut bigger: Vec<DirSlot>) -> Vec<DirSlot> {
+        if bigger.capacity() <= self.dir.capacity() {
             return bigger;
         }
-        // Fits: bigger.capacity() > entries.len(), so no reallocation.
-        bigger.extend_from_slice(&self.entries);
-        core::mem::replace(&mut self.entries, bigger)
+        // Fits: bigger.capacity() > dir.len(), so no reallocation.
+        bigger.append(&mut self.dir);
+        core::mem::replace(&mut self.dir, bigger)
     }
 
-    /// Takes a free slot for an object at (`zspage`, `obj`) of `size` bytes.
-    /// Fails with ENOMEM only if [`needs_capacity`] was not satisfied first.
-    ///
-    /// [`needs_capacity`]: HandleTable::needs_capacity
+    /// Installs `c` (from [`Chunk::new`], allocated by the caller) in a free
+    /// directory slot, if the table needs a chunk; gives it back otherwise.
+    /// Never allocates.
+    pub(crate) fn adopt_chunk(
+        &mut self,
+        mut c: alloc::boxed::Box<Chunk>,
+    ) -> Option<alloc::boxed::Box<Chunk>> {
+        if self.partial != NONE {
+            return Some(c);
+        }
+        let idx = match self.dir.iter().position(|d| d.chunk.is_none()) {
+            Some(i) => i,
+            None if self.dir.len() < self.dir.capacity() => {
+                // Within capacity: no allocation.
+                self.dir.push(DirSlot {
+                    chunk: None,
+                    epoch: 0,
+                });
+                self.dir.len() - 1
+            }
+            None => return Some(c),
+        };
+        let Some(d) = self.dir.get_mut(idx) else {
+            return Some(c);
+        };
+        for (i, e) in c.entries.iter_mut().enumerate() {
+            *e = HandleEntry {
+                zspage: if i + 1 < CHUNK {
+                    i as u32 + 1
+                } else {
+                    NONE16 as u32
+                },
+                obj: 0,
+                size: 0,
+                generation: d.epoch,
+                readers: 0,
+            };
+        }
+        c.free_head = 0;
+        c.live = 0;
+        c.prev = NONE;
+        c.next = NONE;
+        d.chunk = Some(c);
+        self.chunks += 1;
+        self.push_partial(idx as u32);
+        None
+    }
+
+    fn push_partial(&mut self, c: u32) {
+        let head = self.partial;
+        if let Some(h) = self.chunk_mut(head) {
+            h.prev = c;
+        }
+        if let Some(ch) = self.chunk_mut(c) {
+            ch.prev = NONE;
+            ch.next = head;
+        }
+        self.partial = c;
+    }
+
+    fn unlink_partial(&mut self, c: u32) {
+        let Some(ch) = self.chunk(c) else { return };
+        let (prev, next) = (ch.prev, ch.next);
+        match self.chunk_mut(prev) {
+            Some(p) => p.next = next,
+            None => {
+                if self.partial == c {
+                    self.partial = next;
+                }
+            }
+        }
+        if let Some(n) = self.chunk_mut(next) {
+            n.prev = prev;
+        }
+        if let Some(ch) = self.chunk_mut(c) {
+            ch.prev = NONE;
+            ch.next = NONE;
+        }
+    }
+
+    /// Takes a free entry for an object at (`zspage`, `obj`) of `size` bytes.
+    /// Fails with ENOMEM only if [`needs`](Self::needs) was not satisfied
+    /// first.
     pub(crate) fn insert(&mut self, zspage: u32, obj: u16, size: u16) -> Result<(u32, u16)> {
-        if self.free_head != NONE {
-            let slot = self.free_head;
-            let e = self.entries.get_mut(slot as usize).ok_or(Error::EIO)?;
-            self.free_head = e.zspage;
-            e.zspage = zspage;
-            e.obj = obj;
-            e.size = size;
-            self.live += 1;
-            return Ok((slot, e.generation));
-        }
-        if self.entries.len() >= self.entries.capacity() || self.entries.len() >= MAX_SLOTS {
-            return Err(Error::ENOMEM);
-        }
-        let slot = self.entries.len() as u32;
-        // Within capacity: no allocation.
-        self.entries.push(HandleEntry {
-            zspage,
-            obj,
-            size,
-            generation: 0,
-            readers: 0,
-        });
+        let c = self.partial;
+        let ch = self.chunk_mut(c).ok_or(Error::ENOMEM)?;
+        let i = ch.free_head;
+        let e = ch.entries.get_mut(i as usize).ok_or(Error::EIO)?;
+        let next = e.zspage as u16;
+        e.zspage = zspage;
+        e.obj = obj;
+        e.size = size;
+        e.readers = 0;
+        let generation = e.generation;
+        ch.free_head = next;
+        ch.live += 1;
+        let full = next == NONE16;
         self.live += 1;
-        Ok((slot, 0))
+        if full {
+            self.unlink_partial(c);
+        }
+        Ok((c * CHUNK as u32 + i as u32, generation))
     }
 
     /// The live entry `slot`, if `generation` matches. ENOENT for a freed or
     /// reused slot (double free, use after free), EINVAL for a slot that was
     /// never handed out.
     pub(crate) fn get(&self, slot: u32, generation: u16) -> Result<&HandleEntry> {
-        let e = self.entries.get(slot as usize).ok_or(Error::EINVAL)?;
+        let (c, i) = split(slot);
+        let d = self.dir.get(c).ok_or(Error::EINVAL)?;
+        let Some(ch) = d.chunk.as_deref() else {
+            return Err(Error::ENOENT);
+        };
+        let e = ch.entries.get(i).ok_or(Error::EINVAL)?;
         if e.size == 0 || e.generation != generation {
             return Err(Error::ENOENT);
         }
@@ -199,7 +356,12 @@ impl HandleTable {
 
     /// Like [`get`](HandleTable::get), mutably.
     pub(crate) fn get_mut(&mut self, slot: u32, generation: u16) -> Result<&mut HandleEntry> {
-        let e = self.entries.get_mut(slot as usize).ok_or(Error::EINVAL)?;
+        let (c, i) = split(slot);
+        let d = self.dir.get_mut(c).ok_or(Error::EINVAL)?;
+        let Some(ch) = d.chunk.as_deref_mut() else {
+            return Err(Error::ENOENT);
+        };
+        let e = ch.entries.get_mut(i).ok_or(Error::EINVAL)?;
         if e.size == 0 || e.generation != generation {
             return Err(Error::ENOENT);
         }
@@ -209,17 +371,53 @@ impl HandleTable {
     /// Mutable access to a live entry, by slot only (used by compaction,
     /// which finds slots through the zspage reverse map).
     pub(crate) fn get_live_mut(&mut self, slot: u32) -> Option<&mut HandleEntry> {
-        self.entries.get_mut(slot as usize).filter(|e| e.size != 0)
+        let (c, i) = split(slot);
+        self.dir
+            .get_mut(c)?
+            .chunk
+            .as_deref_mut()?
+            .entries
+            .get_mut(i)
+            .filter(|e| e.size != 0)
     }
 
     /// Frees a live slot (already validated with [`get`](HandleTable::get)).
+    /// A chunk left with no live entry is given back (dropped here, which
+    /// never blocks) unless it is the table's only chunk with room.
     pub(crate) fn remove(&mut self, slot: u32) {
-        if let Some(e) = self.entries.get_mut(slot as usize).filter(|e| e.size != 0) {
-            e.size = 0;
-            e.generation = e.generation.wrapping_add(1);
-            e.zspage = self.free_head;
-            self.free_head = slot;
-            self.live -= 1;
+        let (c, i) = split(slot);
+        let Some(ch) = self.chunk_mut(c as u32) else {
+            return;
+        };
+        let head = ch.free_head;
+        let Some(e) = ch.entries.get_mut(i).filter(|e| e.size != 0) else {
+            return;
+        };
+        e.size = 0;
+        e.readers = 0;
+        e.generation = e.generation.wrapping_add(1);
+        e.zspage = head as u32;
+        ch.free_head = i as u16;
+        ch.live -= 1;
+        let (was_full, empty) = (head == NONE16, ch.live == 0);
+        self.live -= 1;
+        if was_full {
+            self.push_partial(c as u32);
+        }
+        let alone =
+            self.partial == c as u32 && self.chunk(c as u32).is_some_and(|ch| ch.next == NONE);
+        if empty && !alone {
+            self.unlink_partial(c as u32);
+            if let Some(d) = self.dir.get_mut(c) {
+                // The next chunk here starts above every generation handed
+                // out from this one.
+                if let Some(old) = d.chunk.take() {
+                    let top = old.entries.iter().map(|e| e.generation).max().unwrap_or(0);
+                    d.epoch = top.wrapping_add(1);
+                    self.chunks -= 1;
+                    drop(old);
+                }
+            }
         }
     }
 
@@ -228,9 +426,10 @@ impl HandleTable {
         self.live
     }
 
-    /// Heap bytes held by the table.
+    /// Heap bytes held by the table (directory and chunks).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.entries.capacity() * core::mem::size_of::<HandleEntry>()
+        self.dir.capacity() * core::mem::size_of::<DirSlot>()
+            + self.chunks * core::mem::size_of::<Chunk>()
     }
 }
 
@@ -262,21 +461,69 @@ mod tests {
         assert_eq!(core::mem::size_of::<HandleEntry>(), 12);
     }
 
+    fn table_with_room(t: &mut HandleTable) {
+        loop {
+            match t.needs().unwrap() {
+                None => return,
+                Some(HandleNeed::Dir(cap)) => drop(t.adopt_dir(Vec::with_capacity(cap))),
+                Some(HandleNeed::Chunk) => {
+                    assert!(
+                        t.adopt_chunk(alloc::boxed::Box::new(Chunk::new()))
+                            .is_none()
+                    )
+                }
+            }
+        }
+    }
+
     #[test]
     fn stale_generation_is_refused() {
         let mut t = HandleTable::new();
-        let cap = t.needs_capacity().unwrap().unwrap();
-        let v = Vec::with_capacity(cap);
-        drop(t.adopt(v));
+        table_with_room(&mut t);
         let (slot, g) = t.insert(3, 4, 100).unwrap();
         assert_eq!(t.get(slot, g).unwrap().size, 100);
         t.remove(slot);
         assert_eq!(t.get(slot, g).unwrap_err(), Error::ENOENT);
+        table_with_room(&mut t);
         let (slot2, g2) = t.insert(5, 6, 7).unwrap();
         assert_eq!(slot2, slot);
         assert_ne!(g2, g);
         assert_eq!(t.get(slot, g).unwrap_err(), Error::ENOENT);
-        assert_eq!(t.get(99, 0).unwrap_err(), Error::EINVAL);
+        assert_eq!(t.get(99_999, 0).unwrap_err(), Error::EINVAL);
         assert_eq!(t.live(), 1);
+    }
+
+    #[test]
+    fn chunks_come_and_go_with_their_entries() {
+        let mut t = HandleTable::new();
+        let n = 3 * CHUNK + 5;
+        let mut slots = Vec::new();
+        for i in 0..n {
+            table_with_room(&mut t);
+            slots.push(t.insert(i as u32, 0, 1).unwrap());
+        }
+        assert_eq!(t.chunks, 4);
+        let full = t.heap_bytes();
+        // Free the first two chunks' entries: both chunks go.
+        for &(s, _) in &slots[..2 * CHUNK] {
+            t.remove(s);
+        }
+        assert_eq!(t.chunks, 2);
+        assert!(t.heap_bytes() < full);
+        // Their handles stay stale when the slots are reused.
+        for &(s, g) in &slots[..2 * CHUNK] {
+            assert_eq!(t.get(s, g).unwrap_err(), Error::ENOENT);
+        }
+        for i in 0..2 * CHUNK {
+            table_with_room(&mut t);
+            let (s, g) = t.insert(i as u32, 0, 1).unwrap();
+            if let Some(&(_, old)) = slots.iter().find(|(o, _)| *o == s) {
+                assert_ne!(g, old, "slot {s} reissued with a stale generation");
+            }
+        }
+        assert_eq!(t.live(), n);
+        for &(s, g) in &slots[2 * CHUNK..] {
+            assert_eq!(t.get(s, g).unwrap().size, 1);
+        }
     }
 }

@@ -40,7 +40,8 @@
 //! zspage starts with one page and takes another only when an object at its
 //! tail needs it; compaction trims trailing pages that hold no live byte. A
 //! zspage whose last object is freed goes back to the page allocator at once.
-//! A zspage holds at most 1024 objects, which bounds the linear gap search.
+//! A zspage holds at most 256 objects, which bounds the linear gap search
+//! and the reverse map's insert and remove (a move of at most 2 KiB).
 //! See `zspage.rs`.
 //!
 //! ## Allocation
@@ -89,8 +90,11 @@
 //! component as allocated (capacity, not length). Emptied zspages free their
 //! descriptor slot, page vector and reverse map with their pages; compaction
 //! shrinks a reverse map that is more than twice what its zspage needs. The
-//! handle table is one vector per class with a free list threaded through
-//! free slots: it does not shrink when objects go.
+//! handle table is a directory of chunks of 340 entries (4092 bytes, just
+//! under a page): it grows a chunk at a time (no doubling, and no copy of
+//! the entries under the lock), and a chunk whose entries are all free goes
+//! back to the heap; its directory slot keeps a generation floor so the
+//! freed chunk's handles stay stale when the slots are reused.
 //!
 //! ## Loads without the class lock
 //!
@@ -409,6 +413,7 @@ impl<A: PageAllocator> ZsPool<A> {
                 page: None,
                 fresh: None,
                 objs: None,
+                chunk: None,
                 old_objs: None,
             },
         };
@@ -416,7 +421,7 @@ impl<A: PageAllocator> ZsPool<A> {
         let mut slab_vec = None;
         for _ in 0..MALLOC_RETRIES {
             let mut st = class.state.lock();
-            let old_handles = handles_vec.take().map(|v| st.handles.adopt(v));
+            let old_handles = handles_vec.take().map(|v| st.handles.adopt_dir(v));
             let old_slab = slab_vec.take().map(|v| st.adopt_slab(v));
             let r = st.alloc(&class.info, size, &mut spare.offer);
             drop(st);
@@ -439,6 +444,9 @@ impl<A: PageAllocator> ZsPool<A> {
                 Err(Need::Handles(cap)) => handles_vec = Some(try_vec(cap)?),
                 Err(Need::Slab(cap)) => slab_vec = Some(try_vec(cap)?),
                 Err(Need::Objs(cap)) => spare.offer.objs = Some(try_vec(cap)?),
+                Err(Need::HandleChunk) => {
+                    spare.offer.chunk = Some(kbase::try_box(handle::Chunk::new(), gfp)?)
+                }
                 Err(Need::Page) => spare.offer.page = Some(pages::alloc_page(&self.alloc, gfp)?),
                 Err(Need::ZsPage) => {
                     spare.offer.fresh = Some(ZsPage::new(&self.alloc, &class.info, gfp)?)
@@ -480,15 +488,25 @@ impl<A: PageAllocator> ZsPool<A> {
     /// Copies the object into the start of `dst` and returns its size.
     /// EINVAL if `dst` is shorter than the object, plus the handle errors of
     /// [`free`](Self::free).
+    ///
+    /// The copy (at most a page) is made under the class lock: one lock
+    /// round trip instead of the pin and unpin of
+    /// [`read_with`](Self::read_with).
     pub fn read(&self, h: Handle, dst: &mut [u8]) -> Result<usize> {
-        self.read_with(h, |a, b| {
-            let n = a.len() + b.len();
-            let out = dst.get_mut(..n).ok_or(Error::EINVAL)?;
-            let (x, y) = out.split_at_mut(a.len());
-            x.copy_from_slice(a);
-            y.copy_from_slice(b);
-            Ok(n)
-        })?
+        let (p, class) = self.class_of(h)?;
+        let st = class.state.lock();
+        let segs = st.segments(p.slot, p.generation)?;
+        // SAFETY: the class lock is held until the copy is done: nothing
+        // writes, moves or frees the object or its pages meanwhile (all of
+        // that happens under this lock), and the slices do not outlive it.
+        let (a, b) = unsafe { segs.slices() };
+        let n = a.len() + b.len();
+        let out = dst.get_mut(..n).ok_or(Error::EINVAL)?;
+        let (x, y) = out.split_at_mut(a.len());
+        x.copy_from_slice(a);
+        y.copy_from_slice(b);
+        drop(st);
+        Ok(n)
     }
 
     /// Zero-copy read (`zs_obj_read_begin` .. `zs_obj_read_end`): calls `f`

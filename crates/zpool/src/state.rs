@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use kbase::{Error, PAGE_SIZE, PageAllocator, PageFrame, Result};
 
 use crate::class::SizeClass;
-use crate::handle::{HandleEntry, HandleTable, NONE};
+use crate::handle::{Chunk, HandleEntry, HandleNeed, HandleTable, NONE};
 use crate::pages::{self, RawSegs};
 use crate::zspage::{GAP_UNIT, NR_BUCKETS, NR_GROUPS, Obj, ZsPage};
 
@@ -49,8 +49,10 @@ fn two_mut(slab: &mut [Slot], a: u32, b: u32) -> Option<(&mut ZsPage, &mut ZsPag
 /// What an allocation needs before it can complete under the lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Need {
-    /// A handle table of this capacity.
+    /// A handle-table directory of this capacity.
     Handles(usize),
+    /// A handle-table chunk.
+    HandleChunk,
     /// A zspage slab of this capacity.
     Slab(usize),
     /// A reverse map of this capacity for the zspage the object goes to.
@@ -66,6 +68,7 @@ pub(crate) struct Offer {
     pub(crate) page: Option<PageFrame>,
     pub(crate) fresh: Option<ZsPage>,
     pub(crate) objs: Option<Vec<Obj>>,
+    pub(crate) chunk: Option<alloc::boxed::Box<Chunk>>,
     /// A vector `alloc` replaced, for the caller to drop after unlocking.
     pub(crate) old_objs: Option<Vec<Obj>>,
 }
@@ -114,6 +117,8 @@ pub(crate) struct ClassState {
     slab: Vec<Slot>,
     free_ids: u32,
     heads: [u32; NR_BUCKETS],
+    /// Bit `b` set when bucket `b` is not empty.
+    nonempty: u64,
     gheads: [u32; NR_GROUPS],
     gtails: [u32; NR_GROUPS],
     pub(crate) nr_zspages: usize,
@@ -131,6 +136,7 @@ impl ClassState {
             slab: Vec::new(),
             free_ids: NONE,
             heads: [NONE; NR_BUCKETS],
+            nonempty: 0,
             gheads: [NONE; NR_GROUPS],
             gtails: [NONE; NR_GROUPS],
             nr_zspages: 0,
@@ -163,6 +169,9 @@ impl ClassState {
             None => {
                 if let Some(h) = self.heads.get_mut(b).filter(|h| **h == id) {
                     *h = next;
+                    if next == NONE {
+                        self.nonempty &= !(1u64 << b);
+                    }
                 }
             }
         }
@@ -230,6 +239,7 @@ impl ClassState {
         }
         if let Some(h) = self.heads.get_mut(b) {
             *h = id;
+            self.nonempty |= 1u64 << b;
         }
         if (group_tail || ghead == NONE)
             && let Some(t) = self.gtails.get_mut(g)
@@ -272,7 +282,11 @@ impl ClassState {
     ) -> Option<(u32, bool)> {
         let src_live = target_of.and_then(|s| self.zs(s)).map_or(0, ZsPage::live);
         let mut grow = None;
-        for b in (size / GAP_UNIT).min(NR_BUCKETS - 1)..NR_BUCKETS {
+        let first = (size / GAP_UNIT).min(NR_BUCKETS - 1);
+        let mut buckets = self.nonempty >> first << first;
+        while buckets != 0 {
+            let b = buckets.trailing_zeros() as usize;
+            buckets &= buckets - 1;
             let mut id = self.heads.get(b).copied().unwrap_or(NONE);
             let mut seen = 0;
             while id != NONE && seen < WALK {
@@ -367,8 +381,18 @@ impl ClassState {
         size: usize,
         offer: &mut Offer,
     ) -> Result<core::result::Result<Placed, Need>> {
-        if let Some(cap) = self.handles.needs_capacity()? {
-            return Ok(Err(Need::Handles(cap)));
+        match self.handles.needs()? {
+            None => {}
+            Some(HandleNeed::Dir(cap)) => return Ok(Err(Need::Handles(cap))),
+            Some(HandleNeed::Chunk) => {
+                let Some(c) = offer.chunk.take() else {
+                    return Ok(Err(Need::HandleChunk));
+                };
+                offer.chunk = self.handles.adopt_chunk(c);
+                if self.handles.needs()?.is_some() {
+                    return Err(Error::EIO);
+                }
+            }
         }
         let mut pages_added = 0;
         let id = match self.choose(class, size, None) {
@@ -460,6 +484,14 @@ impl ClassState {
         e.readers += 1;
         z.pins += 1;
         Ok(segs)
+    }
+
+    /// Where the bytes of the object behind (`slot`, `generation`) are, for
+    /// a copy made before the lock is dropped.
+    pub(crate) fn segments(&self, slot: u32, generation: u16) -> Result<RawSegs> {
+        let e = self.handles.get(slot, generation)?;
+        let z = self.zs(e.zspage).ok_or(Error::EIO)?;
+        pages::raw_segments(&z.pages, e.obj as usize, e.size as usize)
     }
 
     /// Ends a load begun with [`pin`](Self::pin) (`zs_obj_read_end`). The
@@ -694,3 +726,4 @@ impl ClassState {
 }
 
 const _: () = assert!(PAGE_SIZE.is_multiple_of(GAP_UNIT));
+const _: () = assert!(NR_BUCKETS <= 64);

@@ -327,7 +327,7 @@ impl ZsPage {
         if at_tail {
             // The tail shrank; the run before the object (if any) is inner.
             self.inner_gap = self.inner_gap.max(before);
-        } else if (free_to - free_from) as u32 >= self.inner_gap {
+        } else if (free_to - free_from) as u32 >= self.inner_gap && self.inner_gap != 0 {
             // The longest inner run was split: look again.
             self.recompute_inner_gap();
         } else {
@@ -367,7 +367,8 @@ impl ZsPage {
             }
             // The last object went: the run before it joined the tail.
             None => {
-                if (o.off as usize).saturating_sub(from) as u32 >= self.inner_gap {
+                let run = (o.off as usize).saturating_sub(from) as u32;
+                if run != 0 && run >= self.inner_gap {
                     self.recompute_inner_gap();
                 }
             }
