@@ -177,6 +177,35 @@ fn not_permitted(what: &str, pid: u32, e: &io::Error) -> String {
     denied_message(what, pid, e, PtraceRights::current())
 }
 
+/// Creates (or truncates) the output page file: a regular file only. A
+/// FIFO or device is refused before it is opened for writing, and the open
+/// does not block (a FIFO without a reader would hang it).
+fn create_out(out: &Path) -> Result<File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let refuse = || {
+        format!(
+            "--out {}: not a regular file (the page file is written only to a regular file)",
+            out.display()
+        )
+    };
+    if let Ok(md) = std::fs::metadata(out)
+        && !md.is_file()
+    {
+        return Err(refuse());
+    }
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(out)
+        .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(refuse());
+    }
+    Ok(f)
+}
+
 /// Captures up to `max_pages` pages of process `pid` into `out`.
 pub fn capture(pid: u32, out: &Path, max_pages: u64) -> Result<CaptureSummary, String> {
     if max_pages == 0 {
@@ -252,9 +281,7 @@ pub fn capture(pid: u32, out: &Path, max_pages: u64) -> Result<CaptureSummary, S
 
     // A uniform sample in address order.
     let take = max_pages.min(total);
-    let mut file = std::io::BufWriter::new(
-        File::create(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?,
-    );
+    let mut file = std::io::BufWriter::new(create_out(out)?);
     let mut page = vec![0u8; PAGE_SIZE];
     let (mut written, mut unreadable) = (0u64, 0u64);
     let mut first_err: Option<io::Error> = None;
@@ -376,5 +403,8 @@ mod tests {
                 .unwrap_err()
                 .contains("no process")
         );
+        // Only a regular file is written: a device is refused, not opened.
+        let e = capture(std::process::id(), Path::new("/dev/null"), 4).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
     }
 }

@@ -333,3 +333,21 @@ fn denied_capture_says_what_was_denied() {
         assert!(!out.stderr.contains("run as root"), "{}", out.stderr);
     }
 }
+
+/// `capture --out` writes only a regular file: a FIFO (which would block
+/// the open) or a device is refused at once.
+#[test]
+fn capture_writes_only_a_regular_file() {
+    let me = std::process::id().to_string();
+    let fifo = temp("out-fifo");
+    let mut outs = vec![PathBuf::from("/dev/null")];
+    if mkfifo(&fifo) {
+        outs.push(fifo.clone());
+    }
+    for out in &outs {
+        let r = sim(&["capture", "--pid", &me, "--out", out.to_str().unwrap()]);
+        assert_eq!(r.code, Some(2), "{}", r.stderr);
+        assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+    }
+    let _ = std::fs::remove_file(&fifo);
+}
