@@ -167,3 +167,47 @@ fn incompressible_page_with_writeback_off_is_einval() {
     // A compressible page of the same cgroup is stored.
     k.swap_out(&compressible(7), Some(&cg)).1.unwrap();
 }
+
+/// swapoff end to end: `try_to_unuse` faults every slot in use back in
+/// (from zswap, the zeromap or the device), which frees every slot and so
+/// invalidates every zswap entry; then `Zswap::swapoff` finds the trees
+/// empty and the device goes. `Zswap::swapoff` still refuses (EBUSY) while
+/// entries are left.
+#[test]
+fn swapoff_unuses_every_slot_then_frees_the_empty_trees() {
+    let k = Kernel::default_kernel();
+    let cg = k.cgroup("off");
+    let mut pages = std::collections::BTreeMap::new();
+    for i in 0..12u8 {
+        let p = match i % 3 {
+            0 => compressible(i),
+            1 => incompressible(u64::from(i)),
+            _ => same_filled(0),
+        };
+        let (s, _) = k.swap_out(&p, Some(&cg));
+        pages.insert(s, p);
+    }
+    // Some go to the device through writeback.
+    let first = *pages.keys().next().unwrap();
+    k.zswap.writeback(first).unwrap();
+    assert!(k.zswap.stats().stored_pages > 0);
+    assert_eq!(k.zswap.swapoff(k.swp_type), Err(Error::EBUSY));
+    let mut back = std::collections::BTreeMap::new();
+    k.swap
+        .try_to_unuse(k.swp_type, &mut |e| {
+            back.insert(e, k.swap_in(e)?);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(back.len(), pages.len());
+    for (s, p) in &pages {
+        assert_eq!(&back[s][..], &p[..], "slot {s:?}");
+    }
+    let st = k.zswap.stats();
+    assert_eq!((st.stored_pages, k.zswap.lru_entries()), (0, 0));
+    assert_eq!(k.swap.stats().swpin_zero, 4);
+    k.zswap.swapoff(k.swp_type).unwrap();
+    k.swap.swapoff(k.swp_type).unwrap();
+    assert_eq!(cg.zswap_current(), 0);
+    assert_eq!(k.swap.get_swap_pages(1, Gfp::KERNEL), Err(Error::ENOSPC));
+}

@@ -740,6 +740,40 @@ impl Kernel {
         Ok(())
     }
 
+    /// `swapoff`: Linux's `try_to_unuse` faults every page still on the
+    /// device back into its region (from the zeromap, zswap or the device,
+    /// through the fault path: each page is verified and charged to its
+    /// cgroup, which may reclaim; with the device refusing new slots, such
+    /// reclaim can only keep pages in RAM), then `zswap_swapoff` frees the
+    /// trees, which must be empty (`EBUSY` otherwise), and the device goes.
+    /// A failed fault (`ENOMEM`: the pages do not fit) stops it and leaves
+    /// the device on, nothing lost.
+    pub fn swapoff(&self) -> Result<()> {
+        let t = self.swap_type;
+        // The owners of every slot: page-table entries are the only ones
+        // here, and no new slot is handed out while try_to_unuse runs.
+        let owners: HashMap<SwpEntry, Vec<PageId>> = {
+            let mm = lock(&self.mm);
+            let mut o: HashMap<SwpEntry, Vec<PageId>> = HashMap::new();
+            for (id, r) in &mm.by_id {
+                for (i, p) in r.pages.iter().enumerate() {
+                    if let Pte::Swap(e) = p.pte {
+                        o.entry(e).or_default().push((*id, i as u32));
+                    }
+                }
+            }
+            o
+        };
+        self.swap.try_to_unuse(t, &mut |entry| {
+            for &(r, i) in owners.get(&entry).into_iter().flatten() {
+                self.access(r, i, false)?;
+            }
+            Ok(())
+        })?;
+        self.zswap.swapoff(t)?;
+        self.swap.swapoff(t)
+    }
+
     /// `do_swap_page`: brings the page at `entry` back into RAM and frees its
     /// swap slot. Returns the folio (unlocked, not in the swap cache) and
     /// the cgroup it is charged to. The caller verifies and maps it.

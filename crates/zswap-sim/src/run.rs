@@ -598,6 +598,11 @@ fn execute(k: &Kernel, a: &Action, tick: &mut dyn FnMut()) -> kbase::Result<()> 
             k.safe_point();
             r
         }
+        Action::Swapoff => {
+            let r = k.swapoff();
+            k.safe_point();
+            r
+        }
     }
 }
 

@@ -26,6 +26,9 @@
 //! zswap's `shrink_memcg` on that cgroup (one entry per node) instead of the global
 //! worker. A cgroup value in a `set` may be computed from the counters, in
 //! bytes: `set = { zswap_max = "= @stored.a.memory.zswap.current / 2" }`.
+//! `swapoff = true` swaps the device off (Linux's `try_to_unuse`: every
+//! swapped-out page is faulted back in and verified; then zswap's trees and
+//! the device go).
 //! The `[zswap]` table also takes `skip_if_exists = false` (what
 //! `--no-skip-if-exists` does).
 //!
@@ -192,6 +195,10 @@ pub enum Action {
         /// The cgroup, or None for the global worker.
         cgroup: Option<String>,
     },
+    /// `swapoff`: `try_to_unuse` faults every swapped-out page back into
+    /// its owner (each one verified), zswap frees its empty trees, the
+    /// swap device goes. Later swap-outs find no device.
+    Swapoff,
 }
 
 impl Action {
@@ -236,6 +243,7 @@ impl Action {
             Action::RemoveCgroup { path } => format!("rmdir {path}"),
             Action::Shrink { cgroup: None } => "run the global shrink worker".into(),
             Action::Shrink { cgroup: Some(c) } => format!("zswap shrink_memcg({c})"),
+            Action::Swapoff => "swapoff (try_to_unuse, then zswap_swapoff)".into(),
         }
     }
 
@@ -337,6 +345,7 @@ struct RawStep {
     create_cgroup: Option<Spanned<String>>,
     remove_cgroup: Option<Spanned<String>>,
     shrink: Option<Spanned<bool>>,
+    swapoff: Option<Spanned<bool>>,
     label: Option<Spanned<String>>,
     #[serde(default)]
     expect: Vec<Spanned<String>>,
@@ -793,6 +802,7 @@ impl Scenario {
                 ("create_cgroup", s.create_cgroup.is_some()),
                 ("remove_cgroup", s.remove_cgroup.is_some()),
                 ("shrink", s.shrink.as_ref().is_some_and(|b| *b.get_ref())),
+                ("swapoff", s.swapoff.as_ref().is_some_and(|b| *b.get_ref())),
             ] {
                 if present {
                     actions.push(name);
@@ -806,7 +816,7 @@ impl Scenario {
                 return Err(cx.err(
                     span,
                     if actions.is_empty() {
-                        "step has no action (expected one of alloc, read, write, free, reclaim, set, create_cgroup, remove_cgroup, shrink = true)".to_string()
+                        "step has no action (expected one of alloc, read, write, free, reclaim, set, create_cgroup, remove_cgroup, shrink = true, swapoff = true)".to_string()
                     } else {
                         format!("step has several actions ({}); give exactly one per step", actions.join(", "))
                     },
@@ -976,6 +986,7 @@ impl Scenario {
                     }
                     Action::RemoveCgroup { path }
                 }
+                "swapoff" => Action::Swapoff,
                 _ => Action::Shrink {
                     cgroup: cgroup.clone(),
                 },
