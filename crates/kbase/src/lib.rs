@@ -18,6 +18,8 @@
 //! - [`sync`]: the sync shim. Code in every crate imports locks, atomics and
 //!   `UnsafeCell` from here only; under `--cfg loom` they are loom's, so the
 //!   same code runs in the loom models.
+//! - `testing` (`std` feature, host tests): a watchdog that aborts a hung
+//!   test, and the corpus tests' ran/skipped report.
 //!
 //! Nothing here allocates without being asked, and nothing here panics.
 #![no_std]
@@ -33,6 +35,8 @@ mod error;
 mod gfp;
 mod page;
 pub mod sync;
+#[cfg(feature = "std")]
+pub mod testing;
 
 pub use arc::{KArc, try_box};
 pub use cpu::{CpuInfo, UniCpu};

@@ -622,6 +622,10 @@ fn rsca_skip_if_exists_fails_at_once() {
 
 #[test]
 fn rsca_waits_then_gets_the_folio_another_thread_inserts() {
+    let _watchdog = kbase::testing::watchdog(
+        "rsca_waits_then_gets_the_folio_another_thread_inserts",
+        std::time::Duration::from_secs(120),
+    );
     let s = space_with(16);
     let x = s.get_swap_pages(1, Gfp::KERNEL).unwrap();
     // The "other task" owns HAS_CACHE and has not inserted yet.
@@ -826,6 +830,10 @@ fn rsca_recursion_without_skip_would_wait_on_itself() {
 
 #[test]
 fn concurrent_swapins_and_frees_keep_the_books() {
+    let _watchdog = kbase::testing::watchdog(
+        "concurrent_swapins_and_frees_keep_the_books",
+        std::time::Duration::from_secs(120),
+    );
     const THREADS: usize = 4;
     const SLOTS: usize = 64;
     const ROUNDS: usize = 50;
@@ -892,6 +900,10 @@ fn concurrent_swapins_and_frees_keep_the_books() {
 
 #[test]
 fn concurrent_allocation_hands_out_each_slot_once() {
+    let _watchdog = kbase::testing::watchdog(
+        "concurrent_allocation_hands_out_each_slot_once",
+        std::time::Duration::from_secs(120),
+    );
     const THREADS: usize = 4;
     let total = 3 * SWAPFILE_CLUSTER as u64 + 100;
     let s = space_with(total);

@@ -208,7 +208,12 @@ fn recursion_with_skip_if_exists_completes() {
 /// folio only its own caller can insert. Loom reports the spin that never
 /// ends on the first iteration.
 #[test]
-#[should_panic(expected = "Model exceeded maximum number of branches")]
+// loom's exact message for a thread that spins without progress (a
+// recursive wait), not just any panic.
+#[should_panic(
+    expected = "Model exceeded maximum number of branches. This is often caused by an \
+                algorithm requiring the processor to make progress, e.g. spin locks."
+)]
 fn recursion_without_skip_if_exists_livelocks() {
     run("recursion_without_skip_if_exists_livelocks", || {
         recursion_model(false)

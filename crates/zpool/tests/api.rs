@@ -399,6 +399,10 @@ fn allocator_limit_gives_enomem_then_recovers() {
 
 #[test]
 fn threads_in_same_and_different_classes() {
+    let _watchdog = kbase::testing::watchdog(
+        "threads_in_same_and_different_classes",
+        std::time::Duration::from_secs(120),
+    );
     let p = Arc::new(pool());
     let threads = 4;
     let iters = if cfg!(miri) { 8 } else { 3000 };
@@ -494,6 +498,10 @@ fn a_load_runs_with_no_pool_lock_and_pins_only_its_object() {
 
 #[test]
 fn loads_race_free_and_compaction_in_one_class() {
+    let _watchdog = kbase::testing::watchdog(
+        "loads_race_free_and_compaction_in_one_class",
+        std::time::Duration::from_secs(120),
+    );
     let p = Arc::new(pool());
     let n = if cfg!(miri) { 12 } else { 400 };
     let rounds = if cfg!(miri) { 2 } else { 30 };

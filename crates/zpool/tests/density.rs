@@ -125,10 +125,11 @@ fn synthetic_density_meets_targets() {
 #[test]
 #[cfg_attr(miri, ignore = "reads files; too slow under miri")]
 fn corpus_density_meets_targets() {
-    let Some(sizes) = corpus_sizes() else {
-        println!("corpus absent at {}: skipped", corpus_dir().display());
+    let sizes = corpus_sizes();
+    if !kbase::testing::corpus_test("corpus_density_meets_targets", sizes.as_ref().map(Vec::len)) {
         return;
-    };
+    }
+    let Some(sizes) = sizes else { return };
     let (fill, half) = fill_free_half_compact(&sizes);
     println!(
         "corpus ({} objects): fill {fill:.4}, after free-half+shrinker {half:.4}",

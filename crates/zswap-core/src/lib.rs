@@ -49,11 +49,14 @@
 //! lock (or, for invalidate, by the slot being free: no folio can be in the
 //! swap cache for it). Writeback gets its exclusion differently: it owns a
 //! *new* swap-cache folio for the slot (`read_swap_cache_async` with
-//! `skip_if_exists`), and only then re-verifies, by address and without
-//! dereferencing, that the tree still holds the entry it picked from the
-//! LRU. (If the address was freed and reused by a new entry for the same
-//! slot, the tree's entry is the slot's current data and writing it back is
-//! still right: the swap-cache folio excludes every other user of the slot.)
+//! `skip_if_exists`), and only then re-verifies, under the tree lock, that
+//! the tree's entry for the slot still has the pool handle of the entry it
+//! picked from the LRU (the handle is the entry's identity: it names one
+//! live object, carries a generation, and unlike a heap address is the same
+//! in every replay of a schedule, so loom can explore it). (If the entry was
+//! freed and a new entry for the same slot got the same handle, the tree's
+//! entry is the slot's current data and writing it back is still right: the
+//! swap-cache folio excludes every other user of the slot.)
 //! Whoever erases an entry from the tree owns it; load and writeback
 //! erase before they decompress and put the entry back on a decompression
 //! failure, so even a caller that breaks the folio-lock protocol cannot make
@@ -233,7 +236,8 @@ pub struct Zswap<P: ZswapPlatform> {
     reached_full: AtomicBool,
     /// The global worker's round-robin position (`zswap_next_shrink`).
     cursor: ShrinkCursor,
-    /// Test knob: writeback waits on busy slots instead of skipping them.
+    /// Test-only parameter ([`Zswap::test_only_writeback_waits_on_busy_slots`]):
+    /// writeback waits on busy slots instead of skipping them.
     wb_wait_on_exists: AtomicBool,
 }
 
@@ -977,12 +981,14 @@ impl<P: ZswapPlatform> Zswap<P> {
         .unwrap_or(Err(Error::ENOENT))
     }
 
-    /// Makes writeback wait on a busy slot (`skip_if_exists = false`) instead
-    /// of skipping it. Exists only so a model can show that the
-    /// fault-plus-reclaim recursion really hangs without the skip; never turn
-    /// it on otherwise.
+    /// A test-only parameter: makes writeback wait on a busy slot
+    /// (`skip_if_exists = false`) instead of skipping it. It exists only so
+    /// tests, loom models and the simulator's `--no-skip-if-exists` can show
+    /// that the fault-plus-reclaim recursion really hangs without the skip;
+    /// a kernel never calls it (with it on, a fault whose charge reclaims
+    /// into writeback of its own slot waits forever).
     #[doc(hidden)]
-    pub fn debug_writeback_waits_on_existing(&self, on: bool) {
+    pub fn test_only_writeback_waits_on_busy_slots(&self, on: bool) {
         self.wb_wait_on_exists.store(on, Ordering::Relaxed);
     }
 }

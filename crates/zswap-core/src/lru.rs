@@ -99,8 +99,8 @@ pub(crate) enum Isolate {
     Candidate {
         /// The slot to write back.
         swp: SwpEntry,
-        /// The entry's address: an identity for re-verification only.
-        addr: usize,
+        /// The entry's pool handle: its identity for re-verification.
+        handle: u64,
     },
 }
 
@@ -327,7 +327,7 @@ impl Lru {
     /// Looks at the head of the (memcg, node) list (Linux's
     /// `shrink_memcg_cb` up to dropping the lock): a referenced entry gets a
     /// second chance; otherwise the entry is rotated to the tail *before* the
-    /// lock is dropped and its slot and address are copied out.
+    /// lock is dropped and its slot and pool handle are copied out.
     pub(crate) fn isolate_head(&self, memcg_id: u32, nid: usize) -> Isolate {
         let map = self.map.read();
         let Some(m) = resolve(&map, memcg_id) else {
@@ -344,19 +344,19 @@ impl Lru {
         let Some(head) = l.list.pop_front() else {
             return Isolate::Empty;
         };
-        let (referenced, swp, addr) = {
+        let (referenced, swp, handle) = {
             let e: &ZswapEntry = &head;
             (
                 e.referenced.swap(false, Ordering::Relaxed),
                 e.swpentry,
-                e as *const ZswapEntry as usize,
+                e.handle,
             )
         };
         l.list.push_back(head);
         if referenced {
             Isolate::Rotated
         } else {
-            Isolate::Candidate { swp, addr }
+            Isolate::Candidate { swp, handle }
         }
     }
 
@@ -525,9 +525,9 @@ mod tests {
         // Head (offset 0) is referenced: rotated; then offset 1 is a candidate.
         assert!(matches!(lru.isolate_head(child.id(), 0), Isolate::Rotated));
         match lru.isolate_head(child.id(), 0) {
-            Isolate::Candidate { swp, addr } => {
+            Isolate::Candidate { swp, handle } => {
                 assert_eq!(swp.offset(), 1);
-                assert_eq!(addr, es[1].addr());
+                assert_eq!(handle, get(es[1]).handle);
             }
             _ => panic!("expected a candidate"),
         }

@@ -73,19 +73,19 @@ impl<P: ZswapPlatform> Zswap<P> {
     fn walk_one(&self, memcg_id: u32, nid: usize, nr_to_walk: usize, stop_on_exists: bool) -> Walk {
         let mut w = Walk::default();
         while w.scanned < nr_to_walk {
-            let (swp, addr) = match self.lru.isolate_head(memcg_id, nid) {
+            let (swp, handle) = match self.lru.isolate_head(memcg_id, nid) {
                 Isolate::Empty => break,
                 Isolate::Rotated => {
                     w.scanned += 1;
                     continue;
                 }
-                Isolate::Candidate { swp, addr } => (swp, addr),
+                Isolate::Candidate { swp, handle } => (swp, handle),
             };
             w.scanned += 1;
             // The LRU lock is dropped: the entry may be freed from here on;
-            // only its slot and address are used.
+            // only its slot and pool handle are used.
             self.platform.trace(ZswapEvent::WritebackPicked(swp));
-            match self.writeback_entry(addr, swp) {
+            match self.writeback_entry(handle, swp) {
                 Ok(()) => {
                     Counters::inc(&self.stats.written_back_pages);
                     w.written += 1;

@@ -181,13 +181,12 @@ impl ZswapTree {
     }
 
     /// Erases the entry at `offset` if there is one and, when `expect` is
-    /// given, if it is that very entry (compared by address, never
-    /// dereferenced). Empty leaves are handed back in `freed_leaf` so the
+    /// given, if that entry's pool handle is `expect`. Empty leaves are handed back in `freed_leaf` so the
     /// caller frees them after the lock is dropped.
     fn erase_inner(
         &self,
         offset: u64,
-        expect: Option<usize>,
+        expect: Option<u64>,
         freed_leaf: &mut Option<Box<Leaf>>,
     ) -> Option<OwnedEntry> {
         let (l, s) = split(offset);
@@ -197,7 +196,9 @@ impl ZswapTree {
         let leaf = top.as_mut()?;
         let slot = leaf.slots.get_mut(s)?;
         let cur = (*slot)?;
-        if expect.is_some_and(|a| a != cur.addr()) {
+        // SAFETY: `cur` is in the tree, hence live (tree invariant), and
+        // cannot leave it while we hold the lock.
+        if expect.is_some_and(|h| h != unsafe { cur.0.as_ref() }.handle) {
             return None;
         }
         *slot = None;
@@ -218,11 +219,12 @@ impl ZswapTree {
         r
     }
 
-    /// Erases the entry at `offset` only if it is the entry whose address is
-    /// `addr` (writeback's re-verification, Linux's `xa_cmpxchg`).
-    pub(crate) fn erase_if(&self, offset: u64, addr: usize) -> Option<OwnedEntry> {
+    /// Erases the entry at `offset` only if it is the entry whose pool
+    /// handle is `handle` (writeback's re-verification, Linux's
+    /// `xa_cmpxchg`).
+    pub(crate) fn erase_if(&self, offset: u64, handle: u64) -> Option<OwnedEntry> {
         let mut leaf = None;
-        let r = self.erase_inner(offset, Some(addr), &mut leaf);
+        let r = self.erase_inner(offset, Some(handle), &mut leaf);
         drop(leaf);
         r
     }
@@ -275,8 +277,14 @@ mod tests {
     use swapcache::SwpEntry;
 
     fn boxed(off: u64) -> EntryPtr {
+        boxed_with(off, 1000 + off)
+    }
+
+    fn boxed_with(off: u64, handle: u64) -> EntryPtr {
         let slot = test_cache().alloc(0, Gfp::KERNEL).unwrap();
-        EntryPtr::new_in(slot, ZswapEntry::new(SwpEntry::new(0, off).unwrap()))
+        let mut e = ZswapEntry::new(SwpEntry::new(0, off).unwrap());
+        e.handle = handle;
+        EntryPtr::new_in(slot, e)
     }
 
     fn free(e: OwnedEntry) {
@@ -303,7 +311,7 @@ mod tests {
         );
         assert!(spare.is_none());
         assert_eq!(t.len(), 1);
-        let b = boxed(5);
+        let b = boxed_with(5, 2005);
         let old = t
             .store(5, b, &mut spare, &mut nothing)
             .ok()
@@ -313,8 +321,8 @@ mod tests {
         free(old);
         assert_eq!(t.len(), 1);
         // identity mismatch: nothing erased
-        assert!(t.erase_if(5, a.addr()).is_none());
-        let e = t.erase_if(5, b.addr()).unwrap();
+        assert!(t.erase_if(5, 1005).is_none());
+        let e = t.erase_if(5, 2005).unwrap();
         free(e);
         assert_eq!(t.len(), 0);
         assert!(t.needs_leaf(5), "empty leaf freed");

@@ -55,15 +55,11 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// (`EEXIST` a folio is in the swap cache, `ENOMEM` the slot is busy with
     /// no folio yet or the entry went, `EIO`, ...).
     pub fn writeback(&self, swp: SwpEntry) -> Result<()> {
-        let addr = self
-            .with_tree(swp, |t| {
-                t.with_entry(swp.offset(), |e| {
-                    e as *const crate::entry::ZswapEntry as usize
-                })
-            })
+        let handle = self
+            .with_tree(swp, |t| t.with_entry(swp.offset(), |e| e.handle))
             .flatten()
             .ok_or(Error::ENOENT)?;
-        let r = self.writeback_entry(addr, swp);
+        let r = self.writeback_entry(handle, swp);
         match r {
             Ok(()) => Counters::inc(&self.stats.written_back_pages),
             Err(_) => Counters::inc(&self.stats.reject_reclaim_fail),
@@ -71,10 +67,13 @@ impl<P: ZswapPlatform> Zswap<P> {
         r
     }
 
-    /// Writes back the entry at `swp` whose address was `addr` when the LRU
-    /// walk picked it. `addr` is an identity only: the entry may have been
-    /// freed (and the address reused) since the LRU lock was dropped, so it
-    /// is never dereferenced until the tree confirms it.
+    /// Writes back the entry at `swp` whose pool handle was `handle` when
+    /// the LRU walk picked it. The handle is the entry's identity: the entry
+    /// may have been freed since the LRU lock was dropped, so only the tree,
+    /// under its lock, is asked whether its entry for `swp` still has that
+    /// handle. (A handle names one live object of one pool, with a
+    /// generation per handle-table slot; unlike the entry's heap address it
+    /// is the same in every replay of a schedule, so loom can explore it.)
     ///
     /// Errors: `EEXIST` a folio for the slot is already in the swap cache (a
     /// swap-in or another shrinker owns it); `ENOMEM` the slot is busy with
@@ -85,7 +84,7 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// failed (entry kept) or the device write failed (the data stays in the
     /// swap-cache folio, dirty). Both busy cases count in
     /// `writeback_skip_exists` (see the module docs).
-    pub(crate) fn writeback_entry(&self, addr: usize, swp: SwpEntry) -> Result<()> {
+    pub(crate) fn writeback_entry(&self, handle: u64, swp: SwpEntry) -> Result<()> {
         let swap = self.platform.swap_space();
         let skip_if_exists = !self.wb_wait_on_exists.load(Ordering::Relaxed);
         // Skipping (EEXIST) rather than waiting is what keeps a fault on this
@@ -111,7 +110,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             Counters::inc(&self.stats.writeback_skip_exists);
             return Err(Error::EEXIST);
         }
-        let (r, in_cache) = self.writeback_folio(&folio, addr, swp);
+        let (r, in_cache) = self.writeback_folio(&folio, handle, swp);
         // Every outcome ends here, with the folio unlocked. A folio that left
         // the swap cache goes back to the platform, which uncharges it
         // (Linux does so when the folio is freed after the write); one left
@@ -125,7 +124,7 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// Writeback of `swp` into `folio`, the new swap-cache folio
     /// [`Zswap::writeback_entry`] owns (locked); returns with it unlocked,
     /// and whether it is still in the swap cache (the device write failed).
-    fn writeback_folio(&self, folio: &Folio, addr: usize, swp: SwpEntry) -> (Result<()>, bool) {
+    fn writeback_folio(&self, folio: &Folio, handle: u64, swp: SwpEntry) -> (Result<()>, bool) {
         let swap = self.platform.swap_space();
         // We own a locked folio in the swap cache for `swp`: no load, store
         // or invalidate of this slot can run until we let go of it, and
@@ -144,7 +143,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             }
         };
         let Some(owned) = self
-            .with_tree(swp, |t| t.erase_if(swp.offset(), addr))
+            .with_tree(swp, |t| t.erase_if(swp.offset(), handle))
             .flatten()
         else {
             // Invalidated (and maybe reused) after the LRU lock was dropped.

@@ -265,7 +265,7 @@ fn fault_plus_reclaim_recursion_without_skip_is_a_self_wait() {
     let (x, r) = k.swap_out(&page, Some(&cg));
     r.unwrap();
     k.age(&cg, 1);
-    k.zswap.debug_writeback_waits_on_existing(true);
+    k.zswap.test_only_writeback_waits_on_busy_slots(true);
     k.sp().wait_limit.store(8, Ordering::SeqCst);
     k.sp().reclaim_on_charge.store(1, Ordering::SeqCst);
     let back = k.swap_in(x).unwrap();

@@ -369,7 +369,7 @@ impl Kernel {
                 .map_err(|e| format!("zswap: {e}"))?;
         // --no-skip-if-exists: writeback waits on busy slots (the setting
         // exists only to show the recursion deadlock it prevents).
-        zswap.debug_writeback_waits_on_existing(!cfg.skip_if_exists);
+        zswap.test_only_writeback_waits_on_busy_slots(!cfg.skip_if_exists);
         zswap
             .swapon(swap_type, cfg.swap_pages)
             .map_err(|e| format!("zswap swapon: {e}"))?;

@@ -247,8 +247,10 @@ expect = ["a.zswpin > 0"]
 #[test]
 fn corpus_pages_round_trip_when_present() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/python.bin");
-    if !corpus.exists() {
-        eprintln!("skipped: {} not present", corpus.display());
+    let pages = std::fs::metadata(&corpus)
+        .ok()
+        .map(|m| m.len() as usize / kbase::PAGE_SIZE);
+    if !kbase::testing::corpus_test("corpus_pages_round_trip_when_present", pages) {
         return;
     }
     let p = temp(

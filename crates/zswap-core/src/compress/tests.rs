@@ -331,6 +331,10 @@ fn lz4_and_zstd_objects_are_not_mixed_up() {
 
 #[test]
 fn contexts_are_shared_safely_between_threads() {
+    let _watchdog = kbase::testing::watchdog(
+        "contexts_are_shared_safely_between_threads",
+        std::time::Duration::from_secs(120),
+    );
     for kind in kinds() {
         let c = Compressor::new(kind, 2, Gfp::KERNEL).unwrap();
         std::thread::scope(|s| {
@@ -375,6 +379,9 @@ fn decompress_works_while_the_same_cpu_compresses() {
 fn corpus_pages_round_trip() {
     // Real memory when the corpus beside the repository is present; nothing otherwise.
     let pages = corpus_pages(64);
+    if !kbase::testing::corpus_test("corpus_pages_round_trip", Some(pages.len())) {
+        return;
+    }
     for kind in kinds() {
         let c = Compressor::new(kind, 1, Gfp::KERNEL).unwrap();
         for page in &pages {
@@ -505,6 +512,8 @@ fn mutated_corpus_objects_never_panic() {
     // Deterministic sweep over real objects: flip each byte position of a few
     // compressed corpus pages (synthetic pages without the corpus).
     let mut pages = corpus_pages(1);
+    // Runs over the synthetic page either way; reports the corpus part.
+    kbase::testing::corpus_test("mutated_corpus_objects_never_panic", Some(pages.len()));
     pages.push(heap_like_page(21));
     for kind in kinds() {
         let c = Compressor::new(kind, 1, Gfp::KERNEL).unwrap();
