@@ -106,7 +106,7 @@
 //! [`kbase::sync::lock_class`], whose ranks follow this order (a total order
 //! consistent with it: tree table 10, tree 20, LRU map 30, LRU list 40,
 //! folio page 50, pool table 60, compression 70, pool class 80,
-//! decompression 90). A build with kbase's `lockdep` feature (every test of
+//! decompression 90, entry cache 100). A build with kbase's `lockdep` feature (every test of
 //! the workspace, debug simulator builds, loom models) checks each
 //! acquisition against it and panics with both lock names on an inversion.
 //! A new lock that nests with these gets a class there, and this diagram and
