@@ -350,7 +350,9 @@ int zswap_swap_free(struct zswap *z,
                     uint64_t offset);
 
 // `zswap_store`: compresses the page into zswap for the slot, charged to
-// cgroup `memcg_id` (0: none).
+// cgroup `memcg_id` (0: none). A zero-filled page is recorded in the swap
+// core's zeromap instead (Linux 6.12+ `swap_writeout`: no zswap entry, no
+// I/O; `swpout_zero` counts it).
 //
 // Call from swap-out, after `zswap_swap_alloc` (or for a slot the page
 // already owns), with the page locked against other stores and loads of the
@@ -358,7 +360,8 @@ int zswap_swap_free(struct zswap *z,
 // sleep, and when the cgroup is at `memory.zswap.max` it writes older
 // entries back (`swap_write`) before it stores.
 //
-// Returns 0: zswap holds the page; do not write it to the device. On any
+// Returns 0: zswap (or the zeromap) holds the page; do not write it to the
+// device. On any
 // error zswap holds nothing for the slot (an older copy was invalidated):
 // write the page to the device, unless the cgroup has
 // `memory.zswap.writeback = 0` (then Linux keeps the page in memory).
@@ -376,7 +379,8 @@ int zswap_store(struct zswap *z,
                 const void *page,
                 uint32_t memcg_id);
 
-// `zswap_load`: fills `page` with the slot's data if zswap holds it.
+// `zswap_load`: fills `page` with the slot's data if zswap holds it (or
+// with zeros if the slot is in the swap core's zeromap: `swpin_zero`).
 //
 // Call from the fault path, for a slot the faulting page-table entry holds
 // a reference to, with no spinlock held (it may sleep: `charge_swapin` runs
@@ -466,6 +470,46 @@ int zswap_shrink_worker(struct zswap *z);
 int zswap_shrink_memcg(struct zswap *z,
                        uint32_t memcg_id);
 
+// The pool's compaction shrinker, count half (`zs_shrinker_count`): how
+// many pages compacting zswap's pools could give back, into `*count`.
+// Register it as a second shrinker next to zswap's LRU shrinker, as Linux
+// has one per zsmalloc pool. Not memcg aware (`memcg_id` and `nid` are only
+// checked), independent of `shrinker_enabled`, never sleeps and does no
+// I/O (so it also serves callers without IO and FS). `-EINVAL` as for
+// `zswap_shrinker_count`.
+//
+// # Safety
+//
+// `sc` is NULL or valid for a read; `count` NULL or valid for a write.
+int zswap_pool_shrinker_count(struct zswap *z,
+                              const struct zswap_shrink_control *sc,
+                              uint64_t *count);
+
+// The pool's compaction shrinker, scan half (`zs_shrinker_scan`): moves
+// objects until `sc->nr_to_scan` pages were given back; `*freed` is the
+// pages freed or `ZSWAP_SHRINK_STOP` (nothing could be). The pages count
+// in `pages_compacted`. Never sleeps, no I/O; it takes pool spinlocks and
+// frees pages (`free_page`), so call it with no lock that those hooks
+// take. `-EINVAL` as for `zswap_shrinker_scan`.
+//
+// # Safety
+//
+// `sc` is NULL or valid for reads and writes; `freed` NULL or valid for a
+// write.
+int zswap_pool_shrinker_scan(struct zswap *z,
+                             struct zswap_shrink_control *sc,
+                             uint64_t *freed);
+
+// `zs_compact`: compacts every pool completely (the pool's `compact`
+// knob); the pages given back go to `*pages` and count in
+// `pages_compacted`. Never sleeps, no I/O. `-EINVAL` for NULL.
+//
+// # Safety
+//
+// `pages` is NULL or valid for a write.
+int zswap_compact(struct zswap *z,
+                  uint64_t *pages);
+
 // Sets a parameter by its Linux name (`/sys/module/zswap/parameters/NAME`):
 // `enabled`, `shrinker_enabled` (`Y`/`N`/`1`/`0`...), `max_pool_percent`,
 // `accept_threshold_percent` (unsigned integers, as Linux's
@@ -505,7 +549,8 @@ int zswap_get_stats(struct zswap *z,
                     struct zswap_stats *out);
 
 // Reads one counter by its Linux name (any counter zswap keeps, including
-// ones newer than `struct zswap_stats`) into `*value`. `-EINVAL` for an
+// ones newer than `struct zswap_stats`, and the swap core's vmstat events
+// `swpin_zero` / `swpout_zero`) into `*value`. `-EINVAL` for an
 // unknown name or NULL.
 //
 // # Safety
@@ -554,8 +599,8 @@ int zswap_memcg_write(struct zswap *z,
 // Reads a cgroup value into `*value`: `memory.current`, `memory.max`,
 // `memory.zswap.current`, `memory.zswap.max` (bytes; `UINT64_MAX` for
 // `max`), `memory.zswap.writeback` (0/1), or a `memory.stat` key (`zswap`,
-// `zswapped`, `zswap_incomp` in bytes; `zswpin`, `zswpout`, `zswpwb` in
-// pages). Never sleeps. `-EINVAL` for an unknown cgroup or name, NULL.
+// `zswapped`, `zswap_incomp` in bytes; `zswpin`, `zswpout`, `zswpwb`,
+// `swpin_zero`, `swpout_zero` in pages). Never sleeps. `-EINVAL` for an unknown cgroup or name, NULL.
 //
 // # Safety
 //

@@ -508,7 +508,9 @@ pub extern "C" fn zswap_swap_free(z: *mut zswap, swp_type: u32, offset: u64) -> 
 // ---------------------------------------------------------------------------
 
 /// `zswap_store`: compresses the page into zswap for the slot, charged to
-/// cgroup `memcg_id` (0: none).
+/// cgroup `memcg_id` (0: none). A zero-filled page is recorded in the swap
+/// core's zeromap instead (Linux 6.12+ `swap_writeout`: no zswap entry, no
+/// I/O; `swpout_zero` counts it).
 ///
 /// Call from swap-out, after `zswap_swap_alloc` (or for a slot the page
 /// already owns), with the page locked against other stores and loads of the
@@ -516,7 +518,8 @@ pub extern "C" fn zswap_swap_free(z: *mut zswap, swp_type: u32, offset: u64) -> 
 /// sleep, and when the cgroup is at `memory.zswap.max` it writes older
 /// entries back (`swap_write`) before it stores.
 ///
-/// Returns 0: zswap holds the page; do not write it to the device. On any
+/// Returns 0: zswap (or the zeromap) holds the page; do not write it to the
+/// device. On any
 /// error zswap holds nothing for the slot (an older copy was invalidated):
 /// write the page to the device, unless the cgroup has
 /// `memory.zswap.writeback = 0` (then Linux keeps the page in memory).
@@ -565,9 +568,12 @@ fn store(z: &zswap, swp: SwpEntry, src: &[u8; PAGE_SIZE], memcg_id: u32) -> Resu
         swap.swapcache_clear(swp);
         return Err(e);
     }
+    // swap_writeout: a zero-filled page goes to the swap core's zeromap and
+    // is done (Linux 6.12+: zswap never sees it); any other page to zswap.
     let r = swap
         .swap_cgroup_record(swp, 1, memcg_id)
-        .and_then(|()| z.zswap.store(&folio));
+        .and_then(|()| swap.zeromap_folio_store(&folio))
+        .and_then(|zero| if zero { Ok(()) } else { z.zswap.store(&folio) });
     if r.is_err() {
         // The kernel writes the page to the device: nothing of zswap's may
         // survive for the slot (store already invalidated it on its own
@@ -579,7 +585,8 @@ fn store(z: &zswap, swp: SwpEntry, src: &[u8; PAGE_SIZE], memcg_id: u32) -> Resu
     r
 }
 
-/// `zswap_load`: fills `page` with the slot's data if zswap holds it.
+/// `zswap_load`: fills `page` with the slot's data if zswap holds it (or
+/// with zeros if the slot is in the swap core's zeromap: `swpin_zero`).
 ///
 /// Call from the fault path, for a slot the faulting page-table entry holds
 /// a reference to, with no spinlock held (it may sleep: `charge_swapin` runs
@@ -630,7 +637,12 @@ fn load(z: &zswap, swp: SwpEntry, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
         let (folio, new) = swap.read_swap_cache_async(swp, Gfp::KERNEL, false)?;
         if new {
             // Ours: locked, charged, in the swap cache, not uptodate.
-            let r = z.zswap.load(&folio);
+            // swap_read_folio: the zeromap first, then zswap.
+            let r = match swap.zeromap_folio_read(&folio) {
+                Ok(true) => Ok(()),
+                Ok(false) => z.zswap.load(&folio),
+                Err(e) => Err(e),
+            };
             match r {
                 Ok(()) => folio.with_page(0, |p| dst.copy_from_slice(p))?,
                 // The kernel reads the device: the shrinker backs off a
@@ -814,6 +826,93 @@ pub extern "C" fn zswap_shrink_memcg(z: *mut zswap, memcg_id: u32) -> c_int {
     })())
 }
 
+/// The pool's compaction shrinker, count half (`zs_shrinker_count`): how
+/// many pages compacting zswap's pools could give back, into `*count`.
+/// Register it as a second shrinker next to zswap's LRU shrinker, as Linux
+/// has one per zsmalloc pool. Not memcg aware (`memcg_id` and `nid` are only
+/// checked), independent of `shrinker_enabled`, never sleeps and does no
+/// I/O (so it also serves callers without IO and FS). `-EINVAL` as for
+/// `zswap_shrinker_count`.
+///
+/// # Safety
+///
+/// `sc` is NULL or valid for a read; `count` NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zswap_pool_shrinker_count(
+    z: *mut zswap,
+    sc: *const zswap_shrink_control,
+    count: *mut u64,
+) -> c_int {
+    rc((|| {
+        let z = inst(z)?;
+        if sc.is_null() || count.is_null() {
+            return Err(Error::EINVAL);
+        }
+        // SAFETY: non-NULL and valid for a read (contract).
+        let c = shrink_control(z, unsafe { &*sc })?;
+        let n = z.zswap.pool_shrinker_count(&c);
+        // SAFETY: non-NULL and valid for a write (contract).
+        unsafe { put(count, n) }
+    })())
+}
+
+/// The pool's compaction shrinker, scan half (`zs_shrinker_scan`): moves
+/// objects until `sc->nr_to_scan` pages were given back; `*freed` is the
+/// pages freed or `ZSWAP_SHRINK_STOP` (nothing could be). The pages count
+/// in `pages_compacted`. Never sleeps, no I/O; it takes pool spinlocks and
+/// frees pages (`free_page`), so call it with no lock that those hooks
+/// take. `-EINVAL` as for `zswap_shrinker_scan`.
+///
+/// # Safety
+///
+/// `sc` is NULL or valid for reads and writes; `freed` NULL or valid for a
+/// write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zswap_pool_shrinker_scan(
+    z: *mut zswap,
+    sc: *mut zswap_shrink_control,
+    freed: *mut u64,
+) -> c_int {
+    rc((|| {
+        let z = inst(z)?;
+        if sc.is_null() || freed.is_null() {
+            return Err(Error::EINVAL);
+        }
+        // SAFETY: non-NULL and valid for reads and writes (contract); no
+        // other reference to it exists during the call.
+        let sc = unsafe { &mut *sc };
+        let mut c = shrink_control(z, sc)?;
+        let r = z.zswap.pool_shrinker_scan(&mut c);
+        sc.nr_scanned = c.nr_scanned as u64;
+        let n = match r {
+            ShrinkResult::Freed(n) => n as u64,
+            ShrinkResult::Stop => ZSWAP_SHRINK_STOP,
+        };
+        // SAFETY: non-NULL and valid for a write (contract).
+        unsafe { put(freed, n) }
+    })())
+}
+
+/// `zs_compact`: compacts every pool completely (the pool's `compact`
+/// knob); the pages given back go to `*pages` and count in
+/// `pages_compacted`. Never sleeps, no I/O. `-EINVAL` for NULL.
+///
+/// # Safety
+///
+/// `pages` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zswap_compact(z: *mut zswap, pages: *mut u64) -> c_int {
+    rc((|| {
+        let z = inst(z)?;
+        if pages.is_null() {
+            return Err(Error::EINVAL);
+        }
+        let n = z.zswap.compact_pools() as u64;
+        // SAFETY: non-NULL and valid for a write (contract).
+        unsafe { put(pages, n) }
+    })())
+}
+
 // ---------------------------------------------------------------------------
 // parameters and stats
 // ---------------------------------------------------------------------------
@@ -955,7 +1054,8 @@ pub unsafe extern "C" fn zswap_get_stats(z: *mut zswap, out: *mut zswap_stats) -
 }
 
 /// Reads one counter by its Linux name (any counter zswap keeps, including
-/// ones newer than `struct zswap_stats`) into `*value`. `-EINVAL` for an
+/// ones newer than `struct zswap_stats`, and the swap core's vmstat events
+/// `swpin_zero` / `swpout_zero`) into `*value`. `-EINVAL` for an
 /// unknown name or NULL.
 ///
 /// # Safety
@@ -971,7 +1071,12 @@ pub unsafe extern "C" fn zswap_get_stat(
         let z = inst(z)?;
         // SAFETY: NULL or NUL-terminated (contract).
         let n = unsafe { c_str(name)? };
-        let v = z.zswap.stats().get(n).ok_or(Error::EINVAL)?;
+        let sw = z.swap().stats();
+        let v = match n {
+            "swpin_zero" => sw.swpin_zero,
+            "swpout_zero" => sw.swpout_zero,
+            _ => z.zswap.stats().get(n).ok_or(Error::EINVAL)?,
+        };
         // SAFETY: NULL-checked by `put`; valid for a write (contract).
         unsafe { put(value, v) }
     })())
@@ -1068,8 +1173,8 @@ pub unsafe extern "C" fn zswap_memcg_write(
 /// Reads a cgroup value into `*value`: `memory.current`, `memory.max`,
 /// `memory.zswap.current`, `memory.zswap.max` (bytes; `UINT64_MAX` for
 /// `max`), `memory.zswap.writeback` (0/1), or a `memory.stat` key (`zswap`,
-/// `zswapped`, `zswap_incomp` in bytes; `zswpin`, `zswpout`, `zswpwb` in
-/// pages). Never sleeps. `-EINVAL` for an unknown cgroup or name, NULL.
+/// `zswapped`, `zswap_incomp` in bytes; `zswpin`, `zswpout`, `zswpwb`,
+/// `swpin_zero`, `swpout_zero` in pages). Never sleeps. `-EINVAL` for an unknown cgroup or name, NULL.
 ///
 /// # Safety
 ///
@@ -1105,6 +1210,8 @@ pub unsafe extern "C" fn zswap_memcg_read(
             "zswpin" => st.zswpin,
             "zswpout" => st.zswpout,
             "zswpwb" => st.zswpwb,
+            "swpin_zero" => st.swpin_zero,
+            "swpout_zero" => st.swpout_zero,
             _ => return Err(Error::EINVAL),
         };
         // SAFETY: NULL-checked by `put`; valid for a write (contract).

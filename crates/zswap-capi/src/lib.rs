@@ -19,6 +19,7 @@
 //! | fault on a swap entry | [`zswap_load`]; on `-ENOENT` read the device yourself |
 //! | unmap / exit (PTE dropped) | [`zswap_swap_free`] (the last one frees the slot and invalidates zswap's copy) |
 //! | shrinker (memory pressure) | [`zswap_shrinker_count`], [`zswap_shrinker_scan`] |
+//! | pool compaction shrinker | [`zswap_pool_shrinker_count`], [`zswap_pool_shrinker_scan`], [`zswap_compact`] |
 //! | the work item queued through `queue_shrink_work` | [`zswap_shrink_worker`] |
 //! | sysfs-like control | [`zswap_param_set`], [`zswap_param_get`], [`zswap_get_stats`] |
 //! | cgroups (with `ZSWAP_CREATE_MEMCG`) | [`zswap_memcg_create`], [`zswap_memcg_remove`], [`zswap_memcg_write`], [`zswap_memcg_read`] |

@@ -5,8 +5,8 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use kbase::{CpuInfo, Error, Gfp, KArc, PAGE_SIZE, PageAllocator, PageFrame, Result};
-use memcg::MemcgTree;
-use swapcache::{Folio, SwapBackend, SwapPlatform, SwapSpace, SwpEntry};
+use memcg::{MemcgEvent, MemcgTree};
+use swapcache::{Folio, SwapBackend, SwapEvent, SwapPlatform, SwapSpace, SwpEntry};
 use zswap_core::ZswapPlatform;
 
 use crate::api::zswap;
@@ -270,6 +270,20 @@ impl SwapPlatform for CSwap {
         }
         folio.set_memcg_id(id);
         Ok(())
+    }
+
+    /// The zeromap's events go to the folio's cgroup (`memory.stat`
+    /// `swpin_zero` / `swpout_zero`), when the instance keeps cgroups.
+    fn count_event(&self, folio: &Folio, ev: SwapEvent, nr: u64) {
+        self.with_inst(|z| {
+            let memcg = z.zswap.platform().memcg.as_ref()?.get(folio.memcg_id())?;
+            let ev = match ev {
+                SwapEvent::SwpinZero => MemcgEvent::SwpinZero,
+                SwapEvent::SwpoutZero => MemcgEvent::SwpoutZero,
+            };
+            memcg.count_event(ev, nr);
+            Some(())
+        });
     }
 
     fn slot_freed(&self, entry: SwpEntry) {

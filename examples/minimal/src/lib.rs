@@ -122,7 +122,14 @@ impl Kernel {
                 return Err(e);
             }
         };
-        let r = match self.zswap.store(&folio) {
+        // A zero-filled page goes to the swap core's zeromap (no zswap
+        // entry, no I/O); any other to zswap, else to the device.
+        let zero = self.swap.zeromap_folio_store(&folio).unwrap_or(false);
+        let r = match if zero {
+            Ok(())
+        } else {
+            self.zswap.store(&folio)
+        } {
             Ok(()) => Ok(()),
             Err(_) => folio
                 .with_page(0, |p| self.device.write_page(entry, p))
@@ -154,8 +161,13 @@ impl Kernel {
 /// Makes the swap-cache folio for `entry` uptodate and leaves it unlocked.
 fn folio_filled(k: &Kernel, folio: &Folio, entry: SwpEntry, new: bool) -> Result<()> {
     if new {
-        // Ours, locked: zswap first, the device if zswap has no copy.
-        let r = match k.zswap.load(folio) {
+        // Ours, locked: the zeromap, then zswap, then the device.
+        let r = match k.swap.zeromap_folio_read(folio) {
+            Ok(true) => Ok(()),
+            Ok(false) => k.zswap.load(folio),
+            Err(e) => Err(e),
+        };
+        let r = match r {
             Err(Error::ENOENT) => {
                 let r = folio.with_page_mut(0, |p| k.device.read_page(entry, p));
                 r.and_then(|r| r).map(|()| folio.set_uptodate())
@@ -204,9 +216,17 @@ mod tests {
         assert_eq!(k.device.stored_pages(), 1);
         assert_eq!(k.zswap.stats().written_back_pages, 1);
 
-        // Faults: a from zswap, b from the device, both byte for byte.
+        // A zero page never reaches zswap: the swap core's zeromap has it.
+        let zero = Box::new([0u8; PAGE_SIZE]);
+        let ez = k.swap_out(&zero).unwrap();
+        assert!(!k.zswap.is_present(ez) && k.swap.zeromap_test(ez));
+
+        // Faults: a from zswap, b from the device, the zero page from the
+        // zeromap, all byte for byte.
         assert_eq!(k.swap_in(ea).unwrap(), a);
         assert_eq!(k.swap_in(eb).unwrap(), b);
+        assert_eq!(k.swap_in(ez).unwrap(), zero);
+        assert_eq!(k.swap.stats().swpin_zero, 1);
         let st = k.zswap.stats();
         assert_eq!((st.zswpin, st.stored_pages), (1, 0));
         // The slots are free again: the device copy went with b's slot.

@@ -4,8 +4,9 @@
  * The "kernel" here is this process: pages come from the C heap
  * (posix_memalign), the swap device is an array of malloc'd pages, cgroup
  * charges are counters. It stores a few hundred pages of varied content
- * (same-value, text-like, random, half random), writes some back, loads
- * everything (from zswap, or from the device when zswap says -ENOENT),
+ * (zero and same-value, text-like, random, half random), writes some back,
+ * loads everything (from zswap, the swap core's zeromap for zero pages, or
+ * from the device when zswap says -ENOENT),
  * checks every byte and the stats, and walks the bad-argument paths.
  *
  * Exit status 0 on success; otherwise the failed check is printed.
@@ -247,6 +248,12 @@ static uint64_t xorshift(uint64_t *s)
 	return *s;
 }
 
+/* Is page i's content all zeros (see fill_page)? */
+static int is_zero_kind(unsigned i)
+{
+	return i % NR_KINDS == SAME_FILLED && (i / NR_KINDS) % 2 == 0;
+}
+
 static void fill_page(uint8_t *p, unsigned i)
 {
 	static const char words[] = "swap zswap folio page cgroup reclaim writeback lz4 ";
@@ -255,7 +262,8 @@ static void fill_page(uint8_t *p, unsigned i)
 
 	switch (i % NR_KINDS) {
 	case SAME_FILLED:
-		memset(p, (int)(i & 0xff), ZSWAP_PAGE_SIZE);
+		/* Every other one zero-filled: those go to the zeromap. */
+		memset(p, (i / NR_KINDS) % 2 ? (int)(i | 1) & 0xff : 0, ZSWAP_PAGE_SIZE);
 		break;
 	case TEXT:
 		for (n = 0; n < ZSWAP_PAGE_SIZE; n++)
@@ -495,7 +503,8 @@ int main(void)
 	char buf[32];
 	uint32_t type, memcg_a, memcg_b;
 	uint64_t v, freed, count;
-	unsigned i, stored = 0, same = 0, raw = 0, from_zswap = 0, from_device = 0;
+	unsigned i, stored = 0, zeros = 0, raw = 0, from_zswap = 0, from_device = 0;
+	unsigned from_zero = 0;
 	unsigned written_back = 0;
 	int rc;
 
@@ -544,8 +553,8 @@ int main(void)
 		if (rc == 0) {
 			s->in_zswap = 1;
 			stored++;
-			if (i % NR_KINDS == SAME_FILLED)
-				same++;
+			if (is_zero_kind(i))
+				zeros++;
 			if (i % NR_KINDS == RANDOM)
 				raw++;
 		} else {
@@ -554,27 +563,40 @@ int main(void)
 		}
 	}
 	CHECK_EQ(stored, NR_PAGES);
+	CHECK_EQ(zeros, NR_PAGES / NR_KINDS / 2);
 	CHECK_EQ(zswap_get_stats(z, &st), 0);
-	CHECK_EQ(st.stored_pages, stored);
-	CHECK_EQ(st.zswpout, stored);
+	/* Zero pages are the swap core's (zeromap), not zswap entries. */
+	CHECK_EQ(st.stored_pages, stored - zeros);
+	CHECK_EQ(st.zswpout, stored - zeros);
+	CHECK_EQ(zswap_get_stat(z, "swpout_zero", &v), 0);
+	CHECK_EQ(v, zeros);
+	CHECK_EQ(zswap_memcg_read(z, memcg_a, "swpout_zero", &v), 0);
+	CHECK_EQ(v, zeros); /* even pages are a's; zero pages are even */
 	CHECK_EQ(st.stored_incompressible_pages, raw);
 	CHECK(st.pool_total_size > 0);
 	/* The pool is smaller than the pages it holds. */
-	CHECK(st.pool_total_size < (uint64_t)(stored - same) * ZSWAP_PAGE_SIZE);
+	CHECK(st.pool_total_size < (uint64_t)(stored - zeros) * ZSWAP_PAGE_SIZE);
 	CHECK_EQ(zswap_get_stat(z, "stored_pages", &v), 0);
-	CHECK_EQ(v, stored);
+	CHECK_EQ(v, stored - zeros);
 	CHECK_EQ(zswap_memcg_read(z, memcg_a, "zswpout", &v), 0);
-	CHECK_EQ(v, NR_PAGES / 2);
+	CHECK_EQ(v, NR_PAGES / 2 - zeros);
+	CHECK_EQ(zswap_is_present(z, slots[0].type, slots[0].offset), 0); /* zero page */
 	CHECK_EQ(zswap_memcg_read(z, memcg_a, "memory.zswap.current", &v), 0);
 	CHECK(v > 0);
-	CHECK_EQ(zswap_is_present(z, slots[0].type, slots[0].offset), 1);
+	CHECK_EQ(zswap_is_present(z, slots[1].type, slots[1].offset), 1);
 
-	bad_arguments(z, type, slots[0].offset);
+	bad_arguments(z, type, slots[1].offset);
 
 	/* Writeback, one slot at a time: the first 40 compressed slots. */
 	for (i = 0; i < NR_PAGES && written_back < 40; i++) {
 		/* Same-value pages are compressed like any page (Linux 6.12+
-		 * has no same-filled entries): written back too. */
+		 * has no same-filled entries): written back too. Zero pages
+		 * are not zswap's. */
+		if (is_zero_kind(i)) {
+			CHECK_EQ(zswap_writeback(z, slots[i].type, slots[i].offset),
+				 -ZSWAP_ENOENT);
+			continue;
+		}
 		CHECK_EQ(zswap_writeback(z, slots[i].type, slots[i].offset), 0);
 		CHECK_EQ(zswap_is_present(z, slots[i].type, slots[i].offset), 0);
 		CHECK(k.device[slots[i].offset] != NULL);
@@ -600,7 +622,7 @@ int main(void)
 	/* Entries start referenced: the first passes only rotate them
 	 * (second chance), so scan until one pass writes something back. The
 	 * entries are spread over both nodes (page_to_nid). */
-	CHECK(k.nid_calls >= stored - same);
+	CHECK(k.nid_calls >= stored - zeros);
 	sc.nr_to_scan = 64;
 	freed = ZSWAP_SHRINK_STOP;
 	for (i = 0; i < 16 && freed == ZSWAP_SHRINK_STOP; i++) {
@@ -618,13 +640,40 @@ int main(void)
 	CHECK_EQ(zswap_get_stats(z, &st), 0);
 	CHECK_EQ(st.written_back_pages, written_back + freed);
 	CHECK_EQ(st.zswpwb, written_back + freed);
-	CHECK_EQ(st.stored_pages, stored - written_back - freed);
+	CHECK_EQ(st.stored_pages, stored - zeros - written_back - freed);
 	CHECK_EQ(k.device_writes, written_back + freed);
 	/* Every page writeback charged was handed back for uncharging. */
 	CHECK_EQ(k.charges, written_back + freed);
 	CHECK_EQ(k.uncharges, k.charges);
 	CHECK_EQ(zswap_memcg_read(z, memcg_b, "zswpwb", &v), 0);
 	CHECK(v >= freed);
+
+	/* Writeback left holes in the pool: the compaction shrinker and
+	 * zs_compact give pages back (counted in pages_compacted); the loads
+	 * below check that every moved object still reads back right. */
+	{
+		uint64_t can = 0, got = 0, all = 0;
+		struct zswap_stats before, after;
+
+		CHECK_EQ(zswap_get_stats(z, &before), 0);
+		memset(&sc, 0, sizeof(sc));
+		sc.gfp = ZSWAP_GFP_DIRECT_RECLAIM; /* no IO|FS: compaction still runs */
+		CHECK_EQ(zswap_pool_shrinker_count(z, &sc, &can), 0);
+		sc.nr_to_scan = 4;
+		CHECK_EQ(zswap_pool_shrinker_scan(z, &sc, &got), 0);
+		if (got == ZSWAP_SHRINK_STOP)
+			got = 0;
+		CHECK(got <= can);
+		CHECK_EQ(zswap_compact(z, &all), 0);
+		CHECK_EQ(zswap_compact(z, NULL), -ZSWAP_EINVAL);
+		CHECK_EQ(zswap_get_stats(z, &after), 0);
+		CHECK_EQ(after.pages_compacted - before.pages_compacted, got + all);
+		CHECK_EQ(before.pool_total_size - after.pool_total_size,
+			 (got + all) * ZSWAP_PAGE_SIZE);
+		CHECK_EQ(after.stored_pages, before.stored_pages);
+		fprintf(stderr, "compaction: %llu pages could go, %llu given back\n",
+			(unsigned long long)can, (unsigned long long)(got + all));
+	}
 
 	/* The global worker runs on request (from a work item). */
 	CHECK_EQ(zswap_shrink_worker(z), 0);
@@ -654,6 +703,8 @@ int main(void)
 	for (i = 0; i < NR_PAGES; i++) {
 		struct slot *s = &slots[i];
 
+		int present = zswap_is_present(z, s->type, s->offset);
+
 		fill_page(want, i);
 		memset(page, 0xee, sizeof(page));
 		rc = zswap_load(z, s->type, s->offset, page);
@@ -662,7 +713,10 @@ int main(void)
 			from_device++;
 		} else {
 			CHECK_EQ(rc, 0);
-			from_zswap++;
+			if (present)
+				from_zswap++;
+			else
+				from_zero++;
 		}
 		if (memcmp(page, want, ZSWAP_PAGE_SIZE) != 0) {
 			fprintf(stderr, "page %u differs (rc %d)\n", i, rc);
@@ -672,7 +726,10 @@ int main(void)
 		CHECK_EQ(zswap_is_present(z, s->type, s->offset), 0);
 	}
 	CHECK_EQ(k.reclaims_in_charge, 8);
-	CHECK_EQ(from_zswap + from_device, NR_PAGES);
+	CHECK_EQ(from_zero, zeros);
+	CHECK_EQ(zswap_get_stat(z, "swpin_zero", &v), 0);
+	CHECK_EQ(v, zeros);
+	CHECK_EQ(from_zswap + from_zero + from_device, NR_PAGES);
 	{
 		struct zswap_stats after;
 
@@ -724,8 +781,9 @@ int main(void)
 		fprintf(stderr, "%d checks failed\n", failures);
 		return 1;
 	}
-	printf("capi_test: %u pages stored, %u written back, %u loaded from zswap, "
-	       "%u from the device, peak %ld pages: ok\n",
-	       stored, written_back + (unsigned)freed, from_zswap, from_device, k.pages_peak);
+	printf("capi_test: %u pages stored (%u zero), %u written back, %u loaded from zswap, "
+	       "%u from the zeromap, %u from the device, peak %ld pages: ok\n",
+	       stored, zeros, written_back + (unsigned)freed, from_zswap, from_zero, from_device,
+	       k.pages_peak);
 	return 0;
 }
