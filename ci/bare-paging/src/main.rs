@@ -211,8 +211,9 @@ struct TaskEnd {
 /// frames; 6 zswap hit its pool limit and the pages it refused went to the
 /// device; 7 `memory.current` was within `memory.max` at exit; 8 zswap is
 /// empty after the exit; 9 so is the swap device (and no slot is in use);
-/// 10 the cgroup has no charge left; 11 every frame is free, none freed
-/// twice, the heap never ran out, no swap-cache wait gave up.
+/// 10 the cgroup has no charge left; 11 zero pages went to the zeromap
+/// and came back from it; 12 every frame is free, none freed twice, the
+/// heap never ran out, no swap-cache wait gave up.
 fn run(cfg: &RunConfig, base: u8) -> core::result::Result<(), u8> {
     let (compressor, name, max) = (cfg.compressor, cfg.cgroup, cfg.memory_max);
     let boot = |what: &'static str| {
@@ -355,11 +356,18 @@ fn run(cfg: &RunConfig, base: u8) -> core::result::Result<(), u8> {
         "the cgroup has no charge left",
     )?;
     check(
+        vm("pageout_zero") > 0
+            && vm("swapin_zero") > 0
+            && memcg.stat().swpout_zero == vm("pageout_zero") as u64,
+        base + 11,
+        "zero pages went to the swap core's zeromap and came back from it",
+    )?;
+    check(
         FRAMES.nr_free() == NR_FRAMES
             && FRAMES.bad_frees() == 0
             && ALLOCATOR.failures() == 0
             && get(&EVENTS.stuck_waits) == 0,
-        base + 11,
+        base + 12,
         "every frame is free (none freed twice), the heap never ran out, no wait gave up",
     )
 }

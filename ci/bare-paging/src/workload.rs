@@ -23,8 +23,9 @@
 //!
 //! The words of a page depend on its number and generation, in four kinds
 //! (by page number): text-like (compresses well), noise (does not
-//! compress: zswap stores it raw), sparse (a header word and zeros) and
-//! same-filled (one word repeated: zswap keeps only the word). After each
+//! compress: zswap stores it raw), sparse (a header word and zeros; all
+//! zeros once rewritten: a zero page, which never reaches zswap) and
+//! same-filled (one word repeated). After each
 //! pass it reports the pages it touched and the words that differed; at the
 //! end it exits with the number of words that differed.
 
@@ -109,8 +110,9 @@ fn value(k: Keys, p: usize, j: usize, g: u64) -> u64 {
             mix(k, seed ^ j as u64)
         }
     } else if p & 1 == 0 {
-        // Sparse: a header word, then zeros.
-        if j == 0 { seed } else { 0 }
+        // Sparse: a header word, then zeros; rewritten (generation 2), all
+        // zeros: a zero page, which swap-out records in the zeromap.
+        if j == 0 && g == 1 { seed } else { 0 }
     } else {
         // Same-filled.
         seed

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `kbase::PageAllocator` | [`FRAMES`](crate::mm::frames::FRAMES), the same frames the task's pages use |
 //! | `kbase::CpuInfo` | [`OneCpu`]: one hart |
-//! | `swapcache::SwapPlatform` | [`KernelSwap`]: swap-in charges, `slot_freed` -> `zswap_invalidate`, swap-cache waits |
+//! | `swapcache::SwapPlatform` | [`KernelSwap`]: swap-in charges, `slot_freed` -> `zswap_invalidate`, swap-cache waits, zeromap events |
 //! | `swapcache::SwapBackend` | [`RamDisk`]: the swap device, a RAM disk outside the frames |
 //! | `memcg::ReclaimHook` | [`Reclaim`]: `try_to_free_mem_cgroup_pages` -> `mm::reclaim` |
 //! | `zswap_core::ZswapPlatform` | [`KernelZswap`]: the above, plus the shrink worker queued as deferred work |
@@ -22,7 +22,7 @@
 use kbase::sync::{AtomicBool, AtomicUsize, Mutex, Ordering, UnsafeCell};
 use kbase::{CpuInfo, Error, Gfp, PAGE_SIZE, PageAllocator, Result};
 use memcg::{MemcgEvent, MemcgRef, MemcgTree, ReclaimHook};
-use swapcache::{Folio, SwapBackend, SwapPlatform, SwapSpace, SwpEntry};
+use swapcache::{Folio, SwapBackend, SwapEvent, SwapPlatform, SwapSpace, SwpEntry};
 use zswap_core::{Zswap, ZswapParams, ZswapPlatform};
 
 use crate::mm::frames::{FRAMES, NR_FRAMES};
@@ -201,6 +201,19 @@ impl SwapPlatform for KernelSwap {
             z.invalidate(entry);
         }
         RAMDISK.discard(entry);
+    }
+
+    /// `count_memcg_folio_events` for the zeromap's `swpin_zero` and
+    /// `swpout_zero`.
+    fn count_event(&self, folio: &Folio, ev: SwapEvent, nr: u64) {
+        let Ok(s) = swap() else { return };
+        if let Some(m) = s.memcgs.get_online(folio.memcg_id()) {
+            let ev = match ev {
+                SwapEvent::SwpinZero => MemcgEvent::SwpinZero,
+                SwapEvent::SwpoutZero => MemcgEvent::SwpoutZero,
+            };
+            m.count_event(ev, nr);
+        }
     }
 
     fn swapcache_wait(&self, _entry: SwpEntry, attempt: u32) -> Result<()> {

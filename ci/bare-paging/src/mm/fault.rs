@@ -10,9 +10,9 @@
 //! - a swap entry: `do_swap_page`: `read_swap_cache_async` brings a folio
 //!   into the swap cache (its charge may reclaim, and reclaim may write
 //!   back zswap entries, this very slot's included: writeback skips it with
-//!   `EEXIST`); zswap `load` fills it, or the RAM disk if zswap does not
-//!   hold the page (written back, or refused at store); then the slot is
-//!   freed and the page mapped.
+//!   `EEXIST`); the swap core's zeromap fills it if it was a zero page,
+//!   else zswap `load`, else the RAM disk (the page was written back, or
+//!   refused at store); then the slot is freed and the page mapped.
 //!
 //! Before any of this the frames are balanced (`kswapd`'s job): below the
 //! low watermark, reclaim runs.
@@ -146,7 +146,6 @@ fn do_anonymous_page(va: usize) -> Result<()> {
 /// `do_swap_page`: the PTE holds `entry`; bring the page back.
 fn do_swap_page(va: usize, entry: SwpEntry) -> Result<()> {
     let s = swap()?;
-    let z = zswap()?;
     // A task's swap-in never skips (skip_if_exists = false): it waits for a
     // busy slot. The folio allocation may fail for want of frames: reclaim
     // and retry, as the page allocator would.
@@ -164,26 +163,13 @@ fn do_swap_page(va: usize, entry: SwpEntry) -> Result<()> {
         }
     };
     if new {
-        // swap_read_folio: zswap first, then the device.
-        let r = match z.load(&folio) {
-            Ok(()) => {
-                count(&VMSTAT.swapin_zswap);
+        // swap_read_folio: the zeromap, then zswap, then the device.
+        let r = match s.space.zeromap_folio_read(&folio) {
+            Ok(true) => {
+                count(&VMSTAT.swapin_zero);
                 Ok(())
             }
-            Err(Error::ENOENT) => {
-                let r = folio
-                    .with_page_mut(0, |p| RAMDISK.read_page(entry, p))
-                    .unwrap_or(Err(Error::EIO));
-                if r.is_ok() {
-                    count(&VMSTAT.swapin_device);
-                    if let Some(m) = s.memcgs.get(folio.memcg_id()) {
-                        m.count_event(MemcgEvent::Pswpin, 1);
-                    }
-                    // zswap_folio_swapin: the shrinker backs off a little.
-                    z.folio_swapin(&folio);
-                }
-                r
-            }
+            Ok(false) => swap_read(&folio, entry),
             Err(e) => Err(e),
         };
         if r.is_err() {
@@ -196,11 +182,13 @@ fn do_swap_page(va: usize, entry: SwpEntry) -> Result<()> {
         folio.set_uptodate();
     } else {
         // Found in the swap cache (a writeback whose device write failed
-        // left it there). One task: nobody else holds its lock.
+        // left it there). One task: nobody else holds its lock. Locked, it
+        // must still be the swap cache's folio for this entry (Linux
+        // re-checks the same after folio_lock).
         if !folio.trylock() {
             return Err(VmFault::Sigbus);
         }
-        if !folio.test_uptodate() {
+        if !folio.test_swapcache() || folio.swap() != Some(entry) || !folio.test_uptodate() {
             folio.unlock();
             return Err(VmFault::Sigbus);
         }
@@ -232,4 +220,29 @@ fn do_swap_page(va: usize, entry: SwpEntry) -> Result<()> {
         uncharge_folio(&folio);
     }
     Ok(r?)
+}
+
+/// The page is not a zero page: zswap `load`, or the RAM disk if zswap
+/// does not hold it (written back, or refused at store).
+fn swap_read(folio: &Folio, entry: SwpEntry) -> kbase::Result<()> {
+    let (s, z) = (swap()?, zswap()?);
+    match z.load(folio) {
+        Ok(()) => {
+            count(&VMSTAT.swapin_zswap);
+            Ok(())
+        }
+        Err(Error::ENOENT) => {
+            folio
+                .with_page_mut(0, |p| RAMDISK.read_page(entry, p))
+                .unwrap_or(Err(Error::EIO))?;
+            count(&VMSTAT.swapin_device);
+            if let Some(m) = s.memcgs.get(folio.memcg_id()) {
+                m.count_event(MemcgEvent::Pswpin, 1);
+            }
+            // zswap_folio_swapin: the shrinker backs off a little.
+            z.folio_swapin(folio);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -167,6 +167,8 @@ pub struct VmStat {
     pub faults: AtomicUsize,
     /// First touches: a zeroed page mapped.
     pub demand_zero: AtomicUsize,
+    /// Swap-ins of zero pages (the zeromap).
+    pub swapin_zero: AtomicUsize,
     /// Swap-ins served by zswap.
     pub swapin_zswap: AtomicUsize,
     /// Swap-ins read from the swap device.
@@ -177,6 +179,8 @@ pub struct VmStat {
     pub clock_scanned: AtomicUsize,
     /// Referenced pages given a second chance (A bit cleared).
     pub clock_referenced: AtomicUsize,
+    /// Zero pages swapped out (a zeromap bit, nothing written).
+    pub pageout_zero: AtomicUsize,
     /// Pages swapped out into zswap.
     pub pageout_zswap: AtomicUsize,
     /// Pages swapped out to the device (zswap refused them).
@@ -193,11 +197,13 @@ pub struct VmStat {
 pub static VMSTAT: VmStat = VmStat {
     faults: AtomicUsize::new(0),
     demand_zero: AtomicUsize::new(0),
+    swapin_zero: AtomicUsize::new(0),
     swapin_zswap: AtomicUsize::new(0),
     swapin_device: AtomicUsize::new(0),
     access_faults: AtomicUsize::new(0),
     clock_scanned: AtomicUsize::new(0),
     clock_referenced: AtomicUsize::new(0),
+    pageout_zero: AtomicUsize::new(0),
     pageout_zswap: AtomicUsize::new(0),
     pageout_device: AtomicUsize::new(0),
     shrinker_written: AtomicUsize::new(0),
@@ -212,16 +218,18 @@ pub fn count(c: &AtomicUsize) {
 
 impl VmStat {
     /// Name and value of every counter, in order.
-    pub fn pairs(&self) -> [(&'static str, usize); 12] {
+    pub fn pairs(&self) -> [(&'static str, usize); 14] {
         let g = |c: &AtomicUsize| c.load(Ordering::Relaxed);
         [
             ("faults", g(&self.faults)),
             ("demand_zero", g(&self.demand_zero)),
+            ("swapin_zero", g(&self.swapin_zero)),
             ("swapin_zswap", g(&self.swapin_zswap)),
             ("swapin_device", g(&self.swapin_device)),
             ("access_faults", g(&self.access_faults)),
             ("clock_scanned", g(&self.clock_scanned)),
             ("clock_referenced", g(&self.clock_referenced)),
+            ("pageout_zero", g(&self.pageout_zero)),
             ("pageout_zswap", g(&self.pageout_zswap)),
             ("pageout_device", g(&self.pageout_device)),
             ("shrinker_written", g(&self.shrinker_written)),
@@ -235,11 +243,13 @@ impl VmStat {
         for c in [
             &self.faults,
             &self.demand_zero,
+            &self.swapin_zero,
             &self.swapin_zswap,
             &self.swapin_device,
             &self.access_faults,
             &self.clock_scanned,
             &self.clock_referenced,
+            &self.pageout_zero,
             &self.pageout_zswap,
             &self.pageout_device,
             &self.shrinker_written,

@@ -6,9 +6,10 @@
 //!   chance (the bit is cleared, its TLB entry flushed so the next access
 //!   sets it again); one without it is the victim.
 //! - [`pageout`]: `add_to_swap` (a slot and the swap cache), the PTE takes
-//!   the swap entry (`try_to_unmap`, TLB flushed), `zswap_store`, and if
-//!   zswap refuses the page (pool limit, cgroup limit, no memory) a write
-//!   to the RAM disk; then the folio leaves the swap cache and is freed and
+//!   the swap entry (`try_to_unmap`, TLB flushed); a zero page only sets
+//!   its bit in the swap core's zeromap; any other goes to `zswap_store`,
+//!   and if zswap refuses it (pool limit, cgroup limit, no memory) to the
+//!   RAM disk; then the folio leaves the swap cache and is freed and
 //!   uncharged.
 //! - `shrink_slab` for zswap's shrinker: writes back zswap entries of the
 //!   cgroup to the device, in proportion to the LRU share just scanned and
@@ -111,9 +112,13 @@ fn pageout(victim: Resident) -> Result<bool> {
     folio.set_dirty();
     // try_to_unmap: the PTE keeps the swap entry; the TLB forgets the page.
     let unmapped = with_mm(|mm| mm.aspace.write(va, Pte::Swap(entry)));
-    // swap_writepage: zswap first, the device if zswap refuses.
+    // swap_writeout: a zero page only sets its zeromap bit; otherwise zswap
+    // first, the device if zswap refuses.
     let written = unmapped.is_some_and(|r| r.is_ok())
-        && if z.store(&folio).is_ok() {
+        && if s.space.zeromap_folio_store(&folio) == Ok(true) {
+            count(&VMSTAT.pageout_zero);
+            true
+        } else if z.store(&folio).is_ok() {
             count(&VMSTAT.pageout_zswap);
             true
         } else {
