@@ -217,11 +217,25 @@ fn fault(
     from: Source,
     code: impl Fn(u8) -> u8,
 ) -> Check {
-    let (folio, new) = k
-        .swap()
-        .read_swap_cache_async(swp, Gfp::KERNEL, false)
-        .map_err(|_| code(6))?;
-    ensure(new, code(6))?;
+    let mut stale = 0;
+    let folio = loop {
+        let (f, new) = k
+            .swap()
+            .read_swap_cache_async(swp, Gfp::KERNEL, false)
+            .map_err(|_| code(6))?;
+        if new {
+            break f;
+        }
+        // do_swap_page: a folio found in the swap cache must still be the
+        // cache's folio for `swp` once locked (it may have left, and another
+        // been cached); retry otherwise. Nothing here leaves one there
+        // between faults, so a hit is a check failure once verified.
+        f.lock();
+        let current = f.test_swapcache() && f.swap() == Some(swp);
+        f.unlock();
+        stale += 1;
+        ensure(!current && stale < 8, code(6))?;
+    };
     let filled = match (k.swap().zeromap_folio_read(&folio), from) {
         (Ok(true), Source::Zeromap) => Ok(()),
         (Ok(false), Source::Zeromap) | (Ok(true), _) | (Err(_), _) => Err(code(2)),

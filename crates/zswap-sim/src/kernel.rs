@@ -783,8 +783,23 @@ impl Kernel {
         // A program's swap-in never skips: it must wait for a slot that is
         // busy (readahead and do_swap_page pass skip_if_exists = false).
         let mut tries = 0;
+        let mut stale = 0;
         let (folio, new) = loop {
             match self.swap.read_swap_cache_async(entry, GFP_USER, false) {
+                // do_swap_page: a folio found in the swap cache must still be
+                // the cache's folio for this entry once it is locked (it may
+                // have left, and another been cached); else retry.
+                Ok((f, false)) if f.trylock() => {
+                    if f.test_swapcache() && f.swap() == Some(entry) {
+                        f.unlock();
+                        break (f, false);
+                    }
+                    f.unlock();
+                    stale += 1;
+                    if stale > 8 {
+                        return Err(Error::EAGAIN);
+                    }
+                }
                 Ok(x) => break x,
                 // The folio allocation failed: reclaim and retry, as the
                 // page allocator would before giving up.
@@ -840,6 +855,12 @@ impl Kernel {
             if !folio.trylock() {
                 self.report_deadlock(entry, true);
                 return Err(Error::EDEADLK);
+            }
+            // Re-checked under the lock we now hold for good (nothing else
+            // runs between the check above and this lock in this machine).
+            if !folio.test_swapcache() || folio.swap() != Some(entry) {
+                folio.unlock();
+                return Err(Error::EAGAIN);
             }
             if !folio.test_uptodate() {
                 folio.unlock();

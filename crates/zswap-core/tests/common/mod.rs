@@ -57,6 +57,10 @@ pub struct SwapPlat {
     pub on_slot_freed: Mutex<Option<SlotHook>>,
     /// Addresses of the folios `charge_swapin` charged, in order.
     pub charged: Mutex<Vec<usize>>,
+    /// Runs once in `Kernel::swap_in` when it found a folio already in the
+    /// swap cache, before it locks it: the window in which that folio may
+    /// leave the cache and another fault cache a new one.
+    pub on_swapin_cached: Mutex<Option<SlotHook>>,
 }
 
 impl SwapPlat {
@@ -256,6 +260,7 @@ impl Kernel {
             slots_freed: AtomicUsize::new(0),
             on_slot_freed: Mutex::new(None),
             charged: Mutex::new(Vec::new()),
+            on_swapin_cached: Mutex::new(None),
         }));
         let memcg = cfg
             .memcg
@@ -379,61 +384,79 @@ impl Kernel {
     /// references left the folio stays in the swap cache, dirty, holding the
     /// only copy (exclusive load). Returns the page, or the error.
     pub fn swap_in(&self, swp: SwpEntry) -> Result<Box<[u8; PAGE_SIZE]>> {
-        let (folio, new) = self.swap.read_swap_cache_async(swp, Gfp::KERNEL, false)?;
-        if new {
-            // `swap_read_folio`: the zeromap, then zswap, then the device.
-            let zero = match self.swap.zeromap_folio_read(&folio) {
-                Ok(z) => z,
-                Err(e) => {
-                    self.swap.delete_from_swap_cache(&folio);
-                    folio.unlock();
-                    return Err(e);
-                }
-            };
-            match if zero {
-                Ok(())
-            } else {
-                self.zswap.load(&folio)
-            } {
-                Ok(()) => {}
+        // do_swap_page: the folio we map must still be the swap cache's
+        // folio for `swp` once we hold its lock; retried otherwise (bounded
+        // here, the kernel retries the fault).
+        let mut folio = None;
+        for _ in 0..10_000 {
+            let (f, new) = self.swap.read_swap_cache_async(swp, Gfp::KERNEL, false)?;
+            if new {
+                self.fill_new_folio(&f, swp)?;
+                folio = Some(f);
+                break;
+            }
+            // Found in the swap cache: someone else brought it in (a
+            // fault, or writeback). Between the lookup and our lock it may
+            // have left the cache (writeback done) and another fault may
+            // have cached a new folio for the slot.
+            let hook = self.sp().on_swapin_cached.lock().unwrap().take();
+            if let Some(h) = hook {
+                h(self, swp);
+            }
+            f.lock();
+            if !f.test_swapcache() || f.swap() != Some(swp) {
+                f.unlock();
+                kbase::sync::cpu_relax();
+                continue;
+            }
+            if !f.test_uptodate() {
+                f.unlock();
+                return Err(Error::EIO);
+            }
+            folio = Some(f);
+            break;
+        }
+        let folio = folio.ok_or(Error::EAGAIN)?;
+        // Locked, uptodate, and the swap cache's folio for `swp`.
+        let mut out = Box::new([0u8; PAGE_SIZE]);
+        folio.with_page(0, |p| out.copy_from_slice(p)).unwrap();
+        // Map it: the page table takes the page; the slot's reference goes,
+        // and with the last one the folio leaves the swap cache
+        // (folio_free_swap), all under the folio lock.
+        let r = self.swap.swap_free(swp);
+        if r.is_ok() && self.swap.swap_count(swp) == Ok(0) {
+            self.swap.delete_from_swap_cache(&folio);
+        }
+        folio.unlock();
+        r.map(|()| out)
+    }
+
+    /// `swap_read_folio` into a new swap-cache folio (locked): the zeromap,
+    /// then zswap, then the device. On failure the folio leaves the swap
+    /// cache and is unlocked; on success it stays locked.
+    fn fill_new_folio(&self, folio: &Folio, swp: SwpEntry) -> Result<()> {
+        let r = match self.swap.zeromap_folio_read(folio) {
+            Ok(true) => Ok(()),
+            Ok(false) => match self.zswap.load(folio) {
                 Err(Error::ENOENT) => {
                     let r = folio
                         .with_page_mut(0, |p| self.backend.read_page(swp, p))
                         .unwrap_or(Err(Error::EIO));
-                    if let Err(e) = r {
-                        self.swap.delete_from_swap_cache(&folio);
-                        folio.unlock();
-                        return Err(e);
+                    if r.is_ok() {
+                        folio.set_uptodate();
+                        self.zswap.folio_swapin(folio);
                     }
-                    folio.set_uptodate();
-                    self.zswap.folio_swapin(&folio);
+                    r
                 }
-                Err(e) => {
-                    self.swap.delete_from_swap_cache(&folio);
-                    folio.unlock();
-                    return Err(e);
-                }
-            }
-            folio.unlock();
-        } else {
-            // Someone else brought it in: wait for them to finish.
-            folio.lock();
-            let ok = folio.test_uptodate();
-            folio.unlock();
-            if !ok {
-                return Err(Error::EIO);
-            }
-        }
-        let mut out = Box::new([0u8; PAGE_SIZE]);
-        folio.with_page(0, |p| out.copy_from_slice(p)).unwrap();
-        // Map it: the page table takes the page; the slot's reference goes.
-        self.swap.swap_free(swp)?;
-        if self.swap.swap_count(swp) == Ok(0) {
-            folio.lock();
-            self.swap.delete_from_swap_cache(&folio);
+                r => r,
+            },
+            Err(e) => Err(e),
+        };
+        if r.is_err() {
+            self.swap.delete_from_swap_cache(folio);
             folio.unlock();
         }
-        Ok(out)
+        r
     }
 
     /// Takes the second chance of the `n` entries at the head of `memcg`'s
