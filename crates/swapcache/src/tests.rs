@@ -1082,6 +1082,41 @@ fn zero_pages_go_to_the_zeromap_and_come_back_as_zeros() {
     assert!(!space.zeromap_test(swp));
 }
 
+/// Zero-page detection sees every byte: a page that is zero but for one
+/// byte, at any position, is not a zero page (and a 2-page folio is zero
+/// only if both pages are). Miri checks a sample of the positions.
+#[test]
+fn zeromap_detection_sees_every_byte_position() {
+    let space = space_with(64);
+    let (f, swp) = cached_folio(space, &[0u8; PAGE_SIZE]);
+    let step = if cfg!(miri) { 127 } else { 1 };
+    let positions = (0..PAGE_SIZE).step_by(step).chain(PAGE_SIZE - 8..PAGE_SIZE);
+    for i in positions {
+        f.with_page_mut(0, |p| p[i] = 0x01).unwrap();
+        assert_eq!(space.zeromap_folio_store(&f), Ok(false), "byte {i}");
+        assert!(!space.zeromap_test(swp));
+        f.with_page_mut(0, |p| p[i] = 0).unwrap();
+    }
+    assert_eq!(space.zeromap_folio_store(&f), Ok(true));
+    space.delete_from_swap_cache(&f);
+    f.unlock();
+    drop(f);
+    let g = Folio::alloc(space.platform().alloc, 2, Gfp::KERNEL).unwrap();
+    for i in 0..2 {
+        g.with_page_mut(i, |p| p.fill(0)).unwrap();
+    }
+    g.lock();
+    space.add_to_swap(&g, Gfp::KERNEL).unwrap();
+    assert_eq!(space.zeromap_folio_store(&g), Ok(true));
+    for i in [0, PAGE_SIZE / 2, PAGE_SIZE - 1] {
+        g.with_page_mut(1, |p| p[i] = 0x80).unwrap();
+        assert_eq!(space.zeromap_folio_store(&g), Ok(false), "page 1 byte {i}");
+        g.with_page_mut(1, |p| p[i] = 0).unwrap();
+    }
+    space.delete_from_swap_cache(&g);
+    g.unlock();
+}
+
 #[test]
 fn a_nonzero_page_clears_a_stale_zeromap_bit() {
     let space = space_with(64);

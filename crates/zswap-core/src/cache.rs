@@ -262,6 +262,9 @@ impl EntryCache {
             if !h.on_partial {
                 Self::link(cpu, slab);
             }
+            // `link` made its own `&mut` to the header: take ours again
+            // (the old one is invalidated under Stacked Borrows).
+            let h = &mut *slab.as_ptr();
             if h.inuse == 0 {
                 Self::unlink(cpu, slab);
                 cpu.nr_slabs -= 1;
