@@ -317,10 +317,36 @@ int zswap_swapon(struct zswap *z,
                  uint32_t *type_out);
 
 // `swapoff`: removes swap device `swp_type`. `-EBUSY` (nothing changes) while a
-// slot of it is in use; the kernel first swaps every page in and frees its
-// slots. `-EINVAL` for an unknown type.
+// slot of it is in use: first swap every page in and free its slots
+// (`zswap_try_to_unuse` walks them for you). `-EINVAL` for an unknown type.
 int zswap_swapoff(struct zswap *z,
                   uint32_t swp_type);
+
+// `try_to_unuse`, the heart of swapoff: empties swap device `swp_type`.
+//
+// Stops new allocations on the device, then calls `unuse(arg, swp_type,
+// offset)` for every slot still referenced: the kernel brings the page back
+// into each owner (`zswap_load`, or its device read on `-ENOENT`, as a
+// fault does), points the page-table entries at it and drops their
+// references (`zswap_swap_free`). `unuse` runs with no zswap lock held and
+// may call any function of this header on the instance; it returns 0 or a
+// negative errno, which stops the walk and is returned. Once this returns
+// 0, zswap holds nothing for the device and `zswap_swapoff` succeeds.
+// `-EBUSY` if slots are still in use after a few passes (a reference
+// `unuse` did not drop), `-EINVAL` (unknown type, NULL `unuse`). On any
+// error the device takes allocations again and nothing stored is lost. May
+// sleep.
+//
+// # Safety
+//
+// `unuse` is NULL or a function that is safe to call with `arg` for the
+// duration of the call.
+int zswap_try_to_unuse(struct zswap *z,
+                       uint32_t swp_type,
+                       int (*unuse)(void *arg,
+                                    uint32_t swp_type,
+                                    uint64_t offset),
+                       void *arg);
 
 // `get_swap_pages(1)`: allocates a free slot with one reference (the
 // page-table entry that will point at it) and returns it through

@@ -438,8 +438,8 @@ pub unsafe extern "C" fn zswap_swapon(z: *mut zswap, nr_pages: u64, type_out: *m
 }
 
 /// `swapoff`: removes swap device `swp_type`. `-EBUSY` (nothing changes) while a
-/// slot of it is in use; the kernel first swaps every page in and frees its
-/// slots. `-EINVAL` for an unknown type.
+/// slot of it is in use: first swap every page in and free its slots
+/// (`zswap_try_to_unuse` walks them for you). `-EINVAL` for an unknown type.
 #[unsafe(no_mangle)]
 pub extern "C" fn zswap_swapoff(z: *mut zswap, swp_type: u32) -> c_int {
     rc((|| {
@@ -449,6 +449,48 @@ pub extern "C" fn zswap_swapoff(z: *mut zswap, swp_type: u32) -> c_int {
         }
         z.zswap.swapoff(swp_type)?;
         z.swap().swapoff(swp_type)
+    })())
+}
+
+/// `try_to_unuse`, the heart of swapoff: empties swap device `swp_type`.
+///
+/// Stops new allocations on the device, then calls `unuse(arg, swp_type,
+/// offset)` for every slot still referenced: the kernel brings the page back
+/// into each owner (`zswap_load`, or its device read on `-ENOENT`, as a
+/// fault does), points the page-table entries at it and drops their
+/// references (`zswap_swap_free`). `unuse` runs with no zswap lock held and
+/// may call any function of this header on the instance; it returns 0 or a
+/// negative errno, which stops the walk and is returned. Once this returns
+/// 0, zswap holds nothing for the device and `zswap_swapoff` succeeds.
+/// `-EBUSY` if slots are still in use after a few passes (a reference
+/// `unuse` did not drop), `-EINVAL` (unknown type, NULL `unuse`). On any
+/// error the device takes allocations again and nothing stored is lost. May
+/// sleep.
+///
+/// # Safety
+///
+/// `unuse` is NULL or a function that is safe to call with `arg` for the
+/// duration of the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn zswap_try_to_unuse(
+    z: *mut zswap,
+    swp_type: u32,
+    unuse: Option<unsafe extern "C" fn(arg: *mut c_void, swp_type: u32, offset: u64) -> c_int>,
+    arg: *mut c_void,
+) -> c_int {
+    rc((|| {
+        let z = inst(z)?;
+        let f = unuse.ok_or(Error::EINVAL)?;
+        z.swap().try_to_unuse(swp_type, &mut |e: SwpEntry| {
+            // SAFETY: the caller's function, called with its argument as
+            // the contract above allows; no lock of ours is held.
+            let r = unsafe { f(arg, e.swp_type(), e.offset()) };
+            if r == 0 {
+                Ok(())
+            } else {
+                Err(Error::from_errno(r).unwrap_or(Error::EIO))
+            }
+        })
     })())
 }
 

@@ -23,7 +23,7 @@
 //! | the work item queued through `queue_shrink_work` | [`zswap_shrink_worker`] |
 //! | sysfs-like control | [`zswap_param_set`], [`zswap_param_get`], [`zswap_get_stats`] |
 //! | cgroups (with `ZSWAP_CREATE_MEMCG`) | [`zswap_memcg_create`], [`zswap_memcg_remove`], [`zswap_memcg_write`], [`zswap_memcg_read`] |
-//! | swapoff / shutdown | [`zswap_swapoff`], [`zswap_destroy`] |
+//! | swapoff / shutdown | [`zswap_try_to_unuse`], [`zswap_swapoff`], [`zswap_destroy`] |
 //!
 //! Every function returns 0 or a negative errno value (`-EINVAL`, `-ENOMEM`,
 //! `-ENOENT`, `-ENOSPC`, `-EEXIST`, `-EBUSY`, `-EIO`, `-EAGAIN`,

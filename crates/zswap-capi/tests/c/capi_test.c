@@ -489,6 +489,73 @@ static void threads(struct zswap *z, struct kernel *k)
 		(unsigned long long)(st.written_back_pages - before.written_back_pages));
 }
 
+/* ------------------------------------------------------------------ */
+/* swapoff: try_to_unuse                                              */
+/* ------------------------------------------------------------------ */
+
+#define UNUSE_PAGES 24
+
+struct unuse_state {
+	struct zswap *z;
+	struct kernel *k;
+	uint64_t offsets[UNUSE_PAGES];
+	unsigned seen;
+	int errors;
+};
+
+/* The kernel's side of try_to_unuse: fault the slot's page back in (zswap,
+ * the zeromap, else the device), check it, drop the page table's reference. */
+static int unuse_one(void *arg, uint32_t type, uint64_t offset)
+{
+	struct unuse_state *u = arg;
+	uint8_t page[ZSWAP_PAGE_SIZE], want[ZSWAP_PAGE_SIZE];
+	unsigned i;
+	int rc;
+
+	for (i = 0; i < UNUSE_PAGES && u->offsets[i] != offset; i++)
+		;
+	if (i == UNUSE_PAGES) {
+		u->errors++;
+		return -ZSWAP_EINVAL;
+	}
+	rc = zswap_load(u->z, type, offset, page);
+	if (rc == -ZSWAP_ENOENT)
+		rc = k_swap_read(u->k, type, offset, page);
+	fill_page(want, 2000 + i);
+	if (rc != 0 || memcmp(page, want, ZSWAP_PAGE_SIZE) != 0)
+		u->errors++;
+	u->seen++;
+	return zswap_swap_free(u->z, type, offset);
+}
+
+static void unuse_pages(struct zswap *z, struct kernel *k, uint32_t type)
+{
+	static struct unuse_state u;
+	uint8_t page[ZSWAP_PAGE_SIZE];
+	struct zswap_stats st;
+	uint32_t t;
+	unsigned i;
+
+	memset(&u, 0, sizeof(u));
+	u.z = z;
+	u.k = k;
+	for (i = 0; i < UNUSE_PAGES; i++) {
+		CHECK_EQ(zswap_swap_alloc(z, &t, &u.offsets[i]), 0);
+		CHECK_EQ(t, type);
+		fill_page(page, 2000 + i);
+		CHECK_EQ(zswap_store(z, t, u.offsets[i], page, 0), 0);
+	}
+	CHECK_EQ(zswap_writeback(z, type, u.offsets[1]), 0); /* one on the device */
+	CHECK_EQ(zswap_swapoff(z, type), -ZSWAP_EBUSY);
+	CHECK_EQ(zswap_try_to_unuse(z, type, NULL, &u), -ZSWAP_EINVAL);
+	CHECK_EQ(zswap_try_to_unuse(z, 29, unuse_one, &u), -ZSWAP_EINVAL);
+	CHECK_EQ(zswap_try_to_unuse(z, type, unuse_one, &u), 0);
+	CHECK_EQ(u.seen, UNUSE_PAGES);
+	CHECK_EQ(u.errors, 0);
+	CHECK_EQ(zswap_get_stats(z, &st), 0);
+	CHECK_EQ(st.stored_pages, 0);
+}
+
 int main(void)
 {
 	static struct kernel k;
@@ -765,6 +832,9 @@ int main(void)
 
 	CHECK_EQ(zswap_memcg_remove(z, "b"), 0);
 	CHECK_EQ(zswap_memcg_remove(z, "b"), -ZSWAP_ENOENT);
+
+	/* swapoff with pages still out: try_to_unuse brings each back. */
+	unuse_pages(z, &k, type);
 	CHECK_EQ(zswap_swapoff(z, type), 0);
 	CHECK_EQ(zswap_swapoff(z, type), -ZSWAP_EINVAL);
 
