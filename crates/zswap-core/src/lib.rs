@@ -69,7 +69,7 @@
 //!   -> tree table (RwLock, write only in swapon/swapoff)
 //!     -> tree lock (one per 64 MiB of swap)
 //!       -> LRU map lock (RwLock) -> LRU list lock (one per cgroup and node)
-//!       -> pool table -> pool class lock             (the debug_corrupt test hook)
+//!       -> pool table -> pool class lock             (the debug_corrupt, debug_mutate_object test hooks)
 //!   -> folio page lock (swapcache's, held while a page is read or written)
 //!     -> pool table (RwLock; held only to look a pool up, takes nothing)
 //!   pool table (read) -> pool class lock, one zspage per hold   (pool compaction shrinker)
@@ -975,6 +975,32 @@ impl<P: ZswapPlatform> Zswap<P> {
                 let len = (e.length as usize).min(PAGE_SIZE);
                 pool.zpool
                     .write(zpool::Handle::from_raw(e.handle), &junk[..len])
+            })
+            .unwrap_or(Err(Error::ENOENT))
+        })
+        .unwrap_or(Err(Error::ENOENT))
+    }
+
+    /// Changes the stored object of `swp` in place (fault injection for the
+    /// decompression fuzz target): `f` gets the object's bytes, whatever it
+    /// leaves there is written back. `ENOENT` if zswap holds no object for
+    /// the slot, `EINVAL` for a same-filled entry (it has none).
+    #[doc(hidden)]
+    pub fn debug_mutate_object(&self, swp: SwpEntry, f: impl FnOnce(&mut [u8])) -> Result<()> {
+        self.with_tree(swp, |t| {
+            t.with_entry(swp.offset(), |e| {
+                if e.is_same_filled() {
+                    return Err(Error::EINVAL);
+                }
+                let pool = self.pools.get(e.pool_idx).ok_or(Error::ENOENT)?;
+                let h = zpool::Handle::from_raw(e.handle);
+                let mut buf = [0u8; PAGE_SIZE];
+                let obj = buf
+                    .get_mut(..(e.length as usize).min(PAGE_SIZE))
+                    .ok_or(Error::EINVAL)?;
+                pool.zpool.read(h, obj)?;
+                f(obj);
+                pool.zpool.write(h, obj)
             })
             .unwrap_or(Err(Error::ENOENT))
         })
