@@ -984,14 +984,11 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// Changes the stored object of `swp` in place (fault injection for the
     /// decompression fuzz target): `f` gets the object's bytes, whatever it
     /// leaves there is written back. `ENOENT` if zswap holds no object for
-    /// the slot, `EINVAL` for a same-filled entry (it has none).
+    /// the slot.
     #[doc(hidden)]
     pub fn debug_mutate_object(&self, swp: SwpEntry, f: impl FnOnce(&mut [u8])) -> Result<()> {
         self.with_tree(swp, |t| {
             t.with_entry(swp.offset(), |e| {
-                if e.is_same_filled() {
-                    return Err(Error::EINVAL);
-                }
                 let pool = self.pools.get(e.pool_idx).ok_or(Error::ENOENT)?;
                 let h = zpool::Handle::from_raw(e.handle);
                 let mut buf = [0u8; PAGE_SIZE];
