@@ -172,15 +172,15 @@
 //! (a handle cannot move, so a chunk is freed only when all its objects
 //! go), which is most of the rise.
 //!
-//! Speed, the cost of the richer layout: malloc + write + read + free of one
-//! object in a pool holding the corpus is 1.0-1.5x the previous pool's for
-//! 64- and 1300-byte objects (bucket search, reverse-map insert and
-//! remove) and 0.4-0.9x for 2000 and 4096 bytes (no spanning slot
-//! rounding); `read_with` alone costs two short lock holds instead of one
-//! (about 12 ns more on one thread), and in exchange holds no lock while the
-//! caller decompresses. Ranges of three runs on a loaded two-core machine
-//! are in the project's notes for the change; a pool-level cost of tens of
-//! nanoseconds is about 1 % of a store or load of a page.
+//! Speed, the cost of the richer layout (now / before, three runs on a
+//! loaded two-core machine): malloc + write + read + free of one object in
+//! a pool holding the corpus is 1.3-1.5x for 64-byte objects and 1.0-1.3x
+//! for 1300 (bucket search, reverse-map insert and remove), 0.36-0.48x for
+//! 2000 and 0.49-0.69x for 4096 (the old classes spanned and rounded
+//! there); `read_with` alone is 2.1-2.8x (two short lock holds instead of
+//! one, 12-18 ns more on one thread) and in exchange holds no lock while
+//! the caller decompresses. A pool-level cost of tens of nanoseconds is
+//! about 1 % of a store or load of a page.
 //!
 //! ## Module map
 //!
@@ -710,10 +710,12 @@ impl<A: PageAllocator> ZsPool<A> {
     }
 
     /// Class `index`'s counters recounted from its zspages, for checking
-    /// [`class_stats`](Self::class_stats): (objects, bytes, pages, zspages).
+    /// [`class_stats`](Self::class_stats): (objects, bytes, pages, zspages);
+    /// zspages is `usize::MAX` if the class's lists are inconsistent.
     #[doc(hidden)]
     pub fn class_recount(&self, index: usize) -> Option<(usize, usize, usize, usize)> {
-        Some(self.classes.get(index)?.state.lock().recount())
+        let class = self.classes.get(index)?;
+        Some(class.state.lock().recount(&class.info))
     }
 
     /// The class index serving `size`-byte objects.

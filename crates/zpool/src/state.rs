@@ -160,10 +160,9 @@ impl ClassState {
 
     // ---- lists ----
 
-    fn unlink(&mut self, id: u32) {
+    fn unlink_bucket(&mut self, id: u32) {
         let Some(z) = self.zs(id) else { return };
         let (prev, next, b) = (z.prev, z.next, z.bucket as usize);
-        let (gprev, gnext, g) = (z.gprev, z.gnext, z.group as usize);
         match self.zs_mut(prev) {
             Some(p) => p.next = next,
             None => {
@@ -178,6 +177,16 @@ impl ClassState {
         if let Some(n) = self.zs_mut(next) {
             n.prev = prev;
         }
+        if let Some(z) = self.zs_mut(id) {
+            z.prev = NONE;
+            z.next = NONE;
+            z.bucket = NR_BUCKETS as u8;
+        }
+    }
+
+    fn unlink_group(&mut self, id: u32) {
+        let Some(z) = self.zs(id) else { return };
+        let (gprev, gnext, g) = (z.gprev, z.gnext, z.group as usize);
         match self.zs_mut(gprev) {
             Some(p) => p.gnext = gnext,
             None => {
@@ -195,28 +204,46 @@ impl ClassState {
             }
         }
         if let Some(z) = self.zs_mut(id) {
-            z.prev = NONE;
-            z.next = NONE;
             z.gprev = NONE;
             z.gnext = NONE;
-            z.bucket = NR_BUCKETS as u8;
             z.group = NR_GROUPS as u8;
         }
     }
 
-    /// Links `id` at the head of its bucket, and at the head (or, for a
-    /// zspage compaction just processed, the tail) of its group.
-    fn link(&mut self, class: &SizeClass, id: u32, group_tail: bool) {
+    fn unlink(&mut self, id: u32) {
+        self.unlink_bucket(id);
+        self.unlink_group(id);
+    }
+
+    /// Links `id` at the head of the gap bucket its state names.
+    fn link_bucket(&mut self, class: &SizeClass, id: u32) {
         let Some(z) = self.zs(id) else { return };
-        let (b, g) = (z.bucket_of(class), z.group_of());
-        let (Some(&head), Some(&ghead), Some(&gtail)) =
-            (self.heads.get(b), self.gheads.get(g), self.gtails.get(g))
-        else {
+        let b = z.bucket_of(class);
+        let Some(&head) = self.heads.get(b) else {
             return;
         };
         if let Some(h) = self.zs_mut(head) {
             h.prev = id;
         }
+        if let Some(z) = self.zs_mut(id) {
+            z.prev = NONE;
+            z.next = head;
+            z.bucket = b as u8;
+        }
+        if let Some(h) = self.heads.get_mut(b) {
+            *h = id;
+            self.nonempty |= 1u64 << b;
+        }
+    }
+
+    /// Links `id` at the head (or, for a zspage compaction just processed,
+    /// the tail) of the fullness group its state names.
+    fn link_group(&mut self, id: u32, group_tail: bool) {
+        let Some(z) = self.zs(id) else { return };
+        let g = z.group_of();
+        let (Some(&ghead), Some(&gtail)) = (self.gheads.get(g), self.gtails.get(g)) else {
+            return;
+        };
         if group_tail {
             if let Some(t) = self.zs_mut(gtail) {
                 t.gnext = id;
@@ -225,9 +252,6 @@ impl ClassState {
             h.gprev = id;
         }
         if let Some(z) = self.zs_mut(id) {
-            z.prev = NONE;
-            z.next = head;
-            z.bucket = b as u8;
             if group_tail {
                 z.gprev = gtail;
                 z.gnext = NONE;
@@ -236,10 +260,6 @@ impl ClassState {
                 z.gnext = ghead;
             }
             z.group = g as u8;
-        }
-        if let Some(h) = self.heads.get_mut(b) {
-            *h = id;
-            self.nonempty |= 1u64 << b;
         }
         if (group_tail || ghead == NONE)
             && let Some(t) = self.gtails.get_mut(g)
@@ -253,17 +273,27 @@ impl ClassState {
         }
     }
 
+    fn link(&mut self, class: &SizeClass, id: u32, group_tail: bool) {
+        self.link_bucket(class, id);
+        self.link_group(id, group_tail);
+    }
+
     /// Puts zspage `id` on the lists its state names and updates
-    /// `freeable`.
+    /// `freeable`; only the lists whose position changed are touched.
     fn relink(&mut self, class: &SizeClass, id: u32, group_tail: bool) {
         let Some(z) = self.zs_mut(id) else { return };
         let packable = z.packable_pages() as u32;
         let old = core::mem::replace(&mut z.packable, packable);
-        let moved = z.bucket as usize != z.bucket_of(class) || z.group as usize != z.group_of();
+        let bucket_moved = z.bucket as usize != z.bucket_of(class);
+        let group_moved = z.group as usize != z.group_of();
         self.freeable = self.freeable + packable as usize - old as usize;
-        if moved || group_tail {
-            self.unlink(id);
-            self.link(class, id, group_tail);
+        if bucket_moved {
+            self.unlink_bucket(id);
+            self.link_bucket(class, id);
+        }
+        if group_moved || group_tail {
+            self.unlink_group(id);
+            self.link_group(id, group_tail);
         }
     }
 
@@ -710,8 +740,11 @@ impl ClassState {
         ]
     }
 
-    /// Recounts objects, bytes and pages from the zspages (tests).
-    pub(crate) fn recount(&self) -> (usize, usize, usize, usize) {
+    /// Recounts objects, bytes, pages and zspages from the zspages (tests).
+    /// The zspage count is `usize::MAX` if the gap buckets or fullness
+    /// groups do not hold every zspage exactly once, on the list its state
+    /// names.
+    pub(crate) fn recount(&self, class: &SizeClass) -> (usize, usize, usize, usize) {
         let (mut objs, mut bytes, mut pages, mut zspages) = (0, 0, 0, 0);
         for s in &self.slab {
             if let Slot::Used(z) = s {
@@ -720,6 +753,35 @@ impl ClassState {
                 pages += z.attached();
                 zspages += 1;
             }
+        }
+        let (mut in_buckets, mut in_groups) = (0, 0);
+        let mut ok = true;
+        for (b, &head) in self.heads.iter().enumerate() {
+            ok &= (head != NONE) == (self.nonempty & (1u64 << b) != 0);
+            let (mut id, mut prev) = (head, NONE);
+            while let Some(z) = self.zs(id) {
+                ok &= z.bucket as usize == b && z.bucket_of(class) == b && z.prev == prev;
+                in_buckets += 1;
+                if in_buckets > zspages {
+                    break;
+                }
+                (prev, id) = (id, z.next);
+            }
+        }
+        for (g, &head) in self.gheads.iter().enumerate() {
+            let (mut id, mut prev) = (head, NONE);
+            while let Some(z) = self.zs(id) {
+                ok &= z.group as usize == g && z.group_of() == g && z.gprev == prev;
+                in_groups += 1;
+                if in_groups > zspages {
+                    break;
+                }
+                (prev, id) = (id, z.gnext);
+            }
+            ok &= self.gtails.get(g) == Some(&prev);
+        }
+        if !ok || in_buckets != zspages || in_groups != zspages {
+            zspages = usize::MAX;
         }
         (objs, bytes, pages, zspages)
     }
