@@ -411,9 +411,12 @@ int zswap_store(struct zswap *z,
 // Call from the fault path, for a slot the faulting page-table entry holds
 // a reference to, with no spinlock held (it may sleep: `charge_swapin` runs
 // for the new page). Returns 0: `page` holds the data and zswap's copy is
-// gone (exclusive load, as Linux): the slot keeps no data, so keep the page
-// in memory (your swap cache) until the last reference to the slot is
-// dropped, or store it again before you reuse the slot. `-ENOENT`: zswap
+// gone (exclusive load, as Linux). With one reference to the slot, the
+// page you got is the only copy: keep it until you store it again. With
+// several (`zswap_swap_duplicate`: a shared page), the page also stays in
+// zswap's swap cache, so the other references' faults get it from
+// `zswap_load` too, until the last reference goes (`zswap_swap_free`) or a
+// `zswap_store` of the slot supersedes it. `-ENOENT`: zswap
 // holds nothing for the slot; read the device. `-EIO`: the object did not
 // decompress (zswap keeps it; `decompress_fail` counts it). `-ENOMEM`: the
 // charge or an allocation failed. `-EINVAL`: NULL page, bad slot; a free

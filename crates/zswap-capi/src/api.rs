@@ -603,6 +603,16 @@ fn store(z: &zswap, swp: SwpEntry, src: &[u8; PAGE_SIZE], memcg_id: u32) -> Resu
     folio.with_page_mut(0, |p| p.copy_from_slice(src))?;
     folio.set_uptodate();
     folio.set_memcg_id(memcg_id);
+    // A folio a load kept in the swap cache for the slot's other references
+    // (or one a failed writeback left) holds older data: this page
+    // supersedes it. Its lock waits for a writeback in flight.
+    if let Some(old) = swap.lookup(swp) {
+        old.lock();
+        if old.swap() == Some(swp) && !old.test_writeback() {
+            swap.delete_from_swap_cache(&old);
+        }
+        old.unlock();
+    }
     swap.swapcache_prepare(swp)?;
     folio.lock();
     if let Err(e) = swap.add_to_swap_cache(&folio, swp, Gfp::KERNEL) {
@@ -633,9 +643,12 @@ fn store(z: &zswap, swp: SwpEntry, src: &[u8; PAGE_SIZE], memcg_id: u32) -> Resu
 /// Call from the fault path, for a slot the faulting page-table entry holds
 /// a reference to, with no spinlock held (it may sleep: `charge_swapin` runs
 /// for the new page). Returns 0: `page` holds the data and zswap's copy is
-/// gone (exclusive load, as Linux): the slot keeps no data, so keep the page
-/// in memory (your swap cache) until the last reference to the slot is
-/// dropped, or store it again before you reuse the slot. `-ENOENT`: zswap
+/// gone (exclusive load, as Linux). With one reference to the slot, the
+/// page you got is the only copy: keep it until you store it again. With
+/// several (`zswap_swap_duplicate`: a shared page), the page also stays in
+/// zswap's swap cache, so the other references' faults get it from
+/// `zswap_load` too, until the last reference goes (`zswap_swap_free`) or a
+/// `zswap_store` of the slot supersedes it. `-ENOENT`: zswap
 /// holds nothing for the slot; read the device. `-EIO`: the object did not
 /// decompress (zswap keeps it; `decompress_fail` counts it). `-ENOMEM`: the
 /// charge or an allocation failed. `-EINVAL`: NULL page, bad slot; a free
@@ -692,7 +705,13 @@ fn load(z: &zswap, swp: SwpEntry, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
                 Err(Error::ENOENT) => z.zswap.folio_swapin(&folio),
                 Err(_) => {}
             }
-            swap.delete_from_swap_cache(&folio);
+            // The load was exclusive: with other references to the slot
+            // (a shared page), the folio stays in the swap cache holding
+            // the only copy, as Linux keeps it, until the last reference
+            // goes (`zswap_swap_free`) or a store supersedes it.
+            if r.is_err() || !shared(swap, swp) {
+                swap.delete_from_swap_cache(&folio);
+            }
             folio.unlock();
             return r;
         }
@@ -717,16 +736,23 @@ fn load(z: &zswap, swp: SwpEntry, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
 }
 
 /// Copies a locked swap-cache folio's page out and drops it from the cache
-/// (the kernel holds the only copy from now on, as after a load).
+/// unless other references to the slot remain (the kernel holds the only
+/// copy from now on, as after a load).
 fn copy_cached(swap: &SwapSpace<CSwap>, folio: &FolioRef, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
     if !folio.test_uptodate() {
         return Err(Error::EIO);
     }
     folio.with_page(0, |p| dst.copy_from_slice(p))?;
-    if !folio.test_writeback() {
+    if !folio.test_writeback() && !shared(swap, folio.swap().ok_or(Error::EIO)?) {
         swap.delete_from_swap_cache(folio);
     }
     Ok(())
+}
+
+/// Has the slot more than one reference (a page shared by several page-table
+/// entries)?
+fn shared(swap: &SwapSpace<CSwap>, swp: SwpEntry) -> bool {
+    swap.swap_count(swp).is_ok_and(|c| c > 1)
 }
 
 /// `zswap_invalidate`: drops zswap's copy of the slot, if any (the slot-free

@@ -833,6 +833,41 @@ int main(void)
 	CHECK_EQ(zswap_memcg_remove(z, "b"), 0);
 	CHECK_EQ(zswap_memcg_remove(z, "b"), -ZSWAP_ENOENT);
 
+	/* A shared page: two references to one slot. The first fault's load is
+	 * exclusive in zswap, yet the second still gets the page (the swap
+	 * cache keeps it while references remain); a store supersedes it. */
+	{
+		uint32_t t;
+		uint64_t off;
+		struct zswap_stats s0, s1;
+
+		CHECK_EQ(zswap_swap_alloc(z, &t, &off), 0);
+		CHECK_EQ(zswap_swap_duplicate(z, t, off), 0);
+		fill_page(want, 3);
+		CHECK_EQ(zswap_store(z, t, off, want, memcg_a), 0);
+		CHECK_EQ(zswap_get_stats(z, &s0), 0);
+		memset(page, 0, sizeof(page));
+		CHECK_EQ(zswap_load(z, t, off, page), 0);
+		CHECK(memcmp(page, want, ZSWAP_PAGE_SIZE) == 0);
+		CHECK_EQ(zswap_is_present(z, t, off), 0);
+		memset(page, 0, sizeof(page));
+		CHECK_EQ(zswap_load(z, t, off, page), 0); /* from the swap cache */
+		CHECK(memcmp(page, want, ZSWAP_PAGE_SIZE) == 0);
+		CHECK_EQ(zswap_get_stats(z, &s1), 0);
+		CHECK_EQ(s1.zswpin - s0.zswpin, 1);
+		/* New content for the slot: the cached copy must not come back. */
+		fill_page(want, 7);
+		CHECK_EQ(zswap_store(z, t, off, want, memcg_a), 0);
+		memset(page, 0, sizeof(page));
+		CHECK_EQ(zswap_load(z, t, off, page), 0);
+		CHECK(memcmp(page, want, ZSWAP_PAGE_SIZE) == 0);
+		CHECK_EQ(zswap_swap_free(z, t, off), 0);
+		CHECK_EQ(zswap_swap_free(z, t, off), 0); /* the last: slot freed */
+		CHECK_EQ(zswap_swap_free(z, t, off), -ZSWAP_ENOENT);
+		CHECK_EQ(zswap_get_stats(z, &s1), 0);
+		CHECK_EQ(s1.stored_pages, 0);
+	}
+
 	/* swapoff with pages still out: try_to_unuse brings each back. */
 	unuse_pages(z, &k, type);
 	CHECK_EQ(zswap_swapoff(z, type), 0);
