@@ -1,6 +1,7 @@
 //! The expression language of `expect` and computed values: parsing and
-//! evaluating any text never panics or overflows the stack, and values are
-//! what the arithmetic says.
+//! evaluating any text never panics or overflows the stack (the text is
+//! also tried nested and chained thousands of times, deeper than coverage
+//! guidance alone would go), and a literal evaluates to itself.
 #![no_main]
 
 use std::collections::HashMap;
@@ -25,7 +26,30 @@ fn snapshot(scale: u64) -> Snapshot {
     s
 }
 
+/// Grows `text` past what coverage guidance reaches: nested `k` levels deep
+/// in parentheses, or chained `k` times with an operator. Parsing the
+/// result must end (Ok or an error), never overflow the stack.
+fn amplified(text: &str, how: u8) -> String {
+    // At most about 256 KiB, so an execution stays fast.
+    let k = ((how as usize % 64) * 256).min((256 << 10) / (text.len() + 3));
+    if how & 0x40 == 0 {
+        format!("{}{text}{}", "(".repeat(k), ")".repeat(k))
+    } else {
+        vec![text; k.max(1)].join(if how & 0x80 == 0 { " + " } else { " * " })
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
+    let Some((&how, rest)) = data.split_first() else {
+        return;
+    };
+    if let Ok(text) = std::str::from_utf8(rest) {
+        let big = amplified(text, how);
+        if let Ok(e) = parse_expr(&big) {
+            let _ = eval_expr(&e, &snapshot(1), &HashMap::new());
+        }
+        let _ = Expectation::parse(&format!("{big} > 0"));
+    }
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };

@@ -498,6 +498,19 @@ mod tests {
         );
     }
 
+    /// Found by the `expr` fuzz target on the parser before its limits: the
+    /// input `*` (the empty text nested 42 * 256 parentheses deep)
+    /// overflowed the recursive parser's stack.
+    #[test]
+    fn fuzz_found_deep_empty_parentheses() {
+        let text = format!("{}{}", "(".repeat(42 * 256), ")".repeat(42 * 256));
+        assert!(parse_expr(&text).unwrap_err().contains("too long"));
+        assert!(Expectation::parse(&format!("{text} > 0")).is_err());
+        // Short enough to be read, too deep to be parsed.
+        let text = format!("{}{}", "(".repeat(2000), ")".repeat(2000));
+        assert!(parse_expr(&text).unwrap_err().contains("nested too deep"));
+    }
+
     #[test]
     fn errors_are_reported() {
         assert!(Expectation::parse("a.zswpout").is_err());
