@@ -377,6 +377,12 @@ fn memory_reclaim_returns_eagain_when_short() {
 
 #[test]
 fn write_memory_max_reclaims_down_to_the_new_limit() {
+    // A reclaim that reports progress but frees nothing would make the
+    // write loop forever (as Linux's memory_max_write): fail instead.
+    let _watchdog = kbase::testing::watchdog(
+        "write_memory_max_reclaims_down_to_the_new_limit",
+        std::time::Duration::from_secs(60),
+    );
     let t = tree();
     let a = t.create("a", Gfp::KERNEL).unwrap();
     t.try_charge(&a, 10, Gfp::KERNEL, &NoReclaim).unwrap();

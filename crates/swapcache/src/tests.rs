@@ -1117,6 +1117,30 @@ fn zeromap_detection_sees_every_byte_position() {
     g.unlock();
 }
 
+/// The zeromap of a folio at the very end of a cluster: its last slot is
+/// the cluster's last, which is in range (a bound off by one would refuse
+/// it).
+#[test]
+fn zeromap_of_the_last_slot_of_a_cluster() {
+    let space = space_with(crate::SWAPFILE_CLUSTER as u64);
+    let mut taken = Vec::new();
+    while taken.len() + 1 < crate::SWAPFILE_CLUSTER {
+        match space.get_swap_pages(1, Gfp::KERNEL) {
+            Ok(s) => taken.push(s),
+            Err(_) => break,
+        }
+    }
+    let (f, swp) = cached_folio(space, &[0u8; PAGE_SIZE]);
+    assert_eq!(
+        swp.offset() as usize % crate::SWAPFILE_CLUSTER,
+        crate::SWAPFILE_CLUSTER - 1
+    );
+    assert_eq!(space.zeromap_folio_store(&f), Ok(true));
+    assert!(space.zeromap_test(swp));
+    space.delete_from_swap_cache(&f);
+    f.unlock();
+}
+
 #[test]
 fn a_nonzero_page_clears_a_stale_zeromap_bit() {
     let space = space_with(64);

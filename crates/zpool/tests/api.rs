@@ -545,3 +545,41 @@ fn loads_race_free_and_compaction_in_one_class() {
     }
     assert_eq!(p.allocator().allocated_pages(), 0);
 }
+
+/// Compaction of a class whose only partly used zspage has nowhere to move
+/// its objects (every other zspage of the class is full): each object is a
+/// miss, the attempt ends, nothing is freed or lost.
+#[test]
+fn compaction_with_no_room_elsewhere_moves_nothing() {
+    let p = pool();
+    let size = 1000;
+    let class = p.class_index(size).unwrap();
+    // Two full zspages (a new one is made only when none has room), then a
+    // third holding a couple of objects.
+    let mut objs = Vec::new();
+    let mut extra = 0;
+    for i in 0u64.. {
+        let zspages = p.class_stats(class).unwrap().zspages;
+        if zspages == 3 {
+            extra += 1;
+            if extra > 2 {
+                break;
+            }
+        }
+        let h = p.malloc(size, Gfp::KERNEL).unwrap();
+        let d = pattern(i, size);
+        p.write(h, &d).unwrap();
+        objs.push((h, d));
+    }
+    let before = p.class_stats(class).unwrap();
+    assert_eq!(before.zspages, 3);
+    assert_eq!(p.compact(), 0);
+    let after = p.class_stats(class).unwrap();
+    assert_eq!(
+        (after.zspages, after.pages, after.objects),
+        (3, before.pages, before.objects)
+    );
+    for (h, d) in &objs {
+        assert_eq!(&p.read_with(*h, |a, b| [a, b].concat()).unwrap(), d);
+    }
+}
