@@ -11,6 +11,12 @@ pub trait CpuInfo: Send + Sync {
     fn current_cpu(&self) -> usize;
     /// The number of possible CPUs (at least 1).
     fn nr_cpus(&self) -> usize;
+    /// Is `cpu` online now? Per-CPU state is prepared for the CPUs online
+    /// when it is created and for each CPU brought up later (zswap's
+    /// `cpu_up` hook). Default: every possible CPU is online.
+    fn is_online(&self, cpu: usize) -> bool {
+        cpu < self.nr_cpus()
+    }
 }
 
 /// A uniprocessor.
@@ -32,5 +38,8 @@ impl<C: CpuInfo + ?Sized> CpuInfo for &C {
     }
     fn nr_cpus(&self) -> usize {
         (**self).nr_cpus()
+    }
+    fn is_online(&self, cpu: usize) -> bool {
+        (**self).is_online(cpu)
     }
 }

@@ -73,9 +73,11 @@
 //!   -> folio page lock (swapcache's, held while a page is read or written)
 //!     -> pool table (RwLock; held only to look a pool up, takes nothing)
 //!   pool table (read) -> pool class lock, one zspage per hold   (pool compaction shrinker)
-//!     -> compression lock (per CPU) -> pool class lock (zpool's)   (store)
+//!     -> context slot (RwLock, per CPU, read; no class)
+//!        -> compression lock (per CPU) -> pool class lock (zpool's)  (store)
 //!     -> pool class lock (find + pin; released)                    (load, writeback)
-//!        then decompression lock (per CPU, leaf), no pool lock held
+//!        then context slot (read) -> decompression lock (per CPU, leaf),
+//!        no pool lock held
 //!        then pool class lock (unpin; released)
 //! entry cache lock (per CPU, leaf: entry alloc at the start of a store,
 //!   entry free after the tree, LRU and pool locks were dropped)
@@ -91,6 +93,11 @@
 //! therefore never held together, loads of one size class decompress in
 //! parallel, and the decompression lock is a leaf (lz4 takes none at all).
 //! Counters are atomics and nest anywhere.
+//!
+//! A CPU's context slot is read-locked for each use of its contexts; its
+//! write side is taken only by [`Zswap::cpu_up`] for a CPU with no
+//! contexts yet (no user can hold that slot), with nothing else held. It
+//! never nests with itself.
 //!
 //! The entry cache's per-CPU slab lock (`cache`) is a leaf: nothing is
 //! taken under it and no page is allocated or freed under it. Store takes
@@ -249,7 +256,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         let pools = Pools::new(
             params.compressor,
             platform.page_allocator(),
-            platform.cpu().nr_cpus(),
+            platform.cpu(),
             gfp,
         )?;
         let lru = Lru::new(platform.nr_nodes());
@@ -564,6 +571,40 @@ impl<P: ZswapPlatform> Zswap<P> {
         self.cursor.offline_cleanup(tree, memcg);
         let parent = memcg.parent().unwrap_or_else(|| tree.root());
         self.lru.reparent(memcg.id(), &parent, Gfp::KERNEL)
+    }
+
+    /// CPU hotplug, CPU coming up (Linux's `zswap_cpu_comp_prepare`,
+    /// `CPUHP_MM_ZSWP_POOL_PREPARE`): prepares `cpu`'s compression contexts
+    /// in every live pool, with no lock held; a pool that already has them
+    /// (the CPU was up before) is left alone, so up/down cycles are
+    /// harmless. Call before the CPU runs tasks. `ENOMEM` (the CPU must not
+    /// come up then; contexts already made stay).
+    pub fn cpu_up(&self, cpu: usize) -> Result<()> {
+        for pool in self.pools.live()? {
+            pool.compressor.prepare(cpu, Gfp::KERNEL)?;
+        }
+        Ok(())
+    }
+
+    /// CPU hotplug, CPU gone (Linux's `zswap_cpu_comp_dead` until 6.14).
+    /// Frees nothing: a task that took `cpu`'s context may still be
+    /// compressing with it after migrating (the 2024-25 acomp_ctx races:
+    /// use-after-free, then the `crypto_free_acomp` deadlock). As Linux
+    /// since 6.15, contexts live until their pool is destroyed, and the
+    /// next `cpu_up` of the CPU finds them ready.
+    pub fn cpu_down(&self, cpu: usize) {
+        let _ = cpu;
+    }
+
+    /// Per-CPU compression contexts prepared in the current pool
+    /// (diagnostics, tests).
+    pub fn nr_compression_contexts(&self) -> usize {
+        let Some(p) = self.pools.current_get() else {
+            return 0;
+        };
+        let n = p.compressor.nr_prepared();
+        self.pools.put(&p);
+        n
     }
 
     /// `zswap_folio_swapin`: a page of `folio` was read from the swap device
@@ -899,7 +940,7 @@ impl<P: ZswapPlatform> Zswap<P> {
                 self.pools.set_compressor(
                     kind,
                     self.platform.page_allocator(),
-                    self.platform.cpu().nr_cpus(),
+                    self.platform.cpu(),
                     Gfp::KERNEL,
                 )?;
             }

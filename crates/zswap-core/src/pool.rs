@@ -18,7 +18,7 @@
 //!   the few live pools instead of scanning all 256 slots.
 
 use kbase::sync::{AtomicBool, AtomicUsize, Ordering, RwLock, lock_class};
-use kbase::{Error, Gfp, KArc, PageAllocator, Result, try_box};
+use kbase::{CpuInfo, Error, Gfp, KArc, PageAllocator, Result, try_box};
 use zpool::ZsPool;
 
 use crate::compress::{Compressor, CompressorKind};
@@ -121,10 +121,11 @@ fn create_pool(
     id: u8,
     kind: CompressorKind,
     alloc: &'static dyn PageAllocator,
-    nr_cpus: usize,
+    cpus: &dyn CpuInfo,
     gfp: Gfp,
 ) -> Result<KArc<ZswapPool>> {
-    let compressor = Compressor::new(kind, nr_cpus, gfp)?;
+    // Contexts for the CPUs online now; later ones come with `cpu_up`.
+    let compressor = Compressor::new_online(kind, cpus.nr_cpus(), &|c| cpus.is_online(c), gfp)?;
     let zpool = ZsPool::new(alloc)?;
     KArc::try_new(
         ZswapPool {
@@ -142,10 +143,10 @@ impl Pools {
     pub(crate) fn new(
         kind: CompressorKind,
         alloc: &'static dyn PageAllocator,
-        nr_cpus: usize,
+        cpus: &dyn CpuInfo,
         gfp: Gfp,
     ) -> Result<Pools> {
-        let pool = create_pool(1, kind, alloc, nr_cpus, gfp)?;
+        let pool = create_pool(1, kind, alloc, cpus, gfp)?;
         let mut table = try_box(
             PoolTable {
                 slots: core::array::from_fn(|_| None),
@@ -194,6 +195,17 @@ impl Pools {
     }
 
     /// Sum of the pools' pages (`zswap_total_pages`).
+    /// References to every live pool (CPU hotplug prepares each one's
+    /// contexts with no lock held). `ENOMEM`.
+    pub(crate) fn live(&self) -> Result<alloc::vec::Vec<KArc<ZswapPool>>> {
+        let mut v = alloc::vec::Vec::new();
+        v.try_reserve_exact(MAX_POOLS)?;
+        let t = self.table.read();
+        v.extend(t.live_pools().cloned());
+        drop(t);
+        Ok(v)
+    }
+
     pub(crate) fn total_pages(&self) -> usize {
         let t = self.table.read();
         t.live_pools().map(|p| p.zpool.total_pages()).sum()
@@ -211,7 +223,7 @@ impl Pools {
         &self,
         kind: CompressorKind,
         alloc: &'static dyn PageAllocator,
-        nr_cpus: usize,
+        cpus: &dyn CpuInfo,
         gfp: Gfp,
     ) -> Result<()> {
         if self
@@ -221,7 +233,7 @@ impl Pools {
         {
             return Err(Error::EBUSY);
         }
-        let r = self.set_compressor_locked(kind, alloc, nr_cpus, gfp);
+        let r = self.set_compressor_locked(kind, alloc, cpus, gfp);
         self.changing.store(false, Ordering::Release);
         r
     }
@@ -230,7 +242,7 @@ impl Pools {
         &self,
         kind: CompressorKind,
         alloc: &'static dyn PageAllocator,
-        nr_cpus: usize,
+        cpus: &dyn CpuInfo,
         gfp: Gfp,
     ) -> Result<()> {
         if self.current_kind() == Some(kind) {
@@ -260,7 +272,7 @@ impl Pools {
             let Some(id) = id else {
                 return Err(Error::EBUSY);
             };
-            let pool = create_pool(id as u8, kind, alloc, nr_cpus, gfp)?;
+            let pool = create_pool(id as u8, kind, alloc, cpus, gfp)?;
             let mut t = self.table.write();
             t.insert(pool)?;
             old = t.slots.get(t.current as usize).cloned().flatten();
@@ -293,8 +305,9 @@ mod tests {
     #[test]
     fn live_list_follows_inserts_and_removals() {
         let a = alloc();
-        let pool = |id| create_pool(id, CompressorKind::Lz4, a, 1, Gfp::KERNEL).unwrap();
-        let pools = Pools::new(CompressorKind::Lz4, a, 1, Gfp::KERNEL).unwrap();
+        let pool =
+            |id| create_pool(id, CompressorKind::Lz4, a, &kbase::UniCpu, Gfp::KERNEL).unwrap();
+        let pools = Pools::new(CompressorKind::Lz4, a, &kbase::UniCpu, Gfp::KERNEL).unwrap();
         let mut t = pools.table.write();
         assert_eq!(live_ids(&t), [1]);
         let p2 = pool(2);

@@ -29,6 +29,8 @@ fn tiny() -> Arc<Kernel> {
         swap_pages: 8,
         memcg: true,
         nr_nodes: 1,
+        nr_cpus: 1,
+        online_cpus: 1,
         params: ZswapParams {
             shrinker_enabled: true,
             ..ZswapParams::default()
@@ -291,6 +293,8 @@ fn loom_shrink_worker_vs_memcg_offline() {
             swap_pages: 8,
             memcg: true,
             nr_nodes: 1,
+            nr_cpus: 1,
+            online_cpus: 1,
             params: ZswapParams {
                 max_pool_percent: 10,
                 accept_threshold_percent: 50,

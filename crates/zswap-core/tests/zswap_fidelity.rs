@@ -6,6 +6,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use common::*;
 use kbase::{Error, Gfp};
@@ -210,4 +211,58 @@ fn swapoff_unuses_every_slot_then_frees_the_empty_trees() {
     k.swap.swapoff(k.swp_type).unwrap();
     assert_eq!(cg.zswap_current(), 0);
     assert_eq!(k.swap.get_swap_pages(1, Gfp::KERNEL), Err(Error::ENOSPC));
+}
+
+/// CPU hotplug of the per-CPU compression contexts: a CPU offline when the
+/// pool was made gets its contexts when it comes up (`cpu_up`, Linux's
+/// cpuhp "prepare"); taking it down while a store on it is compressing
+/// frees nothing under the store (Linux's 2024-25 acomp_ctx races), and a
+/// later `cpu_up` finds the contexts ready (no second set).
+#[test]
+fn cpu_down_mid_store_keeps_the_context_and_up_is_idempotent() {
+    let k = Kernel::new(Config {
+        nr_cpus: 2,
+        online_cpus: 1,
+        ..Config::default()
+    });
+    let cpus = &k.zswap.platform().cpus;
+    assert_eq!(
+        k.zswap.nr_compression_contexts(),
+        1,
+        "only CPU 0 was online"
+    );
+    cpus.set_online(1, true);
+    k.zswap.cpu_up(1).unwrap();
+    assert_eq!(k.zswap.nr_compression_contexts(), 2);
+    // A store runs on CPU 1; CPU 1 goes down while it compresses.
+    cpus.current.store(1, Ordering::SeqCst);
+    let downs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let d2 = downs.clone();
+    k.set_hook(Some(Arc::new(move |k: &Kernel, ev| {
+        if let zswap_core::ZswapEvent::StoreCompressing(_) = ev
+            && d2.fetch_add(1, Ordering::SeqCst) == 0
+        {
+            k.zswap.platform().cpus.set_online(1, false);
+            k.zswap.cpu_down(1);
+        }
+    })));
+    let page = compressible(10);
+    let (x, r) = k.swap_out(&page, None);
+    r.unwrap();
+    k.set_hook(None);
+    assert_eq!(downs.load(Ordering::SeqCst), 1);
+    assert_eq!(k.zswap.nr_compression_contexts(), 2, "nothing freed");
+    // The task migrated to CPU 0; the CPU comes back: nothing new made.
+    cpus.current.store(0, Ordering::SeqCst);
+    cpus.set_online(1, true);
+    k.zswap.cpu_up(1).unwrap();
+    assert_eq!(k.zswap.nr_compression_contexts(), 2);
+    assert_eq!(k.zswap.cpu_up(7), Err(Error::EINVAL), "not a possible CPU");
+    assert_eq!(&k.swap_in(x).unwrap()[..], &page[..]);
+    // A pool made by a compressor switch prepares the CPUs online now.
+    cpus.set_online(1, false);
+    if zswap_core::CompressorKind::Zstd.is_available() {
+        k.zswap.set_param("compressor", "zstd").unwrap();
+        assert_eq!(k.zswap.nr_compression_contexts(), 1);
+    }
 }

@@ -76,11 +76,12 @@ mod zstd;
 #[cfg(all(feature = "zstd", target_os = "none"))]
 mod zstd_shim;
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
-use kbase::sync::{Mutex, lock_class};
-use kbase::{Error, Gfp, PAGE_SIZE, Result};
+use kbase::sync::{Mutex, RwLock, RwLockReadGuard, lock_class};
+use kbase::{Error, Gfp, PAGE_SIZE, Result, try_box};
 
 /// Size of each per-CPU scratch buffer: two pages, like Linux's
 /// `acomp_ctx->buffer`. Holds any compression result (the lz4 and zstd
@@ -258,15 +259,31 @@ impl DecompCtx {
     }
 }
 
+/// One possible CPU's contexts: `None` until the CPU is prepared (online at
+/// creation, or brought up with [`Compressor::prepare`]); never freed before
+/// the compressor (CPU hotplug only adds).
+struct Slot(RwLock<Option<Box<PerCpu>>>);
+
 /// Per-CPU compression contexts for one algorithm (Linux: the pool's
 /// `acomp_ctx` array).
 ///
 /// # Invariants
 ///
-/// `percpu` holds at least one context, all for `kind`.
+/// `percpu` has one slot per possible CPU (at least one), at least one of
+/// them prepared, all for `kind`; a prepared slot stays prepared.
+///
+/// # CPU hotplug
+///
+/// Contexts are made for the CPUs online when the compressor is built and
+/// for each CPU prepared later ([`Compressor::prepare`], Linux's cpuhp
+/// "prepare" callback). They are never freed while the compressor lives:
+/// a task may take CPU A's context, migrate, and still be compressing with
+/// it when A goes offline (the 2024-25 acomp_ctx races). A user holds the
+/// slot's read lock for the whole operation; only `prepare` of an
+/// unprepared CPU takes the write lock, so a slot in use is never written.
 pub struct Compressor {
     kind: CompressorKind,
-    percpu: Vec<PerCpu>,
+    percpu: Vec<Slot>,
 }
 
 impl Compressor {
@@ -284,17 +301,58 @@ impl Compressor {
     /// decompress; a level-3 context for inputs of any size would need
     /// 1.3 MiB).
     pub fn new(kind: CompressorKind, nr_cpus: usize, gfp: Gfp) -> Result<Compressor> {
+        Self::new_online(kind, nr_cpus, &|_| true, gfp)
+    }
+
+    /// Like [`Compressor::new`] for `nr_cpus` possible CPUs, preparing
+    /// contexts only for those `online` says are up (at least one: the last
+    /// possible CPU if none is); the others are made by
+    /// [`Compressor::prepare`] when they come up.
+    pub fn new_online(
+        kind: CompressorKind,
+        nr_cpus: usize,
+        online: &dyn Fn(usize) -> bool,
+        gfp: Gfp,
+    ) -> Result<Compressor> {
         if !kind.is_available() {
             return Err(Error::ENOENT);
         }
         let nr = nr_cpus.max(1);
         let mut percpu = Vec::new();
         percpu.try_reserve_exact(nr)?;
-        for _ in 0..nr {
-            percpu.push(PerCpu::try_new(kind, gfp)?);
+        let mut any = false;
+        for cpu in 0..nr {
+            let ctx = if online(cpu) || (cpu + 1 == nr && !any) {
+                any = true;
+                Some(try_box(PerCpu::try_new(kind, gfp)?, gfp)?)
+            } else {
+                None
+            };
+            percpu.push(Slot(RwLock::new(ctx)));
         }
-        // INVARIANT: nr >= 1 contexts of `kind` were pushed.
+        // INVARIANT: nr >= 1 slots of `kind`, at least one prepared.
         Ok(Compressor { kind, percpu })
+    }
+
+    /// Prepares `cpu`'s contexts (CPU hotplug, CPU coming up); a CPU already
+    /// prepared is left alone (up/down cycles are harmless). Allocates with
+    /// no lock held. `ENOMEM`; `EINVAL` for a CPU past the possible ones.
+    pub fn prepare(&self, cpu: usize, gfp: Gfp) -> Result<()> {
+        let slot = self.percpu.get(cpu).ok_or(Error::EINVAL)?;
+        if slot.0.read().is_some() {
+            return Ok(());
+        }
+        let ctx = try_box(PerCpu::try_new(self.kind, gfp)?, gfp)?;
+        let mut w = slot.0.write();
+        let spare = if w.is_none() {
+            *w = Some(ctx);
+            None
+        } else {
+            Some(ctx)
+        };
+        drop(w);
+        drop(spare);
+        Ok(())
     }
 
     /// The algorithm.
@@ -302,18 +360,33 @@ impl Compressor {
         self.kind
     }
 
-    /// The number of per-CPU contexts.
+    /// The number of per-CPU context slots (possible CPUs).
     pub fn nr_contexts(&self) -> usize {
         self.percpu.len()
     }
 
-    /// The contexts for `cpu`, clamped into range.
-    fn context(&self, cpu: usize) -> Result<&PerCpu> {
+    /// The number of CPUs whose contexts are prepared.
+    pub fn nr_prepared(&self) -> usize {
+        self.percpu.iter().filter(|s| s.0.read().is_some()).count()
+    }
+
+    /// The contexts for `cpu` (clamped into range), read-locked for the
+    /// caller's whole use; a CPU not prepared yet (it cannot run tasks
+    /// before its `prepare`, so only a stale or bogus CPU number) borrows
+    /// the next prepared CPU's.
+    fn context(&self, cpu: usize) -> Result<RwLockReadGuard<'_, Option<Box<PerCpu>>>> {
         let nr = self.percpu.len();
         // `checked_rem` only fails for nr == 0, which the invariant rules
         // out; `get` keeps this panic-free regardless.
-        let idx = cpu.checked_rem(nr).ok_or(Error::EINVAL)?;
-        self.percpu.get(idx).ok_or(Error::EINVAL)
+        let start = cpu.checked_rem(nr).ok_or(Error::EINVAL)?;
+        for k in 0..nr {
+            let slot = self.percpu.get((start + k) % nr).ok_or(Error::EINVAL)?;
+            let g = slot.0.read();
+            if g.is_some() {
+                return Ok(g);
+            }
+        }
+        Err(Error::EINVAL)
     }
 
     /// Compresses one page with CPU `cpu`'s context; `f` sees the compressed
@@ -328,9 +401,12 @@ impl Compressor {
         src: &[u8; PAGE_SIZE],
         f: impl FnOnce(Result<&[u8]>) -> R,
     ) -> R {
-        let ctx = match self.context(cpu) {
-            Ok(ctx) => ctx,
+        let slot = match self.context(cpu) {
+            Ok(slot) => slot,
             Err(e) => return f(Err(e)),
+        };
+        let Some(ctx) = slot.as_deref() else {
+            return f(Err(Error::EINVAL));
         };
         let mut guard = ctx.comp.lock();
         f(guard.compress(src))
@@ -348,7 +424,9 @@ impl Compressor {
             // lz4 decompression is stateless: no context, no lock.
             lz4::decompress(a, dst)?
         } else {
-            self.context(cpu)?.decomp.lock().decompress(a, b, dst)?
+            let slot = self.context(cpu)?;
+            let ctx = slot.as_deref().ok_or(Error::EINVAL)?;
+            ctx.decomp.lock().decompress(a, b, dst)?
         };
         if len == PAGE_SIZE {
             Ok(())

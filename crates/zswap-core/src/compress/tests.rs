@@ -140,11 +140,13 @@ fn zstd_without_the_feature_is_unavailable() {
 #[test]
 fn zstd_contexts_are_page_sized() {
     let c = Compressor::new(CompressorKind::Zstd, 1, Gfp::KERNEL).unwrap();
-    let comp = c.percpu[0].comp.lock();
+    let slot = c.percpu[0].0.read();
+    let ctx = slot.as_deref().expect("CPU 0 prepared");
+    let comp = ctx.comp.lock();
     let CompEngine::Zstd(cz) = &comp.engine else {
         panic!("not a zstd compression context");
     };
-    let decomp = c.percpu[0].decomp.lock();
+    let decomp = ctx.decomp.lock();
     let DecompEngine::Zstd(dz) = &decomp.engine else {
         panic!("not a zstd decompression context");
     };

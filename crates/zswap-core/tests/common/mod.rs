@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::vec::Vec;
 
 use kbase::{
-    CpuInfo, Error, FaultInjector, Gfp, HeapPageAllocator, PAGE_SIZE, PageAllocator, Result, UniCpu,
+    CpuInfo, Error, FaultInjector, Gfp, HeapPageAllocator, PAGE_SIZE, PageAllocator, Result,
 };
 use memcg::{MemcgRef, MemcgTree};
 use swapcache::{
@@ -134,7 +134,8 @@ impl SwapPlatform for SwapPlat {
 /// zswap's platform.
 pub struct ZPlat {
     alloc: &'static dyn PageAllocator,
-    cpu: UniCpu,
+    /// The CPUs (one unless configured; switchable current CPU, hotplug).
+    pub cpus: TestCpus,
     totalram: u64,
     swap: Arc<SwapSpace<SwapPlat>>,
     backend: Arc<MemBackend>,
@@ -166,7 +167,7 @@ impl ZswapPlatform for ZPlat {
         self.alloc
     }
     fn cpu(&self) -> &dyn CpuInfo {
-        &self.cpu
+        &self.cpus
     }
     fn totalram_pages(&self) -> u64 {
         self.totalram
@@ -229,6 +230,51 @@ pub struct Config {
     pub params: ZswapParams,
     /// NUMA nodes (LRU lists per cgroup).
     pub nr_nodes: usize,
+    /// Possible CPUs, and how many of them (from CPU 0) are online at boot.
+    pub nr_cpus: usize,
+    pub online_cpus: usize,
+}
+
+/// The test platform's CPUs: the current CPU and which CPUs are online are
+/// set by the test.
+pub struct TestCpus {
+    nr: usize,
+    pub current: AtomicUsize,
+    online: Vec<std::sync::atomic::AtomicBool>,
+}
+
+impl TestCpus {
+    fn new(nr: usize, online: usize) -> TestCpus {
+        TestCpus {
+            nr: nr.max(1),
+            current: AtomicUsize::new(0),
+            online: (0..nr.max(1))
+                .map(|c| std::sync::atomic::AtomicBool::new(c < online.max(1)))
+                .collect(),
+        }
+    }
+
+    /// Marks `cpu` online or offline (the kernel's hotplug state; zswap's
+    /// hooks are called by the test).
+    pub fn set_online(&self, cpu: usize, on: bool) {
+        if let Some(o) = self.online.get(cpu) {
+            o.store(on, Ordering::SeqCst);
+        }
+    }
+}
+
+impl CpuInfo for TestCpus {
+    fn current_cpu(&self) -> usize {
+        self.current.load(Ordering::SeqCst)
+    }
+    fn nr_cpus(&self) -> usize {
+        self.nr
+    }
+    fn is_online(&self, cpu: usize) -> bool {
+        self.online
+            .get(cpu)
+            .is_some_and(|o| o.load(Ordering::SeqCst))
+    }
 }
 
 impl Default for Config {
@@ -238,6 +284,8 @@ impl Default for Config {
             swap_pages: 1024,
             memcg: true,
             nr_nodes: 1,
+            nr_cpus: 1,
+            online_cpus: 1,
             params: ZswapParams {
                 shrinker_enabled: true,
                 ..ZswapParams::default()
@@ -269,7 +317,7 @@ impl Kernel {
         let zswap = Zswap::new(
             ZPlat {
                 alloc,
-                cpu: UniCpu,
+                cpus: TestCpus::new(cfg.nr_cpus, cfg.online_cpus),
                 totalram: cfg.totalram,
                 swap: swap.clone(),
                 backend: backend.clone(),
