@@ -1170,9 +1170,9 @@ fn a_nonzero_page_clears_a_stale_zeromap_bit() {
 
 #[test]
 fn try_to_unuse_faults_every_slot_back_and_swapoff_finishes() {
-    let space = space_with(1024);
+    let space = space_with(128);
     let mut slots = Vec::new();
-    for i in 0..40u8 {
+    for i in 0..20u8 {
         let (f, swp) = cached_folio(space, &[i; PAGE_SIZE]);
         space.delete_from_swap_cache(&f);
         f.unlock();
@@ -1195,12 +1195,12 @@ fn try_to_unuse_faults_every_slot_back_and_swapoff_finishes() {
             Ok(())
         })
         .unwrap();
-    assert_eq!(seen.len(), 41);
+    assert_eq!(seen.len(), 21);
     assert_eq!(space.inuse_pages(0), Ok(0));
     assert!(space.lookup(kept_swp).is_none(), "cached folio freed");
     assert!(!kept.test_swapcache());
     assert_eq!(space.swapoff(0), Ok(()));
-    assert_eq!(space.platform().freed().len(), 41);
+    assert_eq!(space.platform().freed().len(), 21);
 }
 
 #[test]

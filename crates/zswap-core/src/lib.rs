@@ -124,9 +124,11 @@
 //! `ENOENT`: zswap holds no copy (load), is disabled (store), or a cgroup has
 //! nothing to write back (`shrink_memcg`). `ENOSPC`: a limit refused the
 //! store (`memory.zswap.max`, the global pool limit) or the object does not
-//! fit. `ENOMEM`: an allocation failed, or writeback found its entry
-//! invalidated. `EIO`: an object did not decompress to exactly one page.
-//! `EEXIST`: writeback found the slot already in the swap cache. `EAGAIN`:
+//! fit. `ENOMEM`: an allocation failed, writeback found its entry
+//! invalidated, or writeback found the slot busy with no folio yet (Linux's
+//! NULL folio: the LRU walk goes on). `EIO`: an object did not decompress
+//! to exactly one page. `EEXIST`: writeback found a folio for the slot
+//! already in the swap cache (the dynamic shrinker stops there). `EAGAIN`:
 //! `shrink_memcg` examined entries but wrote none back. `EBUSY`: swapoff
 //! with entries left, swapon twice, a compressor change already running.
 //! `EINVAL`: bad parameters or a folio not in the swap cache. Bad input never
