@@ -63,6 +63,9 @@ fn concurrent_swap_out_fault_writeback_and_shrink_keep_every_page() {
         swap_pages: SWAP_PAGES,
         ..Config::default()
     });
+    // Four threads on as few as two CPUs: a slot's owner can be off CPU for
+    // many time slices, so the recursion detector gets a generous limit.
+    k.sp().wait_limit.store(100_000, Ordering::Relaxed);
     let cg = k.cgroup("stress");
     let baseline = k.pages_allocated();
     let objs: Arc<Vec<Mutex<Obj>>> = Arc::new(

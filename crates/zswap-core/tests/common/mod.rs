@@ -48,7 +48,8 @@ pub struct SwapPlat {
     /// Results of those reclaim runs.
     pub reclaim_results: Mutex<Vec<Result<()>>>,
     /// `swapcache_wait` gives up with EDEADLK after this many waits (a
-    /// simulator's recursion detector; 0 = wait forever).
+    /// simulator's recursion detector; 0 = wait forever). Past the first
+    /// few, each wait yields the thread.
     pub wait_limit: AtomicU32,
     /// Number of `slot_freed` calls.
     pub slots_freed: AtomicUsize,
@@ -126,7 +127,16 @@ impl SwapPlatform for SwapPlat {
         if limit != 0 && attempt >= limit {
             return Err(Error::EDEADLK);
         }
-        kbase::sync::cpu_relax();
+        // The slot's owner is another thread between prepare and insert.
+        // On a loaded machine it may be off CPU for a whole time slice, so
+        // give the CPU away instead of spinning through the limit in
+        // microseconds (a spurious EDEADLK).
+        // (Under loom every wait is loom's own yield.)
+        if cfg!(loom) || attempt < 16 {
+            kbase::sync::cpu_relax();
+        } else {
+            std::thread::yield_now();
+        }
         Ok(())
     }
 }
