@@ -13,7 +13,7 @@
 //! | figure | subject | baseline | target |
 //! |---|---|---|---|
 //! | store / lz4_flex | `Zswap::store` of one page (lz4) | `lz4_flex::block::compress_into_with_table`, table reused | <= 1.10 |
-//! | store / C lz4 | the same | C liblz4 `LZ4_compress_default` | <= 1.00 |
+//! | store / C lz4 | the same | C liblz4 `LZ4_compress_fast_extState_fastReset` (acceleration 1, as `LZ4_compress_default`), state reused; `LZ4_compress_default`, which re-initialises its state each call, is printed for information | <= 1.00 |
 //! | load / lz4_flex | `Zswap::load` of one page | `lz4_flex::block::decompress_into` into a reused page | <= 1.10 |
 //! | load / C lz4 | the same | C liblz4 `LZ4_decompress_safe` into a reused page | <= 1.20 |
 //! | zstd store / C zstd | `Zswap::store` (zstd) | C `ZSTD_compressCCtx` level 3, context reused | <= 1.10 |
@@ -734,7 +734,15 @@ fn bench_zswap(c: &mut Criterion) {
         s[1],
         Some(1.10),
     );
-    row("store / C lz4 LZ4_compress_default", s[0], s[2], Some(1.00));
+    // The C baseline that counts is C lz4 doing the same work the best way:
+    // its state reused (fastReset), as zswap reuses its per-CPU table.
+    // LZ4_compress_default re-initialises a 16 KiB state on every call.
+    row(
+        "store / C lz4 state reused (fastReset)",
+        s[0],
+        s[3],
+        Some(1.00),
+    );
     row(
         "load / lz4_flex decompress (reused page)",
         l[0],
@@ -756,7 +764,7 @@ fn bench_zswap(c: &mut Criterion) {
         Some(1.10),
     );
     eprintln!("| (informational) | | | | | |");
-    row("store / C lz4 state reused (fastReset)", s[0], s[3], None);
+    row("store / C lz4 LZ4_compress_default", s[0], s[2], None);
     row("C lz4 default / lz4_flex (codecs alone)", s[2], s[1], None);
     row(
         "lz4_flex / C lz4 decompress (codecs alone)",
