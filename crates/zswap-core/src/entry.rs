@@ -22,7 +22,7 @@
 use core::ptr::NonNull;
 
 use intrusive_collections::{LinkedListLink, UnsafeRef, intrusive_adapter};
-use kbase::sync::{AtomicBool, Ordering};
+use kbase::sync::{AtomicBool, Ordering, UnsafeCell};
 use memcg::ObjCgroupRef;
 use swapcache::SwpEntry;
 
@@ -40,7 +40,13 @@ pub(crate) const LRU_MEMCG_MAX: u32 = (1 << 24) - 1;
 ///
 /// - `swpentry`, `length`, `pool_idx`, `handle`, `objcg` and `lru_key` are
 ///   written before the entry is published in a tree and never change while
-///   it is reachable by another thread.
+///   it is reachable by another thread. The pool object's fields (`handle`,
+///   `length`, `pool_idx`) sit in the sync shim's [`UnsafeCell`]s, written
+///   only through [`ZswapEntry::set_object`] (`&mut self`: the only owner,
+///   before publication) and read through the accessors by threads that
+///   reached the entry through the tree lock, the LRU list lock or
+///   ownership; under loom every such access is checked against that
+///   ordering. Outside loom a cell is a plain `core::cell::UnsafeCell`.
 /// - `handle` is an object of pool `pool_idx`: the page stored raw when
 ///   `length == PAGE_SIZE`, else `length` (> 0) compressed bytes.
 /// - `lru` is linked only into the LRU list that `lru_key` resolves to, and is
@@ -51,26 +57,27 @@ pub(crate) const LRU_MEMCG_MAX: u32 = (1 << 24) - 1;
 pub(crate) struct ZswapEntry {
     /// The swap slot this entry holds the page of.
     pub(crate) swpentry: SwpEntry,
-    /// Pool handle (raw).
-    pub(crate) handle: u64,
+    /// Pool handle (raw); [`ZswapEntry::handle`].
+    handle: UnsafeCell<u64>,
     /// The cgroup charged for the compressed bytes (one reference).
     pub(crate) objcg: Option<ObjCgroupRef>,
     /// Link in the (memcg, node) LRU list.
     pub(crate) lru: LinkedListLink,
-    /// Compressed length; `PAGE_SIZE` stored raw.
-    pub(crate) length: u16,
-    /// Id of the pool holding the object.
-    pub(crate) pool_idx: u8,
+    /// Compressed length; `PAGE_SIZE` stored raw; [`ZswapEntry::length`].
+    length: UnsafeCell<u16>,
+    /// Id of the pool holding the object; [`ZswapEntry::pool_idx`].
+    pool_idx: UnsafeCell<u8>,
     /// Second-chance bit for the LRU walk.
     pub(crate) referenced: AtomicBool,
     /// The LRU list the entry was added to: memcg id << 8 | node.
     pub(crate) lru_key: u32,
 }
 
-// SAFETY: the only non-thread-safe part is the `lru` link (Cells), which by
+// SAFETY: the non-thread-safe parts are the `lru` link (Cells), which by
 // the type invariant is only accessed under the lock of the list it is on, or
-// by the single owner while unlinked; every other field is immutable while
-// shared, or atomic.
+// by the single owner while unlinked, and the object cells, written only
+// through `&mut self` before publication; every other field is immutable
+// while shared, or atomic.
 unsafe impl Send for ZswapEntry {}
 // SAFETY: as above.
 unsafe impl Sync for ZswapEntry {}
@@ -82,14 +89,48 @@ impl ZswapEntry {
     pub(crate) fn new(swpentry: SwpEntry) -> ZswapEntry {
         ZswapEntry {
             swpentry,
-            handle: 0,
+            handle: UnsafeCell::new(0),
             objcg: None,
             lru: LinkedListLink::new(),
-            length: 0,
-            pool_idx: 0,
+            length: UnsafeCell::new(0),
+            pool_idx: UnsafeCell::new(0),
             referenced: AtomicBool::new(false),
             lru_key: 0,
         }
+    }
+
+    /// Records the pool object holding the page: `handle` in pool
+    /// `pool_idx`, `length` bytes (`PAGE_SIZE`: stored raw).
+    pub(crate) fn set_object(&mut self, handle: u64, length: u16, pool_idx: u8) {
+        // SAFETY: `&mut self` makes us the only owner of an entry no other
+        // thread can reach (not yet published, or a test's own), so nothing
+        // reads the cells concurrently.
+        self.handle.with_mut(|p| unsafe { *p = handle });
+        // SAFETY: as above.
+        self.length.with_mut(|p| unsafe { *p = length });
+        // SAFETY: as above.
+        self.pool_idx.with_mut(|p| unsafe { *p = pool_idx });
+    }
+
+    /// Pool handle (raw) of the object.
+    pub(crate) fn handle(&self) -> u64 {
+        // SAFETY: written only by `set_object` through `&mut self`, before
+        // the entry was published; a thread holding `&self` reached it
+        // through the tree lock, the LRU list lock or ownership, each of
+        // which orders it after that write (type invariant).
+        self.handle.with(|p| unsafe { *p })
+    }
+
+    /// Compressed length; `PAGE_SIZE` stored raw.
+    pub(crate) fn length(&self) -> u16 {
+        // SAFETY: as for `handle`.
+        self.length.with(|p| unsafe { *p })
+    }
+
+    /// Id of the pool holding the object.
+    pub(crate) fn pool_idx(&self) -> u8 {
+        // SAFETY: as for `handle`.
+        self.pool_idx.with(|p| unsafe { *p })
     }
 
     /// Builds the LRU key from a memcg id and a NUMA node.

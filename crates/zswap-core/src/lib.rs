@@ -416,14 +416,14 @@ impl<P: ZswapPlatform> Zswap<P> {
     fn entry_free(&self, e: OwnedEntry) {
         let cpu = self.platform.cpu().current_cpu();
         self.lru.del(&e);
-        if let Some(pool) = self.pools.get(e.pool_idx) {
-            let _ = pool.zpool.free(zpool::Handle::from_raw(e.handle));
+        if let Some(pool) = self.pools.get(e.pool_idx()) {
+            let _ = pool.zpool.free(zpool::Handle::from_raw(e.handle()));
             self.pools.put(&pool);
         }
         if let Some(objcg) = e.objcg.as_ref() {
-            objcg.uncharge_zswap(e.length as usize);
+            objcg.uncharge_zswap(e.length() as usize);
         }
-        if e.length as usize == PAGE_SIZE {
+        if e.length() as usize == PAGE_SIZE {
             self.hot.sub(cpu, Hot::StoredIncompressiblePages, 1);
         }
         self.hot.sub(cpu, Hot::StoredPages, 1);
@@ -444,14 +444,14 @@ impl<P: ZswapPlatform> Zswap<P> {
     }
 
     fn decompress_inner(&self, e: &ZswapEntry, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
-        let pool = self.pools.get(e.pool_idx).ok_or(Error::EIO)?;
-        let h = zpool::Handle::from_raw(e.handle);
+        let pool = self.pools.get(e.pool_idx()).ok_or(Error::EIO)?;
+        let h = zpool::Handle::from_raw(e.handle());
         let cpu = self.platform.cpu().current_cpu();
         let r = pool.zpool.read_with(h, |a, b| {
-            if a.len() + b.len() != e.length as usize {
+            if a.len() + b.len() != e.length() as usize {
                 return Err(Error::EIO);
             }
-            if e.length as usize == PAGE_SIZE {
+            if e.length() as usize == PAGE_SIZE {
                 let (d1, d2) = dst.split_at_mut(a.len());
                 d1.copy_from_slice(a);
                 d2.copy_from_slice(b);
@@ -761,7 +761,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         drop(pool);
         entry.objcg = objcg.cloned();
         entry.set_referenced(true);
-        let length = entry.length;
+        let length = entry.length();
         // Charged and counted before it is published: from then on, the
         // path that frees it (entry_free) uncharges and uncounts it.
         if let Some(o) = objcg {
@@ -845,9 +845,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         });
         match r {
             Ok((h, len)) => {
-                entry.handle = h.to_raw();
-                entry.length = len as u16;
-                entry.pool_idx = pool.id;
+                entry.set_object(h.to_raw(), len as u16, pool.id);
                 (Ok(()), Some(pool))
             }
             Err(e) => (Err(e), Some(pool)),
@@ -1010,14 +1008,14 @@ impl<P: ZswapPlatform> Zswap<P> {
     pub fn debug_corrupt(&self, swp: SwpEntry) -> Result<()> {
         self.with_tree(swp, |t| {
             t.with_entry(swp.offset(), |e| {
-                if e.length as usize == PAGE_SIZE {
+                if e.length() as usize == PAGE_SIZE {
                     return Err(Error::EINVAL);
                 }
-                let pool = self.pools.get(e.pool_idx).ok_or(Error::ENOENT)?;
+                let pool = self.pools.get(e.pool_idx()).ok_or(Error::ENOENT)?;
                 let junk = [0xffu8; PAGE_SIZE];
-                let len = (e.length as usize).min(PAGE_SIZE);
+                let len = (e.length() as usize).min(PAGE_SIZE);
                 pool.zpool
-                    .write(zpool::Handle::from_raw(e.handle), &junk[..len])
+                    .write(zpool::Handle::from_raw(e.handle()), &junk[..len])
             })
             .unwrap_or(Err(Error::ENOENT))
         })
@@ -1032,11 +1030,11 @@ impl<P: ZswapPlatform> Zswap<P> {
     pub fn debug_mutate_object(&self, swp: SwpEntry, f: impl FnOnce(&mut [u8])) -> Result<()> {
         self.with_tree(swp, |t| {
             t.with_entry(swp.offset(), |e| {
-                let pool = self.pools.get(e.pool_idx).ok_or(Error::ENOENT)?;
-                let h = zpool::Handle::from_raw(e.handle);
+                let pool = self.pools.get(e.pool_idx()).ok_or(Error::ENOENT)?;
+                let h = zpool::Handle::from_raw(e.handle());
                 let mut buf = [0u8; PAGE_SIZE];
                 let obj = buf
-                    .get_mut(..(e.length as usize).min(PAGE_SIZE))
+                    .get_mut(..(e.length() as usize).min(PAGE_SIZE))
                     .ok_or(Error::EINVAL)?;
                 pool.zpool.read(h, obj)?;
                 f(obj);

@@ -349,7 +349,7 @@ impl Lru {
             (
                 e.referenced.swap(false, Ordering::Relaxed),
                 e.swpentry,
-                e.handle,
+                e.handle(),
             )
         };
         l.list.push_back(head);
@@ -494,7 +494,7 @@ mod tests {
     fn entry(off: u64, memcg: u32) -> EntryPtr {
         let mut e = ZswapEntry::new(SwpEntry::new(0, off).unwrap());
         e.lru_key = ZswapEntry::make_lru_key(memcg, 0);
-        e.length = 100;
+        e.set_object(0, 100, 0);
         e.set_referenced(off.is_multiple_of(2));
         EntryPtr::new_in(crate::cache::test_cache().alloc(0, Gfp::KERNEL).unwrap(), e)
     }
@@ -527,7 +527,7 @@ mod tests {
         match lru.isolate_head(child.id(), 0) {
             Isolate::Candidate { swp, handle } => {
                 assert_eq!(swp.offset(), 1);
-                assert_eq!(handle, get(es[1]).handle);
+                assert_eq!(handle, get(es[1]).handle());
             }
             _ => panic!("expected a candidate"),
         }

@@ -198,7 +198,7 @@ impl ZswapTree {
         let cur = (*slot)?;
         // SAFETY: `cur` is in the tree, hence live (tree invariant), and
         // cannot leave it while we hold the lock.
-        if expect.is_some_and(|h| h != unsafe { cur.0.as_ref() }.handle) {
+        if expect.is_some_and(|h| h != unsafe { cur.0.as_ref() }.handle()) {
             return None;
         }
         *slot = None;
@@ -283,7 +283,7 @@ mod tests {
     fn boxed_with(off: u64, handle: u64) -> EntryPtr {
         let slot = test_cache().alloc(0, Gfp::KERNEL).unwrap();
         let mut e = ZswapEntry::new(SwpEntry::new(0, off).unwrap());
-        e.handle = handle;
+        e.set_object(handle, 0, 0);
         EntryPtr::new_in(slot, e)
     }
 
