@@ -126,7 +126,17 @@ fn create_pool(
 ) -> Result<KArc<ZswapPool>> {
     // Contexts for the CPUs online now; later ones come with `cpu_up`.
     let compressor = Compressor::new_online(kind, cpus.nr_cpus(), &|c| cpus.is_online(c), gfp)?;
+    // Loom models: two-page zspages, so a handful of raw pages gives
+    // compaction a sparse zspage to empty.
+    #[cfg(not(loom))]
     let zpool = ZsPool::new(alloc)?;
+    #[cfg(loom)]
+    let zpool = ZsPool::with_config(
+        alloc,
+        zpool::ZsConfig {
+            max_pages_per_zspage: 2,
+        },
+    )?;
     KArc::try_new(
         ZswapPool {
             id,
