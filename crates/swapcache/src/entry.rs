@@ -39,6 +39,15 @@ impl SwpEntry {
         Ok(SwpEntry((u64::from(swp_type) << OFFSET_BITS) | offset))
     }
 
+    /// Packs a swap type and a 32-bit offset; infallible because any such
+    /// offset fits. The type is taken modulo [`MAX_SWAPFILES`] (five bits):
+    /// callers pass one that came from an entry.
+    pub const fn from_type_and_u32(swp_type: u32, offset: u32) -> SwpEntry {
+        // INVARIANT: the type is masked to five bits, a `u32` offset fits
+        // the 58-bit field, and bit 63 stays clear.
+        SwpEntry(((swp_type as u64 & TYPE_MASK) << OFFSET_BITS) | offset as u64)
+    }
+
     /// The swap type (index of the swap device).
     pub fn swp_type(self) -> u32 {
         // The mask keeps five bits, which always fit.

@@ -36,6 +36,11 @@ const _: () = assert!(POOL_SHIFT + POOL_BITS == 64);
 pub(crate) const MAX_SLOTS: usize = 1 << SLOT_BITS;
 /// Pool ids run `1..=MAX_POOL_ID`, then wrap.
 pub(crate) const MAX_POOL_ID: u16 = (1 << POOL_BITS) - 1;
+/// Bits of a handle below its pool id ([`Handle::local`]): what tells the
+/// objects of one pool apart. A user that records which pool an object is in
+/// may keep only these and rebuild the handle with
+/// [`ZsPool::handle_from_local`](crate::ZsPool::handle_from_local).
+pub const HANDLE_LOCAL_BITS: u32 = POOL_SHIFT;
 /// "No entry" in index-linked lists.
 pub(crate) const NONE: u32 = u32::MAX;
 
@@ -49,6 +54,11 @@ impl Handle {
     /// The handle as a plain `u64`, for storing it elsewhere. Never 0.
     pub const fn to_raw(self) -> u64 {
         self.0
+    }
+
+    /// The handle without its pool id (the low [`HANDLE_LOCAL_BITS`] bits).
+    pub const fn local(self) -> u64 {
+        self.0 & ((1 << HANDLE_LOCAL_BITS) - 1)
     }
 
     /// Rebuilds a handle from [`Handle::to_raw`]. Any value is accepted here;

@@ -211,7 +211,7 @@ use kbase::sync::{AtomicUsize, Mutex, Ordering, lock_class};
 use kbase::{Error, Gfp, PAGE_SIZE, PageAllocator, Result};
 
 pub use class::MAX_PAGES_PER_ZSPAGE;
-pub use handle::Handle;
+pub use handle::{HANDLE_LOCAL_BITS, Handle};
 
 use class::{ClassTable, SizeClass};
 use handle::{HandleEntry, HandleParts};
@@ -483,6 +483,16 @@ impl<A: PageAllocator> ZsPool<A> {
             }
         }
         Err(Error::ENOMEM)
+    }
+
+    /// The handle of this pool whose low bits are `local` (from
+    /// [`Handle::local`] of a handle of this pool): what a user that records
+    /// the pool beside the object keeps instead of the whole handle. Like any
+    /// handle, it is validated on use.
+    pub fn handle_from_local(&self, local: u64) -> Handle {
+        Handle::from_raw(
+            (u64::from(self.id) << HANDLE_LOCAL_BITS) | (local & ((1 << HANDLE_LOCAL_BITS) - 1)),
+        )
     }
 
     /// Frees an object (`zs_free`). EINVAL for a handle of another pool or

@@ -2,20 +2,24 @@
 //!
 //! Linux allocates each `struct zswap_entry` from a kmem_cache of its own,
 //! so an entry costs its size, not the bucket of a general allocator (a
-//! 48-byte entry costs 56 bytes from a typical malloc). [`EntryCache`] is the
+//! 40-byte entry takes a 48-byte chunk of glibc's malloc). [`EntryCache`] is the
 //! same for this crate: slabs are whole pages from the platform's
 //! [`PageAllocator`], each a small header followed by
 //! [`OBJS_PER_SLAB`] entry slots; free slots of a slab form a list threaded
-//! through the slots themselves. On 64-bit targets a slab holds 84 entries:
-//! 48.8 bytes of memory per entry, everything included.
+//! through the slots themselves. On 64-bit targets a slab holds 101 entries
+//! of 40 bytes: 40.6 bytes of memory per entry, everything included.
 //!
-//! # Per-CPU slabs
+//! # Per-CPU, per-node slabs
 //!
-//! Each CPU has its own list of slabs with free slots, behind its own
-//! spinlock, so stores on different CPUs do not share a lock or a cache
-//! line. A slab belongs to the CPU that allocated it; an entry freed on
-//! another CPU goes back to its slab under the owner's lock (the slab
-//! header records the owner). A slab whose last entry goes is given back to
+//! Each CPU has its own list of slabs with free slots per NUMA node, behind
+//! its own spinlock, so stores on different CPUs do not share a lock or a
+//! cache line. A slab belongs to the (CPU, node) that allocated it; an entry
+//! freed on another CPU goes back to its slab under the owner's lock (the
+//! slab header records the owner). The node is the entry's: store takes the
+//! entry from a slab of its page's node (Linux:
+//! `zswap_entry_cache_alloc(gfp, page_to_nid(page))`), and the entry's LRU
+//! list is that of its slab's node ([`EntryCache::nid_of`], Linux's
+//! `entry_to_nid()`), so the entry need not record it. A slab whose last entry goes is given back to
 //! the page allocator at once, so the cache holds only what live entries
 //! need (at most one partly used slab per CPU beyond them, plus what churn
 //! leaves partly used).
@@ -56,8 +60,11 @@ struct SlabHeader {
     /// First free slot.
     free: Option<NonNull<FreeSlot>>,
     inuse: u32,
-    /// The CPU whose lists the slab is on (index into `EntryCache::cpus`).
+    /// The (CPU, node) whose lists the slab is on (index into
+    /// `EntryCache::cpus`: `cpu * nr_nodes + nid`).
     cpu: u32,
+    /// The NUMA node of every entry in the slab.
+    nid: u16,
     on_partial: bool,
 }
 
@@ -71,7 +78,7 @@ struct FreeSlot {
 const OBJ_SIZE: usize = size_of::<ZswapEntry>();
 /// Offset of the first slot in the slab.
 const FIRST_SLOT: usize = size_of::<SlabHeader>().next_multiple_of(align_of::<ZswapEntry>());
-/// Entries per slab (84 on 64-bit targets).
+/// Entries per slab (101 on 64-bit targets).
 pub const OBJS_PER_SLAB: usize = (PAGE_SIZE - FIRST_SLOT) / OBJ_SIZE;
 
 const _: () = assert!(OBJ_SIZE >= size_of::<FreeSlot>());
@@ -79,11 +86,11 @@ const _: () = assert!(align_of::<ZswapEntry>() >= align_of::<FreeSlot>());
 const _: () = assert!(align_of::<SlabHeader>() <= PAGE_SIZE);
 const _: () = assert!(OBJS_PER_SLAB >= 1);
 
-/// One CPU's slabs.
+/// One (CPU, node)'s slabs.
 struct CpuSlabs {
     /// Slabs with at least one free slot (doubly linked through headers).
     partial: Option<NonNull<SlabHeader>>,
-    /// All slabs of this CPU (full and partial).
+    /// All slabs of this (CPU, node) (full and partial).
     nr_slabs: usize,
 }
 
@@ -113,7 +120,9 @@ impl EntrySlot {
 /// The entry cache. See the module docs.
 pub(crate) struct EntryCache {
     alloc: &'static dyn PageAllocator,
+    /// Per CPU, one list per node: index `cpu * nr_nodes + nid`.
     cpus: Vec<Mutex<CpuSlabs>>,
+    nr_nodes: usize,
 }
 
 // SAFETY: all state is behind the per-CPU Mutexes (CpuSlabs: Send); the
@@ -136,10 +145,24 @@ fn slab_of(p: NonNull<u8>) -> NonNull<SlabHeader> {
 }
 
 impl EntryCache {
-    /// A cache with one slab list per CPU (`nr_cpus` 0 is treated as 1).
-    /// Holds no page until the first allocation. `ENOMEM`.
-    pub(crate) fn new(alloc: &'static dyn PageAllocator, nr_cpus: usize) -> Result<EntryCache> {
-        let nr = nr_cpus.clamp(1, u32::MAX as usize);
+    /// A cache with one slab list per CPU and node (`nr_cpus` and
+    /// `nr_nodes` 0 are treated as 1). Holds no page until the first
+    /// allocation. `EINVAL` for more than `u16::MAX + 1` nodes or more lists
+    /// than a `u32` counts, `ENOMEM`.
+    pub(crate) fn new(
+        alloc: &'static dyn PageAllocator,
+        nr_cpus: usize,
+        nr_nodes: usize,
+    ) -> Result<EntryCache> {
+        let nr_nodes = nr_nodes.max(1);
+        if nr_nodes > usize::from(u16::MAX) + 1 {
+            return Err(Error::EINVAL);
+        }
+        let nr = nr_cpus
+            .max(1)
+            .checked_mul(nr_nodes)
+            .filter(|&n| n <= u32::MAX as usize)
+            .ok_or(Error::EINVAL)?;
         let mut cpus = Vec::new();
         cpus.try_reserve_exact(nr)?;
         for _ in 0..nr {
@@ -151,7 +174,25 @@ impl EntryCache {
                 &lock_class::ZSWAP_ENTRY_CACHE,
             ));
         }
-        Ok(EntryCache { alloc, cpus })
+        Ok(EntryCache {
+            alloc,
+            cpus,
+            nr_nodes,
+        })
+    }
+
+    /// The node of the entry at `p`: its slab's.
+    ///
+    /// # Safety
+    ///
+    /// `p` must point to a slot handed out by this cache's `alloc` and not
+    /// given back since.
+    pub(crate) unsafe fn nid_of(&self, p: NonNull<ZswapEntry>) -> usize {
+        let slab = slab_of(p.cast());
+        // SAFETY: `p` is a handed-out slot of a live slab of ours (caller's
+        // contract); `nid` is written before the slab is reachable and never
+        // changes.
+        usize::from(unsafe { (*slab.as_ptr()).nid })
     }
 
     /// Pages held by the cache.
@@ -159,10 +200,16 @@ impl EntryCache {
         self.cpus.iter().map(|c| c.lock().nr_slabs).sum()
     }
 
-    /// A free slot, from CPU `cpu`'s slabs (clamped into range); a new slab
-    /// is allocated with `gfp` when the CPU has none with room. `ENOMEM`.
-    pub(crate) fn alloc(&self, cpu: usize, gfp: Gfp) -> Result<EntrySlot> {
-        let idx = cpu % self.cpus.len().max(1);
+    /// A free slot for an entry of node `nid`, from CPU `cpu`'s slabs of
+    /// that node (`cpu` is taken modulo the CPUs); a new slab is allocated
+    /// with `gfp` when there is none with room. `EINVAL` for a node past
+    /// the cache's, `ENOMEM`.
+    pub(crate) fn alloc(&self, cpu: usize, nid: usize, gfp: Gfp) -> Result<EntrySlot> {
+        if nid >= self.nr_nodes {
+            return Err(Error::EINVAL);
+        }
+        let nr_cpus = (self.cpus.len() / self.nr_nodes).max(1);
+        let idx = (cpu % nr_cpus) * self.nr_nodes + nid;
         let Some(lock) = self.cpus.get(idx) else {
             return Err(Error::EINVAL);
         };
@@ -174,7 +221,7 @@ impl EntryCache {
         let base = page.into_raw();
         // SAFETY: `base` is a fresh page, exclusively ours and page-aligned
         // (PageFrame invariant); `init_slab` writes only inside it.
-        let (slab, first) = unsafe { Self::init_slab(base, idx as u32) };
+        let (slab, first) = unsafe { Self::init_slab(base, idx as u32, nid as u16) };
         let mut cpu = lock.lock();
         cpu.nr_slabs += 1;
         // SAFETY: `slab` is a live slab of this CPU, on no list yet; we hold
@@ -281,7 +328,11 @@ impl EntryCache {
     /// # Safety
     ///
     /// `base` is a page-aligned page of `PAGE_SIZE` bytes, exclusively owned.
-    unsafe fn init_slab(base: NonNull<u8>, cpu: u32) -> (NonNull<SlabHeader>, NonNull<ZswapEntry>) {
+    unsafe fn init_slab(
+        base: NonNull<u8>,
+        cpu: u32,
+        nid: u16,
+    ) -> (NonNull<SlabHeader>, NonNull<ZswapEntry>) {
         let slot = |i: usize| {
             // SAFETY: FIRST_SLOT + i * OBJ_SIZE + OBJ_SIZE <= PAGE_SIZE for
             // i < OBJS_PER_SLAB: inside the page.
@@ -304,6 +355,7 @@ impl EntryCache {
                 free: (OBJS_PER_SLAB > 1).then(|| slot(1)),
                 inuse: 1,
                 cpu,
+                nid,
                 on_partial: false,
             })
         };
@@ -406,7 +458,7 @@ mod test_support {
         C.get_or_init(|| {
             let pages =
                 alloc::boxed::Box::leak(alloc::boxed::Box::new(kbase::HeapPageAllocator::new()));
-            EntryCache::new(pages, 1).unwrap()
+            EntryCache::new(pages, 1, 1).unwrap()
         })
     }
 }
@@ -422,24 +474,24 @@ mod tests {
     }
 
     fn entry(off: u64) -> ZswapEntry {
-        ZswapEntry::new(SwpEntry::new(0, off).unwrap())
+        ZswapEntry::new(SwpEntry::new(0, off).unwrap(), 0).unwrap()
     }
 
     #[test]
-    fn a_slab_holds_84_entries_on_64_bit() {
+    fn a_slab_holds_101_entries_on_64_bit() {
         #[cfg(target_pointer_width = "64")]
-        assert_eq!(OBJS_PER_SLAB, 84);
+        assert_eq!(OBJS_PER_SLAB, 101);
         const { assert!(FIRST_SLOT + OBJS_PER_SLAB * OBJ_SIZE <= PAGE_SIZE) };
     }
 
     #[test]
     fn entries_are_distinct_and_keep_their_values() {
         let pa = pages();
-        let c = EntryCache::new(pa, 2).unwrap();
+        let c = EntryCache::new(pa, 2, 1).unwrap();
         let n = 3 * OBJS_PER_SLAB + 5;
         let ptrs: Vec<_> = (0..n)
             .map(|i| {
-                c.alloc(i % 2, Gfp::KERNEL)
+                c.alloc(i % 2, 0, Gfp::KERNEL)
                     .unwrap()
                     .write(entry(i as u64 + 1))
             })
@@ -450,7 +502,7 @@ mod tests {
         assert_eq!(addrs.len(), n, "a slot handed out twice");
         for (i, p) in ptrs.iter().enumerate() {
             // SAFETY: written above, still ours.
-            assert_eq!(unsafe { p.as_ref() }.swpentry.offset(), i as u64 + 1);
+            assert_eq!(unsafe { p.as_ref() }.swpentry().offset(), i as u64 + 1);
         }
         // Two CPUs, each with ceil(..) slabs.
         assert_eq!(c.pages(), pa.allocated_pages());
@@ -467,14 +519,14 @@ mod tests {
     #[test]
     fn freed_slots_are_reused_before_a_new_page() {
         let pa = pages();
-        let c = EntryCache::new(pa, 1).unwrap();
+        let c = EntryCache::new(pa, 1, 1).unwrap();
         let a: Vec<_> = (0..OBJS_PER_SLAB)
-            .map(|i| c.alloc(0, Gfp::KERNEL).unwrap().write(entry(i as u64)))
+            .map(|i| c.alloc(0, 0, Gfp::KERNEL).unwrap().write(entry(i as u64)))
             .collect();
         assert_eq!(pa.allocated_pages(), 1);
         // SAFETY: ours, given back once.
         unsafe { c.free(a[7]) };
-        let b = c.alloc(0, Gfp::KERNEL).unwrap().write(entry(99));
+        let b = c.alloc(0, 0, Gfp::KERNEL).unwrap().write(entry(99));
         assert_eq!(b, a[7]);
         assert_eq!(pa.allocated_pages(), 1);
         for p in a {
@@ -489,16 +541,16 @@ mod tests {
     #[test]
     fn a_cross_cpu_free_returns_to_the_owner() {
         let pa = pages();
-        let c = EntryCache::new(pa, 2).unwrap();
-        let keep = c.alloc(1, Gfp::KERNEL).unwrap().write(entry(1));
-        let p = c.alloc(1, Gfp::KERNEL).unwrap().write(entry(2));
+        let c = EntryCache::new(pa, 2, 1).unwrap();
+        let keep = c.alloc(1, 0, Gfp::KERNEL).unwrap().write(entry(1));
+        let p = c.alloc(1, 0, Gfp::KERNEL).unwrap().write(entry(2));
         // Freed by another CPU: back to CPU 1's slab, whose slot comes back
         // to CPU 1, not to CPU 0.
         // SAFETY: ours, once.
         unsafe { c.free(p) };
-        let other = c.alloc(0, Gfp::KERNEL).unwrap().write(entry(3));
+        let other = c.alloc(0, 0, Gfp::KERNEL).unwrap().write(entry(3));
         assert_ne!(other, p);
-        let q = c.alloc(1, Gfp::KERNEL).unwrap().write(entry(4));
+        let q = c.alloc(1, 0, Gfp::KERNEL).unwrap().write(entry(4));
         assert_eq!(p, q);
         assert_eq!(c.pages(), 2);
         for x in [keep, q, other] {
@@ -511,14 +563,41 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_lives_on_a_slab_of_its_node() {
+        let pa = pages();
+        let c = EntryCache::new(pa, 2, 3).unwrap();
+        let ptrs: Vec<_> = (0..6)
+            .map(|i| {
+                c.alloc(i % 2, i % 3, Gfp::KERNEL)
+                    .unwrap()
+                    .write(entry(i as u64))
+            })
+            .collect();
+        for (i, p) in ptrs.iter().enumerate() {
+            // SAFETY: handed out by `c`, not given back yet.
+            assert_eq!(unsafe { c.nid_of(*p) }, i % 3);
+        }
+        assert_eq!(c.pages(), 6, "one slab per (CPU, node) in use");
+        assert_eq!(c.alloc(0, 3, Gfp::KERNEL).err(), Some(Error::EINVAL));
+        for p in ptrs {
+            // SAFETY: ours, once.
+            unsafe { c.free(p) };
+        }
+        assert_eq!(c.pages(), 0);
+        drop(c);
+        assert_eq!(pa.allocated_pages(), 0);
+        assert!(EntryCache::new(pa, 1, usize::from(u16::MAX) + 2).is_err());
+    }
+
+    #[test]
     fn no_page_gives_enomem() {
         let pa: &'static HeapPageAllocator =
             alloc::boxed::Box::leak(alloc::boxed::Box::new(HeapPageAllocator::with_limit(1)));
-        let c = EntryCache::new(pa, 1).unwrap();
+        let c = EntryCache::new(pa, 1, 1).unwrap();
         let a: Vec<_> = (0..OBJS_PER_SLAB)
-            .map(|i| c.alloc(0, Gfp::KERNEL).unwrap().write(entry(i as u64)))
+            .map(|i| c.alloc(0, 0, Gfp::KERNEL).unwrap().write(entry(i as u64)))
             .collect();
-        assert_eq!(c.alloc(0, Gfp::KERNEL).err(), Some(Error::ENOMEM));
+        assert_eq!(c.alloc(0, 0, Gfp::KERNEL).err(), Some(Error::ENOMEM));
         for p in a {
             // SAFETY: ours, once.
             unsafe { c.free(p) };

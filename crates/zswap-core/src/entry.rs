@@ -22,60 +22,96 @@
 use core::ptr::NonNull;
 
 use intrusive_collections::{LinkedListLink, UnsafeRef, intrusive_adapter};
-use kbase::sync::{AtomicBool, Ordering, UnsafeCell};
+use kbase::sync::{AtomicU32, Ordering, UnsafeCell};
+use kbase::{Error, PAGE_SIZE, Result};
 use memcg::ObjCgroupRef;
 use swapcache::SwpEntry;
 
 use crate::cache::{EntryCache, EntrySlot};
 
-/// Largest memcg id an entry can record for its LRU list (24 bits; Linux's
-/// `MEM_CGROUP_ID_MAX` is 65535).
-pub(crate) const LRU_MEMCG_MAX: u32 = (1 << 24) - 1;
+/// Largest swap offset an entry can record (32 bits: 16 TiB of 4 KiB pages
+/// per swap device). `Zswap::swapon` refuses a larger device with `EINVAL`.
+pub(crate) const MAX_ENTRY_OFFSET: u64 = u32::MAX as u64;
+/// Largest memcg id an entry can record for its LRU list (16 bits, Linux's
+/// `MEM_CGROUP_ID_MAX`).
+pub(crate) const LRU_MEMCG_MAX: u32 = u16::MAX as u32;
+
+/// Bits of `obj` holding the pool handle (its bits below the pool id).
+const HANDLE_BITS: u32 = zpool::HANDLE_LOCAL_BITS;
+const HANDLE_MASK: u64 = (1 << HANDLE_BITS) - 1;
+/// `obj` above the handle: `length - 1` (1..=`PAGE_SIZE` in 12 bits).
+const LEN_BITS: u32 = 64 - HANDLE_BITS;
+const _: () = assert!(PAGE_SIZE <= 1 << LEN_BITS, "the length does not fit");
+
+/// `meta` bits 0..16: the memcg id of the LRU list.
+const META_MEMCG_MASK: u32 = LRU_MEMCG_MAX;
+/// `meta` bits 16..24: the pool id (`MAX_POOLS` is 255).
+const META_POOL_SHIFT: u32 = 16;
+/// `meta` bits 24..29: the swap type (`MAX_SWAPFILES` is 32).
+const META_TYPE_SHIFT: u32 = 24;
+const META_TYPE_MASK: u32 = 0x1f;
+/// `meta` bit 31: the second-chance bit of the LRU walk.
+const META_REFERENCED: u32 = 1 << 31;
+const _: () = assert!(swapcache::MAX_SWAPFILES <= META_TYPE_MASK + 1);
+const _: () = assert!(crate::pool::MAX_POOLS <= 0xff);
 
 /// One stored page (Linux: `struct zswap_entry`).
 ///
-/// 48 bytes on 64-bit targets (asserted by a unit test).
+/// 40 bytes on 64-bit targets (asserted by a unit test), packed as:
+///
+/// | field | bits | limit, enforced where |
+/// |---|---|---|
+/// | `obj`: pool handle without its pool id | 52 (`zpool::HANDLE_LOCAL_BITS`) | the pool is `meta`'s pool id; [`ZswapEntry::set_object`] |
+/// | `obj`: compressed length - 1 | 12 | 1..=`PAGE_SIZE`; `set_object` (`EINVAL`) |
+/// | `objcg` | 64 | a pointer |
+/// | `lru` | 128 | two pointers |
+/// | `offset`: swap offset | 32 | [`MAX_ENTRY_OFFSET`]; `swapon` and [`ZswapEntry::new`] (`EINVAL`) |
+/// | `meta`: memcg id of the LRU list | 16 | [`LRU_MEMCG_MAX`] (Linux's `MEM_CGROUP_ID_MAX`); `new` (`EINVAL`) |
+/// | `meta`: pool id | 8 | `MAX_POOLS` (255) |
+/// | `meta`: swap type | 5 | `MAX_SWAPFILES` (32), by `SwpEntry` |
+/// | `meta`: referenced | 1 | |
+///
+/// The NUMA node of the LRU list is not stored: as Linux's
+/// `entry_to_nid()` (the node of the entry's own memory), it is the node of
+/// the entry cache slab the entry lives in ([`EntryCache::nid_of`]); store
+/// allocates the entry from a slab of its page's node.
 ///
 /// # Invariants
 ///
-/// - `swpentry`, `length`, `pool_idx`, `handle`, `objcg` and `lru_key` are
-///   written before the entry is published in a tree and never change while
-///   it is reachable by another thread. The pool object's fields (`handle`,
-///   `length`, `pool_idx`) sit in the sync shim's [`UnsafeCell`]s, written
-///   only through [`ZswapEntry::set_object`] (`&mut self`: the only owner,
-///   before publication) and read through the accessors by threads that
-///   reached the entry through the tree lock, the LRU list lock or
-///   ownership; under loom every such access is checked against that
-///   ordering. Outside loom a cell is a plain `core::cell::UnsafeCell`.
-/// - `handle` is an object of pool `pool_idx`: the page stored raw when
-///   `length == PAGE_SIZE`, else `length` (> 0) compressed bytes.
-/// - `lru` is linked only into the LRU list that `lru_key` resolves to, and is
-///   only touched with that list's lock held (or by the only owner while it is
-///   unlinked).
-/// - `referenced` is set before the entry is added to the LRU and cleared by
-///   the LRU walker under the list lock.
+/// - `offset`, the swap type, the memcg id, `objcg` and the pool object
+///   (`obj`, the pool id) are written before the entry is published in a
+///   tree and never change while it is reachable by another thread. `obj`
+///   sits in the sync shim's [`UnsafeCell`], written only through
+///   [`ZswapEntry::set_object`] (`&mut self`: the only owner, before
+///   publication) and read through the accessors by threads that reached the
+///   entry through the tree lock, the LRU list lock or ownership; under loom
+///   every such access is checked against that ordering. Outside loom a
+///   cell is a plain `core::cell::UnsafeCell`. The fixed bits of `meta` are
+///   written the same way (relaxed stores with `&mut self`) and read with
+///   relaxed loads.
+/// - `obj` holds an object of pool `pool_idx()`: the page stored raw when
+///   `length() == PAGE_SIZE`, else `length()` (> 0) compressed bytes.
+/// - `lru` is linked only into the LRU list of (`lru_memcg()`, the slab's
+///   node), following redirects, and is only touched with that list's lock
+///   held (or by the only owner while it is unlinked).
+/// - The referenced bit is set before the entry is added to the LRU and
+///   cleared by the LRU walker under the list lock.
 pub(crate) struct ZswapEntry {
-    /// The swap slot this entry holds the page of.
-    pub(crate) swpentry: SwpEntry,
-    /// Pool handle (raw); [`ZswapEntry::handle`].
-    handle: UnsafeCell<u64>,
+    /// Pool handle's local bits | (length - 1) << 52; see the table.
+    obj: UnsafeCell<u64>,
     /// The cgroup charged for the compressed bytes (one reference).
     pub(crate) objcg: Option<ObjCgroupRef>,
     /// Link in the (memcg, node) LRU list.
     pub(crate) lru: LinkedListLink,
-    /// Compressed length; `PAGE_SIZE` stored raw; [`ZswapEntry::length`].
-    length: UnsafeCell<u16>,
-    /// Id of the pool holding the object; [`ZswapEntry::pool_idx`].
-    pool_idx: UnsafeCell<u8>,
-    /// Second-chance bit for the LRU walk.
-    pub(crate) referenced: AtomicBool,
-    /// The LRU list the entry was added to: memcg id << 8 | node.
-    pub(crate) lru_key: u32,
+    /// The swap slot's offset ([`ZswapEntry::swpentry`]).
+    offset: u32,
+    /// memcg id | pool id << 16 | swap type << 24 | referenced << 31.
+    meta: AtomicU32,
 }
 
 // SAFETY: the non-thread-safe parts are the `lru` link (Cells), which by
 // the type invariant is only accessed under the lock of the list it is on, or
-// by the single owner while unlinked, and the object cells, written only
+// by the single owner while unlinked, and the object cell, written only
 // through `&mut self` before publication; every other field is immutable
 // while shared, or atomic.
 unsafe impl Send for ZswapEntry {}
@@ -85,72 +121,113 @@ unsafe impl Sync for ZswapEntry {}
 intrusive_adapter!(pub(crate) EntryAdapter = UnsafeRef<ZswapEntry>: ZswapEntry { lru => LinkedListLink });
 
 impl ZswapEntry {
-    /// A new, unpublished entry.
-    pub(crate) fn new(swpentry: SwpEntry) -> ZswapEntry {
-        ZswapEntry {
-            swpentry,
-            handle: UnsafeCell::new(0),
+    /// A new, unpublished entry for `swpentry`, to go on the LRU list of
+    /// memcg `lru_memcg`. `EINVAL` if the offset is above
+    /// [`MAX_ENTRY_OFFSET`] or the id above [`LRU_MEMCG_MAX`].
+    pub(crate) fn new(swpentry: SwpEntry, lru_memcg: u32) -> Result<ZswapEntry> {
+        let offset = u32::try_from(swpentry.offset()).map_err(|_| Error::EINVAL)?;
+        if lru_memcg > LRU_MEMCG_MAX {
+            return Err(Error::EINVAL);
+        }
+        let meta = lru_memcg | ((swpentry.swp_type() & META_TYPE_MASK) << META_TYPE_SHIFT);
+        Ok(ZswapEntry {
+            obj: UnsafeCell::new(0),
             objcg: None,
             lru: LinkedListLink::new(),
-            length: UnsafeCell::new(0),
-            pool_idx: UnsafeCell::new(0),
-            referenced: AtomicBool::new(false),
-            lru_key: 0,
-        }
+            offset,
+            meta: AtomicU32::new(meta),
+        })
+    }
+
+    /// The swap slot this entry holds the page of.
+    pub(crate) fn swpentry(&self) -> SwpEntry {
+        let t = (self.meta.load(Ordering::Relaxed) >> META_TYPE_SHIFT) & META_TYPE_MASK;
+        SwpEntry::from_type_and_u32(t, self.offset)
     }
 
     /// Records the pool object holding the page: `handle` in pool
-    /// `pool_idx`, `length` bytes (`PAGE_SIZE`: stored raw).
-    pub(crate) fn set_object(&mut self, handle: u64, length: u16, pool_idx: u8) {
+    /// `pool_idx`, `length` bytes (`PAGE_SIZE`: stored raw). `EINVAL`
+    /// (nothing recorded) for a length outside 1..=`PAGE_SIZE`.
+    pub(crate) fn set_object(
+        &mut self,
+        handle: zpool::Handle,
+        length: usize,
+        pool_idx: u8,
+    ) -> Result<()> {
+        if length == 0 || length > PAGE_SIZE {
+            return Err(Error::EINVAL);
+        }
+        let obj = handle.local() | (((length - 1) as u64) << HANDLE_BITS);
         // SAFETY: `&mut self` makes us the only owner of an entry no other
         // thread can reach (not yet published, or a test's own), so nothing
-        // reads the cells concurrently.
-        self.handle.with_mut(|p| unsafe { *p = handle });
-        // SAFETY: as above.
-        self.length.with_mut(|p| unsafe { *p = length });
-        // SAFETY: as above.
-        self.pool_idx.with_mut(|p| unsafe { *p = pool_idx });
+        // reads the cell concurrently.
+        self.obj.with_mut(|p| unsafe { *p = obj });
+        let meta = self.meta.load(Ordering::Relaxed) & !(0xff << META_POOL_SHIFT);
+        self.meta.store(
+            meta | (u32::from(pool_idx) << META_POOL_SHIFT),
+            Ordering::Relaxed,
+        );
+        Ok(())
     }
 
-    /// Pool handle (raw) of the object.
-    pub(crate) fn handle(&self) -> u64 {
+    fn obj(&self) -> u64 {
         // SAFETY: written only by `set_object` through `&mut self`, before
         // the entry was published; a thread holding `&self` reached it
         // through the tree lock, the LRU list lock or ownership, each of
         // which orders it after that write (type invariant).
-        self.handle.with(|p| unsafe { *p })
+        self.obj.with(|p| unsafe { *p })
+    }
+
+    /// The pool handle without its pool id (`zpool::Handle::local`); the
+    /// pool rebuilds it (`ZsPool::handle_from_local`).
+    pub(crate) fn handle_local(&self) -> u64 {
+        self.obj() & HANDLE_MASK
+    }
+
+    /// The pool handle of the object, rebuilt by `zpool`, the pool
+    /// `pool_idx()` names.
+    pub(crate) fn handle_in<A: kbase::PageAllocator>(
+        &self,
+        zpool: &zpool::ZsPool<A>,
+    ) -> zpool::Handle {
+        zpool.handle_from_local(self.handle_local())
     }
 
     /// Compressed length; `PAGE_SIZE` stored raw.
-    pub(crate) fn length(&self) -> u16 {
-        // SAFETY: as for `handle`.
-        self.length.with(|p| unsafe { *p })
+    pub(crate) fn length(&self) -> usize {
+        (self.obj() >> HANDLE_BITS) as usize + 1
     }
 
     /// Id of the pool holding the object.
     pub(crate) fn pool_idx(&self) -> u8 {
-        // SAFETY: as for `handle`.
-        self.pool_idx.with(|p| unsafe { *p })
+        (self.meta.load(Ordering::Relaxed) >> META_POOL_SHIFT) as u8
     }
 
-    /// Builds the LRU key from a memcg id and a NUMA node.
-    pub(crate) fn make_lru_key(memcg_id: u32, nid: usize) -> u32 {
-        (memcg_id.min(LRU_MEMCG_MAX) << 8) | (nid.min(255) as u32)
+    /// The entry's identity for writeback's re-check: its pool id and pool
+    /// handle (one live object of one pool; unlike the entry's address, the
+    /// same in every replay of a schedule, so loom can explore it).
+    pub(crate) fn identity(&self) -> u64 {
+        self.handle_local() | (u64::from(self.pool_idx()) << HANDLE_BITS)
     }
 
-    /// The memcg id part of the LRU key.
+    /// The memcg id of the entry's LRU list (its key, kept through
+    /// reparenting: the LRU follows the redirect).
     pub(crate) fn lru_memcg(&self) -> u32 {
-        self.lru_key >> 8
+        self.meta.load(Ordering::Relaxed) & META_MEMCG_MASK
     }
 
-    /// The node part of the LRU key.
-    pub(crate) fn lru_nid(&self) -> usize {
-        (self.lru_key & 0xff) as usize
-    }
-
-    /// Sets the second-chance bit.
+    /// Sets or clears the second-chance bit.
     pub(crate) fn set_referenced(&self, on: bool) {
-        self.referenced.store(on, Ordering::Relaxed);
+        if on {
+            self.meta.fetch_or(META_REFERENCED, Ordering::Relaxed);
+        } else {
+            self.meta.fetch_and(!META_REFERENCED, Ordering::Relaxed);
+        }
+    }
+
+    /// Clears the second-chance bit; was it set?
+    pub(crate) fn take_referenced(&self) -> bool {
+        self.meta.fetch_and(!META_REFERENCED, Ordering::Relaxed) & META_REFERENCED != 0
     }
 }
 
@@ -220,6 +297,14 @@ impl OwnedEntry {
         p
     }
 
+    /// The NUMA node of the entry's LRU list: its slab's (`cache` is the
+    /// cache its slot came from).
+    pub(crate) fn nid(&self, cache: &EntryCache) -> usize {
+        // SAFETY: by the type invariant `ptr` is a live entry in a slot of
+        // the entry cache, which the caller names.
+        unsafe { cache.nid_of(self.ptr) }
+    }
+
     /// The entry's address (identity).
     #[cfg(all(test, not(loom)))]
     pub(crate) fn addr(&self) -> usize {
@@ -273,16 +358,58 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entry_is_48_bytes() {
-        assert_eq!(core::mem::size_of::<ZswapEntry>(), 48);
+    #[cfg(target_pointer_width = "64")]
+    fn entry_is_40_bytes() {
+        assert_eq!(core::mem::size_of::<ZswapEntry>(), 40);
     }
 
     #[test]
-    fn lru_key_round_trips() {
-        let k = ZswapEntry::make_lru_key(77, 3);
-        let mut e = ZswapEntry::new(SwpEntry::new(0, 1).unwrap());
-        e.lru_key = k;
-        assert_eq!(e.lru_memcg(), 77);
-        assert_eq!(e.lru_nid(), 3);
+    fn packed_fields_round_trip_at_their_limits() {
+        let swp = SwpEntry::new(31, MAX_ENTRY_OFFSET).unwrap();
+        let mut e = ZswapEntry::new(swp, LRU_MEMCG_MAX).unwrap();
+        let h = zpool::Handle::from_raw(u64::MAX);
+        e.set_object(h, PAGE_SIZE, 255).unwrap();
+        e.set_referenced(true);
+        assert_eq!(e.swpentry(), swp);
+        assert_eq!(e.lru_memcg(), LRU_MEMCG_MAX);
+        assert_eq!(e.handle_local(), h.local());
+        assert_eq!(e.length(), PAGE_SIZE);
+        assert_eq!(e.pool_idx(), 255);
+        assert!(e.take_referenced());
+        assert!(!e.take_referenced());
+        assert_eq!(e.swpentry(), swp, "the referenced bit is apart");
+        e.set_object(zpool::Handle::from_raw(7), 1, 1).unwrap();
+        assert_eq!((e.handle_local(), e.length(), e.pool_idx()), (7, 1, 1));
+        assert_eq!(e.lru_memcg(), LRU_MEMCG_MAX);
+        assert_eq!(e.swpentry(), swp);
+    }
+
+    #[test]
+    fn values_past_the_packing_limits_are_refused() {
+        let far = SwpEntry::new(0, MAX_ENTRY_OFFSET + 1).unwrap();
+        assert_eq!(ZswapEntry::new(far, 0).err(), Some(Error::EINVAL));
+        let swp = SwpEntry::new(0, 1).unwrap();
+        assert_eq!(
+            ZswapEntry::new(swp, LRU_MEMCG_MAX + 1).err(),
+            Some(Error::EINVAL)
+        );
+        let mut e = ZswapEntry::new(swp, 3).unwrap();
+        let h = zpool::Handle::from_raw(9);
+        assert_eq!(e.set_object(h, 0, 1), Err(Error::EINVAL));
+        assert_eq!(e.set_object(h, PAGE_SIZE + 1, 1), Err(Error::EINVAL));
+        e.set_object(h, 100, 2).unwrap();
+        assert_eq!((e.length(), e.pool_idx()), (100, 2));
+    }
+
+    #[test]
+    fn identity_names_pool_and_handle() {
+        let swp = SwpEntry::new(0, 1).unwrap();
+        let mut a = ZswapEntry::new(swp, 0).unwrap();
+        let mut b = ZswapEntry::new(swp, 0).unwrap();
+        a.set_object(zpool::Handle::from_raw(5), 10, 1).unwrap();
+        b.set_object(zpool::Handle::from_raw(5), 10, 2).unwrap();
+        assert_ne!(a.identity(), b.identity());
+        b.set_object(zpool::Handle::from_raw(5), 20, 1).unwrap();
+        assert_eq!(a.identity(), b.identity(), "same object of the same pool");
     }
 }

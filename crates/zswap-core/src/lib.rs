@@ -79,7 +79,7 @@
 //!        then context slot (read) -> decompression lock (per CPU, leaf),
 //!        no pool lock held
 //!        then pool class lock (unpin; released)
-//! entry cache lock (per CPU, leaf: entry alloc at the start of a store,
+//! entry cache lock (per CPU and node, leaf: entry alloc at the start of a store,
 //!   entry free after the tree, LRU and pool locks were dropped)
 //! ```
 //!
@@ -99,9 +99,10 @@
 //! contexts yet (no user can hold that slot), with nothing else held. It
 //! never nests with itself.
 //!
-//! The entry cache's per-CPU slab lock (`cache`) is a leaf: nothing is
-//! taken under it and no page is allocated or freed under it. Store takes
-//! it before any other zswap lock; freeing an entry takes it last.
+//! The entry cache's per-(CPU, node) slab lock (`cache`) is a leaf: nothing
+//! is taken under it and no page is allocated or freed under it. Store takes
+//! it before any other zswap lock (after a brief, unnested look at the
+//! page's node under the folio page lock); freeing an entry takes it last.
 //!
 //! All are spinlocks. None is held across an allocation that may block,
 //! across I/O (backend writes), or across a call that may re-enter zswap
@@ -196,19 +197,19 @@ use stats::{Counters, Hot, PerCpuCounters};
 use tree::{Leaf, ZswapTree};
 
 /// Bytes of zswap metadata per stored page, besides the pool's own
-/// per-object overhead: the entry (48, a slot of the entry cache: 84 to a
-/// page, 48.8 bytes with the slab header) plus its tree slot (8 bytes of a
+/// per-object overhead: the entry (40, a slot of the entry cache: 101 to a
+/// page, 40.6 bytes with the slab header) plus its tree slot (8 bytes of a
 /// 1032-byte leaf of 128 slots, when leaves are full).
 pub const METADATA_BYTES_PER_PAGE: usize =
     core::mem::size_of::<ZswapEntry>() + core::mem::size_of::<Option<EntryPtr>>();
 
-/// The size of one entry (48 bytes on 64-bit targets).
+/// The size of one entry (40 bytes on 64-bit targets).
 pub const ENTRY_SIZE: usize = core::mem::size_of::<ZswapEntry>();
 
 /// All metadata per compressed page: [`METADATA_BYTES_PER_PAGE`] plus the
 /// pool's per-object metadata (`zpool::METADATA_BYTES_PER_OBJECT`: handle
 /// table entry 12 and reverse-map entry 8 bytes: the price of byte-granular
-/// packing, which saves about 2 % of the payload), 76 bytes on 64-bit
+/// packing, which saves about 2 % of the payload), 68 bytes on 64-bit
 /// targets (1.9 % of a 4 KiB page). Not counted: the pool's per-zspage descriptors (amortised over the
 /// zspage's objects), partially filled tree leaves, and the 1 KiB top array
 /// per 64 MiB of swap.
@@ -262,7 +263,11 @@ impl<P: ZswapPlatform> Zswap<P> {
             gfp,
         )?;
         let lru = Lru::new(platform.nr_nodes());
-        let entries = EntryCache::new(platform.page_allocator(), platform.cpu().nr_cpus())?;
+        let entries = EntryCache::new(
+            platform.page_allocator(),
+            platform.cpu().nr_cpus(),
+            lru.nr_nodes(),
+        )?;
         Ok(Zswap {
             trees: RwLock::new_class(core::array::from_fn(|_| None), &lock_class::ZSWAP_TREES),
             lru,
@@ -291,10 +296,11 @@ impl<P: ZswapPlatform> Zswap<P> {
     // ------------------------------------------------------------------
 
     /// `zswap_swapon`: creates the trees of swap type `swp_type` (one per
-    /// [`TREE_PAGES`] slots). `EINVAL` for a bad type or 0 pages, `EBUSY` if
-    /// the type already has trees, `ENOMEM`.
+    /// [`TREE_PAGES`] slots). `EINVAL` for a bad type, 0 pages or more
+    /// than 2^32 (an entry records a 32-bit offset: 16 TiB of swap per
+    /// device), `EBUSY` if the type already has trees, `ENOMEM`.
     pub fn swapon(&self, swp_type: u32, nr_pages: u64) -> Result<()> {
-        if swp_type >= MAX_SWAPFILES || nr_pages == 0 {
+        if swp_type >= MAX_SWAPFILES || nr_pages == 0 || nr_pages > entry::MAX_ENTRY_OFFSET + 1 {
             return Err(Error::EINVAL);
         }
         let nr = nr_pages.div_ceil(TREE_PAGES);
@@ -345,19 +351,20 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// Publishes `entry` in its tree; returns the replaced entry. Leaves are
     /// allocated with no lock held. On failure the entry is handed back.
     ///
-    /// With `lru_add`, the entry also goes on its LRU list's tail under the
-    /// same tree lock, once it is published (order: tree -> LRU).
+    /// With `lru_add` (the node of the entry's slab), the entry also goes on
+    /// its LRU list's tail under the same tree lock, once it is published
+    /// (order: tree -> LRU).
     fn tree_store(
         &self,
         swp: SwpEntry,
         entry: EntryPtr,
-        lru_add: bool,
+        lru_add: Option<usize>,
     ) -> core::result::Result<Option<OwnedEntry>, (Error, EntryPtr)> {
         let mut spare: Option<alloc::boxed::Box<Leaf>> = None;
         let mut entry = entry;
         let mut publish = |e: &ZswapEntry| {
-            if lru_add {
-                self.lru.add(e);
+            if let Some(nid) = lru_add {
+                self.lru.add(e, nid);
             }
         };
         for _ in 0..3 {
@@ -385,13 +392,13 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// caller broke the folio-lock protocol) or no leaf can be allocated, the
     /// unreadable entry is freed instead.
     fn tree_reinsert(&self, owned: OwnedEntry) {
-        let swp = owned.swpentry;
+        let swp = owned.swpentry();
         match self.with_tree(swp, |t| t.load(swp.offset())) {
             Some(None) => {}
             _ => return self.entry_free(owned),
         }
         // Still on its LRU list (only entry_free unlinks): no LRU add.
-        match self.tree_store(swp, owned.into_ptr(), false) {
+        match self.tree_store(swp, owned.into_ptr(), None) {
             Ok(None) => {}
             Ok(Some(other)) => self.entry_free(other),
             Err((_, p)) => {
@@ -415,15 +422,15 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// `zswap_entry_free`: LRU delete, pool free, uncharge, cgroup put.
     fn entry_free(&self, e: OwnedEntry) {
         let cpu = self.platform.cpu().current_cpu();
-        self.lru.del(&e);
+        self.lru.del(&e, e.nid(&self.entries));
         if let Some(pool) = self.pools.get(e.pool_idx()) {
-            let _ = pool.zpool.free(zpool::Handle::from_raw(e.handle()));
+            let _ = pool.zpool.free(e.handle_in(&pool.zpool));
             self.pools.put(&pool);
         }
         if let Some(objcg) = e.objcg.as_ref() {
-            objcg.uncharge_zswap(e.length() as usize);
+            objcg.uncharge_zswap(e.length());
         }
-        if e.length() as usize == PAGE_SIZE {
+        if e.length() == PAGE_SIZE {
             self.hot.sub(cpu, Hot::StoredIncompressiblePages, 1);
         }
         self.hot.sub(cpu, Hot::StoredPages, 1);
@@ -445,13 +452,13 @@ impl<P: ZswapPlatform> Zswap<P> {
 
     fn decompress_inner(&self, e: &ZswapEntry, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
         let pool = self.pools.get(e.pool_idx()).ok_or(Error::EIO)?;
-        let h = zpool::Handle::from_raw(e.handle());
+        let h = e.handle_in(&pool.zpool);
         let cpu = self.platform.cpu().current_cpu();
         let r = pool.zpool.read_with(h, |a, b| {
-            if a.len() + b.len() != e.length() as usize {
+            if a.len() + b.len() != e.length() {
                 return Err(Error::EIO);
             }
-            if e.length() as usize == PAGE_SIZE {
+            if e.length() == PAGE_SIZE {
                 let (d1, d2) = dst.split_at_mut(a.len());
                 d1.copy_from_slice(a);
                 d2.copy_from_slice(b);
@@ -719,25 +726,32 @@ impl<P: ZswapPlatform> Zswap<P> {
         lru_memcg: u32,
         wb_enabled: bool,
     ) -> Result<()> {
-        // zswap_entry_cache_alloc: a slot of this CPU's entry slabs.
+        // zswap_entry_cache_alloc(gfp, page_to_nid(page)): a slot of this
+        // CPU's entry slabs of the page's node, whose LRU the entry joins.
         let cpu = self.platform.cpu().current_cpu();
-        let slot = match self.entries.alloc(cpu, Gfp::KERNEL) {
+        let nid = folio
+            .with_page(index, |page| self.page_nid(page))
+            .unwrap_or(0);
+        let mut entry = match ZswapEntry::new(swp, lru_memcg) {
+            Ok(e) => e,
+            Err(e) => {
+                // Past what an entry records (swapon refuses such devices).
+                Counters::inc(&self.stats.reject_alloc_fail);
+                return Err(e);
+            }
+        };
+        let slot = match self.entries.alloc(cpu, nid, Gfp::KERNEL) {
             Ok(s) => s,
             Err(e) => {
                 Counters::inc(&self.stats.reject_kmemcache_fail);
                 return Err(e);
             }
         };
-        let mut entry = ZswapEntry::new(swp);
         // Compress into a pool object.
         // The pool reference leaves the page-lock closure in every case: if
         // the compressor was switched meanwhile, giving it back may free the
-        // pool, which never happens inside that critical section. The entry
-        // goes on the LRU of its page's node (`page_to_nid`).
-        let filled = folio.with_page(index, |page| {
-            entry.lru_key = ZswapEntry::make_lru_key(lru_memcg, self.page_nid(page));
-            self.fill_entry(&mut entry, page, wb_enabled)
-        });
+        // pool, which never happens inside that critical section.
+        let filled = folio.with_page(index, |page| self.fill_entry(&mut entry, page, wb_enabled));
         let pool = match filled {
             Ok((Ok(()), pool)) => pool,
             Ok((Err(e), pool)) => {
@@ -765,16 +779,16 @@ impl<P: ZswapPlatform> Zswap<P> {
         // Charged and counted before it is published: from then on, the
         // path that frees it (entry_free) uncharges and uncounts it.
         if let Some(o) = objcg {
-            o.charge_zswap(length as usize);
+            o.charge_zswap(length);
         }
         self.hot.add(cpu, Hot::StoredPages, 1);
-        if length as usize == PAGE_SIZE {
+        if length == PAGE_SIZE {
             self.hot.add(cpu, Hot::StoredIncompressiblePages, 1);
         }
         let ptr = EntryPtr::new_in(slot, entry);
         // One tree walk: published and added to the LRU tail under the
         // same tree lock (order: tree -> LRU).
-        match self.tree_store(swp, ptr, true) {
+        match self.tree_store(swp, ptr, Some(nid)) {
             Ok(old) => {
                 if let Some(old) = old {
                     self.entry_free(old);
@@ -807,7 +821,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             return (Err(Error::ENOMEM), None);
         };
         self.platform
-            .trace(ZswapEvent::StoreCompressing(entry.swpentry));
+            .trace(ZswapEvent::StoreCompressing(entry.swpentry()));
         let cpu = self.platform.cpu().current_cpu();
         let r = pool.compressor.compress(cpu, page, |res| {
             let (src, comp_err): (&[u8], Option<Error>) = match res {
@@ -844,10 +858,15 @@ impl<P: ZswapPlatform> Zswap<P> {
             Ok((h, src.len()))
         });
         match r {
-            Ok((h, len)) => {
-                entry.set_object(h.to_raw(), len as u16, pool.id);
-                (Ok(()), Some(pool))
-            }
+            Ok((h, len)) => match entry.set_object(h, len, pool.id) {
+                Ok(()) => (Ok(()), Some(pool)),
+                Err(e) => {
+                    // Not a length an entry records (1..=PAGE_SIZE).
+                    let _ = pool.zpool.free(h);
+                    Counters::inc(&self.stats.reject_alloc_fail);
+                    (Err(e), Some(pool))
+                }
+            },
             Err(e) => (Err(e), Some(pool)),
         }
     }
@@ -1008,14 +1027,13 @@ impl<P: ZswapPlatform> Zswap<P> {
     pub fn debug_corrupt(&self, swp: SwpEntry) -> Result<()> {
         self.with_tree(swp, |t| {
             t.with_entry(swp.offset(), |e| {
-                if e.length() as usize == PAGE_SIZE {
+                if e.length() == PAGE_SIZE {
                     return Err(Error::EINVAL);
                 }
                 let pool = self.pools.get(e.pool_idx()).ok_or(Error::ENOENT)?;
                 let junk = [0xffu8; PAGE_SIZE];
-                let len = (e.length() as usize).min(PAGE_SIZE);
-                pool.zpool
-                    .write(zpool::Handle::from_raw(e.handle()), &junk[..len])
+                let len = e.length().min(PAGE_SIZE);
+                pool.zpool.write(e.handle_in(&pool.zpool), &junk[..len])
             })
             .unwrap_or(Err(Error::ENOENT))
         })
@@ -1031,10 +1049,10 @@ impl<P: ZswapPlatform> Zswap<P> {
         self.with_tree(swp, |t| {
             t.with_entry(swp.offset(), |e| {
                 let pool = self.pools.get(e.pool_idx()).ok_or(Error::ENOENT)?;
-                let h = zpool::Handle::from_raw(e.handle());
+                let h = e.handle_in(&pool.zpool);
                 let mut buf = [0u8; PAGE_SIZE];
                 let obj = buf
-                    .get_mut(..(e.length() as usize).min(PAGE_SIZE))
+                    .get_mut(..e.length().min(PAGE_SIZE))
                     .ok_or(Error::EINVAL)?;
                 pool.zpool.read(h, obj)?;
                 f(obj);

@@ -13,7 +13,7 @@
 //! When a cgroup goes offline its lists are spliced in front of its parent's
 //! (so the dead cgroup's entries are written back first) and its
 //! [`MemcgLru`] becomes a *redirect* to the parent: entries keep the memcg id
-//! they were added with (`ZswapEntry::lru_key`) and every lookup follows the
+//! they were added with (`ZswapEntry::lru_memcg`) and every lookup follows the
 //! redirect to the live lists, so add and delete always reach the list the
 //! entry is on (Linux: `memcg_reparent_list_lrus`). A redirect lives as long
 //! as entries are keyed by its id (`nr_keyed`) and holds a reference to its
@@ -24,9 +24,10 @@
 //!
 //! # Invariants
 //!
-//! - An entry is linked on at most one list: the one its `lru_key` resolves
-//!   to (following redirects), and only while that list's lock is held is
-//!   its link touched.
+//! - An entry is linked on at most one list: the one its key (its
+//!   `lru_memcg()` and its slab's node, `EntryCache::nid_of`) resolves to
+//!   (following redirects), and only while that list's lock is held is its
+//!   link touched. Callers pass the node with the entry.
 //! - `LruList::nr` is the number of entries linked on `list`.
 //! - A redirected `MemcgLru` has empty lists, is never un-redirected, and
 //!   redirects to a live `MemcgLru` (one hop).
@@ -67,7 +68,7 @@ pub(crate) struct MemcgLru {
     /// 0 while live; else the live memcg id whose lists took this one's
     /// entries (never another redirect: chains are collapsed on reparent).
     redirect: AtomicU32,
-    /// Entries whose `lru_key` names this memcg (linked anywhere), plus pins.
+    /// Entries whose key names this memcg (linked anywhere), plus pins.
     nr_keyed: AtomicUsize,
     nodes: Vec<NodeLru>,
     link: RBTreeLink,
@@ -99,7 +100,8 @@ pub(crate) enum Isolate {
     Candidate {
         /// The slot to write back.
         swp: SwpEntry,
-        /// The entry's pool handle: its identity for re-verification.
+        /// The entry's pool id and handle (`ZswapEntry::identity`): its
+        /// identity for re-verification.
         handle: u64,
     },
 }
@@ -248,9 +250,10 @@ impl Lru {
         }
     }
 
-    /// Adds `entry` at the tail of the list its `lru_key` resolves to. The
-    /// caller holds a pin on that key ([`Lru::pin`]), so the lists exist.
-    pub(crate) fn add(&self, entry: &ZswapEntry) {
+    /// Adds `entry` at the tail of the list its key (`lru_memcg()`, node
+    /// `nid`: its slab's) resolves to. The caller holds a pin on that memcg
+    /// ([`Lru::pin`]), so the lists exist.
+    pub(crate) fn add(&self, entry: &ZswapEntry, nid: usize) {
         let map = self.map.read();
         let Some(keyed) = map.find(&entry.lru_memcg()).get() else {
             return;
@@ -258,7 +261,7 @@ impl Lru {
         let Some(m) = resolve(&map, entry.lru_memcg()) else {
             return;
         };
-        let Some(node) = m.nodes.get(entry.lru_nid()) else {
+        let Some(node) = m.nodes.get(nid) else {
             return;
         };
         let mut l = node.list.lock();
@@ -274,9 +277,10 @@ impl Lru {
         keyed.nr_keyed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Unlinks `entry` from its list, if it is on one. The last entry keyed
-    /// by an offline cgroup's id frees its redirect (and cgroup reference).
-    pub(crate) fn del(&self, entry: &ZswapEntry) {
+    /// Unlinks `entry` (of node `nid`, its slab's) from its list, if it is
+    /// on one. The last entry keyed by an offline cgroup's id frees its
+    /// redirect (and cgroup reference).
+    pub(crate) fn del(&self, entry: &ZswapEntry, nid: usize) {
         let key = entry.lru_memcg();
         let reap = {
             let map = self.map.read();
@@ -286,7 +290,7 @@ impl Lru {
             let Some(m) = resolve(&map, key) else {
                 return;
             };
-            let Some(node) = m.nodes.get(entry.lru_nid()) else {
+            let Some(node) = m.nodes.get(nid) else {
                 return;
             };
             let mut l = node.list.lock();
@@ -346,11 +350,7 @@ impl Lru {
         };
         let (referenced, swp, handle) = {
             let e: &ZswapEntry = &head;
-            (
-                e.referenced.swap(false, Ordering::Relaxed),
-                e.swpentry,
-                e.handle(),
-            )
+            (e.take_referenced(), e.swpentry(), e.identity())
         };
         l.list.push_back(head);
         if referenced {
@@ -492,11 +492,14 @@ mod tests {
     use memcg::MemcgTree;
 
     fn entry(off: u64, memcg: u32) -> EntryPtr {
-        let mut e = ZswapEntry::new(SwpEntry::new(0, off).unwrap());
-        e.lru_key = ZswapEntry::make_lru_key(memcg, 0);
-        e.set_object(0, 100, 0);
+        let mut e = ZswapEntry::new(SwpEntry::new(0, off).unwrap(), memcg).unwrap();
+        e.set_object(zpool::Handle::from_raw(off + 1), 100, 1)
+            .unwrap();
         e.set_referenced(off.is_multiple_of(2));
-        EntryPtr::new_in(crate::cache::test_cache().alloc(0, Gfp::KERNEL).unwrap(), e)
+        EntryPtr::new_in(
+            crate::cache::test_cache().alloc(0, 0, Gfp::KERNEL).unwrap(),
+            e,
+        )
     }
 
     fn get(p: EntryPtr) -> &'static ZswapEntry {
@@ -505,7 +508,7 @@ mod tests {
     }
 
     fn free(lru: &Lru, p: EntryPtr) {
-        lru.del(get(p));
+        lru.del(get(p), 0);
         // SAFETY: the test owns the entry; it is unlinked above.
         drop(unsafe { OwnedEntry::from_erased(p).free_memory(crate::cache::test_cache()) });
     }
@@ -519,7 +522,7 @@ mod tests {
         lru.ensure(child.id(), Some(&child), Gfp::KERNEL).unwrap();
         let es: alloc::vec::Vec<_> = (0..4).map(|i| entry(i, child.id())).collect();
         for e in &es {
-            lru.add(get(*e));
+            lru.add(get(*e), 0);
         }
         assert_eq!(lru.count_one(child.id(), 0), 4);
         // Head (offset 0) is referenced: rotated; then offset 1 is a candidate.
@@ -527,7 +530,7 @@ mod tests {
         match lru.isolate_head(child.id(), 0) {
             Isolate::Candidate { swp, handle } => {
                 assert_eq!(swp.offset(), 1);
-                assert_eq!(handle, get(es[1]).handle());
+                assert_eq!(handle, get(es[1]).identity());
             }
             _ => panic!("expected a candidate"),
         }
@@ -560,7 +563,7 @@ mod tests {
         let own: alloc::vec::Vec<_> = [1, 3].iter().map(|&o| entry(o, parent.id())).collect();
         let moved: alloc::vec::Vec<_> = [5, 7].iter().map(|&o| entry(o, child.id())).collect();
         for e in own.iter().chain(moved.iter()) {
-            lru.add(get(*e));
+            lru.add(get(*e), 0);
         }
         tree.offline("p/c").unwrap();
         lru.reparent(child.id(), &parent, Gfp::KERNEL).unwrap();
@@ -598,7 +601,7 @@ mod tests {
         // The store falls back to the parent, whose lists take the entry.
         lru.pin(parent.id(), Some(&parent), Gfp::KERNEL).unwrap();
         let e = entry(1, parent.id());
-        lru.add(get(e));
+        lru.add(get(e), 0);
         lru.unpin(parent.id());
         assert_eq!(lru.count_one(parent.id(), 0), 1);
         free(&lru, e);
@@ -619,7 +622,7 @@ mod tests {
         tree.offline("p/c").unwrap();
         lru.reparent(child.id(), &parent, Gfp::KERNEL).unwrap();
         let e = entry(1, child.id());
-        lru.add(get(e));
+        lru.add(get(e), 0);
         lru.unpin(child.id());
         assert_eq!(lru.count_one(parent.id(), 0), 1, "entry on the LRU");
         assert_eq!(lru.nr_records(), 2);

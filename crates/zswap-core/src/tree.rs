@@ -181,7 +181,7 @@ impl ZswapTree {
     }
 
     /// Erases the entry at `offset` if there is one and, when `expect` is
-    /// given, if that entry's pool handle is `expect`. Empty leaves are handed back in `freed_leaf` so the
+    /// given, if that entry's identity (`ZswapEntry::identity`) is `expect`. Empty leaves are handed back in `freed_leaf` so the
     /// caller frees them after the lock is dropped.
     fn erase_inner(
         &self,
@@ -198,7 +198,7 @@ impl ZswapTree {
         let cur = (*slot)?;
         // SAFETY: `cur` is in the tree, hence live (tree invariant), and
         // cannot leave it while we hold the lock.
-        if expect.is_some_and(|h| h != unsafe { cur.0.as_ref() }.handle()) {
+        if expect.is_some_and(|h| h != unsafe { cur.0.as_ref() }.identity()) {
             return None;
         }
         *slot = None;
@@ -219,9 +219,9 @@ impl ZswapTree {
         r
     }
 
-    /// Erases the entry at `offset` only if it is the entry whose pool
-    /// handle is `handle` (writeback's re-verification, Linux's
-    /// `xa_cmpxchg`).
+    /// Erases the entry at `offset` only if it is the entry whose identity
+    /// (pool id and handle, `ZswapEntry::identity`) is `handle`
+    /// (writeback's re-verification, Linux's `xa_cmpxchg`).
     pub(crate) fn erase_if(&self, offset: u64, handle: u64) -> Option<OwnedEntry> {
         let mut leaf = None;
         let r = self.erase_inner(offset, Some(handle), &mut leaf);
@@ -281,9 +281,10 @@ mod tests {
     }
 
     fn boxed_with(off: u64, handle: u64) -> EntryPtr {
-        let slot = test_cache().alloc(0, Gfp::KERNEL).unwrap();
-        let mut e = ZswapEntry::new(SwpEntry::new(0, off).unwrap());
-        e.set_object(handle, 0, 0);
+        let slot = test_cache().alloc(0, 0, Gfp::KERNEL).unwrap();
+        let mut e = ZswapEntry::new(SwpEntry::new(0, off).unwrap(), 0).unwrap();
+        e.set_object(zpool::Handle::from_raw(handle), 100, 0)
+            .unwrap();
         EntryPtr::new_in(slot, e)
     }
 

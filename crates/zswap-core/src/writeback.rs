@@ -56,7 +56,7 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// no folio yet or the entry went, `EIO`, ...).
     pub fn writeback(&self, swp: SwpEntry) -> Result<()> {
         let handle = self
-            .with_tree(swp, |t| t.with_entry(swp.offset(), |e| e.handle()))
+            .with_tree(swp, |t| t.with_entry(swp.offset(), |e| e.identity()))
             .flatten()
             .ok_or(Error::ENOENT)?;
         let r = self.writeback_entry(handle, swp);

@@ -13,10 +13,20 @@ use zswap_core::{
 
 #[test]
 fn entry_size_and_metadata_per_page() {
-    assert_eq!(ENTRY_SIZE, 48);
-    assert_eq!(METADATA_BYTES_PER_PAGE, 56);
+    assert_eq!(ENTRY_SIZE, 40);
+    assert_eq!(METADATA_BYTES_PER_PAGE, 48);
     // zpool: 12-byte handle entry + 8-byte reverse-map entry.
-    assert_eq!(METADATA_BYTES_PER_STORED_PAGE, 76);
+    assert_eq!(METADATA_BYTES_PER_STORED_PAGE, 68);
+}
+
+/// An entry records a 32-bit swap offset: a device with more slots is
+/// refused at swapon, not truncated later.
+#[test]
+fn swapon_refuses_a_device_past_32_bit_offsets() {
+    let k = Kernel::default_kernel();
+    assert_eq!(k.zswap.swapon(7, (1 << 32) + 1), Err(Error::EINVAL));
+    k.zswap.swapon(7, 1 << 20).unwrap();
+    k.zswap.swapoff(7).unwrap();
 }
 
 #[test]
