@@ -97,45 +97,72 @@ impl HandleParts {
     }
 }
 
+/// Zspage ids of a class run `0..MAX_ZSPAGES` (20 bits of a handle-table
+/// entry).
+pub(crate) const MAX_ZSPAGES: usize = (1 << ZSPAGE_BITS) - 1;
+const ZSPAGE_BITS: u32 = 20;
+const SIZE_BITS: u32 = 32 - ZSPAGE_BITS;
+const _: () = assert!(1 << SIZE_BITS == kbase::PAGE_SIZE);
+/// `loc` of a free entry (zspage id `MAX_ZSPAGES`, never used).
+const FREE_LOC: u32 = u32::MAX;
+const _: () = assert!(FREE_LOC >> SIZE_BITS == MAX_ZSPAGES as u32);
+
 /// One slot of a class's handle table: where the object is now.
 ///
-/// 12 bytes; together with the zspage's 8-byte reverse-map entry this is all
-/// the per-object metadata (20 bytes), see the crate docs.
+/// 8 bytes: `loc` packs the zspage id (20 bits) and the object's size minus
+/// one (12 bits); then the object's byte offset in the zspage's chain and
+/// the slot's generation. Together with the zspage's 8-byte reverse-map
+/// entry this is all the per-object metadata (16 bytes), see the crate docs.
+/// A free entry has `loc == FREE_LOC` and links the chunk's free list
+/// through `obj`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct HandleEntry {
-    /// Zspage id while allocated; the next free slot while free.
-    pub(crate) zspage: u32,
-    /// The object's byte offset inside the zspage's chain.
+    loc: u32,
+    /// The object's byte offset inside the zspage's chain (the next free
+    /// entry of the chunk while free).
     pub(crate) obj: u16,
-    /// Exact object size in bytes; 0 while the slot is free.
-    pub(crate) size: u16,
     /// Bumped on every free, so stale handles miss.
     pub(crate) generation: u16,
-    /// Loads in flight on this object (pinned reads, see `state.rs`): while
-    /// non-zero the object is neither freed, written nor moved.
-    pub(crate) readers: u16,
 }
 
-/// Entries per handle-table chunk: a chunk (entries and its header) is just
-/// under a page, so a kernel allocator hands it out without rounding waste.
-pub(crate) const CHUNK: usize = 340;
+impl HandleEntry {
+    const FREE: HandleEntry = HandleEntry {
+        loc: FREE_LOC,
+        obj: NONE16,
+        generation: 0,
+    };
+
+    fn is_free(&self) -> bool {
+        self.loc == FREE_LOC
+    }
+
+    /// The zspage holding the object.
+    pub(crate) fn zspage(&self) -> u32 {
+        self.loc >> SIZE_BITS
+    }
+
+    /// The object's exact size in bytes (`1..=PAGE_SIZE`).
+    pub(crate) fn size(&self) -> usize {
+        (self.loc & ((1 << SIZE_BITS) - 1)) as usize + 1
+    }
+
+    /// Moves the object to (`zspage`, `obj`); compaction, under the lock.
+    pub(crate) fn set_zspage(&mut self, zspage: u32) {
+        self.loc = (zspage << SIZE_BITS) | (self.loc & ((1 << SIZE_BITS) - 1));
+    }
+}
+
+/// Entries per handle-table chunk: a chunk is exactly a page (its list
+/// links and counters live in the directory), so a kernel allocator hands
+/// it out without rounding waste, and a slot splits with a shift.
+pub(crate) const CHUNK: usize = if cfg!(loom) { 8 } else { 512 };
+const _: () = assert!(CHUNK.is_power_of_two());
 /// "No entry" inside a chunk.
 const NONE16: u16 = u16::MAX;
 
-/// One chunk of a handle table.
-///
-/// # Invariants
-///
-/// Entries with `size == 0` are free and form a singly linked list from
-/// `free_head` through their `zspage` field (indexes inside the chunk);
-/// `live` counts entries with `size != 0`. `prev`/`next` link the chunks
-/// that have a free entry.
+/// One chunk of a handle table: entries only.
 pub(crate) struct Chunk {
     entries: [HandleEntry; CHUNK],
-    free_head: u16,
-    live: u16,
-    prev: u32,
-    next: u32,
 }
 const _: () = assert!(core::mem::size_of::<Chunk>() <= kbase::PAGE_SIZE);
 
@@ -143,26 +170,27 @@ impl Chunk {
     /// A chunk whose entries are all free (generations set on install).
     pub(crate) fn new() -> Chunk {
         Chunk {
-            entries: [HandleEntry {
-                zspage: 0,
-                obj: 0,
-                size: 0,
-                generation: 0,
-                readers: 0,
-            }; CHUNK],
-            free_head: NONE16,
-            live: 0,
-            prev: NONE,
-            next: NONE,
+            entries: [HandleEntry::FREE; CHUNK],
         }
     }
 }
 
-/// A directory slot: a chunk, or the generation its entries start from when
-/// a chunk is installed there again (so handles of a freed chunk stay stale).
+/// A directory slot: a chunk and its free list and counters, or (with no
+/// chunk) the generation its entries start from when a chunk is installed
+/// there again (so handles of a freed chunk stay stale).
+///
+/// # Invariants
+///
+/// Entries of `chunk` that are free form a singly linked list from
+/// `free_head` through their `obj` field; `live` counts the others.
+/// `prev`/`next` link the chunks that have a free entry.
 pub(crate) struct DirSlot {
     chunk: Option<alloc::boxed::Box<Chunk>>,
     epoch: u16,
+    free_head: u16,
+    live: u16,
+    prev: u32,
+    next: u32,
 }
 
 /// What a handle table needs before one more entry fits.
@@ -177,10 +205,11 @@ pub(crate) enum HandleNeed {
 /// A class's handle table: a directory of chunks of [`CHUNK`] entries each,
 /// allocated as entries are needed and freed when all their entries are.
 /// Slot `s` is entry `s % CHUNK` of chunk `s / CHUNK`. New entries come from
-/// the chunks on the `partial` list (those with a free entry); a chunk whose
-/// last entry is freed is given back unless it is the only chunk with room,
-/// so the table shrinks when objects go and never grows by more than one
-/// chunk at a time (no doubling, no copy of the entries under the lock).
+/// the chunks on the `partial` list (those with a free entry), so the holes
+/// random frees leave are refilled before a chunk is added; a chunk whose last entry is freed is given back unless it
+/// is the only chunk with room, so the table shrinks when objects go and
+/// never grows by more than one chunk at a time (no doubling, no copy of the
+/// entries under the lock).
 ///
 /// # Invariants
 ///
@@ -207,12 +236,12 @@ impl HandleTable {
         }
     }
 
-    fn chunk(&self, c: u32) -> Option<&Chunk> {
-        self.dir.get(c as usize)?.chunk.as_deref()
+    fn d(&self, c: u32) -> Option<&DirSlot> {
+        self.dir.get(c as usize).filter(|d| d.chunk.is_some())
     }
 
-    fn chunk_mut(&mut self, c: u32) -> Option<&mut Chunk> {
-        self.dir.get_mut(c as usize)?.chunk.as_deref_mut()
+    fn d_mut(&mut self, c: u32) -> Option<&mut DirSlot> {
+        self.dir.get_mut(c as usize).filter(|d| d.chunk.is_some())
     }
 
     /// What a new entry needs, if anything (the caller allocates it with no
@@ -224,7 +253,7 @@ impl HandleTable {
         if self.partial != NONE {
             return Ok(None);
         }
-        if self.dir.iter().any(|d| d.chunk.is_none()) || self.dir.len() < self.dir.capacity() {
+        if self.chunks < self.dir.len() || self.dir.len() < self.dir.capacity() {
             return Ok(Some(HandleNeed::Chunk));
         }
         if (self.dir.len() + 1) * CHUNK > MAX_SLOTS {
@@ -261,6 +290,10 @@ impl HandleTable {
                 self.dir.push(DirSlot {
                     chunk: None,
                     epoch: 0,
+                    free_head: NONE16,
+                    live: 0,
+                    prev: NONE,
+                    next: NONE,
                 });
                 self.dir.len() - 1
             }
@@ -271,21 +304,15 @@ impl HandleTable {
         };
         for (i, e) in c.entries.iter_mut().enumerate() {
             *e = HandleEntry {
-                zspage: if i + 1 < CHUNK {
-                    i as u32 + 1
-                } else {
-                    NONE16 as u32
-                },
-                obj: 0,
-                size: 0,
+                loc: FREE_LOC,
+                obj: if i + 1 < CHUNK { i as u16 + 1 } else { NONE16 },
                 generation: d.epoch,
-                readers: 0,
             };
         }
-        c.free_head = 0;
-        c.live = 0;
-        c.prev = NONE;
-        c.next = NONE;
+        d.free_head = 0;
+        d.live = 0;
+        d.prev = NONE;
+        d.next = NONE;
         d.chunk = Some(c);
         self.chunks += 1;
         self.push_partial(idx as u32);
@@ -294,10 +321,10 @@ impl HandleTable {
 
     fn push_partial(&mut self, c: u32) {
         let head = self.partial;
-        if let Some(h) = self.chunk_mut(head) {
+        if let Some(h) = self.d_mut(head) {
             h.prev = c;
         }
-        if let Some(ch) = self.chunk_mut(c) {
+        if let Some(ch) = self.d_mut(c) {
             ch.prev = NONE;
             ch.next = head;
         }
@@ -305,9 +332,9 @@ impl HandleTable {
     }
 
     fn unlink_partial(&mut self, c: u32) {
-        let Some(ch) = self.chunk(c) else { return };
+        let Some(ch) = self.d(c) else { return };
         let (prev, next) = (ch.prev, ch.next);
-        match self.chunk_mut(prev) {
+        match self.d_mut(prev) {
             Some(p) => p.next = next,
             None => {
                 if self.partial == c {
@@ -315,31 +342,33 @@ impl HandleTable {
                 }
             }
         }
-        if let Some(n) = self.chunk_mut(next) {
+        if let Some(n) = self.d_mut(next) {
             n.prev = prev;
         }
-        if let Some(ch) = self.chunk_mut(c) {
+        if let Some(ch) = self.d_mut(c) {
             ch.prev = NONE;
             ch.next = NONE;
         }
     }
 
-    /// Takes a free entry for an object at (`zspage`, `obj`) of `size` bytes.
-    /// Fails with ENOMEM only if [`needs`](Self::needs) was not satisfied
-    /// first.
-    pub(crate) fn insert(&mut self, zspage: u32, obj: u16, size: u16) -> Result<(u32, u16)> {
+    /// Takes a free entry for an object at (`zspage`, `obj`) of `size` bytes
+    /// (`1..=PAGE_SIZE`, `zspage < MAX_ZSPAGES`). Fails with ENOMEM only if
+    /// [`needs`](Self::needs) was not satisfied first.
+    pub(crate) fn insert(&mut self, zspage: u32, obj: u16, size: usize) -> Result<(u32, u16)> {
+        if zspage as usize >= MAX_ZSPAGES || size == 0 || size > kbase::PAGE_SIZE {
+            return Err(Error::EIO);
+        }
         let c = self.partial;
-        let ch = self.chunk_mut(c).ok_or(Error::ENOMEM)?;
-        let i = ch.free_head;
+        let d = self.d_mut(c).ok_or(Error::ENOMEM)?;
+        let i = d.free_head;
+        let ch = d.chunk.as_deref_mut().ok_or(Error::ENOMEM)?;
         let e = ch.entries.get_mut(i as usize).ok_or(Error::EIO)?;
-        let next = e.zspage as u16;
-        e.zspage = zspage;
+        let next = e.obj;
+        e.loc = (zspage << SIZE_BITS) | (size as u32 - 1);
         e.obj = obj;
-        e.size = size;
-        e.readers = 0;
         let generation = e.generation;
-        ch.free_head = next;
-        ch.live += 1;
+        d.free_head = next;
+        d.live += 1;
         let full = next == NONE16;
         self.live += 1;
         if full {
@@ -351,6 +380,7 @@ impl HandleTable {
     /// The live entry `slot`, if `generation` matches. ENOENT for a freed or
     /// reused slot (double free, use after free), EINVAL for a slot that was
     /// never handed out.
+    #[inline]
     pub(crate) fn get(&self, slot: u32, generation: u16) -> Result<&HandleEntry> {
         let (c, i) = split(slot);
         let d = self.dir.get(c).ok_or(Error::EINVAL)?;
@@ -358,28 +388,26 @@ impl HandleTable {
             return Err(Error::ENOENT);
         };
         let e = ch.entries.get(i).ok_or(Error::EINVAL)?;
-        if e.size == 0 || e.generation != generation {
+        if e.is_free() || e.generation != generation {
             return Err(Error::ENOENT);
         }
         Ok(e)
     }
 
-    /// Like [`get`](HandleTable::get), mutably.
-    pub(crate) fn get_mut(&mut self, slot: u32, generation: u16) -> Result<&mut HandleEntry> {
+    /// The live entry `slot`, by slot only (compaction and pins, which
+    /// find slots through the zspage reverse map or a pin).
+    pub(crate) fn get_live(&self, slot: u32) -> Option<&HandleEntry> {
         let (c, i) = split(slot);
-        let d = self.dir.get_mut(c).ok_or(Error::EINVAL)?;
-        let Some(ch) = d.chunk.as_deref_mut() else {
-            return Err(Error::ENOENT);
-        };
-        let e = ch.entries.get_mut(i).ok_or(Error::EINVAL)?;
-        if e.size == 0 || e.generation != generation {
-            return Err(Error::ENOENT);
-        }
-        Ok(e)
+        self.dir
+            .get(c)?
+            .chunk
+            .as_deref()?
+            .entries
+            .get(i)
+            .filter(|e| !e.is_free())
     }
 
-    /// Mutable access to a live entry, by slot only (used by compaction,
-    /// which finds slots through the zspage reverse map).
+    /// Mutable access to a live entry, by slot only.
     pub(crate) fn get_live_mut(&mut self, slot: u32) -> Option<&mut HandleEntry> {
         let (c, i) = split(slot);
         self.dir
@@ -388,7 +416,7 @@ impl HandleTable {
             .as_deref_mut()?
             .entries
             .get_mut(i)
-            .filter(|e| e.size != 0)
+            .filter(|e| !e.is_free())
     }
 
     /// Frees a live slot (already validated with [`get`](HandleTable::get)).
@@ -396,26 +424,29 @@ impl HandleTable {
     /// never blocks) unless it is the table's only chunk with room.
     pub(crate) fn remove(&mut self, slot: u32) {
         let (c, i) = split(slot);
-        let Some(ch) = self.chunk_mut(c as u32) else {
+        let Some(d) = self.d_mut(c as u32) else {
             return;
         };
-        let head = ch.free_head;
-        let Some(e) = ch.entries.get_mut(i).filter(|e| e.size != 0) else {
+        let head = d.free_head;
+        let Some(e) = d
+            .chunk
+            .as_deref_mut()
+            .and_then(|ch| ch.entries.get_mut(i))
+            .filter(|e| !e.is_free())
+        else {
             return;
         };
-        e.size = 0;
-        e.readers = 0;
+        e.loc = FREE_LOC;
         e.generation = e.generation.wrapping_add(1);
-        e.zspage = head as u32;
-        ch.free_head = i as u16;
-        ch.live -= 1;
-        let (was_full, empty) = (head == NONE16, ch.live == 0);
+        e.obj = head;
+        d.free_head = i as u16;
+        d.live -= 1;
+        let (was_full, empty) = (head == NONE16, d.live == 0);
         self.live -= 1;
         if was_full {
             self.push_partial(c as u32);
         }
-        let alone =
-            self.partial == c as u32 && self.chunk(c as u32).is_some_and(|ch| ch.next == NONE);
+        let alone = self.partial == c as u32 && self.d(c as u32).is_some_and(|d| d.next == NONE);
         if empty && !alone {
             self.unlink_partial(c as u32);
             if let Some(d) = self.dir.get_mut(c) {
@@ -467,8 +498,9 @@ mod tests {
     }
 
     #[test]
-    fn entry_is_twelve_bytes() {
-        assert_eq!(core::mem::size_of::<HandleEntry>(), 12);
+    fn entry_is_eight_bytes_and_a_chunk_a_page() {
+        assert_eq!(core::mem::size_of::<HandleEntry>(), 8);
+        assert_eq!(core::mem::size_of::<Chunk>(), kbase::PAGE_SIZE);
     }
 
     fn table_with_room(t: &mut HandleTable) {
@@ -491,7 +523,9 @@ mod tests {
         let mut t = HandleTable::new();
         table_with_room(&mut t);
         let (slot, g) = t.insert(3, 4, 100).unwrap();
-        assert_eq!(t.get(slot, g).unwrap().size, 100);
+        assert_eq!(t.get(slot, g).unwrap().size(), 100);
+        assert_eq!(t.get(slot, g).unwrap().zspage(), 3);
+        assert_eq!(t.get(slot, g).unwrap().obj, 4);
         t.remove(slot);
         assert_eq!(t.get(slot, g).unwrap_err(), Error::ENOENT);
         table_with_room(&mut t);
@@ -533,7 +567,7 @@ mod tests {
         }
         assert_eq!(t.live(), n);
         for &(s, g) in &slots[2 * CHUNK..] {
-            assert_eq!(t.get(s, g).unwrap().size, 1);
+            assert_eq!(t.get(s, g).unwrap().size(), 1);
         }
     }
 }

@@ -202,12 +202,13 @@ extern crate alloc;
 mod class;
 mod handle;
 mod pages;
+mod pin;
 mod state;
 mod zspage;
 
 use alloc::vec::Vec;
 
-use kbase::sync::{AtomicUsize, Mutex, Ordering, lock_class};
+use kbase::sync::{AtomicUsize, Mutex, Ordering, cpu_relax, lock_class};
 use kbase::{Error, Gfp, PAGE_SIZE, PageAllocator, Result};
 
 pub use class::MAX_PAGES_PER_ZSPAGE;
@@ -215,17 +216,18 @@ pub use handle::{HANDLE_LOCAL_BITS, Handle};
 
 use class::{ClassTable, SizeClass};
 use handle::{HandleEntry, HandleParts};
+use pin::PinTable;
 use state::{ClassState, Need, Offer};
 use zspage::{Obj, ZsPage};
 
 /// Metadata bytes per stored object that the layout needs: its handle-table
-/// entry (12 bytes: zspage, offset, size, generation, reader count) and its
-/// reverse-map entry in the zspage (8 bytes: offset, length, handle slot).
+/// entry (8 bytes: zspage, size, offset, generation) and its reverse-map
+/// entry in the zspage (8 bytes: offset, length, handle slot).
 /// Slack in the tables and the per-zspage descriptors come on top; see
 /// [`PoolStats::metadata`] for the measured total.
 pub const METADATA_BYTES_PER_OBJECT: usize =
     core::mem::size_of::<HandleEntry>() + core::mem::size_of::<Obj>();
-const _: () = assert!(METADATA_BYTES_PER_OBJECT <= 20);
+const _: () = assert!(METADATA_BYTES_PER_OBJECT <= 16);
 
 /// How many times `malloc` drops the class lock to allocate before it gives
 /// up with ENOMEM (only reachable when other threads keep taking what it
@@ -318,17 +320,20 @@ pub struct ClassStats {
 struct Class {
     info: SizeClass,
     state: Mutex<ClassState>,
+    /// Loads in flight, beside the lock (see `pin.rs`).
+    pins: PinTable,
 }
 
-/// An object pinned by a load in flight; dropping it unpins.
+/// An object pinned by a load in flight; dropping it unpins (one atomic
+/// decrement, no lock).
 struct Pinned<'a> {
-    class: &'a Class,
-    slot: u32,
+    pins: &'a PinTable,
+    word: usize,
 }
 
 impl Drop for Pinned<'_> {
     fn drop(&mut self) {
-        self.class.state.lock().unpin(self.slot);
+        self.pins.unpin(self.word);
     }
 }
 
@@ -405,6 +410,7 @@ impl<A: PageAllocator> ZsPool<A> {
             classes.push(Class {
                 info: *info,
                 state: Mutex::new_class(ClassState::new(), &lock_class::ZPOOL_CLASS),
+                pins: PinTable::new(),
             });
         }
         Ok(ZsPool {
@@ -501,10 +507,11 @@ impl<A: PageAllocator> ZsPool<A> {
     /// running on another CPU); nothing changes then.
     pub fn free(&self, h: Handle) -> Result<()> {
         let (p, class) = self.class_of(h)?;
-        let freed = class
-            .state
-            .lock()
-            .free(&class.info, &self.alloc, p.slot, p.generation)?;
+        let freed =
+            class
+                .state
+                .lock()
+                .free(&class.info, &self.alloc, &class.pins, p.slot, p.generation)?;
         if freed != 0 {
             self.pages.fetch_sub(freed, Ordering::Relaxed);
         }
@@ -517,7 +524,7 @@ impl<A: PageAllocator> ZsPool<A> {
     pub fn write(&self, h: Handle, src: &[u8]) -> Result<()> {
         let (p, class) = self.class_of(h)?;
         let st = class.state.lock();
-        let (z, off, size) = st.locate_for_write(p.slot, p.generation)?;
+        let (z, off, size) = st.locate_for_write(&class.pins, p.slot, p.generation)?;
         if src.len() > size {
             return Err(Error::EINVAL);
         }
@@ -562,10 +569,18 @@ impl<A: PageAllocator> ZsPool<A> {
     /// the pool (it holds none of its locks).
     pub fn read_with<R>(&self, h: Handle, f: impl FnOnce(&[u8], &[u8]) -> R) -> Result<R> {
         let (p, class) = self.class_of(h)?;
-        let segs = class.state.lock().pin(p.slot, p.generation)?;
+        let (segs, word) = loop {
+            let r = class.state.lock().pin(&class.pins, p.slot, p.generation)?;
+            match r {
+                Some(pinned) => break pinned,
+                // Every pin word is taken by loads in flight, which end
+                // without the lock: wait for one with the lock dropped.
+                None => cpu_relax(),
+            }
+        };
         let _pin = Pinned {
-            class,
-            slot: p.slot,
+            pins: &class.pins,
+            word,
         };
         // SAFETY: `pin` succeeded, so until `_pin` is dropped (after `f`
         // returns, or while unwinding out of it) the object is neither freed
@@ -581,7 +596,7 @@ impl<A: PageAllocator> ZsPool<A> {
     pub fn obj_size(&self, h: Handle) -> Result<usize> {
         let (p, class) = self.class_of(h)?;
         let st = class.state.lock();
-        Ok(st.handles.get(p.slot, p.generation)?.size as usize)
+        Ok(st.handles.get(p.slot, p.generation)?.size())
     }
 
     /// Pages held from the page allocator (`zs_get_total_pages`).
@@ -598,7 +613,10 @@ impl<A: PageAllocator> ZsPool<A> {
         }
         let mut freed = 0;
         while freed < budget {
-            let r = class.state.lock().compact_step(&class.info, &self.alloc);
+            let r = class
+                .state
+                .lock()
+                .compact_step(&class.info, &self.alloc, &class.pins);
             let Ok(step) = r else { break };
             freed += step.freed;
             if step.freed != 0 {

@@ -8,8 +8,9 @@ use alloc::vec::Vec;
 use kbase::{Error, PAGE_SIZE, PageAllocator, PageFrame, Result};
 
 use crate::class::SizeClass;
-use crate::handle::{Chunk, HandleEntry, HandleNeed, HandleTable, NONE};
+use crate::handle::{Chunk, HandleEntry, HandleNeed, HandleTable, MAX_ZSPAGES, NONE};
 use crate::pages::{self, RawSegs};
+use crate::pin::{PIN_WORDS, PinTable};
 use crate::zspage::{GAP_UNIT, NR_BUCKETS, NR_GROUPS, Obj, ZsPage};
 
 /// How many zspages of one list `malloc` or compaction looks at before it
@@ -44,6 +45,35 @@ fn two_mut(slab: &mut [Slot], a: u32, b: u32) -> Option<(&mut ZsPage, &mut ZsPag
         return None;
     };
     if a < b { Some((x, y)) } else { Some((y, x)) }
+}
+
+/// The zspages holding pinned objects, found once per compaction step (the
+/// set cannot grow while the class lock is held, see `pin.rs`).
+struct PinnedZs {
+    ids: [u32; PIN_WORDS],
+    n: usize,
+}
+
+impl PinnedZs {
+    const NONE: PinnedZs = PinnedZs {
+        ids: [NONE; PIN_WORDS],
+        n: 0,
+    };
+
+    fn of(handles: &HandleTable, pins: &PinTable) -> PinnedZs {
+        let mut p = PinnedZs::NONE;
+        for slot in pins.pinned() {
+            if let (Some(e), Some(id)) = (handles.get_live(slot), p.ids.get_mut(p.n)) {
+                *id = e.zspage();
+                p.n += 1;
+            }
+        }
+        p
+    }
+
+    fn contains(&self, id: u32) -> bool {
+        self.ids.iter().take(self.n).any(|&x| x == id)
+    }
 }
 
 /// What an allocation needs before it can complete under the lock.
@@ -106,12 +136,11 @@ pub(crate) struct Placed {
 /// - No used zspage is empty between two calls.
 /// - `pages` is the sum of the attached pages, `bytes` the sum of live
 ///   sizes, `freeable` the sum of the zspages' `packable`.
-/// - A zspage's `pins` is the sum of `readers` over its objects' handle
-///   entries. A pinned object is not freed, written or moved, and a zspage
-///   with `pins != 0` is neither a compaction source nor a target nor packed:
-///   a load reading it with the lock dropped sees its bytes and pages
-///   unchanged. (It can gain objects and pages from `malloc`, and lose other
-///   objects to `free`: those are other bytes.)
+/// - An object pinned in the class's [`PinTable`] is not freed, written or
+///   moved, and a zspage holding a pinned object is neither a compaction
+///   source nor a target nor packed: a load reading it with the lock dropped
+///   sees its bytes and pages unchanged. (It can gain objects and pages from
+///   `malloc`, and lose other objects to `free`: those are other bytes.)
 pub(crate) struct ClassState {
     pub(crate) handles: HandleTable,
     slab: Vec<Slot>,
@@ -308,8 +337,12 @@ impl ClassState {
         &self,
         class: &SizeClass,
         size: usize,
-        target_of: Option<u32>,
+        target_of: Option<(u32, &PinnedZs)>,
     ) -> Option<(u32, bool)> {
+        let (target_of, pinned) = match target_of {
+            Some((src, p)) => (Some(src), p),
+            None => (None, &PinnedZs::NONE),
+        };
         let src_live = target_of.and_then(|s| self.zs(s)).map_or(0, ZsPage::live);
         let mut grow = None;
         let first = (size / GAP_UNIT).min(NR_BUCKETS - 1);
@@ -325,7 +358,10 @@ impl ClassState {
                 let ok = match target_of {
                     None => true,
                     Some(src) => {
-                        id != src && z.pins == 0 && z.live() >= src_live && z.has_obj_capacity()
+                        id != src
+                            && z.live() >= src_live
+                            && z.has_obj_capacity()
+                            && !pinned.contains(id)
                     }
                 };
                 if ok && z.max_gap() >= size && z.find_fit(size).is_some() {
@@ -347,11 +383,14 @@ impl ClassState {
     // ---- allocation ----
 
     /// Capacity the zspage slab needs before one more zspage fits.
-    fn slab_needs(&self) -> Option<usize> {
+    fn slab_needs(&self) -> Result<Option<usize>> {
         if self.free_ids != NONE || self.slab.len() < self.slab.capacity() {
-            return None;
+            return Ok(None);
         }
-        Some((self.slab.capacity() * 2).max(4))
+        if self.slab.len() >= MAX_ZSPAGES {
+            return Err(Error::ENOMEM);
+        }
+        Ok(Some((self.slab.capacity() * 2).clamp(4, MAX_ZSPAGES)))
     }
 
     /// Takes over a bigger slab allocated by the caller; returns the vector
@@ -375,7 +414,7 @@ impl ClassState {
             self.free_ids = next;
             *s = Slot::Used(z);
             id
-        } else if self.slab.len() < self.slab.capacity() && self.slab.len() < NONE as usize {
+        } else if self.slab.len() < self.slab.capacity() && self.slab.len() < MAX_ZSPAGES {
             self.slab.push(Slot::Used(z));
             (self.slab.len() - 1) as u32
         } else {
@@ -448,7 +487,7 @@ impl ClassState {
                 id
             }
             None => {
-                if let Some(cap) = self.slab_needs() {
+                if let Some(cap) = self.slab_needs()? {
                     return Ok(Err(Need::Slab(cap)));
                 }
                 let Some(z) = offer.fresh.take() else {
@@ -466,7 +505,7 @@ impl ClassState {
         };
         let z = self.zs_mut(id).ok_or(Error::EIO)?;
         let (idx, off) = z.find_fit(size).ok_or(Error::EIO)?;
-        let (slot, generation) = self.handles.insert(id, off as u16, size as u16)?;
+        let (slot, generation) = self.handles.insert(id, off as u16, size)?;
         let z = self.zs_mut(id).ok_or(Error::EIO)?;
         if z.place(idx, off, size, slot).is_none() {
             self.handles.remove(slot);
@@ -487,57 +526,42 @@ impl ClassState {
     /// byte offset in the chain, and size. EBUSY while a load has it pinned.
     pub(crate) fn locate_for_write(
         &self,
+        pins: &PinTable,
         slot: u32,
         generation: u16,
     ) -> Result<(&ZsPage, usize, usize)> {
         let e = self.handles.get(slot, generation)?;
-        if e.readers != 0 {
+        if pins.is_pinned(slot) {
             return Err(Error::EBUSY);
         }
-        let z = self.zs(e.zspage).ok_or(Error::EIO)?;
-        Ok((z, e.obj as usize, e.size as usize))
+        let z = self.zs(e.zspage()).ok_or(Error::EIO)?;
+        Ok((z, e.obj as usize, e.size()))
     }
 
     /// Pins the object behind (`slot`, `generation`) for a load with the
-    /// class lock dropped (`zs_obj_read_begin`): returns where its bytes are.
-    /// Until [`unpin`](Self::unpin), the object is not freed (EBUSY), not
-    /// written (EBUSY) and not moved, and compaction leaves its zspage alone,
-    /// so its pages stay attached and its bytes unchanged. EBUSY if the
-    /// object already has `u16::MAX` loads in flight.
-    pub(crate) fn pin(&mut self, slot: u32, generation: u16) -> Result<RawSegs> {
-        let e = self.handles.get_mut(slot, generation)?;
-        if e.readers == u16::MAX {
-            return Err(Error::EBUSY);
-        }
-        let z = zs_in(&mut self.slab, e.zspage).ok_or(Error::EIO)?;
-        let segs = pages::raw_segments(&z.pages, e.obj as usize, e.size as usize)?;
-        e.readers += 1;
-        z.pins += 1;
-        Ok(segs)
+    /// class lock dropped (`zs_obj_read_begin`): returns where its bytes are
+    /// and the pin word to give back (lock-free, [`PinTable::unpin`]). Until
+    /// then the object is not freed (EBUSY), not written (EBUSY) and not
+    /// moved, and compaction leaves its zspage alone, so its pages stay
+    /// attached and its bytes unchanged. `Ok(None)` if every pin word is
+    /// busy (the caller drops the lock and tries again).
+    pub(crate) fn pin(
+        &self,
+        pins: &PinTable,
+        slot: u32,
+        generation: u16,
+    ) -> Result<Option<(RawSegs, usize)>> {
+        let segs = self.segments(slot, generation)?;
+        Ok(pins.pin(slot).map(|w| (segs, w)))
     }
 
     /// Where the bytes of the object behind (`slot`, `generation`) are, for
     /// a copy made before the lock is dropped.
+    #[inline]
     pub(crate) fn segments(&self, slot: u32, generation: u16) -> Result<RawSegs> {
         let e = self.handles.get(slot, generation)?;
-        let z = self.zs(e.zspage).ok_or(Error::EIO)?;
-        pages::raw_segments(&z.pages, e.obj as usize, e.size as usize)
-    }
-
-    /// Ends a load begun with [`pin`](Self::pin) (`zs_obj_read_end`). The
-    /// slot cannot have been freed or reused meanwhile (free refuses a
-    /// pinned object), so the slot alone finds it.
-    pub(crate) fn unpin(&mut self, slot: u32) {
-        let Some(e) = self.handles.get_live_mut(slot) else {
-            return;
-        };
-        if e.readers == 0 {
-            return;
-        }
-        e.readers -= 1;
-        if let Some(z) = zs_in(&mut self.slab, e.zspage) {
-            z.pins = z.pins.saturating_sub(1);
-        }
+        let z = self.zs(e.zspage()).ok_or(Error::EIO)?;
+        pages::raw_segments(&z.pages, e.obj as usize, e.size())
     }
 
     /// Frees the object; an emptied zspage goes back to `alloc` at once.
@@ -546,14 +570,16 @@ impl ClassState {
         &mut self,
         class: &SizeClass,
         alloc: &A,
+        pins: &PinTable,
         slot: u32,
         generation: u16,
     ) -> Result<usize> {
         let e: HandleEntry = *self.handles.get(slot, generation)?;
-        if e.readers != 0 {
+        if pins.is_pinned(slot) {
             return Err(Error::EBUSY);
         }
-        let z = self.zs_mut(e.zspage).ok_or(Error::EIO)?;
+        let zid = e.zspage();
+        let z = self.zs_mut(zid).ok_or(Error::EIO)?;
         let idx = z.find(e.obj as usize).ok_or(Error::EIO)?;
         if z.obj(idx).map(|o| o.slot) != Some(slot) {
             return Err(Error::EIO);
@@ -561,14 +587,14 @@ impl ClassState {
         z.release(idx);
         let empty = z.nr_objs() == 0;
         self.handles.remove(slot);
-        self.bytes -= e.size as usize;
+        self.bytes -= e.size();
         let mut freed = 0;
         if empty {
-            if let Some(z) = self.remove_zspage(e.zspage) {
+            if let Some(z) = self.remove_zspage(zid) {
                 freed = z.release_pages(alloc);
             }
         } else {
-            self.relink(class, e.zspage, false);
+            self.relink(class, zid, false);
         }
         Ok(freed)
     }
@@ -594,13 +620,13 @@ impl ClassState {
 
     /// The next compaction source of this pass: the emptiest group first, a
     /// zspage not pinned and not taken yet in this pass.
-    fn next_source(&self) -> Option<u32> {
+    fn next_source(&self, pinned: &PinnedZs) -> Option<u32> {
         for g in 0..NR_GROUPS - 1 {
             let mut id = self.gheads.get(g).copied().unwrap_or(NONE);
             let mut seen = 0;
             while id != NONE && seen < WALK {
                 let z = self.zs(id)?;
-                if z.pins == 0 && z.pass != self.pass {
+                if z.pass != self.pass && !pinned.contains(id) {
                     return Some(id);
                 }
                 seen += 1;
@@ -611,32 +637,31 @@ impl ClassState {
     }
 
     /// Moves object `idx` of zspage `src` to a gap of zspage `dst`.
+    /// Neither is pinned (the caller checked).
     fn move_obj(&mut self, src: u32, idx: usize, dst: u32) -> Result<()> {
         let (s, d) = two_mut(&mut self.slab, src, dst).ok_or(Error::EIO)?;
         let o = s.obj(idx).ok_or(Error::EIO)?;
         let (didx, doff) = d.find_fit(o.len as usize).ok_or(Error::EIO)?;
         let e = self.handles.get_live_mut(o.slot).ok_or(Error::EIO)?;
-        if s.pins != 0 || d.pins != 0 || e.readers != 0 || !d.has_obj_capacity() {
+        if !d.has_obj_capacity() {
             return Err(Error::EBUSY);
         }
         pages::copy(&s.pages, o.off as usize, &d.pages, doff, o.len as usize)?;
         d.place(didx, doff, o.len as usize, o.slot)
             .ok_or(Error::EIO)?;
         s.release(idx);
-        e.zspage = dst;
+        e.set_zspage(dst);
         e.obj = doff as u16;
         Ok(())
     }
 
     /// Slides the objects of zspage `id` down over its gaps, so that its
-    /// free space is one run at the tail.
+    /// free space is one run at the tail. The zspage is not pinned (the
+    /// caller checked).
     fn pack(&mut self, id: u32) -> Result<()> {
         let Some(z) = zs_in(&mut self.slab, id) else {
             return Ok(());
         };
-        if z.pins != 0 {
-            return Ok(());
-        }
         let mut cursor = 0;
         let mut idx = 0;
         while let Some(o) = z.obj(idx) {
@@ -662,8 +687,10 @@ impl ClassState {
         &mut self,
         class: &SizeClass,
         alloc: &A,
+        pins: &PinTable,
     ) -> Result<Step> {
-        let Some(src) = self.next_source() else {
+        let pinned = PinnedZs::of(&self.handles, pins);
+        let Some(src) = self.next_source(&pinned) else {
             return Ok(Step::default());
         };
         let pass = self.pass;
@@ -678,7 +705,7 @@ impl ClassState {
             let Some(o) = self.zs(src).and_then(|z| z.obj(idx)) else {
                 break;
             };
-            match self.choose(class, o.len as usize, Some(src)) {
+            match self.choose(class, o.len as usize, Some((src, &pinned))) {
                 Some((dst, false)) => {
                     self.move_obj(src, idx, dst)?;
                     self.relink(class, dst, false);

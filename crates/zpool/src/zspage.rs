@@ -81,10 +81,6 @@ pub(crate) struct ZsPage {
     /// The longest free run before the last object (between objects, or
     /// before the first); the tail after the last object is computed.
     inner_gap: u32,
-    /// Objects of this zspage pinned by loads in flight (the sum of their
-    /// handle entries' `readers`). While non-zero, compaction neither moves
-    /// objects into or out of the zspage nor packs or trims it.
-    pub(crate) pins: u32,
     /// The compaction pass that last took this zspage as a source.
     pub(crate) pass: u32,
     /// Pages this zspage counts in its class's `freeable`.
@@ -115,7 +111,6 @@ impl ZsPage {
             objs,
             live: 0,
             inner_gap: 0,
-            pins: 0,
             pass: 0,
             packable: 0,
             prev: NONE,

@@ -266,3 +266,85 @@ fn free_of_an_object_being_loaded_is_refused() {
         assert_eq!(p.allocator().allocated_pages(), 0);
     });
 }
+
+#[test]
+fn lock_free_unpin_races_free_and_reuse_of_the_range() {
+    model(|| {
+        let p = pool();
+        let h = p.malloc(1000, Gfp::KERNEL).unwrap();
+        p.write(h, &[7; 1000]).unwrap();
+        let keep = p.malloc(1000, Gfp::KERNEL).unwrap();
+        let q = p.clone();
+        // The freer retries until the load's unpin (an atomic decrement
+        // with no lock) lets it through, then reuses the bytes at once: a
+        // new object of the same size takes the freed range and is written.
+        let t = thread::spawn(move || {
+            loop {
+                match q.free(h) {
+                    Ok(()) => break,
+                    Err(kbase::Error::EBUSY) => thread::yield_now(),
+                    Err(e) => panic!("free: {e:?}"),
+                }
+            }
+            let n = q.malloc(1000, Gfp::KERNEL).unwrap();
+            q.write(n, &[8; 1000]).unwrap();
+            n
+        });
+        // The load sees the object whole or not at all, never the new bytes.
+        match p.read_with(h, |a, b| a.iter().chain(b).all(|&x| x == 7)) {
+            Ok(ok) => assert!(ok),
+            Err(e) => assert_eq!(e, kbase::Error::ENOENT),
+        }
+        let n = t.join().unwrap();
+        assert!(
+            p.read_with(n, |a, b| a.iter().chain(b).all(|&x| x == 8))
+                .unwrap()
+        );
+        p.free(n).unwrap();
+        p.free(keep).unwrap();
+        assert_eq!(p.total_pages(), 0);
+        assert_eq!(p.allocator().allocated_pages(), 0);
+    });
+}
+
+#[test]
+fn loads_share_and_wait_for_pin_words() {
+    model(|| {
+        // Under loom a class has two pin words: three loads of three objects
+        // at once make one wait for a word; two loads of one object share
+        // one. Compaction meanwhile skips what is pinned.
+        let p = pool();
+        let hs: Vec<_> = (0..3)
+            .map(|i| {
+                let h = p.malloc(900, Gfp::KERNEL).unwrap();
+                p.write(h, &[i as u8 + 1; 900]).unwrap();
+                h
+            })
+            .collect();
+        let ts: Vec<_> = [hs[1], hs[2]]
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let q = p.clone();
+                thread::spawn(move || {
+                    q.read_with(h, |a, b| a.iter().chain(b).all(|&x| x == i as u8 + 2))
+                        .unwrap()
+                })
+            })
+            .collect();
+        let ok = p
+            .read_with(hs[0], |a, b| {
+                p.compact();
+                a.iter().chain(b).all(|&x| x == 1)
+            })
+            .unwrap();
+        assert!(ok);
+        for t in ts {
+            assert!(t.join().unwrap());
+        }
+        for h in hs {
+            p.free(h).unwrap();
+        }
+        assert_eq!(p.allocator().allocated_pages(), 0);
+    });
+}
