@@ -15,8 +15,8 @@ use zswap_core::{
 fn entry_size_and_metadata_per_page() {
     assert_eq!(ENTRY_SIZE, 40);
     assert_eq!(METADATA_BYTES_PER_PAGE, 48);
-    // zpool: 12-byte handle entry + 8-byte reverse-map entry.
-    assert_eq!(METADATA_BYTES_PER_STORED_PAGE, 68);
+    // zpool: 8-byte handle entry + 8-byte reverse-map entry.
+    assert_eq!(METADATA_BYTES_PER_STORED_PAGE, METADATA_BYTES_PER_PAGE + 16);
 }
 
 /// An entry records a 32-bit swap offset: a device with more slots is
