@@ -302,8 +302,8 @@ macro_rules! guard {
 mod imp {
     use super::{ClassRef, LockClass, Token, acquired, before, class_ref};
     pub use loom::sync::atomic::{
-        AtomicBool, AtomicI64, AtomicU8, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering,
-        fence,
+        AtomicBool, AtomicI64, AtomicPtr, AtomicU8, AtomicU16, AtomicU32, AtomicU64, AtomicUsize,
+        Ordering, fence,
     };
     pub use loom::thread::yield_now as cpu_relax;
 
@@ -430,7 +430,7 @@ mod imp {
     use super::{ClassRef, LockClass, Token, acquired, before, class_ref};
     pub use core::hint::spin_loop as cpu_relax;
     pub use core::sync::atomic::{
-        AtomicBool, AtomicU8, AtomicU16, AtomicU32, AtomicUsize, Ordering, fence,
+        AtomicBool, AtomicPtr, AtomicU8, AtomicU16, AtomicU32, AtomicUsize, Ordering, fence,
     };
     #[cfg(target_has_atomic = "64")]
     pub use core::sync::atomic::{AtomicI64, AtomicU64};

@@ -70,18 +70,23 @@
 //!     -> tree lock (one per 64 MiB of swap)
 //!       -> LRU map lock (RwLock) -> LRU list lock (one per cgroup and node)
 //!       -> pool table -> pool class lock             (the debug_corrupt, debug_mutate_object test hooks)
+//!   -> pool table (RwLock, takes nothing: read by store for the pool-page
+//!      sum and the current pool's reference, write by the free that gives
+//!      a pool's last reference back)
 //!   -> folio page lock (swapcache's, held while a page is read or written)
-//!     -> pool table (RwLock; held only to look a pool up, takes nothing)
-//!   pool table (read) -> pool class lock, one zspage per hold   (pool compaction shrinker)
 //!     -> context slot (RwLock, per CPU, read; no class)
 //!        -> compression lock (per CPU) -> pool class lock (zpool's)  (store)
 //!     -> pool class lock (find + pin; released)                    (load, writeback)
 //!        then context slot (read) -> decompression lock (per CPU, leaf),
 //!        no pool lock held
 //!        then pool class lock (unpin; released)
+//! pool table (read) -> pool class lock, one zspage per hold   (pool compaction shrinker)
 //! entry cache lock (per CPU and node, leaf: entry alloc at the start of a store,
 //!   entry free after the tree, LRU and pool locks were dropped)
 //! ```
+//!
+//! Load, writeback and free find the pool of an entry they own with no lock
+//! (the entry's pool reference keeps the pool in the table).
 //!
 //! The compressor has separate per-CPU locks for compression and
 //! decompression. Store holds the compression lock while it allocates and
@@ -176,7 +181,7 @@ mod writeback;
 
 use alloc::vec::Vec;
 
-use kbase::sync::{AtomicBool, AtomicU32, Ordering, RwLock, lock_class};
+use kbase::sync::{AtomicBool, AtomicU32, AtomicUsize, Ordering, RwLock, lock_class};
 use kbase::{Error, Gfp, PAGE_SIZE, Result};
 use memcg::{MemcgEvent, MemcgRef, ObjCgroupRef, ShrinkCursor};
 use swapcache::{Folio, MAX_SWAPFILES, SwpEntry};
@@ -218,6 +223,11 @@ pub const METADATA_BYTES_PER_STORED_PAGE: usize =
 
 /// `n * pct / 100` without overflow (saturating at `u64::MAX`).
 fn percent_of(n: u64, pct: u32) -> u64 {
+    // Run on every store: 64-bit arithmetic whenever the product fits (a
+    // 128-bit division is a library call).
+    if let Some(p) = n.checked_mul(u64::from(pct)) {
+        return p / 100;
+    }
     let v = u128::from(n) * u128::from(pct) / 100;
     u64::try_from(v).unwrap_or(u64::MAX)
 }
@@ -231,6 +241,10 @@ struct SwapTrees {
 pub struct Zswap<P: ZswapPlatform> {
     platform: P,
     trees: RwLock<[Option<SwapTrees>; MAX_SWAPFILES as usize]>,
+    /// The number of trees of each swap type (0: none), written with the
+    /// table under its write lock: store's "does the slot have a tree"
+    /// check reads it with no lock.
+    nr_trees: [AtomicUsize; MAX_SWAPFILES as usize],
     lru: Lru,
     pools: Pools,
     stats: Counters,
@@ -270,6 +284,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         )?;
         Ok(Zswap {
             trees: RwLock::new_class(core::array::from_fn(|_| None), &lock_class::ZSWAP_TREES),
+            nr_trees: core::array::from_fn(|_| AtomicUsize::new(0)),
             lru,
             pools,
             stats: Counters::default(),
@@ -316,6 +331,9 @@ impl<P: ZswapPlatform> Zswap<P> {
             drop(table);
             return Err(Error::EBUSY);
         }
+        if let Some(n) = self.nr_trees.get(swp_type as usize) {
+            n.store(trees.len(), Ordering::Release);
+        }
         *slot = Some(SwapTrees { trees });
         Ok(())
     }
@@ -333,10 +351,24 @@ impl<P: ZswapPlatform> Zswap<P> {
             if t.trees.iter().any(|t| t.len() != 0) {
                 return Err(Error::EBUSY);
             }
+            if let Some(n) = self.nr_trees.get(swp_type as usize) {
+                n.store(0, Ordering::Relaxed);
+            }
             slot.take()
         };
         drop(removed);
         Ok(())
+    }
+
+    /// Does `swp` have a tree (its type is swapped on and the offset within
+    /// its trees)? Read with no lock: as racy against swapoff as a look
+    /// under the table lock that is dropped before the tree is used.
+    fn has_tree(&self, swp: SwpEntry) -> bool {
+        let nr = self
+            .nr_trees
+            .get(swp.swp_type() as usize)
+            .map_or(0, |n| n.load(Ordering::Acquire));
+        usize::try_from(swp.offset() >> tree::TREE_SHIFT).is_ok_and(|idx| idx < nr)
     }
 
     /// Runs `f` on the tree of `swp` (`None`: no trees for its type, or an
@@ -423,9 +455,11 @@ impl<P: ZswapPlatform> Zswap<P> {
     fn entry_free(&self, e: OwnedEntry) {
         let cpu = self.platform.cpu().current_cpu();
         self.lru.del(&e, e.nid(&self.entries));
-        if let Some(pool) = self.pools.get(e.pool_idx()) {
+        // SAFETY: we own `e`, an entry of pool `e.pool_idx()`; its reference
+        // is given back here, as the entry goes.
+        if let Some(pool) = unsafe { self.pools.entry_ref(e.pool_idx()) } {
             let _ = pool.zpool.free(e.handle_in(&pool.zpool));
-            self.pools.put(&pool);
+            self.pools.put(pool);
         }
         if let Some(objcg) = e.objcg.as_ref() {
             objcg.uncharge_zswap(e.length());
@@ -442,7 +476,7 @@ impl<P: ZswapPlatform> Zswap<P> {
 
     /// `zswap_decompress`: the entry's page into `dst`. `EIO` (and
     /// `decompress_fail`) unless exactly one page came out.
-    fn decompress(&self, e: &ZswapEntry, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
+    fn decompress(&self, e: &OwnedEntry, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
         let r = self.decompress_inner(e, dst);
         if r.is_err() {
             Counters::inc(&self.stats.decompress_fail);
@@ -450,8 +484,11 @@ impl<P: ZswapPlatform> Zswap<P> {
         r
     }
 
-    fn decompress_inner(&self, e: &ZswapEntry, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
-        let pool = self.pools.get(e.pool_idx()).ok_or(Error::EIO)?;
+    fn decompress_inner(&self, e: &OwnedEntry, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
+        // SAFETY: the caller owns `e` (erased from its tree), an entry of
+        // pool `e.pool_idx()`; the entry keeps its reference, and the value
+        // is let go before this function returns.
+        let pool = unsafe { self.pools.entry_ref(e.pool_idx()) }.ok_or(Error::EIO)?;
         let h = e.handle_in(&pool.zpool);
         let cpu = self.platform.cpu().current_cpu();
         let r = pool.zpool.read_with(h, |a, b| {
@@ -491,15 +528,16 @@ impl<P: ZswapPlatform> Zswap<P> {
         )
     }
 
-    /// `zswap_check_limits`: true means "refuse". Counts `pool_limit_hit`
-    /// whenever the pool is at or above the limit.
-    fn check_limits(&self) -> bool {
-        let cur = self.total_pages() as u64;
-        let max = self.max_pool_pages();
+    /// `zswap_check_limits` for a pool of `cur` pages and a limit of `max`
+    /// ([`Zswap::max_pool_pages`]): true means "refuse". Counts
+    /// `pool_limit_hit` whenever the pool is at or above the limit.
+    fn check_limits(&self, cur: u64, max: u64) -> bool {
         if cur >= max {
             Counters::inc(&self.stats.pool_limit_hit);
             self.reached_full.store(true, Ordering::Relaxed);
-        } else if self.reached_full.load(Ordering::Relaxed) && cur <= self.accept_thr_pages() {
+        } else if self.reached_full.load(Ordering::Relaxed)
+            && cur <= percent_of(max, self.accept_thr_percent.load(Ordering::Relaxed))
+        {
             self.reached_full.store(false, Ordering::Relaxed);
         }
         self.reached_full.load(Ordering::Relaxed)
@@ -612,7 +650,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             return 0;
         };
         let n = p.compressor.nr_prepared();
-        self.pools.put(&p);
+        self.pools.put(p);
         n
     }
 
@@ -668,7 +706,7 @@ impl<P: ZswapPlatform> Zswap<P> {
     }
 
     fn store_folio(&self, folio: &Folio, swp: SwpEntry, nr: usize) -> Result<()> {
-        if !self.enabled.load(Ordering::Relaxed) || self.with_tree(swp, |_| ()).is_none() {
+        if !self.enabled.load(Ordering::Relaxed) || !self.has_tree(swp) {
             Counters::inc(&self.stats.reject_disabled);
             return Err(Error::ENOENT);
         }
@@ -689,22 +727,68 @@ impl<P: ZswapPlatform> Zswap<P> {
                 return Err(Error::ENOSPC);
             }
         }
-        if self.check_limits() {
+        // The limit check's pool-page sum and the folio's reference on the
+        // current pool (`zswap_pool_current_get`, right after the check as
+        // in Linux) under one hold of the pool table's lock.
+        let max = self.max_pool_pages();
+        let (cur, pool) = self.pools.total_pages_and_current_get();
+        if self.check_limits(cur as u64, max) {
+            if let Some(p) = pool {
+                self.pools.put(p);
+            }
             Counters::inc(&self.stats.reject_pool_limit);
             return Err(Error::ENOSPC);
         }
+        let Some(pool) = pool else {
+            Counters::inc(&self.stats.reject_alloc_fail);
+            return Err(Error::ENOMEM);
+        };
         let lru_memcg = match self.lru_pin(objcg.as_ref()) {
             Ok(id) => id,
             Err(e) => {
+                self.pools.put(pool);
                 Counters::inc(&self.stats.reject_alloc_fail);
                 return Err(e);
             }
         };
         let wb_enabled = memcg.as_ref().is_none_or(|m| m.zswap_writeback_enabled());
-        let r = (0..nr).try_for_each(|i| {
-            let page_swp = swp.checked_add(i as u64)?;
-            self.store_page(folio, i, page_swp, objcg.as_ref(), lru_memcg, wb_enabled)
-        });
+        // Each stored page's entry holds a pool reference: the last page's
+        // is the folio's, the others take one more each.
+        let mut folio_ref = Some(pool);
+        let mut r = Ok(());
+        for i in 0..nr {
+            let page_swp = match swp.checked_add(i as u64) {
+                Ok(s) => s,
+                Err(e) => {
+                    r = Err(e);
+                    break;
+                }
+            };
+            let entry_ref = if i + 1 == nr {
+                folio_ref.take()
+            } else {
+                folio_ref.as_ref().map(|p| self.pools.get_more(p))
+            };
+            let Some(entry_ref) = entry_ref else {
+                r = Err(Error::EINVAL);
+                break;
+            };
+            r = self.store_page(
+                folio,
+                i,
+                page_swp,
+                objcg.as_ref(),
+                lru_memcg,
+                wb_enabled,
+                entry_ref,
+            );
+            if r.is_err() {
+                break;
+            }
+        }
+        if let Some(p) = folio_ref {
+            self.pools.put(p);
+        }
         self.lru.unpin(lru_memcg);
         r?;
         self.hot
@@ -715,8 +799,10 @@ impl<P: ZswapPlatform> Zswap<P> {
         Ok(())
     }
 
-    /// `zswap_store_page`: one page. Bumps exactly one reject counter on
-    /// failure.
+    /// `zswap_store_page`: one page, into `pool`, whose reference
+    /// `pool_ref` the new entry keeps (given back here on failure, with no
+    /// page lock held). Bumps exactly one reject counter on failure.
+    #[allow(clippy::too_many_arguments)]
     fn store_page(
         &self,
         folio: &Folio,
@@ -725,6 +811,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         objcg: Option<&ObjCgroupRef>,
         lru_memcg: u32,
         wb_enabled: bool,
+        pool_ref: pool::PoolRef,
     ) -> Result<()> {
         // zswap_entry_cache_alloc(gfp, page_to_nid(page)): a slot of this
         // CPU's entry slabs of the page's node, whose LRU the entry joins.
@@ -736,6 +823,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             Ok(e) => e,
             Err(e) => {
                 // Past what an entry records (swapon refuses such devices).
+                self.pools.put(pool_ref);
                 Counters::inc(&self.stats.reject_alloc_fail);
                 return Err(e);
             }
@@ -743,36 +831,33 @@ impl<P: ZswapPlatform> Zswap<P> {
         let slot = match self.entries.alloc(cpu, nid, Gfp::KERNEL) {
             Ok(s) => s,
             Err(e) => {
+                self.pools.put(pool_ref);
                 Counters::inc(&self.stats.reject_kmemcache_fail);
                 return Err(e);
             }
         };
         // Compress into a pool object.
-        // The pool reference leaves the page-lock closure in every case: if
-        // the compressor was switched meanwhile, giving it back may free the
-        // pool, which never happens inside that critical section.
-        let filled = folio.with_page(index, |page| self.fill_entry(&mut entry, page, wb_enabled));
-        let pool = match filled {
-            Ok((Ok(()), pool)) => pool,
-            Ok((Err(e), pool)) => {
+        let filled = folio.with_page(index, |page| {
+            self.fill_entry(&mut entry, page, wb_enabled, &pool_ref)
+        });
+        match filled {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
                 // SAFETY: the slot is from our cache and was never written.
                 unsafe { self.entries.free_slot(slot) };
-                if let Some(pool) = pool {
-                    self.pools.put(&pool);
-                    drop(pool);
-                }
+                self.pools.put(pool_ref);
                 return Err(e);
             }
             Err(e) => {
                 // SAFETY: as above.
                 unsafe { self.entries.free_slot(slot) };
+                self.pools.put(pool_ref);
                 Counters::inc(&self.stats.reject_compress_fail);
                 return Err(e);
             }
-        };
-        // The entry keeps the pool reference `fill_entry` took (given back
-        // by `entry_free`).
-        drop(pool);
+        }
+        // The entry keeps the pool reference (given back by `entry_free`).
+        let _ = pool_ref;
         entry.objcg = objcg.cloned();
         entry.set_referenced(true);
         let length = entry.length();
@@ -805,21 +890,17 @@ impl<P: ZswapPlatform> Zswap<P> {
         }
     }
 
-    /// Fills `entry` for `page`: a compressed object, or a raw one. Returns
-    /// the outcome and the pool it took a reference on (on success, the pool
-    /// holding the object). Runs under the page's lock, so
-    /// it never gives a pool reference back: the caller does, on failure,
-    /// once the lock is dropped.
+    /// Fills `entry` for `page`: a compressed object, or a raw one, in
+    /// `pool` (the caller holds a reference on it). Runs under the page's
+    /// lock, so it never gives a pool reference back: the caller does, on
+    /// failure, once the lock is dropped.
     fn fill_entry(
         &self,
         entry: &mut ZswapEntry,
         page: &[u8; PAGE_SIZE],
         wb_enabled: bool,
-    ) -> (Result<()>, Option<kbase::KArc<pool::ZswapPool>>) {
-        let Some(pool) = self.pools.current_get() else {
-            Counters::inc(&self.stats.reject_alloc_fail);
-            return (Err(Error::ENOMEM), None);
-        };
+        pool: &pool::ZswapPool,
+    ) -> Result<()> {
         self.platform
             .trace(ZswapEvent::StoreCompressing(entry.swpentry()));
         let cpu = self.platform.cpu().current_cpu();
@@ -857,18 +938,14 @@ impl<P: ZswapPlatform> Zswap<P> {
             }
             Ok((h, src.len()))
         });
-        match r {
-            Ok((h, len)) => match entry.set_object(h, len, pool.id) {
-                Ok(()) => (Ok(()), Some(pool)),
-                Err(e) => {
-                    // Not a length an entry records (1..=PAGE_SIZE).
-                    let _ = pool.zpool.free(h);
-                    Counters::inc(&self.stats.reject_alloc_fail);
-                    (Err(e), Some(pool))
-                }
-            },
-            Err(e) => (Err(e), Some(pool)),
+        let (h, len) = r?;
+        if let Err(e) = entry.set_object(h, len, pool.id) {
+            // Not a length an entry records (1..=PAGE_SIZE).
+            let _ = pool.zpool.free(h);
+            Counters::inc(&self.stats.reject_alloc_fail);
+            return Err(e);
         }
+        Ok(())
     }
 
     // ------------------------------------------------------------------
@@ -1086,5 +1163,32 @@ impl<P: ZswapPlatform> Drop for Zswap<P> {
                 }
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::percent_of;
+
+    #[test]
+    fn percent_of_is_exact_in_both_widths() {
+        let wide =
+            |n: u64, p: u32| u64::try_from(u128::from(n) * u128::from(p) / 100).unwrap_or(u64::MAX);
+        for n in [
+            0,
+            1,
+            99,
+            100,
+            1 << 24,
+            u64::MAX / 150,
+            u64::MAX / 100,
+            u64::MAX,
+        ] {
+            for p in [0, 1, 20, 90, 100, 150, u32::MAX] {
+                assert_eq!(percent_of(n, p), wide(n, p), "{n} * {p}%");
+            }
+        }
+        assert_eq!(percent_of(u64::MAX, 150), u64::MAX, "saturates");
+        assert_eq!(percent_of(1 << 24, 20), 3_355_443);
     }
 }

@@ -16,8 +16,24 @@
 //! - `PoolTable::live[..nr_live]` lists the ids of the occupied slots, each
 //!   once, in no particular order: `total_pages` (run on every store) sums
 //!   the few live pools instead of scanning all 256 slots.
+//! - `Pools::by_id[id]` points at the pool in table slot `id` (null for an
+//!   empty slot); it is written only under the table's write lock, together
+//!   with the slot. A holder of a reference on pool `id` (an entry of it)
+//!   reads it with no lock: the pool cannot leave the table before that
+//!   reference is given back ([`Pools::entry_ref`]).
+//!
+//! # The hot path
+//!
+//! An entry's reference is a count in `refs`, not a `KArc` clone: store takes
+//! it under the table's read lock (together with the pool-page sum of the
+//! limit check, one lock hold per store), load and free find the pool of an
+//! entry they own through `by_id` with no lock and no count change, and only
+//! the free that gives the last reference back takes the write lock.
 
-use kbase::sync::{AtomicBool, AtomicUsize, Ordering, RwLock, lock_class};
+use core::ptr::NonNull;
+
+use alloc::vec::Vec;
+use kbase::sync::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, RwLock, fence, lock_class};
 use kbase::{CpuInfo, Error, Gfp, KArc, PageAllocator, Result, try_box};
 use zpool::ZsPool;
 
@@ -35,6 +51,30 @@ pub(crate) struct ZswapPool {
     pub(crate) zpool: ZsPool<&'static dyn PageAllocator>,
     pub(crate) compressor: Compressor,
     refs: AtomicUsize,
+}
+
+/// One counted reference on a pool (one of its `refs`), as a pointer.
+///
+/// While the reference is held the pool stays in the table, so it is alive.
+/// There is no `Drop`: a reference is given back with [`Pools::put`], or
+/// stays with the entry that owns it (an entry of the pool holds one).
+///
+/// # Invariants
+///
+/// `ptr` points at a pool whose `refs` include the one this value stands
+/// for, or (from [`Pools::entry_ref`]) the one of an entry its creator owns
+/// for as long as the value is used.
+pub(crate) struct PoolRef {
+    ptr: NonNull<ZswapPool>,
+}
+
+impl core::ops::Deref for PoolRef {
+    type Target = ZswapPool;
+    fn deref(&self) -> &ZswapPool {
+        // SAFETY: by the type invariant a reference is held, so the table
+        // still holds the pool's `KArc` and the pool is alive.
+        unsafe { self.ptr.as_ref() }
+    }
 }
 
 impl ZswapPool {
@@ -65,38 +105,63 @@ struct PoolTable {
 }
 
 impl PoolTable {
-    /// Puts `pool` in its empty slot. `EBUSY` if the slot is taken or the
-    /// id out of range.
-    fn insert(&mut self, pool: KArc<ZswapPool>) -> Result<()> {
+    /// Puts `pool` in its empty slot and publishes it in `by_id` (the
+    /// caller holds the table's write lock). `EBUSY` if the slot is taken or
+    /// the id out of range.
+    fn insert(&mut self, pool: KArc<ZswapPool>, by_id: &[AtomicPtr<ZswapPool>]) -> Result<()> {
         let id = pool.id;
-        let (Some(slot @ None), Some(l)) = (
+        let (Some(slot @ None), Some(l), Some(b)) = (
             self.slots.get_mut(id as usize),
             self.live.get_mut(self.nr_live),
+            by_id.get(id as usize),
         ) else {
             return Err(Error::EBUSY);
         };
+        b.store(KArc::as_ptr(&pool).cast_mut(), Ordering::Release);
         *slot = Some(pool);
         *l = id;
         self.nr_live += 1;
         Ok(())
     }
 
-    /// Takes `pool` out of its slot, if that slot still holds it.
-    fn remove(&mut self, pool: &ZswapPool) -> Option<KArc<ZswapPool>> {
-        let slot = self.slots.get_mut(pool.id as usize)?;
+    /// Takes the pool at `pool` out of its slot (slot `id`), if that slot
+    /// still holds it, and clears its `by_id` pointer.
+    fn remove(
+        &mut self,
+        id: u8,
+        pool: *const ZswapPool,
+        by_id: &[AtomicPtr<ZswapPool>],
+    ) -> Option<KArc<ZswapPool>> {
+        let slot = self.slots.get_mut(id as usize)?;
         if !slot
             .as_ref()
-            .is_some_and(|p| core::ptr::eq::<ZswapPool>(&**p, pool))
+            .is_some_and(|p| core::ptr::eq(KArc::as_ptr(p), pool))
         {
             return None;
         }
+        if let Some(b) = by_id.get(id as usize) {
+            b.store(core::ptr::null_mut(), Ordering::Relaxed);
+        }
         let removed = slot.take();
         let live = self.live.get_mut(..self.nr_live)?;
-        if let Some(i) = live.iter().position(|&id| id == pool.id) {
+        if let Some(i) = live.iter().position(|&x| x == id) {
             live.swap(i, live.len() - 1);
             self.nr_live -= 1;
         }
         removed
+    }
+
+    /// Sum of the live pools' pages.
+    fn total_pages(&self) -> usize {
+        self.live_pools().map(|p| p.zpool.total_pages()).sum()
+    }
+
+    /// A reference on the current pool, if it is not dead.
+    fn current_get(&self) -> Option<PoolRef> {
+        let p = self.slots.get(self.current as usize)?.as_ref()?;
+        let ptr = NonNull::new(KArc::as_ptr(p).cast_mut())?;
+        // INVARIANT: `tryget` took the reference the value stands for.
+        p.tryget().then_some(PoolRef { ptr })
     }
 
     /// The live pools.
@@ -112,6 +177,9 @@ impl PoolTable {
 /// The pool registry.
 pub(crate) struct Pools {
     table: RwLock<alloc::boxed::Box<PoolTable>>,
+    /// The pool of each table slot, for lock-free lookups by reference
+    /// holders (see the module invariants); `MAX_POOLS + 1` pointers.
+    by_id: Vec<AtomicPtr<ZswapPool>>,
     /// Serialises compressor changes (Linux: the kernel param lock) without
     /// holding a spinlock across pool creation.
     changing: AtomicBool,
@@ -157,6 +225,9 @@ impl Pools {
         gfp: Gfp,
     ) -> Result<Pools> {
         let pool = create_pool(1, kind, alloc, cpus, gfp)?;
+        let mut by_id = Vec::new();
+        by_id.try_reserve_exact(MAX_POOLS + 1)?;
+        by_id.extend((0..=MAX_POOLS).map(|_| AtomicPtr::new(core::ptr::null_mut())));
         let mut table = try_box(
             PoolTable {
                 slots: core::array::from_fn(|_| None),
@@ -166,23 +237,57 @@ impl Pools {
             },
             gfp,
         )?;
-        table.insert(pool)?;
+        table.insert(pool, &by_id)?;
         Ok(Pools {
             table: RwLock::new_class(table, &lock_class::ZSWAP_POOLS),
+            by_id,
             changing: AtomicBool::new(false),
         })
     }
 
     /// The current pool, with a reference taken for a new entry
     /// (`zswap_pool_current_get`). The caller gives it back with [`Pools::put`]
-    /// if the entry is not stored.
-    pub(crate) fn current_get(&self) -> Option<KArc<ZswapPool>> {
-        let t = self.table.read();
-        let p = t.slots.get(t.current as usize)?.as_ref()?;
-        if p.tryget() { Some(p.clone()) } else { None }
+    /// if no entry keeps it.
+    pub(crate) fn current_get(&self) -> Option<PoolRef> {
+        self.table.read().current_get()
     }
 
-    /// The pool with id `idx` (no reference taken: the caller's entry holds one).
+    /// [`Pools::total_pages`] and [`Pools::current_get`] under one hold of
+    /// the table lock (store's limit check, then its pool reference).
+    pub(crate) fn total_pages_and_current_get(&self) -> (usize, Option<PoolRef>) {
+        let t = self.table.read();
+        (t.total_pages(), t.current_get())
+    }
+
+    /// One more reference on a pool the caller holds one on (`zswap_pool_get`).
+    pub(crate) fn get_more(&self, pool: &PoolRef) -> PoolRef {
+        // Relaxed, as a `KArc` clone: the count is not zero (the caller's).
+        pool.refs.fetch_add(1, Ordering::Relaxed);
+        // INVARIANT: the count just taken.
+        PoolRef { ptr: pool.ptr }
+    }
+
+    /// The pool of an entry the caller owns, as that entry's reference, with
+    /// no lock and no count change. `None` only if no pool has id `idx`
+    /// (impossible for an entry of a live zswap).
+    ///
+    /// # Safety
+    ///
+    /// The caller owns an entry of pool `idx` (so holds the reference it
+    /// carries) and uses the result only while it does: it gives the
+    /// reference back with [`Pools::put`] when the entry is freed, or just
+    /// lets the value go while the entry keeps its reference.
+    pub(crate) unsafe fn entry_ref(&self, idx: u8) -> Option<PoolRef> {
+        // Acquire pairs with `insert`'s Release store (the entry's reference
+        // was taken after it, under the table lock, so the pointer is the
+        // pool's, never a stale null or an older pool of the id).
+        let p = self.by_id.get(idx as usize)?.load(Ordering::Acquire);
+        // INVARIANT: the caller's entry holds a reference on this pool.
+        NonNull::new(p).map(|ptr| PoolRef { ptr })
+    }
+
+    /// The pool with id `idx`, as a `KArc` clone (diagnostics and test
+    /// hooks; the hot paths use [`Pools::entry_ref`]).
     pub(crate) fn get(&self, idx: u8) -> Option<KArc<ZswapPool>> {
         let t = self.table.read();
         t.slots.get(idx as usize)?.clone()
@@ -194,17 +299,31 @@ impl Pools {
         Some(t.slots.get(t.current as usize)?.as_ref()?.compressor.kind())
     }
 
-    /// Drops one reference; the last one removes the pool from the table and
-    /// frees it (outside the lock).
-    pub(crate) fn put(&self, pool: &ZswapPool) {
-        if pool.refs.fetch_sub(1, Ordering::Release) != 1 {
+    /// Gives one reference back (`zswap_pool_put`); the last one removes the
+    /// pool from the table and frees it (outside the lock).
+    pub(crate) fn put(&self, pool: PoolRef) {
+        self.put_ptr(pool.ptr);
+    }
+
+    /// [`Pools::put`] of a reference the caller holds, given by address (the
+    /// caller may also hold a `KArc`; no reference to the pool is alive
+    /// across the decrement, which may let another thread free it).
+    fn put_ptr(&self, ptr: NonNull<ZswapPool>) {
+        // SAFETY: the caller holds a reference, so the pool is alive until
+        // the decrement below; the borrow ends with it.
+        let (id, last) = unsafe {
+            let p = ptr.as_ref();
+            (p.id, p.refs.fetch_sub(1, Ordering::Release) == 1)
+        };
+        if !last {
             return;
         }
-        let removed = self.table.write().remove(pool);
+        // Every other holder's decrement happens before the removal.
+        fence(Ordering::Acquire);
+        let removed = self.table.write().remove(id, ptr.as_ptr(), &self.by_id);
         drop(removed);
     }
 
-    /// Sum of the pools' pages (`zswap_total_pages`).
     /// References to every live pool (CPU hotplug prepares each one's
     /// contexts with no lock held). `ENOMEM`.
     pub(crate) fn live(&self) -> Result<alloc::vec::Vec<KArc<ZswapPool>>> {
@@ -216,9 +335,9 @@ impl Pools {
         Ok(v)
     }
 
+    /// Sum of the pools' pages (`zswap_total_pages`).
     pub(crate) fn total_pages(&self) -> usize {
-        let t = self.table.read();
-        t.live_pools().map(|p| p.zpool.total_pages()).sum()
+        self.table.read().total_pages()
     }
 
     /// Live pools (diagnostics).
@@ -284,13 +403,15 @@ impl Pools {
             };
             let pool = create_pool(id as u8, kind, alloc, cpus, gfp)?;
             let mut t = self.table.write();
-            t.insert(pool)?;
+            t.insert(pool, &self.by_id)?;
             old = t.slots.get(t.current as usize).cloned().flatten();
             t.current = id as u8;
         }
         // The old current pool loses its "current" reference.
         if let Some(o) = old {
-            self.put(&o);
+            // The table's `KArc` may go in this call; `o` keeps the memory.
+            self.put_ptr(NonNull::from(&*o));
+            drop(o);
         }
         Ok(())
     }
@@ -320,20 +441,30 @@ mod tests {
         let pools = Pools::new(CompressorKind::Lz4, a, &kbase::UniCpu, Gfp::KERNEL).unwrap();
         let mut t = pools.table.write();
         assert_eq!(live_ids(&t), [1]);
+        let by_id = &pools.by_id;
         let p2 = pool(2);
         let p255 = pool(255);
-        t.insert(p2.clone()).unwrap();
-        t.insert(p255.clone()).unwrap();
+        t.insert(p2.clone(), by_id).unwrap();
+        t.insert(p255.clone(), by_id).unwrap();
         // A taken slot is refused.
-        assert_eq!(t.insert(pool(2)).err(), Some(Error::EBUSY));
+        assert_eq!(t.insert(pool(2), by_id).err(), Some(Error::EBUSY));
         assert_eq!(live_ids(&t), [1, 2, 255]);
+        // by_id follows the slots.
+        // SAFETY: the test holds the pools (nothing frees them meanwhile).
+        let at = |id: u8| unsafe { pools.entry_ref(id) }.map(|r| r.ptr.as_ptr() as *const _);
+        assert_eq!(at(2), Some(KArc::as_ptr(&p2)));
+        assert_eq!(at(255), Some(KArc::as_ptr(&p255)));
+        assert!(at(3).is_none());
         // Only the very pool in the slot is removed.
-        assert!(t.remove(&pool(2)).is_none());
-        assert!(t.remove(&p2).is_some());
-        assert!(t.remove(&p2).is_none());
+        let other = pool(2);
+        assert!(t.remove(2, KArc::as_ptr(&other), by_id).is_none());
+        assert_eq!(at(2), Some(KArc::as_ptr(&p2)));
+        assert!(t.remove(2, KArc::as_ptr(&p2), by_id).is_some());
+        assert!(t.remove(2, KArc::as_ptr(&p2), by_id).is_none());
+        assert!(at(2).is_none());
         assert_eq!(live_ids(&t), [1, 255]);
         assert_eq!(t.nr_live, 2);
-        t.insert(pool(2)).unwrap();
+        t.insert(pool(2), by_id).unwrap();
         assert_eq!(live_ids(&t), [1, 2, 255]);
         drop(t);
         assert_eq!(pools.nr_pools(), 3);
@@ -348,7 +479,40 @@ mod tests {
         assert!(pools.total_pages() >= 2);
         p255.zpool.free(h).unwrap();
         cur.zpool.free(h1).unwrap();
-        pools.put(&cur);
+        pools.put(cur);
+    }
+
+    #[test]
+    fn the_last_reference_of_an_old_pool_frees_it() {
+        let a = alloc();
+        let pools = Pools::new(CompressorKind::Lz4, a, &kbase::UniCpu, Gfp::KERNEL).unwrap();
+        let (pages, r1) = pools.total_pages_and_current_get();
+        assert_eq!(pages, 0);
+        let r1 = r1.unwrap();
+        let r2 = pools.get_more(&r1);
+        assert_eq!(r1.refs.load(Ordering::Relaxed), 3, "current + two entries");
+        // Another pool becomes current: pool 1 lives on through its entries.
+        let mut t = pools.table.write();
+        t.insert(
+            create_pool(2, CompressorKind::Lz4, a, &kbase::UniCpu, Gfp::KERNEL).unwrap(),
+            &pools.by_id,
+        )
+        .unwrap();
+        t.current = 2;
+        drop(t);
+        // SAFETY: r1 holds a reference on pool 1 until the put below.
+        let again = unsafe { pools.entry_ref(1) }.unwrap();
+        assert_eq!(again.ptr, r1.ptr);
+        pools.put_ptr(r1.ptr); // the "current" reference pool 1 had
+        pools.put(r1);
+        assert_eq!(pools.nr_pools(), 2);
+        pools.put(r2);
+        assert_eq!(pools.nr_pools(), 1, "the last reference removed pool 1");
+        // SAFETY: no reference on pool 1 is used; only the lookup is checked.
+        assert!(unsafe { pools.entry_ref(1) }.is_none());
+        let cur = pools.current_get().unwrap();
+        assert_eq!(cur.id, 2);
+        pools.put(cur);
     }
 }
 

@@ -176,8 +176,12 @@ impl PerCpuCounters {
     }
 
     fn slot(&self, cpu: usize, c: Hot) -> Option<&AtomicU64> {
-        let n = self.cpus.len();
-        self.cpus.get(cpu.checked_rem(n)?)?.0.get(c as usize)
+        // A CPU in range (always, but for a bogus number) costs no division.
+        let s = match self.cpus.get(cpu) {
+            Some(s) => s,
+            None => self.cpus.get(cpu.checked_rem(self.cpus.len())?)?,
+        };
+        s.0.get(c as usize)
     }
 
     /// Adds `n` on CPU `cpu` (clamped into range).
