@@ -16,6 +16,7 @@
 //! | store / C lz4 | the same | C liblz4 `LZ4_compress_fast_extState_fastReset` (acceleration 1, as `LZ4_compress_default`), state reused; `LZ4_compress_default`, which re-initialises its state each call, is printed for information | <= 1.00 |
 //! | load / lz4_flex | `Zswap::load` of one page | `lz4_flex::block::decompress_into` into a reused page | <= 1.10 |
 //! | load / C lz4 | the same | C liblz4 `LZ4_decompress_safe` into a reused page | <= 1.20 |
+//! | (informational) decoder / C lz4 | zswap's lz4 block decoder alone (`compress::lz4_block::decompress`) into a reused page | C `LZ4_decompress_safe`, as above | - |
 //! | zstd store / C zstd | `Zswap::store` (zstd) | C `ZSTD_compressCCtx` level 3, context reused | <= 1.10 |
 //! | zstd load / C zstd | `Zswap::load` (zstd) | C `ZSTD_decompressDCtx`, context reused | <= 1.10 |
 //! | 2-thread load scaling | 2 threads loading disjoint slots: throughput / 1 thread's | the lz4_flex decoder alone split the same way | >= 1.8 and >= 0.9 x the decoder's |
@@ -48,6 +49,7 @@ use kbase::{Gfp, PAGE_SIZE};
 use lz4_flex::block::{CompressTable, compress_into_with_table, decompress_into};
 use swapcache::FolioRef;
 use zstd_safe::zstd_sys as zsys;
+use zswap_core::compress::lz4_block;
 use zswap_core::{Compressor, CompressorKind, Zswap};
 
 /// Pages timed per pass (spread evenly over the corpus).
@@ -219,6 +221,13 @@ impl FlexLz4 {
     }
 }
 
+/// zswap's own lz4 block decoder (`zswap_core::compress::lz4_block`), alone.
+fn block_decompress(src: &[u8], dst: &mut [u8; PAGE_SIZE]) -> usize {
+    let n = lz4_block::decompress(src, &mut dst[..]).unwrap();
+    assert_eq!(n, PAGE_SIZE);
+    n
+}
+
 fn flex_decompress(src: &[u8], dst: &mut [u8; PAGE_SIZE]) -> usize {
     let n = decompress_into(src, &mut dst[..]).unwrap();
     assert_eq!(n, PAGE_SIZE);
@@ -319,7 +328,7 @@ fn single_lz4(fx: &Fixture) -> Single {
         .collect();
     let mut dst: Page = Box::new([0u8; PAGE_SIZE]);
     let mins = |k: usize| vec![vec![u64::MAX; n]; k];
-    let (mut smin, mut lmin) = (mins(4), mins(3));
+    let (mut smin, mut lmin) = (mins(4), mins(4));
     for round in 0..ROUNDS {
         {
             let out = std::cell::RefCell::new(&mut out);
@@ -360,7 +369,18 @@ fn single_lz4(fx: &Fixture) -> Single {
                     &mut dst.borrow_mut(),
                 ));
             };
-            paired_round(n, &mut [&mut ld, &mut b1, &mut b2], &mut lmin, round);
+            let mut b3 = |i: usize| {
+                black_box(block_decompress(
+                    black_box(&compressed[i]),
+                    &mut dst.borrow_mut(),
+                ));
+            };
+            paired_round(
+                n,
+                &mut [&mut ld, &mut b1, &mut b2, &mut b3],
+                &mut lmin,
+                round,
+            );
         }
     }
     fx.check_loaded_pages();
@@ -770,6 +790,18 @@ fn bench_zswap(c: &mut Criterion) {
         "lz4_flex / C lz4 decompress (codecs alone)",
         l[1],
         l[2],
+        None,
+    );
+    row(
+        "zswap lz4_block decoder / C lz4 decompress (codecs alone)",
+        l[3],
+        l[2],
+        None,
+    );
+    row(
+        "zswap lz4_block decoder / lz4_flex decompress (codecs alone)",
+        l[3],
+        l[1],
         None,
     );
     row("Compressor::compress / lz4_flex", cm[0], cm[1], None);

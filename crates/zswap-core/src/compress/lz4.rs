@@ -17,7 +17,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use kbase::{Error, Gfp, PAGE_SIZE, Result};
-use lz4_flex::block::{CompressTable, compress_into_with_table, decompress_into};
+use lz4_flex::block::{CompressTable, compress_into_with_table};
 
 /// One CPU's lz4 compression state.
 pub(super) struct Lz4Ctx {
@@ -74,13 +74,12 @@ fn small_table() -> CompressTable {
 
 /// Decompresses an lz4 block into `dst`; returns the number of bytes written.
 ///
-/// `lz4_flex`'s pointer-based decoder (the workspace turns off its
-/// `safe-decode` variant, which runs about a third slower) checks every
-/// token, literal run, match offset and match length against both buffers
-/// before it copies (`checked-decode`), so corrupt input gives an error,
-/// never a panic or an access outside `src` or `dst`. The fuzz target
-/// `decompress` feeds arbitrary and mutated objects through zswap's load to
-/// hold it to that.
+/// This crate's own decoder ([`super::lz4_block`]): every token, literal
+/// run, match offset and match length is checked against both buffers
+/// before it is copied, so corrupt input gives `EIO`, never a panic or an
+/// access outside `src` or `dst`. The fuzz targets `lz4_block` (against
+/// `lz4_flex`'s safe decoder) and `decompress` (through zswap's load) hold
+/// it to that.
 pub(super) fn decompress(src: &[u8], dst: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-    decompress_into(src, dst).map_err(|_| Error::EIO)
+    super::lz4_block::decompress(src, dst)
 }

@@ -5,7 +5,9 @@
 //! [`Compressor`] is the same thing for the algorithms this crate ships:
 //!
 //! - **lz4** ([`CompressorKind::Lz4`], the default): LZ4 block format via
-//!   `lz4_flex`. Each CPU owns a hash table (`CompressTable`, reused and
+//!   `lz4_flex`'s encoder, decoded by this crate's own block decoder
+//!   ([`lz4_block`]: a fast loop of whole-word copies and an exact tail,
+//!   every bound checked, C liblz4's speed). Each CPU owns a hash table (`CompressTable`, reused and
 //!   cleared per page; `lz4_flex::block::compress_into` would otherwise put a
 //!   16.5 KiB table on the stack or allocate one per call) and a 2-page
 //!   scratch buffer (`lz4_flex` refuses an output buffer smaller than its
@@ -65,12 +67,15 @@
 //!
 //! # Module map
 //!
-//! - `lz4`: the lz4 context (in-place table construction, the only `unsafe`).
+//! - `lz4`: the lz4 context (in-place table construction, `unsafe`).
+//! - [`lz4_block`]: the lz4 block decoder (its fast loop, `lz4_block::fast`,
+//!   is its only `unsafe`).
 //! - `zstd` (feature `zstd`): static zstd contexts over `zstd-sys`.
 //! - `zstd_shim` (feature `zstd`, bare-metal targets): the `malloc` family the
 //!   freestanding C build is pointed at; static contexts never call it.
 
 mod lz4;
+pub mod lz4_block;
 #[cfg(feature = "zstd")]
 mod zstd;
 #[cfg(all(feature = "zstd", target_os = "none"))]

@@ -1,0 +1,190 @@
+//! The decoder's fast loop: whole-word ("wild") copies while both buffers
+//! have room for them. The only `unsafe` code of the decoder.
+//!
+//! Positions are indices (`ip` into `src`, `op` into `dst`) and every
+//! pointer is made from a slice at the point of use, so each `unsafe` block
+//! needs only index arithmetic to show it stays inside its slice. The
+//! invariant of the loop, at every token: `ip <= src.len()`,
+//! `op <= dst.len()`, and `dst[..op]` is the output so far.
+
+use core::ptr;
+
+use kbase::{Error, Result};
+
+use super::{MIN_MATCH, copy_match, read_length, read_offset};
+
+/// Input bytes a sequence needs left at its token for the fast loop: the
+/// token and one 16-byte literal word (which also covers the 2-byte offset
+/// after up to 14 literals).
+pub(super) const IN_MARGIN: usize = 1 + 16;
+/// Output bytes a sequence needs left at its token: one 16-byte literal word.
+pub(super) const OUT_MARGIN: usize = 16;
+/// Room a wild copy needs in a buffer past the bytes it must copy: it
+/// copies in 8- or 16-byte words, so it may overshoot by up to 15.
+const SLACK: usize = 16;
+
+/// Where the fast loop stopped.
+pub(super) enum Step {
+    /// The block ended: the output is `dst[..n]`.
+    Done(usize),
+    /// Too close to the end of a buffer: the careful loop goes on from
+    /// the token at `ip`, with `dst[..op]` decoded.
+    Tail { ip: usize, op: usize },
+}
+
+/// Decodes sequences while the margins hold; see the module docs.
+pub(super) fn run(src: &[u8], dst: &mut [u8]) -> Result<Step> {
+    let (n_in, n_out) = (src.len(), dst.len());
+    let (mut ip, mut op) = (0usize, 0usize);
+    loop {
+        if n_in - ip < IN_MARGIN || n_out - op < OUT_MARGIN {
+            return Ok(Step::Tail { ip, op });
+        }
+        // SAFETY: ip + IN_MARGIN <= n_in, so ip < src.len().
+        let token = unsafe { *src.as_ptr().add(ip) };
+        ip += 1;
+        let lit = usize::from(token >> 4);
+        if lit < 15 {
+            // SAFETY: the check above gives ip + 16 <= n_in (ip is past the
+            // token now) and op + 16 <= n_out: 16 bytes are readable at
+            // src[ip] and writable at dst[op]; `src` and `dst` are a shared
+            // and a mutable borrow, so they do not overlap.
+            unsafe { ptr::copy_nonoverlapping(src.as_ptr().add(ip), dst.as_mut_ptr().add(op), 16) };
+            ip += lit;
+            op += lit;
+            // lit <= 14: ip + 2 <= n_in (the offset is there), and the
+            // input did not end after these literals.
+        } else {
+            let lit = lit + read_length(src, &mut ip)?;
+            if lit > n_in - ip || lit > n_out - op {
+                return Err(Error::EIO);
+            }
+            if n_in - ip >= lit + SLACK && n_out - op >= lit + SLACK {
+                // SAFETY: both buffers have lit + SLACK bytes from ip and
+                // op, and `src` and `dst` do not overlap (see above).
+                unsafe { copy_words(src.as_ptr().add(ip), dst.as_mut_ptr().add(op), lit) };
+            } else if let (Some(to), Some(from)) =
+                (dst.get_mut(op..op + lit), src.get(ip..ip + lit))
+            {
+                to.copy_from_slice(from);
+            }
+            ip += lit;
+            op += lit;
+            if ip == n_in {
+                return Ok(Step::Done(op));
+            }
+        }
+        let offset = read_offset(src, &mut ip)?;
+        let mut len = usize::from(token & 15);
+        if len == 15 {
+            len += read_length(src, &mut ip)?;
+        }
+        len += MIN_MATCH;
+        if offset > op || len > n_out - op {
+            return Err(Error::EIO);
+        }
+        if n_out - op >= len + SLACK {
+            // SAFETY: 1 <= offset <= op (read_offset rejects 0) and
+            // op + len + SLACK <= n_out = dst.len(): what copy_match_wild
+            // requires of its pointer, which covers all of `dst`.
+            unsafe { copy_match_wild(dst.as_mut_ptr(), op, offset, len) };
+        } else {
+            copy_match(dst, op, offset, len)?;
+        }
+        op += len;
+    }
+}
+
+/// Copies `len` bytes from `from` to `to` in 16-byte words (so up to
+/// `len + 15` bytes).
+///
+/// # Safety
+///
+/// `from` must be valid for reads and `to` for writes of `len + 15` bytes
+/// (`len.next_multiple_of(16)` suffices), and the two ranges must not
+/// overlap.
+#[inline(always)]
+unsafe fn copy_words(from: *const u8, to: *mut u8, len: usize) {
+    let mut i = 0;
+    while i < len {
+        // SAFETY: i < len, so i + 16 <= len + 15: inside both ranges, which
+        // the caller guarantees valid and disjoint.
+        unsafe { ptr::copy_nonoverlapping(from.add(i), to.add(i), 16) };
+        i += 16;
+    }
+}
+
+/// Copies the match of `len` bytes at `offset` back to `dst[op..]` in whole
+/// words: the bytes `dst[op..op + len]` come out as the format defines them
+/// (an overlapping match repeats its `offset`-byte pattern); up to 15 bytes
+/// after them are overwritten with unspecified values.
+///
+/// # Safety
+///
+/// `dst` must be valid for reads and writes of `n` bytes (one allocation,
+/// all initialised) with `1 <= offset <= op` and `op + len + 16 <= n`.
+#[inline(always)]
+unsafe fn copy_match_wild(dst: *mut u8, op: usize, offset: usize, len: usize) {
+    let end = op + len;
+    let mut d = op;
+    if offset >= 16 {
+        while d < end {
+            // SAFETY: d < end, so d + 16 <= end + 15 < n, and the source
+            // d - offset >= op - offset >= 0; the two 16-byte ranges are
+            // disjoint as offset >= 16. The source bytes lie before d, so
+            // they hold the output already (d grows in steps of 16).
+            unsafe { ptr::copy_nonoverlapping(dst.add(d - offset), dst.add(d), 16) };
+            d += 16;
+        }
+    } else if offset >= 8 {
+        while d < end {
+            // SAFETY: as above with 8-byte words and offset >= 8.
+            unsafe { ptr::copy_nonoverlapping(dst.add(d - offset), dst.add(d), 8) };
+            d += 8;
+        }
+    } else {
+        // offset 1..=7: the first 8 output bytes as one word, built from the
+        // pattern's bytes.
+        // SAFETY: op - offset >= 0 and op - offset + 8 <= op + 7 < n: inside
+        // `dst`, and initialised (bytes from op on are read but masked off).
+        let word = u64::from_le(unsafe { dst.add(op - offset).cast::<u64>().read_unaligned() });
+        let pat = word & (u64::MAX >> (64 - 8 * offset));
+        let (word, period) = match offset {
+            1 => (pat * 0x0101_0101_0101_0101, 8),
+            2 => (pat * 0x0001_0001_0001_0001, 8),
+            4 => (pat * 0x0000_0001_0000_0001, 8),
+            // The smallest multiple of the offset that is at least 8: the
+            // output repeats with that period too.
+            _ => {
+                let mut w = pat;
+                let mut shift = 8 * offset;
+                while shift < 64 {
+                    w |= pat << shift;
+                    shift += 8 * offset;
+                }
+                (w, offset * 8usize.div_ceil(offset))
+            }
+        };
+        let word = word.to_le();
+        if period == 8 {
+            while d < end {
+                // SAFETY: d < end, so d + 8 <= end + 7 < n.
+                unsafe { dst.add(d).cast::<u64>().write_unaligned(word) };
+                d += 8;
+            }
+        } else {
+            // SAFETY: op + 8 <= end + 7 < n (len >= 4).
+            unsafe { dst.add(op).cast::<u64>().write_unaligned(word) };
+            d += 8;
+            while d < end {
+                // SAFETY: d < end: d + 8 <= end + 7 < n; the source
+                // d - period >= op + 8 - (offset + 7) > op - offset >= 0
+                // (period < offset + 8) lies in the pattern or in output
+                // already written, and is disjoint from [d, d + 8) as
+                // period >= 8.
+                unsafe { ptr::copy_nonoverlapping(dst.add(d - period), dst.add(d), 8) };
+                d += 8;
+            }
+        }
+    }
+}
