@@ -5,7 +5,7 @@
 //!
 //! A block is a run of sequences. Each starts with a token byte: its high
 //! nibble is the literal count, its low nibble the match length minus
-//! [`MIN_MATCH`]; a nibble of 15 continues in extension bytes that are added
+//! 4 (`MIN_MATCH`); a nibble of 15 continues in extension bytes that are added
 //! to it, up to and including the first one that is not 255. Then come the
 //! literals, a 2-byte little-endian match offset and the match length's
 //! extension bytes. The block ends where the input ends right after a
@@ -37,14 +37,14 @@
 //! # How
 //!
 //! A fast loop (`fast`, the only `unsafe` code of the decoder) runs while
-//! at least [`fast::IN_MARGIN`] input and [`fast::OUT_MARGIN`] output bytes
+//! at least `fast::IN_MARGIN` input and `fast::OUT_MARGIN` output bytes
 //! are left at a token: literal runs of up to 14 bytes are copied as one
 //! 16-byte word; matches are copied in 16-byte words (offset 16 or more),
 //! 8-byte words (offset 8 to 15) or from an 8-byte pattern word (offset 1 to
 //! 7), each only when `dst` has room for the overshoot; longer literals and
 //! matches without that room are copied exactly. Every length, offset and
 //! position is checked against both buffers before any copy. The last few
-//! sequences go through [`careful`], an exact, bounds-checked loop in safe
+//! sequences go through `careful`, an exact, bounds-checked loop in safe
 //! code.
 
 mod fast;
