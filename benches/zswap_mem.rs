@@ -53,7 +53,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use common::{Page, Rng, load_corpus, new_platform, params, set_cpu, swapcache_folio};
 use kbase::{Gfp, HeapPageAllocator, PAGE_SIZE, PageAllocator, PageFrame, Result};
-use zswap_core::{Compressor, CompressorKind, LEAF_SLOTS, ShrinkControl, ShrinkResult, Zswap};
+use zswap_core::{Compressor, CompressorKind, LEAF_SIZE, ShrinkControl, ShrinkResult, Zswap};
 
 // ---------------------------------------------------------------------------
 // Counting
@@ -72,8 +72,8 @@ const REST: usize = 2;
 /// Pages zswap took from the page allocator while counted.
 static PAGES: AtomicI64 = AtomicI64::new(0);
 
-/// Bytes of one tree leaf: its entry pointers and its count.
-const LEAF_BYTES: usize = LEAF_SLOTS * 8 + 8;
+/// Bytes of one tree leaf: its entry ids and its count.
+const LEAF_BYTES: usize = LEAF_SIZE;
 
 /// Entries come from the entry cache's slab pages (counted as pages, with
 /// the entries), never from the heap: a heap block of an entry's size is

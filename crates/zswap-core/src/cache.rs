@@ -24,11 +24,32 @@
 //! need (at most one partly used slab per CPU beyond them, plus what churn
 //! leaves partly used).
 //!
+//! # Entry ids
+//!
+//! Every slab has a number, and every entry a 32-bit id: slab number <<
+//! [`SLOT_SHIFT`] | slot. The tree stores ids, not pointers (4 bytes a slot
+//! instead of 8). Slabs are registered in a fixed two-level directory of
+//! atomic pointers, so an id becomes a pointer with two loads and no lock
+//! ([`EntryCache::entry`]): a top array of [`DIR_TOP`] chunk pointers,
+//! allocated with the cache, and chunks of slab pointers, each twice the
+//! size of the one before ([`DIR_BASE`] slabs in the first), allocated
+//! (fallibly, with no lock held) when the first slab number of their range
+//! is handed out and kept until the cache goes: the directory is never more
+//! than twice the slabs ever held at once (16 bytes a slab, 0.4 % of the
+//! slabs' memory), and small caches pay little. Slab numbers run from 1 (so
+//! no id is 0) to [`MAX_SLABS`]; a number whose slab went back
+//! is kept on its (CPU, node)'s list of free numbers (under that list's
+//! lock) and reused first.
+//!
 //! # Locking and allocation
 //!
 //! The CPU lock is a leaf: nothing else is taken under it, and no page is
 //! allocated or freed under it. [`EntryCache::alloc`] drops it to allocate
-//! a page (with the caller's GFP) and takes it again to install the slab.
+//! a page (with the caller's GFP), and maybe a directory chunk, and takes it
+//! again to install the slab. The directory needs no lock: a chunk is
+//! installed with a compare-exchange, a slab pointer is written (release)
+//! before the slab's first entry leaves `alloc` and cleared when the slab's
+//! last entry is given back.
 //!
 //! # Invariants
 //!
@@ -42,12 +63,18 @@
 //!   Full slabs are on no list: they are reached through their entries.
 //! - No slab is empty once a call returns: the last free gives its page
 //!   back.
+//! - A slab's number `no` is its own while it lives: the directory slot of
+//!   `no` points to it from before its first slot is handed out until its
+//!   last slot comes back; a number is on at most one free-number list, and
+//!   then its directory slot is null.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::mem::{align_of, size_of};
+use core::num::NonZeroU32;
 use core::ptr::NonNull;
 
-use kbase::sync::{Mutex, lock_class};
+use kbase::sync::{AtomicPtr, AtomicU32, Mutex, Ordering, lock_class};
 use kbase::{Error, Gfp, PAGE_SIZE, PageAllocator, PageFrame, Result};
 
 use crate::entry::ZswapEntry;
@@ -63,6 +90,8 @@ struct SlabHeader {
     /// The (CPU, node) whose lists the slab is on (index into
     /// `EntryCache::cpus`: `cpu * nr_nodes + nid`).
     cpu: u32,
+    /// The slab's number in the directory (never 0).
+    no: u32,
     /// The NUMA node of every entry in the slab.
     nid: u16,
     on_partial: bool,
@@ -86,12 +115,75 @@ const _: () = assert!(align_of::<ZswapEntry>() >= align_of::<FreeSlot>());
 const _: () = assert!(align_of::<SlabHeader>() <= PAGE_SIZE);
 const _: () = assert!(OBJS_PER_SLAB >= 1);
 
+/// Bits of an entry id that name the slot in its slab.
+pub(crate) const SLOT_SHIFT: u32 = 7;
+const _: () = assert!(OBJS_PER_SLAB <= 1 << SLOT_SHIFT);
+/// log2 of the slab numbers in the directory's first chunk.
+#[cfg(not(loom))]
+const DIR_BASE_SHIFT: u32 = 6;
+/// log2 of the slab numbers a directory may hold.
+#[cfg(not(loom))]
+const MAX_SLABS_SHIFT: u32 = 22;
+// Loom models hold a few entries, and every loom atomic is tracked.
+#[cfg(loom)]
+const DIR_BASE_SHIFT: u32 = 1;
+#[cfg(loom)]
+const MAX_SLABS_SHIFT: u32 = 4;
+/// Slab numbers in the directory's first chunk; chunk `k` holds
+/// `DIR_BASE << k`.
+pub(crate) const DIR_BASE: usize = 1 << DIR_BASE_SHIFT;
+/// Slab numbers run `1..MAX_SLABS` (4 Mi slabs on 64-bit targets: 16 GiB
+/// of entries, over 400 million); past that `alloc` fails with `ENOMEM`.
+pub(crate) const MAX_SLABS: usize = 1 << MAX_SLABS_SHIFT;
+/// Directory chunks (the top array): enough for every number below
+/// `MAX_SLABS`.
+pub(crate) const DIR_TOP: usize = (MAX_SLABS_SHIFT - DIR_BASE_SHIFT + 1) as usize;
+const _: () = assert!(((MAX_SLABS as u64) << SLOT_SHIFT) <= u32::MAX as u64 + 1);
+
+/// Where slab number `no` is in the directory: (chunk, index, chunk size).
+fn dir_pos(no: u32) -> (usize, usize, usize) {
+    let m = no as usize + DIR_BASE - 1;
+    let k = (usize::BITS - 1 - m.leading_zeros()).saturating_sub(DIR_BASE_SHIFT) as usize;
+    let size = DIR_BASE << k;
+    (k, m - size, size)
+}
+
+/// A 32-bit entry id: slab number << [`SLOT_SHIFT`] | slot. Never 0.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct EntryId(NonZeroU32);
+
+impl EntryId {
+    fn new(no: u32, slot: usize) -> Option<EntryId> {
+        NonZeroU32::new((no << SLOT_SHIFT) | slot as u32).map(EntryId)
+    }
+
+    fn slab_no(self) -> u32 {
+        self.0.get() >> SLOT_SHIFT
+    }
+
+    fn slot(self) -> usize {
+        (self.0.get() & ((1 << SLOT_SHIFT) - 1)) as usize
+    }
+}
+
+/// One slot of the directory.
+struct DirSlot {
+    /// The slab with this number (its page), or null.
+    slab: AtomicPtr<u8>,
+    /// While the number is free: the next free number of its list (0: none).
+    /// Only touched under that list's lock.
+    next_free: AtomicU32,
+}
+
 /// One (CPU, node)'s slabs.
 struct CpuSlabs {
     /// Slabs with at least one free slot (doubly linked through headers).
     partial: Option<NonNull<SlabHeader>>,
     /// All slabs of this (CPU, node) (full and partial).
     nr_slabs: usize,
+    /// Slab numbers given back by this list's slabs, linked through the
+    /// directory's `next_free` (0: none).
+    free_nos: u32,
 }
 
 // SAFETY: the pointers lead into slab pages owned by the cache; they are
@@ -102,18 +194,21 @@ unsafe impl Send for CpuSlabs {}
 ///
 /// # Invariants
 ///
-/// Points to a slot of a slab of the cache it came from, handed out to this
-/// value only.
-pub(crate) struct EntrySlot(NonNull<ZswapEntry>);
+/// `ptr` points to a slot of a slab of the cache it came from, handed out to
+/// this value only; `id` is that slot's id.
+pub(crate) struct EntrySlot {
+    ptr: NonNull<ZswapEntry>,
+    id: EntryId,
+}
 
 impl EntrySlot {
     /// Writes the entry into the slot; the returned pointer owns it.
-    pub(crate) fn write(self, e: ZswapEntry) -> NonNull<ZswapEntry> {
+    pub(crate) fn write(self, e: ZswapEntry) -> (NonNull<ZswapEntry>, EntryId) {
         // SAFETY: by the type invariant the slot is valid, aligned memory
         // for one entry, handed out only to us; writing does not read the
         // old (free-list) bytes.
-        unsafe { self.0.as_ptr().write(e) };
-        self.0
+        unsafe { self.ptr.as_ptr().write(e) };
+        (self.ptr, self.id)
     }
 }
 
@@ -123,6 +218,12 @@ pub(crate) struct EntryCache {
     /// Per CPU, one list per node: index `cpu * nr_nodes + nid`.
     cpus: Vec<Mutex<CpuSlabs>>,
     nr_nodes: usize,
+    /// The directory's top: chunk `k` (`DIR_BASE << k` slab numbers, see
+    /// `dir_pos`) or null; a chunk is [`DirSlot`]s from a `Box<[DirSlot]>`
+    /// of its size.
+    dir: Box<[AtomicPtr<DirSlot>]>,
+    /// The next slab number never handed out.
+    next_no: AtomicU32,
 }
 
 // SAFETY: all state is behind the per-CPU Mutexes (CpuSlabs: Send); the
@@ -170,15 +271,130 @@ impl EntryCache {
                 CpuSlabs {
                     partial: None,
                     nr_slabs: 0,
+                    free_nos: 0,
                 },
                 &lock_class::ZSWAP_ENTRY_CACHE,
             ));
+        }
+        let mut dir = Vec::new();
+        dir.try_reserve_exact(DIR_TOP)?;
+        for _ in 0..DIR_TOP {
+            dir.push(AtomicPtr::new(core::ptr::null_mut()));
         }
         Ok(EntryCache {
             alloc,
             cpus,
             nr_nodes,
+            dir: dir.into_boxed_slice(),
+            next_no: AtomicU32::new(1),
         })
+    }
+
+    /// The directory slot of slab number `no`, if its chunk exists.
+    fn dir_slot(&self, no: u32) -> Option<&DirSlot> {
+        let (k, i, size) = dir_pos(no);
+        let chunk = self.dir.get(k)?.load(Ordering::Acquire);
+        if chunk.is_null() || i >= size {
+            return None;
+        }
+        // SAFETY: a non-null top pointer `k` is a chunk of `size` slots,
+        // installed with release ordering (the acquire load above sees it
+        // initialised) and freed only when the cache goes (`&self` keeps
+        // it); `i < size` is inside it.
+        Some(unsafe { &*chunk.add(i) })
+    }
+
+    /// Makes sure the chunk holding slab number `no` exists; allocates it
+    /// with no lock held. `ENOMEM`.
+    fn ensure_chunk(&self, no: u32, gfp: Gfp) -> Result<()> {
+        let (k, _, size) = dir_pos(no);
+        let top = self.dir.get(k).ok_or(Error::ENOMEM)?;
+        if !top.load(Ordering::Acquire).is_null() {
+            return Ok(());
+        }
+        let _ = gfp;
+        let mut v = Vec::new();
+        v.try_reserve_exact(size)?;
+        for _ in 0..size {
+            v.push(DirSlot {
+                slab: AtomicPtr::new(core::ptr::null_mut()),
+                next_free: AtomicU32::new(0),
+            });
+        }
+        let chunk = Box::into_raw(v.into_boxed_slice()).cast::<DirSlot>();
+        if top
+            .compare_exchange(
+                core::ptr::null_mut(),
+                chunk,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            // Another CPU installed the chunk first.
+            // SAFETY: `chunk` came from `Box::into_raw` of a slice of
+            // `size` slots just above and was never published.
+            drop(unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(chunk, size)) });
+        }
+        Ok(())
+    }
+
+    /// A slab number for a new slab of list `cpu`: one the list gave back,
+    /// else a fresh one; its directory chunk exists. `ENOMEM` when every
+    /// number is in use or no chunk can be allocated.
+    fn take_no(&self, lock: &Mutex<CpuSlabs>, gfp: Gfp) -> Result<u32> {
+        {
+            let mut cpu = lock.lock();
+            if cpu.free_nos != 0 {
+                let no = cpu.free_nos;
+                cpu.free_nos = self
+                    .dir_slot(no)
+                    .map_or(0, |d| d.next_free.load(Ordering::Relaxed));
+                return Ok(no);
+            }
+        }
+        loop {
+            let no = self.next_no.load(Ordering::Relaxed);
+            if no as usize >= MAX_SLABS {
+                return Err(Error::ENOMEM);
+            }
+            // The chunk first, so a number once taken always has one.
+            self.ensure_chunk(no, gfp)?;
+            if self
+                .next_no
+                .compare_exchange(no, no + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(no);
+            }
+        }
+    }
+
+    /// Puts slab number `no` (its directory slot null) on `cpu`'s free
+    /// numbers. The caller holds that list's lock.
+    fn put_no(&self, cpu: &mut CpuSlabs, no: u32) {
+        if let Some(d) = self.dir_slot(no) {
+            d.next_free.store(cpu.free_nos, Ordering::Relaxed);
+            cpu.free_nos = no;
+        }
+    }
+
+    /// The entry with id `id`.
+    ///
+    /// # Safety
+    ///
+    /// `id` must be the id of a slot handed out by this cache's `alloc` and
+    /// not given back since (a live entry's).
+    pub(crate) unsafe fn entry(&self, id: EntryId) -> Option<NonNull<ZswapEntry>> {
+        let base = self.dir_slot(id.slab_no())?.slab.load(Ordering::Acquire);
+        let base = NonNull::new(base)?;
+        if id.slot() >= OBJS_PER_SLAB {
+            return None;
+        }
+        // SAFETY: the slab of a handed-out slot is live and registered
+        // (caller's contract, module invariant); the slot's offset is inside
+        // its page (checked above).
+        Some(unsafe { base.add(FIRST_SLOT + id.slot() * OBJ_SIZE) }.cast())
     }
 
     /// The node of the entry at `p`: its slab's.
@@ -217,18 +433,31 @@ impl EntryCache {
             return Ok(slot);
         }
         // No room: a new slab, allocated with the lock dropped.
-        let page = self.alloc.alloc_page(gfp)?;
+        let no = self.take_no(lock, gfp)?;
+        let page = match self.alloc.alloc_page(gfp) {
+            Ok(p) => p,
+            Err(e) => {
+                self.put_no(&mut lock.lock(), no);
+                return Err(e);
+            }
+        };
         let base = page.into_raw();
         // SAFETY: `base` is a fresh page, exclusively ours and page-aligned
         // (PageFrame invariant); `init_slab` writes only inside it.
-        let (slab, first) = unsafe { Self::init_slab(base, idx as u32, nid as u16) };
+        let (slab, first) = unsafe { Self::init_slab(base, idx as u32, nid as u16, no) };
+        // Registered before its first entry leaves: the number's chunk
+        // exists (`take_no`), and the number is ours alone.
+        if let Some(d) = self.dir_slot(no) {
+            d.slab.store(base.as_ptr(), Ordering::Release);
+        }
         let mut cpu = lock.lock();
         cpu.nr_slabs += 1;
         // SAFETY: `slab` is a live slab of this CPU, on no list yet; we hold
         // the CPU's lock.
         unsafe { Self::link(&mut cpu, slab) };
         drop(cpu);
-        Ok(EntrySlot(first))
+        let id = EntryId::new(no, 0).ok_or(Error::EINVAL)?;
+        Ok(EntrySlot { ptr: first, id })
     }
 
     /// Gives back a slot whose entry has been moved out or dropped (or that
@@ -250,7 +479,7 @@ impl EntryCache {
         let mut cpu = lock.lock();
         // SAFETY: we hold the owner's lock, the slab is live, and `p` is one
         // of its handed-out slots (caller's contract).
-        let release = unsafe { Self::push(&mut cpu, slab, p.cast()) };
+        let release = unsafe { self.push(&mut cpu, slab, p.cast()) };
         drop(cpu);
         if let Some(page) = release {
             // SAFETY: the slab was unlinked under the lock and holds no
@@ -268,7 +497,7 @@ impl EntryCache {
     pub(crate) unsafe fn free_slot(&self, slot: EntrySlot) {
         // SAFETY: handed out by this cache (caller's contract) to `slot`
         // only, which is consumed here.
-        unsafe { self.free(slot.0) }
+        unsafe { self.free(slot.ptr) }
     }
 
     /// Takes a free slot from the CPU's first partial slab.
@@ -281,10 +510,17 @@ impl EntryCache {
             let slot = h.free?;
             h.free = (*slot.as_ptr()).next;
             h.inuse += 1;
+            let no = h.no;
             if h.free.is_none() {
                 Self::unlink(cpu, slab);
             }
-            Some(EntrySlot(slot.cast()))
+            // The slot's index from its offset in the page.
+            let off = slot.as_ptr().addr() - slab.as_ptr().addr();
+            let id = EntryId::new(no, (off - FIRST_SLOT) / OBJ_SIZE)?;
+            Some(EntrySlot {
+                ptr: slot.cast(),
+                id,
+            })
         }
     }
 
@@ -296,6 +532,7 @@ impl EntryCache {
     /// The caller holds the lock of `cpu`, which owns `slab`; `p` is a
     /// handed-out slot of `slab`.
     unsafe fn push(
+        &self,
         cpu: &mut CpuSlabs,
         slab: NonNull<SlabHeader>,
         p: NonNull<FreeSlot>,
@@ -313,8 +550,15 @@ impl EntryCache {
             // (the old one is invalidated under Stacked Borrows).
             let h = &mut *slab.as_ptr();
             if h.inuse == 0 {
+                let no = h.no;
                 Self::unlink(cpu, slab);
                 cpu.nr_slabs -= 1;
+                // Unregistered: no entry of the slab is live, so no id
+                // resolves to it any more.
+                if let Some(d) = self.dir_slot(no) {
+                    d.slab.store(core::ptr::null_mut(), Ordering::Release);
+                }
+                self.put_no(cpu, no);
                 // The header is the page's start.
                 return Some(PageFrame::from_raw(slab.cast()));
             }
@@ -332,6 +576,7 @@ impl EntryCache {
         base: NonNull<u8>,
         cpu: u32,
         nid: u16,
+        no: u32,
     ) -> (NonNull<SlabHeader>, NonNull<ZswapEntry>) {
         let slot = |i: usize| {
             // SAFETY: FIRST_SLOT + i * OBJ_SIZE + OBJ_SIZE <= PAGE_SIZE for
@@ -355,6 +600,7 @@ impl EntryCache {
                 free: (OBJS_PER_SLAB > 1).then(|| slot(1)),
                 inuse: 1,
                 cpu,
+                no,
                 nid,
                 on_partial: false,
             })
@@ -438,6 +684,19 @@ impl Drop for EntryCache {
                 unsafe { self.alloc.free_page(PageFrame::from_raw(slab.cast())) };
             }
         }
+        // The directory goes with the cache (`&mut self`: nobody resolves
+        // an id any more).
+        for (k, top) in self.dir.iter().enumerate() {
+            let chunk = top.swap(core::ptr::null_mut(), Ordering::Acquire);
+            if !chunk.is_null() {
+                // SAFETY: a published chunk `k` came from `Box::into_raw` of
+                // a slice of `DIR_BASE << k` slots (`ensure_chunk`) and is
+                // freed once, here.
+                drop(unsafe {
+                    Box::from_raw(core::ptr::slice_from_raw_parts_mut(chunk, DIR_BASE << k))
+                });
+            }
+        }
     }
 }
 
@@ -494,6 +753,7 @@ mod tests {
                 c.alloc(i % 2, 0, Gfp::KERNEL)
                     .unwrap()
                     .write(entry(i as u64 + 1))
+                    .0
             })
             .collect();
         let mut addrs: Vec<usize> = ptrs.iter().map(|p| p.as_ptr() as usize).collect();
@@ -521,12 +781,12 @@ mod tests {
         let pa = pages();
         let c = EntryCache::new(pa, 1, 1).unwrap();
         let a: Vec<_> = (0..OBJS_PER_SLAB)
-            .map(|i| c.alloc(0, 0, Gfp::KERNEL).unwrap().write(entry(i as u64)))
+            .map(|i| c.alloc(0, 0, Gfp::KERNEL).unwrap().write(entry(i as u64)).0)
             .collect();
         assert_eq!(pa.allocated_pages(), 1);
         // SAFETY: ours, given back once.
         unsafe { c.free(a[7]) };
-        let b = c.alloc(0, 0, Gfp::KERNEL).unwrap().write(entry(99));
+        let b = c.alloc(0, 0, Gfp::KERNEL).unwrap().write(entry(99)).0;
         assert_eq!(b, a[7]);
         assert_eq!(pa.allocated_pages(), 1);
         for p in a {
@@ -542,15 +802,15 @@ mod tests {
     fn a_cross_cpu_free_returns_to_the_owner() {
         let pa = pages();
         let c = EntryCache::new(pa, 2, 1).unwrap();
-        let keep = c.alloc(1, 0, Gfp::KERNEL).unwrap().write(entry(1));
-        let p = c.alloc(1, 0, Gfp::KERNEL).unwrap().write(entry(2));
+        let keep = c.alloc(1, 0, Gfp::KERNEL).unwrap().write(entry(1)).0;
+        let p = c.alloc(1, 0, Gfp::KERNEL).unwrap().write(entry(2)).0;
         // Freed by another CPU: back to CPU 1's slab, whose slot comes back
         // to CPU 1, not to CPU 0.
         // SAFETY: ours, once.
         unsafe { c.free(p) };
-        let other = c.alloc(0, 0, Gfp::KERNEL).unwrap().write(entry(3));
+        let other = c.alloc(0, 0, Gfp::KERNEL).unwrap().write(entry(3)).0;
         assert_ne!(other, p);
-        let q = c.alloc(1, 0, Gfp::KERNEL).unwrap().write(entry(4));
+        let q = c.alloc(1, 0, Gfp::KERNEL).unwrap().write(entry(4)).0;
         assert_eq!(p, q);
         assert_eq!(c.pages(), 2);
         for x in [keep, q, other] {
@@ -558,6 +818,70 @@ mod tests {
             unsafe { c.free(x) };
         }
         assert_eq!(c.pages(), 0);
+        drop(c);
+        assert_eq!(pa.allocated_pages(), 0);
+    }
+
+    #[test]
+    fn directory_positions_tile_the_slab_numbers() {
+        let mut next = (0, 0);
+        for no in 1..(8 * DIR_BASE as u32) {
+            let (k, i, size) = dir_pos(no);
+            assert_eq!((k, i), next, "slab number {no}");
+            assert_eq!(size, DIR_BASE << k);
+            next = if i + 1 == size {
+                (k + 1, 0)
+            } else {
+                (k, i + 1)
+            };
+        }
+        assert!(dir_pos(MAX_SLABS as u32 - 1).0 < DIR_TOP);
+    }
+
+    #[test]
+    fn ids_resolve_to_their_entries_and_slab_numbers_are_reused() {
+        let pa = pages();
+        let c = EntryCache::new(pa, 2, 1).unwrap();
+        let n = 3 * OBJS_PER_SLAB + 7;
+        let mut got: Vec<_> = (0..n)
+            .map(|i| {
+                c.alloc(i % 2, 0, Gfp::KERNEL)
+                    .unwrap()
+                    .write(entry(i as u64))
+            })
+            .collect();
+        let mut ids: Vec<u32> = got.iter().map(|(_, id)| id.0.get()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "an id handed out twice");
+        for (p, id) in &got {
+            // SAFETY: live entries of `c`.
+            assert_eq!(unsafe { c.entry(*id) }, Some(*p));
+        }
+        let max_no = got.iter().map(|(_, id)| id.slab_no()).max().unwrap();
+        // Give everything back, then take as many again: the slabs get
+        // the numbers that were freed, not new ones.
+        for (p, _) in got.drain(..) {
+            // SAFETY: ours, once.
+            unsafe { c.free(p) };
+        }
+        assert_eq!(c.pages(), 0);
+        let again: Vec<_> = (0..n)
+            .map(|i| {
+                c.alloc(i % 2, 0, Gfp::KERNEL)
+                    .unwrap()
+                    .write(entry(i as u64))
+            })
+            .collect();
+        assert!(again.iter().all(|(_, id)| id.slab_no() <= max_no));
+        for (p, id) in &again {
+            // SAFETY: live entries of `c`.
+            assert_eq!(unsafe { c.entry(*id) }, Some(*p));
+        }
+        for (p, _) in again {
+            // SAFETY: ours, once.
+            unsafe { c.free(p) };
+        }
         drop(c);
         assert_eq!(pa.allocated_pages(), 0);
     }
@@ -571,6 +895,7 @@ mod tests {
                 c.alloc(i % 2, i % 3, Gfp::KERNEL)
                     .unwrap()
                     .write(entry(i as u64))
+                    .0
             })
             .collect();
         for (i, p) in ptrs.iter().enumerate() {
@@ -595,7 +920,7 @@ mod tests {
             alloc::boxed::Box::leak(alloc::boxed::Box::new(HeapPageAllocator::with_limit(1)));
         let c = EntryCache::new(pa, 1, 1).unwrap();
         let a: Vec<_> = (0..OBJS_PER_SLAB)
-            .map(|i| c.alloc(0, 0, Gfp::KERNEL).unwrap().write(entry(i as u64)))
+            .map(|i| c.alloc(0, 0, Gfp::KERNEL).unwrap().write(entry(i as u64)).0)
             .collect();
         assert_eq!(c.alloc(0, 0, Gfp::KERNEL).err(), Some(Error::ENOMEM));
         for p in a {

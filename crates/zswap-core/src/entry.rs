@@ -27,7 +27,7 @@ use kbase::{Error, PAGE_SIZE, Result};
 use memcg::ObjCgroupRef;
 use swapcache::SwpEntry;
 
-use crate::cache::{EntryCache, EntrySlot};
+use crate::cache::{EntryCache, EntryId, EntrySlot};
 
 /// Largest swap offset an entry can record (32 bits: 16 TiB of 4 KiB pages
 /// per swap device). `Zswap::swapon` refuses a larger device with `EINVAL`.
@@ -231,14 +231,18 @@ impl ZswapEntry {
     }
 }
 
-/// A published entry's address, as stored in the tree.
+/// A published entry's address and its id (the tree stores the id).
 ///
 /// # Invariants
 ///
-/// Points to a live `ZswapEntry` in a slot of the zswap's entry cache while
-/// it is in a tree; copies outside a tree are identities only.
+/// `ptr` points to a live `ZswapEntry` in a slot of the zswap's entry cache
+/// while it is in a tree, and `id` is that slot's id; copies outside a tree
+/// are identities only.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct EntryPtr(pub(crate) NonNull<ZswapEntry>);
+pub(crate) struct EntryPtr {
+    pub(crate) ptr: NonNull<ZswapEntry>,
+    pub(crate) id: EntryId,
+}
 
 // SAFETY: an address; dereferencing it is governed by the ownership rule of
 // the module docs, not by which thread holds the copy.
@@ -250,14 +254,15 @@ impl EntryPtr {
     /// Writes `e` into a slot of the entry cache: the returned pointer owns
     /// the entry (until it is published, the caller's).
     pub(crate) fn new_in(slot: EntrySlot, e: ZswapEntry) -> EntryPtr {
-        // INVARIANT: a cache slot, now holding a live entry.
-        EntryPtr(slot.write(e))
+        // INVARIANT: a cache slot, now holding a live entry, and its id.
+        let (ptr, id) = slot.write(e);
+        EntryPtr { ptr, id }
     }
 
     /// The address (unit tests compare entries by it).
     #[cfg(all(test, not(loom)))]
     pub(crate) fn addr(self) -> usize {
-        self.0.as_ptr() as usize
+        self.ptr.as_ptr() as usize
     }
 }
 
@@ -272,6 +277,7 @@ impl EntryPtr {
 /// `OwnedEntry` for it exists.
 pub(crate) struct OwnedEntry {
     ptr: NonNull<ZswapEntry>,
+    id: EntryId,
 }
 
 // SAFETY: see ZswapEntry: an owner may be moved to and used from any thread.
@@ -287,12 +293,18 @@ impl OwnedEntry {
     /// is its only owner; or be a never-published pointer of the caller's.
     pub(crate) unsafe fn from_erased(p: EntryPtr) -> OwnedEntry {
         // INVARIANT: the caller's contract.
-        OwnedEntry { ptr: p.0 }
+        OwnedEntry {
+            ptr: p.ptr,
+            id: p.id,
+        }
     }
 
     /// The pointer, to put the entry back into a tree.
     pub(crate) fn into_ptr(self) -> EntryPtr {
-        let p = EntryPtr(self.ptr);
+        let p = EntryPtr {
+            ptr: self.ptr,
+            id: self.id,
+        };
         core::mem::forget(self);
         p
     }

@@ -199,14 +199,18 @@ use entry::{EntryPtr, OwnedEntry, ZswapEntry};
 use lru::Lru;
 use pool::Pools;
 use stats::{Counters, Hot, PerCpuCounters};
-use tree::{Leaf, ZswapTree};
+use tree::{Leaf, TreeRef, ZswapTree};
 
 /// Bytes of zswap metadata per stored page, besides the pool's own
 /// per-object overhead: the entry (40, a slot of the entry cache: 101 to a
-/// page, 40.6 bytes with the slab header) plus its tree slot (8 bytes of a
-/// 1032-byte leaf of 128 slots, when leaves are full).
+/// page, 40.6 bytes with the slab header) plus its tree slot (a 4-byte
+/// entry id of a 516-byte leaf of 128 slots, when leaves are full).
 pub const METADATA_BYTES_PER_PAGE: usize =
-    core::mem::size_of::<ZswapEntry>() + core::mem::size_of::<Option<EntryPtr>>();
+    core::mem::size_of::<ZswapEntry>() + core::mem::size_of::<Option<cache::EntryId>>();
+
+/// The size of one tree leaf ([`LEAF_SLOTS`] entry ids and a count: 516
+/// bytes), as allocated.
+pub const LEAF_SIZE: usize = core::mem::size_of::<Leaf>();
 
 /// The size of one entry (40 bytes on 64-bit targets).
 pub const ENTRY_SIZE: usize = core::mem::size_of::<ZswapEntry>();
@@ -214,8 +218,8 @@ pub const ENTRY_SIZE: usize = core::mem::size_of::<ZswapEntry>();
 /// All metadata per compressed page: [`METADATA_BYTES_PER_PAGE`] plus the
 /// pool's per-object metadata (`zpool::METADATA_BYTES_PER_OBJECT`: handle
 /// table entry 8 and reverse-map entry 8 bytes: the price of byte-granular
-/// packing, which saves about 2 % of the payload), 64 bytes on 64-bit
-/// targets (1.6 % of a 4 KiB page). Not counted: the pool's per-zspage descriptors (amortised over the
+/// packing, which saves about 2 % of the payload), 60 bytes on 64-bit
+/// targets (1.5 % of a 4 KiB page). Not counted: the pool's per-zspage descriptors (amortised over the
 /// zspage's objects), partially filled tree leaves, and the 1 KiB top array
 /// per 64 MiB of swap.
 pub const METADATA_BYTES_PER_STORED_PAGE: usize =
@@ -373,11 +377,11 @@ impl<P: ZswapPlatform> Zswap<P> {
 
     /// Runs `f` on the tree of `swp` (`None`: no trees for its type, or an
     /// offset past them).
-    fn with_tree<R>(&self, swp: SwpEntry, f: impl FnOnce(&ZswapTree) -> R) -> Option<R> {
+    fn with_tree<R>(&self, swp: SwpEntry, f: impl FnOnce(TreeRef<'_>) -> R) -> Option<R> {
         let table = self.trees.read();
         let t = table.get(swp.swp_type() as usize)?.as_ref()?;
         let idx = usize::try_from(swp.offset() >> tree::TREE_SHIFT).ok()?;
-        Some(f(t.trees.get(idx)?))
+        Some(f(t.trees.get(idx)?.with_cache(&self.entries)))
     }
 
     /// Publishes `entry` in its tree; returns the replaced entry. Leaves are
@@ -1158,7 +1162,7 @@ impl<P: ZswapPlatform> Drop for Zswap<P> {
         let table = self.trees.read();
         for t in table.iter().flatten() {
             for tree in t.trees.iter() {
-                while let Some(e) = tree.erase_any() {
+                while let Some(e) = tree.with_cache(&self.entries).erase_any() {
                     self.entry_free(e);
                 }
             }

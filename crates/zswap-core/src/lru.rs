@@ -504,7 +504,7 @@ mod tests {
 
     fn get(p: EntryPtr) -> &'static ZswapEntry {
         // SAFETY: test entries live until `free` below.
-        unsafe { p.0.as_ref() }
+        unsafe { p.ptr.as_ref() }
     }
 
     fn free(lru: &Lru, p: EntryPtr) {

@@ -5,26 +5,33 @@
 //! parts of swap do not share a lock. Here each tree is a two-level radix
 //! tree under its own spinlock: a top array of [`TOP_SLOTS`] leaf pointers,
 //! allocated when the device is switched on, and leaves of [`LEAF_SLOTS`]
-//! entry pointers, allocated on the first insert into their range and freed
+//! entry ids, allocated on the first insert into their range and freed
 //! when they become empty.
+//!
+//! A slot holds the entry's 32-bit id from the entry cache
+//! ([`EntryId`]), not its address: a leaf is 516 bytes, 4 bytes a slot. The
+//! tree is used through a [`TreeRef`], the tree with the cache that turns
+//! ids into entries (two loads, no lock).
 //!
 //! Inserts are fallible without allocating under the lock: a missing leaf is
 //! allocated with the lock dropped and installed on the next attempt
-//! ([`ZswapTree::store`] reports [`Error::EAGAIN`] with the entry handed back).
+//! ([`TreeRef::store`] reports [`Error::EAGAIN`] with the entry handed back).
 //!
 //! # Invariants
 //!
-//! Every pointer held by a tree came from [`EntryPtr::new_in`] and is owned
-//! by the tree; it stays live at least as long as it is in the tree, and is
-//! only removed under the tree lock, by a caller that then owns it
-//! ([`OwnedEntry`]). `Leaf::nr` counts the occupied slots of its leaf, and
-//! `TreeInner::nr` those of the whole tree.
+//! Every id held by a tree is that of an entry from [`EntryPtr::new_in`] in
+//! the zswap's entry cache, owned by the tree; the entry stays live at least
+//! as long as its id is in the tree, and is only removed under the tree
+//! lock, by a caller that then owns it ([`OwnedEntry`]). `Leaf::nr` counts
+//! the occupied slots of its leaf, and `TreeInner::nr` those of the whole
+//! tree.
 
 use alloc::boxed::Box;
 
 use kbase::sync::{Mutex, lock_class};
 use kbase::{Error, Gfp, Result, try_box};
 
+use crate::cache::{EntryCache, EntryId};
 use crate::entry::{EntryPtr, OwnedEntry, ZswapEntry};
 
 /// log2 of the slots per tree (Linux's `ZSWAP_ADDRESS_SPACE_SHIFT`).
@@ -32,15 +39,15 @@ pub const TREE_SHIFT: u32 = 14;
 /// Slots per tree: 64 MiB of 4 KiB pages.
 pub const TREE_PAGES: u64 = 1 << TREE_SHIFT;
 const LEAF_SHIFT: u32 = 7;
-/// Entry pointers per leaf.
+/// Entry ids per leaf.
 pub const LEAF_SLOTS: usize = 1 << LEAF_SHIFT;
 /// Leaves per tree.
 pub const TOP_SLOTS: usize = (TREE_PAGES as usize) >> LEAF_SHIFT;
 
-/// A leaf: 128 entry pointers and a count (1032 bytes).
+/// A leaf: 128 entry ids and a count (516 bytes).
 pub(crate) struct Leaf {
-    slots: [Option<EntryPtr>; LEAF_SLOTS],
-    nr: usize,
+    slots: [Option<EntryId>; LEAF_SLOTS],
+    nr: u32,
 }
 
 impl Leaf {
@@ -62,8 +69,8 @@ struct TreeInner {
 }
 
 impl TreeInner {
-    /// The entry at `offset`, if any.
-    fn get(&self, offset: u64) -> Option<EntryPtr> {
+    /// The entry id at `offset`, if any.
+    fn get(&self, offset: u64) -> Option<EntryId> {
         let (l, s) = split(offset);
         self.leaves
             .get(l)?
@@ -86,7 +93,7 @@ fn split(offset: u64) -> (usize, usize) {
     (local >> LEAF_SHIFT, local & (LEAF_SLOTS - 1))
 }
 
-/// What a failed [`ZswapTree::store`] hands back.
+/// What a failed [`TreeRef::store`] hands back.
 pub(crate) struct StoreError {
     /// `EAGAIN`: a leaf is needed; allocate one and retry.
     pub(crate) error: Error,
@@ -108,16 +115,49 @@ impl ZswapTree {
         self.inner.lock().nr
     }
 
-    /// Does the slot at `offset` hold an entry? (Identity only.)
-    pub(crate) fn load(&self, offset: u64) -> Option<EntryPtr> {
-        self.inner.lock().get(offset)
+    /// The tree with the entry cache its ids are from.
+    pub(crate) fn with_cache<'a>(&'a self, cache: &'a EntryCache) -> TreeRef<'a> {
+        TreeRef { tree: self, cache }
+    }
+}
+
+/// A tree and the entry cache of its entries: the tree's operations.
+#[derive(Clone, Copy)]
+pub(crate) struct TreeRef<'a> {
+    tree: &'a ZswapTree,
+    cache: &'a EntryCache,
+}
+
+impl<'a> TreeRef<'a> {
+    /// The entry with id `id`, which is in the tree.
+    ///
+    /// # Safety
+    ///
+    /// `id` was read from the tree under its lock, which is still held (the
+    /// entry cannot leave the tree and be freed meanwhile).
+    unsafe fn resolve(&self, id: EntryId) -> Option<EntryPtr> {
+        // SAFETY: by the tree invariant and the caller's contract, the id is
+        // a live entry's of our cache.
+        let ptr = unsafe { self.cache.entry(id) }?;
+        Some(EntryPtr { ptr, id })
+    }
+
+    /// Number of entries.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// The id of the entry at `offset`, if any. (Identity only.)
+    pub(crate) fn load(&self, offset: u64) -> Option<EntryId> {
+        self.tree.inner.lock().get(offset)
     }
 
     /// Would a store at `offset` need a new leaf?
     #[cfg(all(test, not(loom)))]
     pub(crate) fn needs_leaf(&self, offset: u64) -> bool {
         let (l, _) = split(offset);
-        let inner = self.inner.lock();
+        let inner = self.tree.inner.lock();
         !matches!(inner.leaves.get(l), Some(Some(_)))
     }
 
@@ -136,7 +176,7 @@ impl ZswapTree {
         publish: &mut dyn FnMut(&ZswapEntry),
     ) -> core::result::Result<Option<OwnedEntry>, StoreError> {
         let (l, s) = split(offset);
-        let mut inner = self.inner.lock();
+        let mut inner = self.tree.inner.lock();
         let inner = &mut *inner;
         let Some(top) = inner.leaves.get_mut(l) else {
             return Err(StoreError {
@@ -167,22 +207,38 @@ impl ZswapTree {
                 entry,
             });
         };
-        let old = slot.replace(entry);
+        // The replaced entry, resolved before its slot changes (the lock is
+        // held throughout).
+        let old = match *slot {
+            // SAFETY: read from the tree under the lock we hold.
+            Some(id) => match unsafe { self.resolve(id) } {
+                Some(p) => Some(p),
+                None => {
+                    return Err(StoreError {
+                        error: Error::EINVAL,
+                        entry,
+                    });
+                }
+            },
+            None => None,
+        };
+        *slot = Some(entry.id);
         if old.is_none() {
             leaf.nr += 1;
             inner.nr += 1;
         }
         // SAFETY: `entry` is live (tree invariant, now that it is in the
         // tree) and cannot leave the tree while we hold the lock.
-        publish(unsafe { entry.0.as_ref() });
+        publish(unsafe { entry.ptr.as_ref() });
         // SAFETY: `old` was in the tree (tree invariant) and we removed it
         // under the tree lock: we are its only owner now.
         Ok(old.map(|p| unsafe { OwnedEntry::from_erased(p) }))
     }
 
     /// Erases the entry at `offset` if there is one and, when `expect` is
-    /// given, if that entry's identity (`ZswapEntry::identity`) is `expect`. Empty leaves are handed back in `freed_leaf` so the
-    /// caller frees them after the lock is dropped.
+    /// given, if that entry's identity (`ZswapEntry::identity`) is `expect`.
+    /// Empty leaves are handed back in `freed_leaf` so the caller frees them
+    /// after the lock is dropped.
     fn erase_inner(
         &self,
         offset: u64,
@@ -190,15 +246,16 @@ impl ZswapTree {
         freed_leaf: &mut Option<Box<Leaf>>,
     ) -> Option<OwnedEntry> {
         let (l, s) = split(offset);
-        let mut inner = self.inner.lock();
+        let mut inner = self.tree.inner.lock();
         let inner = &mut *inner;
         let top = inner.leaves.get_mut(l)?;
         let leaf = top.as_mut()?;
         let slot = leaf.slots.get_mut(s)?;
-        let cur = (*slot)?;
+        // SAFETY: read from the tree under the lock we hold.
+        let cur = unsafe { self.resolve((*slot)?) }?;
         // SAFETY: `cur` is in the tree, hence live (tree invariant), and
         // cannot leave it while we hold the lock.
-        if expect.is_some_and(|h| h != unsafe { cur.0.as_ref() }.identity()) {
+        if expect.is_some_and(|h| h != unsafe { cur.ptr.as_ref() }.identity()) {
             return None;
         }
         *slot = None;
@@ -233,7 +290,7 @@ impl ZswapTree {
     pub(crate) fn erase_any(&self) -> Option<OwnedEntry> {
         let mut freed_leaf = None;
         let r = {
-            let mut inner = self.inner.lock();
+            let mut inner = self.tree.inner.lock();
             let inner = &mut *inner;
             let mut found = None;
             for top in inner.leaves.iter_mut() {
@@ -248,6 +305,9 @@ impl ZswapTree {
                     break;
                 }
             }
+            // SAFETY: `found` was read from the tree under the lock, still
+            // held.
+            let found = found.and_then(|id| unsafe { self.resolve(id) });
             // SAFETY: `found` was in the tree and was removed under the lock.
             found.map(|p| unsafe { OwnedEntry::from_erased(p) })
         };
@@ -257,16 +317,14 @@ impl ZswapTree {
 
     /// Runs `f` on the entry at `offset` with the tree lock held (the entry
     /// cannot be freed meanwhile). For diagnostics and test hooks.
-    pub(crate) fn with_entry<R>(
-        &self,
-        offset: u64,
-        f: impl FnOnce(&crate::entry::ZswapEntry) -> R,
-    ) -> Option<R> {
-        let inner = self.inner.lock();
-        let p = inner.get(offset)?;
+    pub(crate) fn with_entry<R>(&self, offset: u64, f: impl FnOnce(&ZswapEntry) -> R) -> Option<R> {
+        let inner = self.tree.inner.lock();
+        let id = inner.get(offset)?;
+        // SAFETY: read from the tree under the lock we hold.
+        let p = unsafe { self.resolve(id) }?;
         // SAFETY: by the tree invariant `p` is live while it is in the tree,
         // and it cannot leave the tree while we hold the lock.
-        Some(f(unsafe { p.0.as_ref() }))
+        Some(f(unsafe { p.ptr.as_ref() }))
     }
 }
 
@@ -297,7 +355,8 @@ mod tests {
 
     #[test]
     fn store_needs_leaf_then_replaces_and_erases() {
-        let t = ZswapTree::try_new(Gfp::KERNEL).unwrap();
+        let tree = ZswapTree::try_new(Gfp::KERNEL).unwrap();
+        let t = tree.with_cache(test_cache());
         let a = boxed(5);
         let mut spare = None;
         let err = t.store(5, a, &mut spare, &mut nothing).err().unwrap();
