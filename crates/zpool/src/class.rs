@@ -10,9 +10,12 @@
 use kbase::{Error, PAGE_SIZE, Result};
 
 /// The longest zspage chain a configuration may ask for (offsets inside a
-/// chain are 16-bit).
-pub const MAX_PAGES_PER_ZSPAGE: usize = 16;
-const _: () = assert!(MAX_PAGES_PER_ZSPAGE * PAGE_SIZE <= u16::MAX as usize + 1);
+/// chain are 18-bit in a handle-table entry).
+pub const MAX_PAGES_PER_ZSPAGE: usize = 64;
+const _: () = assert!(MAX_PAGES_PER_ZSPAGE * PAGE_SIZE <= crate::handle::MAX_CHAIN_BYTES);
+
+/// The default chain length.
+pub const DEFAULT_PAGES_PER_ZSPAGE: usize = 32;
 
 /// Largest object size of each band, ascending; the last is `PAGE_SIZE`.
 /// Narrow where compressed pages are common (lz4 and zstd pages of anonymous

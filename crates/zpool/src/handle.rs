@@ -97,58 +97,82 @@ impl HandleParts {
     }
 }
 
-/// Zspage ids of a class run `0..MAX_ZSPAGES` (20 bits of a handle-table
+/// Zspage ids of a class run `0..MAX_ZSPAGES` (18 bits of a handle-table
 /// entry).
 pub(crate) const MAX_ZSPAGES: usize = (1 << ZSPAGE_BITS) - 1;
-const ZSPAGE_BITS: u32 = 20;
-const SIZE_BITS: u32 = 32 - ZSPAGE_BITS;
+const SIZE_BITS: u32 = 12;
+const OFF_BITS: u32 = 18;
+const ZSPAGE_BITS: u32 = 18;
+const OFF_SHIFT: u32 = SIZE_BITS;
+const ZSPAGE_SHIFT: u32 = OFF_SHIFT + OFF_BITS;
+const ENTRY_GEN_SHIFT: u32 = ZSPAGE_SHIFT + ZSPAGE_BITS;
+const _: () = assert!(ENTRY_GEN_SHIFT + GEN_BITS == 64);
 const _: () = assert!(1 << SIZE_BITS == kbase::PAGE_SIZE);
-/// `loc` of a free entry (zspage id `MAX_ZSPAGES`, never used).
-const FREE_LOC: u32 = u32::MAX;
-const _: () = assert!(FREE_LOC >> SIZE_BITS == MAX_ZSPAGES as u32);
+/// Byte offsets inside a chain are below this.
+pub(crate) const MAX_CHAIN_BYTES: usize = 1 << OFF_BITS;
 
 /// One slot of a class's handle table: where the object is now.
 ///
-/// 8 bytes: `loc` packs the zspage id (20 bits) and the object's size minus
-/// one (12 bits); then the object's byte offset in the zspage's chain and
-/// the slot's generation. Together with the zspage's 8-byte reverse-map
-/// entry this is all the per-object metadata (16 bytes), see the crate docs.
-/// A free entry has `loc == FREE_LOC` and links the chunk's free list
-/// through `obj`.
+/// 8 bytes, one word: generation (16 bits) | zspage id (18) | byte offset in
+/// the zspage's chain (18) | size - 1 (12). Together with the zspage's
+/// 8-byte reverse-map entry this is all the per-object metadata (16 bytes),
+/// see the crate docs. A free entry has zspage id `MAX_ZSPAGES` (never a
+/// zspage's) and links the chunk's free list through its offset field.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct HandleEntry {
-    loc: u32,
-    /// The object's byte offset inside the zspage's chain (the next free
-    /// entry of the chunk while free).
-    pub(crate) obj: u16,
-    /// Bumped on every free, so stale handles miss.
-    pub(crate) generation: u16,
-}
+pub(crate) struct HandleEntry(u64);
 
 impl HandleEntry {
-    const FREE: HandleEntry = HandleEntry {
-        loc: FREE_LOC,
-        obj: NONE16,
-        generation: 0,
-    };
+    const fn pack(zspage: u32, off: usize, size: usize, generation: u16) -> HandleEntry {
+        HandleEntry(
+            ((generation as u64) << ENTRY_GEN_SHIFT)
+                | (((zspage as u64) & ((1 << ZSPAGE_BITS) - 1)) << ZSPAGE_SHIFT)
+                | (((off as u64) & ((1 << OFF_BITS) - 1)) << OFF_SHIFT)
+                | ((size as u64).wrapping_sub(1) & ((1 << SIZE_BITS) - 1)),
+        )
+    }
+
+    const FREE: HandleEntry = HandleEntry::pack(MAX_ZSPAGES as u32, NONE16 as usize, 1, 0);
+
+    fn free_linking(next: u16, generation: u16) -> HandleEntry {
+        HandleEntry::pack(MAX_ZSPAGES as u32, next as usize, 1, generation)
+    }
 
     fn is_free(&self) -> bool {
-        self.loc == FREE_LOC
+        self.zspage() as usize == MAX_ZSPAGES
     }
 
     /// The zspage holding the object.
     pub(crate) fn zspage(&self) -> u32 {
-        self.loc >> SIZE_BITS
+        ((self.0 >> ZSPAGE_SHIFT) & ((1 << ZSPAGE_BITS) - 1)) as u32
+    }
+
+    /// The object's byte offset inside its zspage's chain.
+    pub(crate) fn obj(&self) -> usize {
+        ((self.0 >> OFF_SHIFT) & ((1 << OFF_BITS) - 1)) as usize
     }
 
     /// The object's exact size in bytes (`1..=PAGE_SIZE`).
     pub(crate) fn size(&self) -> usize {
-        (self.loc & ((1 << SIZE_BITS) - 1)) as usize + 1
+        (self.0 & ((1 << SIZE_BITS) - 1)) as usize + 1
     }
 
-    /// Moves the object to (`zspage`, `obj`); compaction, under the lock.
-    pub(crate) fn set_zspage(&mut self, zspage: u32) {
-        self.loc = (zspage << SIZE_BITS) | (self.loc & ((1 << SIZE_BITS) - 1));
+    /// The slot's generation, bumped on every free so stale handles miss.
+    pub(crate) fn generation(&self) -> u16 {
+        (self.0 >> ENTRY_GEN_SHIFT) as u16
+    }
+
+    /// Moves the object to (`zspage`, `off`); compaction, under the lock.
+    pub(crate) fn set_loc(&mut self, zspage: u32, off: usize) {
+        *self = HandleEntry::pack(zspage, off, self.size(), self.generation());
+    }
+
+    /// Moves the object to `off` of its zspage; packing, under the lock.
+    pub(crate) fn set_obj(&mut self, off: usize) {
+        self.set_loc(self.zspage(), off);
+    }
+
+    fn next_free(&self) -> u16 {
+        self.obj() as u16
     }
 }
 
@@ -303,11 +327,8 @@ impl HandleTable {
             return Some(c);
         };
         for (i, e) in c.entries.iter_mut().enumerate() {
-            *e = HandleEntry {
-                loc: FREE_LOC,
-                obj: if i + 1 < CHUNK { i as u16 + 1 } else { NONE16 },
-                generation: d.epoch,
-            };
+            let next = if i + 1 < CHUNK { i as u16 + 1 } else { NONE16 };
+            *e = HandleEntry::free_linking(next, d.epoch);
         }
         d.free_head = 0;
         d.live = 0;
@@ -354,8 +375,12 @@ impl HandleTable {
     /// Takes a free entry for an object at (`zspage`, `obj`) of `size` bytes
     /// (`1..=PAGE_SIZE`, `zspage < MAX_ZSPAGES`). Fails with ENOMEM only if
     /// [`needs`](Self::needs) was not satisfied first.
-    pub(crate) fn insert(&mut self, zspage: u32, obj: u16, size: usize) -> Result<(u32, u16)> {
-        if zspage as usize >= MAX_ZSPAGES || size == 0 || size > kbase::PAGE_SIZE {
+    pub(crate) fn insert(&mut self, zspage: u32, obj: usize, size: usize) -> Result<(u32, u16)> {
+        if zspage as usize >= MAX_ZSPAGES
+            || size == 0
+            || size > kbase::PAGE_SIZE
+            || obj >= MAX_CHAIN_BYTES
+        {
             return Err(Error::EIO);
         }
         let c = self.partial;
@@ -363,10 +388,9 @@ impl HandleTable {
         let i = d.free_head;
         let ch = d.chunk.as_deref_mut().ok_or(Error::ENOMEM)?;
         let e = ch.entries.get_mut(i as usize).ok_or(Error::EIO)?;
-        let next = e.obj;
-        e.loc = (zspage << SIZE_BITS) | (size as u32 - 1);
-        e.obj = obj;
-        let generation = e.generation;
+        let next = e.next_free();
+        let generation = e.generation();
+        *e = HandleEntry::pack(zspage, obj, size, generation);
         d.free_head = next;
         d.live += 1;
         let full = next == NONE16;
@@ -388,7 +412,7 @@ impl HandleTable {
             return Err(Error::ENOENT);
         };
         let e = ch.entries.get(i).ok_or(Error::EINVAL)?;
-        if e.is_free() || e.generation != generation {
+        if e.is_free() || e.generation() != generation {
             return Err(Error::ENOENT);
         }
         Ok(e)
@@ -436,9 +460,7 @@ impl HandleTable {
         else {
             return;
         };
-        e.loc = FREE_LOC;
-        e.generation = e.generation.wrapping_add(1);
-        e.obj = head;
+        *e = HandleEntry::free_linking(head, e.generation().wrapping_add(1));
         d.free_head = i as u16;
         d.live -= 1;
         let (was_full, empty) = (head == NONE16, d.live == 0);
@@ -453,7 +475,12 @@ impl HandleTable {
                 // The next chunk here starts above every generation handed
                 // out from this one.
                 if let Some(old) = d.chunk.take() {
-                    let top = old.entries.iter().map(|e| e.generation).max().unwrap_or(0);
+                    let top = old
+                        .entries
+                        .iter()
+                        .map(HandleEntry::generation)
+                        .max()
+                        .unwrap_or(0);
                     d.epoch = top.wrapping_add(1);
                     self.chunks -= 1;
                     drop(old);
@@ -498,6 +525,25 @@ mod tests {
     }
 
     #[test]
+    fn entry_fields_round_trip() {
+        let top = MAX_CHAIN_BYTES - 1;
+        let mut e = HandleEntry::pack(MAX_ZSPAGES as u32 - 1, top, kbase::PAGE_SIZE, 0xfffe);
+        assert_eq!(
+            (e.zspage(), e.obj(), e.size(), e.generation()),
+            (MAX_ZSPAGES as u32 - 1, top, kbase::PAGE_SIZE, 0xfffe)
+        );
+        assert!(!e.is_free());
+        e.set_loc(7, 9);
+        assert_eq!(
+            (e.zspage(), e.obj(), e.size(), e.generation()),
+            (7, 9, kbase::PAGE_SIZE, 0xfffe)
+        );
+        let e = HandleEntry::pack(0, 0, 1, 0);
+        assert_eq!((e.zspage(), e.obj(), e.size()), (0, 0, 1));
+        assert!(HandleEntry::FREE.is_free());
+    }
+
+    #[test]
     fn entry_is_eight_bytes_and_a_chunk_a_page() {
         assert_eq!(core::mem::size_of::<HandleEntry>(), 8);
         assert_eq!(core::mem::size_of::<Chunk>(), kbase::PAGE_SIZE);
@@ -525,7 +571,7 @@ mod tests {
         let (slot, g) = t.insert(3, 4, 100).unwrap();
         assert_eq!(t.get(slot, g).unwrap().size(), 100);
         assert_eq!(t.get(slot, g).unwrap().zspage(), 3);
-        assert_eq!(t.get(slot, g).unwrap().obj, 4);
+        assert_eq!(t.get(slot, g).unwrap().obj(), 4);
         t.remove(slot);
         assert_eq!(t.get(slot, g).unwrap_err(), Error::ENOENT);
         table_with_room(&mut t);

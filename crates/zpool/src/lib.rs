@@ -31,10 +31,11 @@
 //! ## Zspage layout
 //!
 //! A zspage is a chain of up to [`ZsConfig::max_pages_per_zspage`] pages
-//! (default and maximum 16: offsets are 16-bit). An object is `len` bytes at
-//! any byte offset of the chain and may span two pages (reads then see two
-//! segments, [`ZsPool::read_with`]). The zspage's reverse map lists its live
-//! objects sorted by offset, (offset, length, handle slot), 8 bytes each; it
+//! (default 32, maximum 64: offsets are 18-bit in a handle-table entry). An
+//! object is `len` bytes at any byte offset of the chain and may span two
+//! pages (reads then see two segments, [`ZsPool::read_with`]). The zspage's
+//! reverse map lists its live objects sorted by offset, (offset and length
+//! in one word, handle slot), 8 bytes each; it
 //! is also the free map (free space is what lies between entries, and the
 //! tail). Nothing is stored in object memory. Pages are attached lazily: a
 //! zspage starts with one page and takes another only when an object at its
@@ -43,6 +44,17 @@
 //! A zspage holds at most 256 objects, which bounds the linear gap search
 //! and the reverse map's insert and remove (a move of at most 2 KiB).
 //! See `zspage.rs`.
+//!
+//! Why 32 pages: a complete chain strands the tail its band's next object
+//! did not fit, a few hundred bytes per chain whatever its length, so the
+//! longer the chain the less it costs per stored byte. On the corpus (lz4)
+//! after a fill: 16-page chains 1.0094 pool bytes per payload byte (12.2 B
+//! of slack per object), 32 pages 1.0048 (6.2 B), 64 pages 1.0042 (5.4 B:
+//! the 256-object cap stops most chains of small objects short of 64
+//! pages). Pages are attached lazily, so a long chain costs nothing until
+//! it fills; what grows with the chain is one compaction step's work (at
+//! most one zspage per lock hold: up to 128 KiB of objects moved at 32
+//! pages), which is why the default stops at 32.
 //!
 //! ## Allocation
 //!
@@ -73,9 +85,11 @@
 //! (`free`, `read`, `read_with`, `write`, `obj_size`) decodes the class from
 //! the handle and takes only that class's lock: there is no pool-wide handle
 //! table and no pool-wide lock. The slot indexes the class's handle table,
-//! whose 12-byte entry holds the object's zspage, byte offset, exact size,
-//! generation and reader count; compaction rewrites the entry, so handles
-//! stay valid while objects move. Freeing bumps the slot's generation; a
+//! whose 8-byte entry packs the object's zspage (18 bits), byte offset in
+//! the chain (18), exact size (12, as size - 1) and generation; compaction
+//! rewrites the entry, so handles stay valid while objects move. A class
+//! holds at most 2^18 - 1 zspages (ENOMEM beyond: 16 GiB of 16-page chains
+//! per class, 32 GiB at the default 32). Freeing bumps the slot's generation; a
 //! handle from another pool is refused with EINVAL, a freed (double free, use
 //! after free) one with ENOENT, so bad input never reaches another object's
 //! bytes. Generations are 16 bits: a stale handle can alias only after its
@@ -83,7 +97,7 @@
 //!
 //! ## Metadata per object
 //!
-//! 20 bytes ([`METADATA_BYTES_PER_OBJECT`]): the 12-byte handle-table entry
+//! 16 bytes ([`METADATA_BYTES_PER_OBJECT`]): the 8-byte handle-table entry
 //! and the 8-byte reverse-map entry. Per zspage there is a descriptor in the
 //! class's slab and a page vector (one pointer per page of a full chain),
 //! amortised over its objects. [`PoolStats::metadata`] reports every
@@ -94,20 +108,29 @@
 //! under a page): it grows a chunk at a time (no doubling, and no copy of
 //! the entries under the lock), and a chunk whose entries are all free goes
 //! back to the heap; its directory slot keeps a generation floor so the
-//! freed chunk's handles stay stale when the slots are reused.
+//! freed chunk's handles stay stale when the slots are reused. A chunk is
+//! 512 entries, exactly a page: its free list and counters live in the
+//! directory.
 //!
 //! ## Loads without the class lock
 //!
 //! [`ZsPool::read_with`] (Linux's `zs_obj_read_begin` / `zs_obj_read_end`)
-//! takes the class lock only to find the object and *pin* it: a reader count
-//! in its handle entry and one in its zspage. It drops the lock, runs the
-//! caller's closure on the object's bytes (zswap decompresses there), then
-//! takes the lock again for a moment to unpin. While an object is pinned,
-//! `free` and `write` of it fail with EBUSY (zswap never does either: an
-//! entry's owner loads it), and compaction neither moves objects out of nor
-//! into the pinned zspage nor packs or trims it: it skips it, so a load
-//! never waits for compaction beyond one step's lock hold, and compaction
-//! never waits for a load. Everything else goes on in the pinned zspage:
+//! takes the class lock only to find the object and *pin* it: it takes a
+//! free one of the class's pin words (`pin.rs`: 16 atomic words beside the
+//! lock, each a handle slot and a busy bit). It drops the lock, runs the
+//! caller's closure on the object's bytes (zswap decompresses there), and
+//! unpins with one release store to its word: no lock, no read-modify-write.
+//! Words become busy only under the class lock, so whoever holds the lock
+//! and finds an object unpinned (an acquire load, which also orders the
+//! finished load's reads before what comes next) knows it stays unpinned
+//! until the lock is dropped. While an object is pinned, `free` and `write`
+//! of it fail with EBUSY (zswap never does either: an entry's owner loads
+//! it), and compaction neither moves objects out of nor into the zspage of
+//! a pinned object nor packs or trims it: it skips it, so a load never
+//! waits for compaction beyond one step's lock hold, and compaction never
+//! waits for a load. Only when all 16 words are busy does a load wait (lock
+//! dropped) for one to come free. The checks scan only the words in use
+//! lately (one on a quiet class). Everything else goes on in the pinned zspage:
 //! other objects are allocated, written and freed. Object bytes are
 //! therefore only ever reached through raw pointers confined to one object
 //! (`pages.rs`), never through a reference to a whole page, so concurrent
@@ -143,7 +166,9 @@
 //! `free_zspage`. [`ZsPool::read_with`] runs its closure with no pool lock
 //! held, so the closure's own locks (zswap's per-CPU decompression lock) do
 //! not nest with the class lock at all, and the closure may even call into
-//! the pool. The only pool-wide shared state is three relaxed atomic
+//! the pool. A class's pin words are atomics, not a lock: a load's unpin
+//! writes its word with no lock held. The only pool-wide shared state is
+//! three relaxed atomic
 //! counters (pages held, pages compacted, the shrinker's round-robin
 //! cursor); object and byte counts live in each class, under its lock.
 //!
@@ -211,7 +236,7 @@ use alloc::vec::Vec;
 use kbase::sync::{AtomicUsize, Mutex, Ordering, cpu_relax, lock_class};
 use kbase::{Error, Gfp, PAGE_SIZE, PageAllocator, Result};
 
-pub use class::MAX_PAGES_PER_ZSPAGE;
+pub use class::{DEFAULT_PAGES_PER_ZSPAGE, MAX_PAGES_PER_ZSPAGE};
 pub use handle::{HANDLE_LOCAL_BITS, Handle};
 
 use class::{ClassTable, SizeClass};
@@ -238,15 +263,17 @@ const MALLOC_RETRIES: usize = 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ZsConfig {
     /// Longest zspage chain, in pages, `1..=MAX_PAGES_PER_ZSPAGE` (Linux's
-    /// `CONFIG_ZSMALLOC_CHAIN_SIZE`). Longer chains waste less at the end of
-    /// a chain; with lazily attached pages they cost nothing extra.
+    /// `CONFIG_ZSMALLOC_CHAIN_SIZE`; default [`DEFAULT_PAGES_PER_ZSPAGE`]).
+    /// Longer chains waste less at the end of a chain; with lazily attached
+    /// pages they cost nothing extra, but a compaction step (one zspage per
+    /// lock hold) moves more.
     pub max_pages_per_zspage: usize,
 }
 
 impl Default for ZsConfig {
     fn default() -> Self {
         ZsConfig {
-            max_pages_per_zspage: MAX_PAGES_PER_ZSPAGE,
+            max_pages_per_zspage: DEFAULT_PAGES_PER_ZSPAGE,
         }
     }
 }
@@ -388,6 +415,14 @@ fn next_pool_id() -> u16 {
     1
 }
 
+/// A handle-table chunk (a page of entries), built out of line so that the
+/// data path's stack frame does not carry a page-sized temporary.
+#[cold]
+#[inline(never)]
+fn new_chunk(gfp: Gfp) -> Result<alloc::boxed::Box<handle::Chunk>> {
+    kbase::try_box(handle::Chunk::new(), gfp)
+}
+
 fn try_vec<T>(cap: usize) -> Result<Vec<T>> {
     let mut v = Vec::new();
     v.try_reserve_exact(cap)?;
@@ -395,7 +430,7 @@ fn try_vec<T>(cap: usize) -> Result<Vec<T>> {
 }
 
 impl<A: PageAllocator> ZsPool<A> {
-    /// A pool with the default configuration (chains of up to 16 pages).
+    /// A pool with the default configuration (chains of up to 32 pages).
     pub fn new(alloc: A) -> Result<ZsPool<A>> {
         Self::with_config(alloc, ZsConfig::default())
     }
@@ -479,9 +514,7 @@ impl<A: PageAllocator> ZsPool<A> {
                 Err(Need::Handles(cap)) => handles_vec = Some(try_vec(cap)?),
                 Err(Need::Slab(cap)) => slab_vec = Some(try_vec(cap)?),
                 Err(Need::Objs(cap)) => spare.offer.objs = Some(try_vec(cap)?),
-                Err(Need::HandleChunk) => {
-                    spare.offer.chunk = Some(kbase::try_box(handle::Chunk::new(), gfp)?)
-                }
+                Err(Need::HandleChunk) => spare.offer.chunk = Some(new_chunk(gfp)?),
                 Err(Need::Page) => spare.offer.page = Some(pages::alloc_page(&self.alloc, gfp)?),
                 Err(Need::ZsPage) => {
                     spare.offer.fresh = Some(ZsPage::new(&self.alloc, &class.info, gfp)?)
@@ -560,9 +593,9 @@ impl<A: PageAllocator> ZsPool<A> {
     /// boundary (the second is empty otherwise).
     ///
     /// `f` runs with no pool lock held: the class lock is taken only to find
-    /// the object and *pin* it (a reader count on the object and on its
-    /// zspage), and again, briefly, to unpin it after `f` returns. Loads of
-    /// one class therefore decompress in parallel. While pinned, the object
+    /// the object and *pin* it (a pin word of its class, see the crate
+    /// docs); after `f` returns, one atomic store unpins it, with no lock.
+    /// Loads of one class therefore decompress in parallel. While pinned, the object
     /// cannot be freed or written (both EBUSY) and compaction skips its
     /// zspage, so the bytes `f` sees stay put; other objects of the same
     /// zspage are allocated, written and freed meanwhile. `f` may call into

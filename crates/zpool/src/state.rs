@@ -505,7 +505,7 @@ impl ClassState {
         };
         let z = self.zs_mut(id).ok_or(Error::EIO)?;
         let (idx, off) = z.find_fit(size).ok_or(Error::EIO)?;
-        let (slot, generation) = self.handles.insert(id, off as u16, size)?;
+        let (slot, generation) = self.handles.insert(id, off, size)?;
         let z = self.zs_mut(id).ok_or(Error::EIO)?;
         if z.place(idx, off, size, slot).is_none() {
             self.handles.remove(slot);
@@ -535,7 +535,7 @@ impl ClassState {
             return Err(Error::EBUSY);
         }
         let z = self.zs(e.zspage()).ok_or(Error::EIO)?;
-        Ok((z, e.obj as usize, e.size()))
+        Ok((z, e.obj(), e.size()))
     }
 
     /// Pins the object behind (`slot`, `generation`) for a load with the
@@ -545,6 +545,7 @@ impl ClassState {
     /// moved, and compaction leaves its zspage alone, so its pages stay
     /// attached and its bytes unchanged. `Ok(None)` if every pin word is
     /// busy (the caller drops the lock and tries again).
+    #[inline]
     pub(crate) fn pin(
         &self,
         pins: &PinTable,
@@ -561,7 +562,7 @@ impl ClassState {
     pub(crate) fn segments(&self, slot: u32, generation: u16) -> Result<RawSegs> {
         let e = self.handles.get(slot, generation)?;
         let z = self.zs(e.zspage()).ok_or(Error::EIO)?;
-        pages::raw_segments(&z.pages, e.obj as usize, e.size())
+        pages::raw_segments(&z.pages, e.obj(), e.size())
     }
 
     /// Frees the object; an emptied zspage goes back to `alloc` at once.
@@ -580,7 +581,7 @@ impl ClassState {
         }
         let zid = e.zspage();
         let z = self.zs_mut(zid).ok_or(Error::EIO)?;
-        let idx = z.find(e.obj as usize).ok_or(Error::EIO)?;
+        let idx = z.find(e.obj()).ok_or(Error::EIO)?;
         if z.obj(idx).map(|o| o.slot) != Some(slot) {
             return Err(Error::EIO);
         }
@@ -641,17 +642,15 @@ impl ClassState {
     fn move_obj(&mut self, src: u32, idx: usize, dst: u32) -> Result<()> {
         let (s, d) = two_mut(&mut self.slab, src, dst).ok_or(Error::EIO)?;
         let o = s.obj(idx).ok_or(Error::EIO)?;
-        let (didx, doff) = d.find_fit(o.len as usize).ok_or(Error::EIO)?;
+        let (didx, doff) = d.find_fit(o.len()).ok_or(Error::EIO)?;
         let e = self.handles.get_live_mut(o.slot).ok_or(Error::EIO)?;
         if !d.has_obj_capacity() {
             return Err(Error::EBUSY);
         }
-        pages::copy(&s.pages, o.off as usize, &d.pages, doff, o.len as usize)?;
-        d.place(didx, doff, o.len as usize, o.slot)
-            .ok_or(Error::EIO)?;
+        pages::copy(&s.pages, o.off(), &d.pages, doff, o.len())?;
+        d.place(didx, doff, o.len(), o.slot).ok_or(Error::EIO)?;
         s.release(idx);
-        e.set_zspage(dst);
-        e.obj = doff as u16;
+        e.set_loc(dst, doff);
         Ok(())
     }
 
@@ -665,13 +664,13 @@ impl ClassState {
         let mut cursor = 0;
         let mut idx = 0;
         while let Some(o) = z.obj(idx) {
-            if o.off as usize > cursor {
+            if o.off() > cursor {
                 let e = self.handles.get_live_mut(o.slot).ok_or(Error::EIO)?;
-                pages::move_down(&z.pages, o.off as usize, cursor, o.len as usize)?;
+                pages::move_down(&z.pages, o.off(), cursor, o.len())?;
                 z.set_off(idx, cursor).ok_or(Error::EIO)?;
-                e.obj = cursor as u16;
+                e.set_obj(cursor);
             }
-            cursor += o.len as usize;
+            cursor += o.len();
             idx += 1;
         }
         z.refresh();
@@ -705,7 +704,7 @@ impl ClassState {
             let Some(o) = self.zs(src).and_then(|z| z.obj(idx)) else {
                 break;
             };
-            match self.choose(class, o.len as usize, Some((src, &pinned))) {
+            match self.choose(class, o.len(), Some((src, &pinned))) {
                 Some((dst, false)) => {
                     self.move_obj(src, idx, dst)?;
                     self.relink(class, dst, false);

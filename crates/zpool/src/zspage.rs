@@ -49,17 +49,43 @@ pub(crate) const NR_GROUPS: usize = 16;
 /// Initial capacity of a zspage's reverse map (it doubles as objects come).
 const OBJS_INITIAL: usize = 8;
 
-/// One live object of a zspage.
+/// One live object of a zspage: byte offset (20 bits) and length - 1 (12
+/// bits) in one word, and its handle-table slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Obj {
-    pub(crate) off: u16,
-    pub(crate) len: u16,
+    pos: u32,
     pub(crate) slot: u32,
 }
 
+const OBJ_OFF_BITS: u32 = 20;
+const _: () = assert!(crate::handle::MAX_CHAIN_BYTES <= 1 << OBJ_OFF_BITS);
+const _: () = assert!(PAGE_SIZE << OBJ_OFF_BITS <= 1 << 32);
+
 impl Obj {
+    fn new(off: usize, len: usize, slot: u32) -> Option<Obj> {
+        if off >= crate::handle::MAX_CHAIN_BYTES || len == 0 || len > PAGE_SIZE {
+            return None;
+        }
+        Some(Obj {
+            pos: off as u32 | ((len as u32 - 1) << OBJ_OFF_BITS),
+            slot,
+        })
+    }
+
+    pub(crate) fn off(&self) -> usize {
+        (self.pos & ((1 << OBJ_OFF_BITS) - 1)) as usize
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        (self.pos >> OBJ_OFF_BITS) as usize + 1
+    }
+
     pub(crate) fn end(&self) -> usize {
-        self.off as usize + self.len as usize
+        self.off() + self.len()
+    }
+
+    fn set_off(&mut self, off: usize) {
+        self.pos = (self.pos & !((1 << OBJ_OFF_BITS) - 1)) | off as u32;
     }
 }
 
@@ -164,7 +190,7 @@ impl ZsPage {
     /// The capacity the reverse map needs before one more object fits, if
     /// it needs to grow (the caller allocates it with no lock held): what a
     /// full chain of objects like the present ones would need, and at least
-    /// a quarter more than now. Growing by projection instead of doubling
+    /// a sixteenth more than now. Growing by projection instead of doubling
     /// keeps the slack of a filled zspage to a few entries.
     pub(crate) fn objs_needs(&self, class: &SizeClass) -> Option<usize> {
         let (len, cap) = (self.objs.len(), self.objs.capacity());
@@ -173,7 +199,7 @@ impl ZsPage {
         }
         let end = self.last_end().max(1);
         let projected = len * class.pages_per_zspage * PAGE_SIZE / end + 2;
-        let want = projected.max(cap + cap / 4).max(cap + 4);
+        let want = projected.max(cap + cap / 16).max(cap + 2);
         Some(want.clamp(OBJS_INITIAL, MAX_OBJS_PER_ZSPAGE))
     }
 
@@ -252,7 +278,7 @@ impl ZsPage {
         if (self.inner_gap as usize) >= size {
             let mut cursor = 0;
             for (i, o) in self.objs.iter().enumerate() {
-                if (o.off as usize).saturating_sub(cursor) >= size {
+                if o.off().saturating_sub(cursor) >= size {
                     return Some((i, cursor));
                 }
                 cursor = o.end();
@@ -286,7 +312,7 @@ impl ZsPage {
         let mut cursor = 0;
         let mut best = 0;
         for o in &self.objs {
-            best = best.max((o.off as usize).saturating_sub(cursor));
+            best = best.max(o.off().saturating_sub(cursor));
             cursor = o.end();
         }
         self.inner_gap = best as u32;
@@ -300,23 +326,13 @@ impl ZsPage {
             Some(p) => self.objs.get(p)?.end(),
             None => 0,
         };
-        let free_to = self
-            .objs
-            .get(idx)
-            .map_or(self.attached_bytes(), |o| o.off as usize);
+        let free_to = self.objs.get(idx).map_or(self.attached_bytes(), Obj::off);
         if off < free_from || off + len > free_to || !self.has_obj_capacity() || len == 0 {
             return None;
         }
         let at_tail = idx == self.objs.len();
         // Within capacity: no allocation.
-        self.objs.insert(
-            idx,
-            Obj {
-                off: u16::try_from(off).ok()?,
-                len: u16::try_from(len).ok()?,
-                slot,
-            },
-        );
+        self.objs.insert(idx, Obj::new(off, len, slot)?);
         self.live += len as u32;
         let before = (off - free_from) as u32;
         if at_tail {
@@ -334,9 +350,7 @@ impl ZsPage {
 
     /// The reverse-map index of the object at `off`.
     pub(crate) fn find(&self, off: usize) -> Option<usize> {
-        self.objs
-            .binary_search_by_key(&off, |o| o.off as usize)
-            .ok()
+        self.objs.binary_search_by_key(&off, Obj::off).ok()
     }
 
     pub(crate) fn obj(&self, idx: usize) -> Option<Obj> {
@@ -353,16 +367,16 @@ impl ZsPage {
             .and_then(|p| self.objs.get(p))
             .map_or(0, Obj::end);
         let o = self.objs.remove(idx);
-        self.live -= u32::from(o.len);
+        self.live -= o.len() as u32;
         match self.objs.get(idx) {
             // An inner run grew by the object and the runs beside it.
             Some(n) => {
-                let run = (n.off as usize).saturating_sub(from) as u32;
+                let run = n.off().saturating_sub(from) as u32;
                 self.inner_gap = self.inner_gap.max(run);
             }
             // The last object went: the run before it joined the tail.
             None => {
-                let run = (o.off as usize).saturating_sub(from) as u32;
+                let run = o.off().saturating_sub(from) as u32;
                 if run != 0 && run >= self.inner_gap {
                     self.recompute_inner_gap();
                 }
@@ -379,10 +393,10 @@ impl ZsPage {
             .and_then(|p| self.objs.get(p))
             .map_or(0, Obj::end);
         let o = self.objs.get_mut(idx)?;
-        if off < from || off > o.off as usize {
+        if off < from || off > o.off() {
             return None;
         }
-        o.off = off as u16;
+        o.set_off(off);
         Some(())
     }
 

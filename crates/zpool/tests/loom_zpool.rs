@@ -310,9 +310,10 @@ fn lock_free_unpin_races_free_and_reuse_of_the_range() {
 #[test]
 fn loads_share_and_wait_for_pin_words() {
     model(|| {
-        // Under loom a class has two pin words: three loads of three objects
-        // at once make one wait for a word; two loads of one object share
-        // one. Compaction meanwhile skips what is pinned.
+        // Under loom a class has two pin words: three loads at once make one
+        // wait for a word (the third load runs its closure with the lock
+        // dropped, so a pinned load can even compact). Compaction meanwhile
+        // skips what is pinned.
         let p = pool();
         let hs: Vec<_> = (0..3)
             .map(|i| {
