@@ -11,17 +11,22 @@ use core::ptr;
 
 use kbase::{Error, Result};
 
-use super::{MIN_MATCH, copy_match, read_length, read_offset};
+use super::{MIN_MATCH, copy_match, read_length};
 
 /// Input bytes a sequence needs left at its token for the fast loop: the
 /// token and one 16-byte literal word (which also covers the 2-byte offset
 /// after up to 14 literals).
 pub(super) const IN_MARGIN: usize = 1 + 16;
-/// Output bytes a sequence needs left at its token: one 16-byte literal word.
+/// Output bytes a sequence needs left at its token: one 16-byte literal
+/// word.
 pub(super) const OUT_MARGIN: usize = 16;
-/// Room a wild copy needs in a buffer past the bytes it must copy: it
-/// copies in 8- or 16-byte words, so it may overshoot by up to 15.
-const SLACK: usize = 16;
+/// Bytes a short match (length 4 to 18) writes: two 16-byte words, or
+/// three 8-byte words plus one spare.
+const SHORT_MATCH_WORDS: usize = 32;
+/// Room a long wild copy needs in a buffer past the bytes it must copy: it
+/// copies in words, overshooting by up to [`SHORT_MATCH_WORDS`] bytes (a
+/// match's first words are written whole).
+const SLACK: usize = SHORT_MATCH_WORDS;
 
 /// Where the fast loop stopped.
 pub(super) enum Step {
@@ -73,20 +78,42 @@ pub(super) fn run(src: &[u8], dst: &mut [u8]) -> Result<Step> {
             if ip == n_in {
                 return Ok(Step::Done(op));
             }
+            if n_in - ip < 2 {
+                return Err(Error::EIO);
+            }
         }
-        let offset = read_offset(src, &mut ip)?;
-        let mut len = usize::from(token & 15);
+        // SAFETY: ip + 2 <= n_in: after short literals from the token's
+        // margin (see above), after long ones checked just above.
+        let offset = usize::from(u16::from_le_bytes(unsafe {
+            src.as_ptr().add(ip).cast::<[u8; 2]>().read()
+        }));
+        ip += 2;
+        // Offset 0, or one reaching before the output's start.
+        if offset.wrapping_sub(1) >= op {
+            return Err(Error::EIO);
+        }
+        let nibble = usize::from(token & 15);
+        if nibble < 15 && n_out - op >= SHORT_MATCH_WORDS {
+            // A short match (4 to 18 bytes) with room for its words.
+            // SAFETY: 1 <= offset <= op (checked above), the length
+            // is 4 to 18, and op + SHORT_MATCH_WORDS <= n_out = dst.len();
+            // the pointer covers `dst`.
+            unsafe { copy_match_wild(dst.as_mut_ptr(), op, offset, nibble + MIN_MATCH) };
+            op += nibble + MIN_MATCH;
+            continue;
+        }
+        let mut len = nibble;
         if len == 15 {
             len += read_length(src, &mut ip)?;
         }
         len += MIN_MATCH;
-        if offset > op || len > n_out - op {
+        if len > n_out - op {
             return Err(Error::EIO);
         }
         if n_out - op >= len + SLACK {
-            // SAFETY: 1 <= offset <= op (read_offset rejects 0) and
-            // op + len + SLACK <= n_out = dst.len(): what copy_match_wild
-            // requires of its pointer, which covers all of `dst`.
+            // SAFETY: 1 <= offset <= op (checked above), len >= 4
+            // and op + len + SLACK <= n_out = dst.len() (both bounds of
+            // copy_match_wild, as SLACK = 32); the pointer covers `dst`.
             unsafe { copy_match_wild(dst.as_mut_ptr(), op, offset, len) };
         } else {
             copy_match(dst, op, offset, len)?;
@@ -116,29 +143,55 @@ unsafe fn copy_words(from: *const u8, to: *mut u8, len: usize) {
 
 /// Copies the match of `len` bytes at `offset` back to `dst[op..]` in whole
 /// words: the bytes `dst[op..op + len]` come out as the format defines them
-/// (an overlapping match repeats its `offset`-byte pattern); up to 15 bytes
-/// after them are overwritten with unspecified values.
+/// (an overlapping match repeats its `offset`-byte pattern); the bytes
+/// after them up to `op + 32` (a match of up to 32 bytes) or `op + len + 15`
+/// (a longer one) may be overwritten with unspecified values.
 ///
 /// # Safety
 ///
 /// `dst` must be valid for reads and writes of `n` bytes (one allocation,
-/// all initialised) with `1 <= offset <= op` and `op + len + 16 <= n`.
+/// all initialised) with `1 <= offset <= op`, `len >= 4`, and
+/// `op + SHORT_MATCH_WORDS <= n` if `len <= 32`, `op + len + 15 <= n` if
+/// `len > 32`. Every write below stays inside that bound: a match of up to
+/// 32 bytes is written as at most 32 bytes of whole words (each loop ends
+/// by `op + 32` when `end <= op + 32`), a longer one by `end + 15`.
 #[inline(always)]
 unsafe fn copy_match_wild(dst: *mut u8, op: usize, offset: usize, len: usize) {
     let end = op + len;
-    let mut d = op;
-    if offset >= 16 {
+    // Short matches go in 8-byte words even when 16-byte ones would do: a
+    // match often reads bytes written a moment ago, and a load that spans
+    // two earlier stores cannot be forwarded from them (it waits for them
+    // to reach the cache); 8-byte loads fall inside one store more often.
+    if offset >= 16 && len > 24 {
+        // SAFETY: two 16-byte words at op and op + 16 end at
+        // op + 32 <= n; their sources start at op - offset >= 0 and end at
+        // op + 32 - offset <= op + 16, so each source is output already
+        // (the first word is written before the second is read) and
+        // disjoint from its destination (offset >= 16).
+        unsafe {
+            ptr::copy_nonoverlapping(dst.add(op - offset), dst.add(op), 16);
+            ptr::copy_nonoverlapping(dst.add(op + 16 - offset), dst.add(op + 16), 16);
+        }
+        let mut d = op + 32;
         while d < end {
-            // SAFETY: d < end, so d + 16 <= end + 15 < n, and the source
-            // d - offset >= op - offset >= 0; the two 16-byte ranges are
-            // disjoint as offset >= 16. The source bytes lie before d, so
-            // they hold the output already (d grows in steps of 16).
+            // SAFETY: d < end (so len > 32), d + 16 <= end + 15 <= n; the source
+            // d - offset >= 0 lies before d (offset >= 16): output already,
+            // disjoint from [d, d + 16).
             unsafe { ptr::copy_nonoverlapping(dst.add(d - offset), dst.add(d), 16) };
             d += 16;
         }
     } else if offset >= 8 {
+        // SAFETY: as above with 8-byte words and offset >= 8: three words
+        // up to op + 24 < n, each source before its destination.
+        unsafe {
+            ptr::copy_nonoverlapping(dst.add(op - offset), dst.add(op), 8);
+            ptr::copy_nonoverlapping(dst.add(op + 8 - offset), dst.add(op + 8), 8);
+            ptr::copy_nonoverlapping(dst.add(op + 16 - offset), dst.add(op + 16), 8);
+        }
+        let mut d = op + 24;
         while d < end {
-            // SAFETY: as above with 8-byte words and offset >= 8.
+            // SAFETY: d < end: d + 8 <= end + 7, within the bound (n if
+            // len > 32; op + 32 otherwise, as d <= op + 24); source as above.
             unsafe { ptr::copy_nonoverlapping(dst.add(d - offset), dst.add(d), 8) };
             d += 8;
         }
@@ -167,17 +220,28 @@ unsafe fn copy_match_wild(dst: *mut u8, op: usize, offset: usize, len: usize) {
         };
         let word = word.to_le();
         if period == 8 {
+            // SAFETY: two words up to op + 16 < n.
+            unsafe {
+                dst.add(op).cast::<u64>().write_unaligned(word);
+                dst.add(op + 8).cast::<u64>().write_unaligned(word);
+            }
+            let mut d = op + 16;
             while d < end {
-                // SAFETY: d < end, so d + 8 <= end + 7 < n.
-                unsafe { dst.add(d).cast::<u64>().write_unaligned(word) };
-                d += 8;
+                // SAFETY: d < end: d + 16 <= end + 15, within the bound
+                // (n if len > 32; op + 32 otherwise, as then d = op + 16).
+                unsafe {
+                    dst.add(d).cast::<u64>().write_unaligned(word);
+                    dst.add(d + 8).cast::<u64>().write_unaligned(word);
+                }
+                d += 16;
             }
         } else {
-            // SAFETY: op + 8 <= end + 7 < n (len >= 4).
+            // SAFETY: op + 8 < n.
             unsafe { dst.add(op).cast::<u64>().write_unaligned(word) };
-            d += 8;
+            let mut d = op + 8;
             while d < end {
-                // SAFETY: d < end: d + 8 <= end + 7 < n; the source
+                // SAFETY: d < end: d + 8 <= end + 7, within the bound (n if
+                // len > 32; op + 32 otherwise, as d <= op + 24); the source
                 // d - period >= op + 8 - (offset + 7) > op - offset >= 0
                 // (period < offset + 8) lies in the pattern or in output
                 // already written, and is disjoint from [d, d + 8) as
