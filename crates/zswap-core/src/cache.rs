@@ -2,12 +2,12 @@
 //!
 //! Linux allocates each `struct zswap_entry` from a kmem_cache of its own,
 //! so an entry costs its size, not the bucket of a general allocator (a
-//! 40-byte entry takes a 48-byte chunk of glibc's malloc). [`EntryCache`] is the
+//! 32-byte entry takes a 48-byte chunk of glibc's malloc). [`EntryCache`] is the
 //! same for this crate: slabs are whole pages from the platform's
 //! [`PageAllocator`], each a small header followed by
 //! [`OBJS_PER_SLAB`] entry slots; free slots of a slab form a list threaded
-//! through the slots themselves. On 64-bit targets a slab holds 101 entries
-//! of 40 bytes: 40.6 bytes of memory per entry, everything included.
+//! through the slots themselves. On 64-bit targets a slab holds 126 entries
+//! of 32 bytes: 32.5 bytes of memory per entry, everything included.
 //!
 //! # Per-CPU, per-node slabs
 //!
@@ -107,7 +107,7 @@ struct FreeSlot {
 const OBJ_SIZE: usize = size_of::<ZswapEntry>();
 /// Offset of the first slot in the slab.
 const FIRST_SLOT: usize = size_of::<SlabHeader>().next_multiple_of(align_of::<ZswapEntry>());
-/// Entries per slab (101 on 64-bit targets).
+/// Entries per slab (126 on 64-bit targets).
 pub const OBJS_PER_SLAB: usize = (PAGE_SIZE - FIRST_SLOT) / OBJ_SIZE;
 
 const _: () = assert!(OBJ_SIZE >= size_of::<FreeSlot>());
@@ -153,6 +153,16 @@ fn dir_pos(no: u32) -> (usize, usize, usize) {
 pub(crate) struct EntryId(NonZeroU32);
 
 impl EntryId {
+    /// The id as a `u32` (never 0), as the LRU links store it.
+    pub(crate) fn get(self) -> u32 {
+        self.0.get()
+    }
+
+    /// The id of [`EntryId::get`]; `None` for 0.
+    pub(crate) fn from_raw(raw: u32) -> Option<EntryId> {
+        NonZeroU32::new(raw).map(EntryId)
+    }
+
     fn new(no: u32, slot: usize) -> Option<EntryId> {
         NonZeroU32::new((no << SLOT_SHIFT) | slot as u32).map(EntryId)
     }
@@ -737,9 +747,9 @@ mod tests {
     }
 
     #[test]
-    fn a_slab_holds_101_entries_on_64_bit() {
+    fn a_slab_holds_126_entries_on_64_bit() {
         #[cfg(target_pointer_width = "64")]
-        assert_eq!(OBJS_PER_SLAB, 101);
+        assert_eq!(OBJS_PER_SLAB, 126);
         const { assert!(FIRST_SLOT + OBJS_PER_SLAB * OBJ_SIZE <= PAGE_SIZE) };
     }
 

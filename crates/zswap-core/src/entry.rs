@@ -11,9 +11,9 @@
 //! The tree owns every entry it holds. Whoever erases an entry from the tree
 //! (under the tree lock) becomes its only owner and receives an
 //! [`OwnedEntry`]; it must either put it back into the tree or free it. The
-//! LRU holds non-owning [`UnsafeRef`]s: an entry is unlinked from the LRU
-//! (under the LRU list lock) before its memory is freed, so an LRU walker that
-//! holds the list lock may read any entry it finds on its list. A writeback
+//! LRU holds non-owning entry ids: an entry is unlinked from the LRU (under
+//! the LRU list lock) before its memory is freed, so an LRU walker that holds
+//! the list lock may read any entry it finds on its list. A writeback
 //! that dropped the list lock keeps only the entry's slot and pool *handle*,
 //! as an identity to compare against the tree's entry under the tree lock.
 //!
@@ -21,7 +21,6 @@
 
 use core::ptr::NonNull;
 
-use intrusive_collections::{LinkedListLink, UnsafeRef, intrusive_adapter};
 use kbase::sync::{AtomicU32, Ordering, UnsafeCell};
 use kbase::{Error, PAGE_SIZE, Result};
 use memcg::ObjCgroupRef;
@@ -57,14 +56,14 @@ const _: () = assert!(crate::pool::MAX_POOLS <= 0xff);
 
 /// One stored page (Linux: `struct zswap_entry`).
 ///
-/// 40 bytes on 64-bit targets (asserted by a unit test), packed as:
+/// 32 bytes on 64-bit targets (asserted by a unit test), packed as:
 ///
 /// | field | bits | limit, enforced where |
 /// |---|---|---|
 /// | `obj`: pool handle without its pool id | 52 (`zpool::HANDLE_LOCAL_BITS`) | the pool is `meta`'s pool id; [`ZswapEntry::set_object`] |
 /// | `obj`: compressed length - 1 | 12 | 1..=`PAGE_SIZE`; `set_object` (`EINVAL`) |
 /// | `objcg` | 64 | a pointer |
-/// | `lru` | 128 | two pointers |
+/// | `lru`: previous and next entry on the LRU list | 2 x 32 | entry ids ([`EntryId`]: the entry cache's limit) |
 /// | `offset`: swap offset | 32 | [`MAX_ENTRY_OFFSET`]; `swapon` and [`ZswapEntry::new`] (`EINVAL`) |
 /// | `meta`: memcg id of the LRU list | 16 | [`LRU_MEMCG_MAX`] (Linux's `MEM_CGROUP_ID_MAX`); `new` (`EINVAL`) |
 /// | `meta`: pool id | 8 | `MAX_POOLS` (255) |
@@ -101,24 +100,41 @@ pub(crate) struct ZswapEntry {
     obj: UnsafeCell<u64>,
     /// The cgroup charged for the compressed bytes (one reference).
     pub(crate) objcg: Option<ObjCgroupRef>,
-    /// Link in the (memcg, node) LRU list.
-    pub(crate) lru: LinkedListLink,
+    /// Link in the (memcg, node) LRU list: [`LruLink`].
+    lru: UnsafeCell<LruLink>,
     /// The swap slot's offset ([`ZswapEntry::swpentry`]).
     offset: u32,
     /// memcg id | pool id << 16 | swap type << 24 | referenced << 31.
     meta: AtomicU32,
 }
 
-// SAFETY: the non-thread-safe parts are the `lru` link (Cells), which by
-// the type invariant is only accessed under the lock of the list it is on, or
-// by the single owner while unlinked, and the object cell, written only
-// through `&mut self` before publication; every other field is immutable
-// while shared, or atomic.
+// SAFETY: the non-thread-safe parts are the `lru` link cell, which by the
+// type invariant is only accessed under the lock of the list it is on, or by
+// the single owner while unlinked, and the object cell, written only through
+// `&mut self` before publication; every other field is immutable while
+// shared, or atomic.
 unsafe impl Send for ZswapEntry {}
 // SAFETY: as above.
 unsafe impl Sync for ZswapEntry {}
 
-intrusive_adapter!(pub(crate) EntryAdapter = UnsafeRef<ZswapEntry>: ZswapEntry { lru => LinkedListLink });
+/// An entry's place on its LRU list: the ids of its neighbours
+/// ([`EntryId::get`]; 0: none, it is the head or tail), or [`LruLink::UNLINKED`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct LruLink {
+    /// The entry before it (towards the head, the oldest).
+    pub(crate) prev: u32,
+    /// The entry after it (towards the tail).
+    pub(crate) next: u32,
+}
+
+impl LruLink {
+    /// On no list. (No id is `u32::MAX`: slab numbers stay below
+    /// `MAX_SLABS`.)
+    pub(crate) const UNLINKED: LruLink = LruLink {
+        prev: u32::MAX,
+        next: u32::MAX,
+    };
+}
 
 impl ZswapEntry {
     /// A new, unpublished entry for `swpentry`, to go on the LRU list of
@@ -133,7 +149,7 @@ impl ZswapEntry {
         Ok(ZswapEntry {
             obj: UnsafeCell::new(0),
             objcg: None,
-            lru: LinkedListLink::new(),
+            lru: UnsafeCell::new(LruLink::UNLINKED),
             offset,
             meta: AtomicU32::new(meta),
         })
@@ -214,6 +230,30 @@ impl ZswapEntry {
     /// reparenting: the LRU follows the redirect).
     pub(crate) fn lru_memcg(&self) -> u32 {
         self.meta.load(Ordering::Relaxed) & META_MEMCG_MASK
+    }
+
+    /// The entry's LRU link.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock of the LRU list the entry's key resolves to
+    /// (whether or not the entry is on it), or owns the entry while it is on
+    /// no list.
+    pub(crate) unsafe fn lru_link(&self) -> LruLink {
+        // SAFETY: the caller's contract: the link is only accessed under
+        // that list's lock (type invariant), so no access races this read.
+        self.lru.with(|p| unsafe { *p })
+    }
+
+    /// Sets the entry's LRU link.
+    ///
+    /// # Safety
+    ///
+    /// As for [`ZswapEntry::lru_link`].
+    pub(crate) unsafe fn set_lru_link(&self, link: LruLink) {
+        // SAFETY: as for `lru_link`: no other access to the cell runs
+        // meanwhile.
+        self.lru.with_mut(|p| unsafe { *p = link })
     }
 
     /// Sets or clears the second-chance bit.
@@ -371,8 +411,8 @@ mod tests {
 
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn entry_is_40_bytes() {
-        assert_eq!(core::mem::size_of::<ZswapEntry>(), 40);
+    fn entry_is_32_bytes() {
+        assert_eq!(core::mem::size_of::<ZswapEntry>(), 32);
     }
 
     #[test]

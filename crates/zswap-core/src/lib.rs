@@ -202,8 +202,8 @@ use stats::{Counters, Hot, PerCpuCounters};
 use tree::{Leaf, TreeRef, ZswapTree};
 
 /// Bytes of zswap metadata per stored page, besides the pool's own
-/// per-object overhead: the entry (40, a slot of the entry cache: 101 to a
-/// page, 40.6 bytes with the slab header) plus its tree slot (a 4-byte
+/// per-object overhead: the entry (32, a slot of the entry cache: 126 to a
+/// page, 32.5 bytes with the slab header) plus its tree slot (a 4-byte
 /// entry id of a 516-byte leaf of 128 slots, when leaves are full).
 pub const METADATA_BYTES_PER_PAGE: usize =
     core::mem::size_of::<ZswapEntry>() + core::mem::size_of::<Option<cache::EntryId>>();
@@ -212,14 +212,14 @@ pub const METADATA_BYTES_PER_PAGE: usize =
 /// bytes), as allocated.
 pub const LEAF_SIZE: usize = core::mem::size_of::<Leaf>();
 
-/// The size of one entry (40 bytes on 64-bit targets).
+/// The size of one entry (32 bytes on 64-bit targets).
 pub const ENTRY_SIZE: usize = core::mem::size_of::<ZswapEntry>();
 
 /// All metadata per compressed page: [`METADATA_BYTES_PER_PAGE`] plus the
 /// pool's per-object metadata (`zpool::METADATA_BYTES_PER_OBJECT`: handle
 /// table entry 8 and reverse-map entry 8 bytes: the price of byte-granular
-/// packing, which saves about 2 % of the payload), 60 bytes on 64-bit
-/// targets (1.5 % of a 4 KiB page). Not counted: the pool's per-zspage descriptors (amortised over the
+/// packing, which saves about 2 % of the payload), 52 bytes on 64-bit
+/// targets (1.3 % of a 4 KiB page). Not counted: the pool's per-zspage descriptors (amortised over the
 /// zspage's objects), partially filled tree leaves, and the 1 KiB top array
 /// per 64 MiB of swap.
 pub const METADATA_BYTES_PER_STORED_PAGE: usize =
@@ -398,9 +398,9 @@ impl<P: ZswapPlatform> Zswap<P> {
     ) -> core::result::Result<Option<OwnedEntry>, (Error, EntryPtr)> {
         let mut spare: Option<alloc::boxed::Box<Leaf>> = None;
         let mut entry = entry;
-        let mut publish = |e: &ZswapEntry| {
+        let mut publish = |e: &ZswapEntry, id: cache::EntryId| {
             if let Some(nid) = lru_add {
-                self.lru.add(e, nid);
+                self.lru.add(&self.entries, e, id, nid);
             }
         };
         for _ in 0..3 {
@@ -458,7 +458,7 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// `zswap_entry_free`: LRU delete, pool free, uncharge, cgroup put.
     fn entry_free(&self, e: OwnedEntry) {
         let cpu = self.platform.cpu().current_cpu();
-        self.lru.del(&e, e.nid(&self.entries));
+        self.lru.del(&self.entries, &e, e.nid(&self.entries));
         // SAFETY: we own `e`, an entry of pool `e.pool_idx()`; its reference
         // is given back here, as the entry goes.
         if let Some(pool) = unsafe { self.pools.entry_ref(e.pool_idx()) } {
@@ -621,7 +621,8 @@ impl<P: ZswapPlatform> Zswap<P> {
         };
         self.cursor.offline_cleanup(tree, memcg);
         let parent = memcg.parent().unwrap_or_else(|| tree.root());
-        self.lru.reparent(memcg.id(), &parent, Gfp::KERNEL)
+        self.lru
+            .reparent(&self.entries, memcg.id(), &parent, Gfp::KERNEL)
     }
 
     /// CPU hotplug, CPU coming up (Linux's `zswap_cpu_comp_prepare`,

@@ -7,8 +7,11 @@
 //! - a map from memcg id to a [`MemcgLru`] (an intrusive red-black tree under
 //!   a reader-writer spinlock; nodes are allocated before the lock is taken,
 //!   Linux's `memcg_list_lru_alloc`),
-//! - per node, a [`LinkedList`] of entries under its own spinlock, plus the
-//!   lruvec's `nr_disk_swapins` counter used by the dynamic shrinker.
+//! - per node, a doubly linked list of entries under its own spinlock, plus
+//!   the lruvec's `nr_disk_swapins` counter used by the dynamic shrinker.
+//!   The links are 32-bit entry ids in the entries ([`LruLink`]), turned into
+//!   entries by the entry cache (`EntryCache::entry`, two loads): 8 bytes of
+//!   an entry instead of two pointers' 16.
 //!
 //! When a cgroup goes offline its lists are spliced in front of its parent's
 //! (so the dead cgroup's entries are written back first) and its
@@ -28,7 +31,10 @@
 //!   `lru_memcg()` and its slab's node, `EntryCache::nid_of`) resolves to
 //!   (following redirects), and only while that list's lock is held is its
 //!   link touched. Callers pass the node with the entry.
-//! - `LruList::nr` is the number of entries linked on `list`.
+//! - `LruList::nr` is the number of entries linked on the list; `head` and
+//!   `tail` are its first and last entries' ids (0 when empty), and the
+//!   entries' links chain them both ways. Every id on a list is a live
+//!   entry of the entry cache the `Lru`'s callers pass (one per zswap).
 //! - A redirected `MemcgLru` has empty lists, is never un-redirected, and
 //!   redirects to a live `MemcgLru` (one hop).
 //! - `nr_keyed` of a `MemcgLru` counts the linked entries whose key names it.
@@ -36,20 +42,133 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use intrusive_collections::{
-    Bound, KeyAdapter, LinkedList, RBTree, RBTreeLink, UnsafeRef, intrusive_adapter,
-};
+use intrusive_collections::{Bound, KeyAdapter, RBTree, RBTreeLink, intrusive_adapter};
 use kbase::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, RwLock, lock_class};
 use kbase::{Error, Gfp, Result, try_box};
 use memcg::MemcgRef;
 use swapcache::SwpEntry;
 
-use crate::entry::{EntryAdapter, ZswapEntry};
+use crate::cache::{EntryCache, EntryId};
+use crate::entry::{LruLink, ZswapEntry};
 
-/// The lists of one node of one cgroup.
+/// The list of one node of one cgroup (oldest at the head).
 pub(crate) struct LruList {
-    list: LinkedList<EntryAdapter>,
+    /// Id of the first entry (0: empty).
+    head: u32,
+    /// Id of the last entry (0: empty).
+    tail: u32,
     nr: usize,
+}
+
+impl LruList {
+    const fn new() -> LruList {
+        LruList {
+            head: 0,
+            tail: 0,
+            nr: 0,
+        }
+    }
+
+    /// The entry with id `raw` on this list.
+    ///
+    /// # Safety
+    ///
+    /// `raw` is an id on this list (so a live entry of `cache`, module
+    /// invariant), and the caller holds the list's lock.
+    unsafe fn at(cache: &EntryCache, raw: u32) -> Option<&ZswapEntry> {
+        let id = EntryId::from_raw(raw)?;
+        // SAFETY: the caller's contract: a live entry of `cache`, which
+        // cannot be freed before it is unlinked under the lock we hold.
+        unsafe { cache.entry(id).map(|p| p.as_ref()) }
+    }
+
+    /// Links `e` (id `id`, on no list) at the tail.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds this list's lock, the list is the one `e`'s key
+    /// resolves to, and `e` is a live entry of `cache` that is unlinked
+    /// before it is freed.
+    unsafe fn push_back(&mut self, cache: &EntryCache, e: &ZswapEntry, id: EntryId) {
+        let id = id.get();
+        // SAFETY: the caller's contract (list lock held; `tail` is on it).
+        unsafe {
+            e.set_lru_link(LruLink {
+                prev: self.tail,
+                next: 0,
+            });
+            match Self::at(cache, self.tail) {
+                Some(t) => t.set_lru_link(LruLink {
+                    next: id,
+                    ..t.lru_link()
+                }),
+                None => self.head = id,
+            }
+        }
+        self.tail = id;
+        self.nr += 1;
+    }
+
+    /// Unlinks `e`, which is on this list.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds this list's lock and `e` (of `cache`) is linked on
+    /// it.
+    unsafe fn remove(&mut self, cache: &EntryCache, e: &ZswapEntry) {
+        // SAFETY: the caller's contract; the neighbours are on this list.
+        unsafe {
+            let l = e.lru_link();
+            match Self::at(cache, l.prev) {
+                Some(p) => p.set_lru_link(LruLink {
+                    next: l.next,
+                    ..p.lru_link()
+                }),
+                None => self.head = l.next,
+            }
+            match Self::at(cache, l.next) {
+                Some(n) => n.set_lru_link(LruLink {
+                    prev: l.prev,
+                    ..n.lru_link()
+                }),
+                None => self.tail = l.prev,
+            }
+            e.set_lru_link(LruLink::UNLINKED);
+        }
+        self.nr -= 1;
+    }
+
+    /// Moves every entry of `child` in front of this list's own, O(1)
+    /// (Linux's `list_splice_init`); `child` is left empty.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds both lists' locks; both hold entries of `cache`.
+    unsafe fn splice_front(&mut self, cache: &EntryCache, child: &mut LruList) {
+        if child.head == 0 {
+            return;
+        }
+        // SAFETY: the caller's contract: `child.tail` is on `child`, our
+        // head on this list, both locked.
+        unsafe {
+            if let Some(t) = Self::at(cache, child.tail) {
+                t.set_lru_link(LruLink {
+                    next: self.head,
+                    ..t.lru_link()
+                });
+            }
+            match Self::at(cache, self.head) {
+                Some(h) => h.set_lru_link(LruLink {
+                    prev: child.tail,
+                    ..h.lru_link()
+                }),
+                None => self.tail = child.tail,
+            }
+        }
+        self.head = child.head;
+        self.nr += child.nr;
+        *child = LruList::new();
+    }
 }
 
 /// One node's list and its lruvec state.
@@ -169,13 +288,7 @@ impl Lru {
         nodes.try_reserve_exact(self.nr_nodes)?;
         for _ in 0..self.nr_nodes {
             nodes.push(NodeLru {
-                list: Mutex::new_class(
-                    LruList {
-                        list: LinkedList::new(EntryAdapter::new()),
-                        nr: 0,
-                    },
-                    &lock_class::ZSWAP_LRU_LIST,
-                ),
+                list: Mutex::new_class(LruList::new(), &lock_class::ZSWAP_LRU_LIST),
                 nr_disk_swapins: AtomicU64::new(0),
             });
         }
@@ -252,8 +365,11 @@ impl Lru {
 
     /// Adds `entry` at the tail of the list its key (`lru_memcg()`, node
     /// `nid`: its slab's) resolves to. The caller holds a pin on that memcg
-    /// ([`Lru::pin`]), so the lists exist.
-    pub(crate) fn add(&self, entry: &ZswapEntry, nid: usize) {
+    /// ([`Lru::pin`]), so the lists exist. `id` is the entry's id in
+    /// `cache`, the cache of every entry of this LRU; the entry is live
+    /// (the caller owns or publishes it) and is unlinked ([`Lru::del`])
+    /// before it is freed.
+    pub(crate) fn add(&self, cache: &EntryCache, entry: &ZswapEntry, id: EntryId, nid: usize) {
         let map = self.map.read();
         let Some(keyed) = map.find(&entry.lru_memcg()).get() else {
             return;
@@ -265,22 +381,21 @@ impl Lru {
             return;
         };
         let mut l = node.list.lock();
-        if entry.lru.is_linked() {
+        // SAFETY: we hold the lock of the list the entry's key resolves to.
+        if unsafe { entry.lru_link() } != LruLink::UNLINKED {
             return;
         }
-        // SAFETY: the entry is live (the caller owns or publishes it) and is
-        // unlinked before it is freed (`del`), so the list never holds a
-        // dangling reference.
-        l.list
-            .push_back(unsafe { UnsafeRef::from_raw(entry as *const ZswapEntry) });
-        l.nr += 1;
+        // SAFETY: the lock is held, the list is the entry's, and the entry
+        // is live and unlinked before it is freed (this function's
+        // contract), so the list never holds a dangling id.
+        unsafe { l.push_back(cache, entry, id) };
         keyed.nr_keyed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Unlinks `entry` (of node `nid`, its slab's) from its list, if it is
     /// on one. The last entry keyed by an offline cgroup's id frees its
     /// redirect (and cgroup reference).
-    pub(crate) fn del(&self, entry: &ZswapEntry, nid: usize) {
+    pub(crate) fn del(&self, cache: &EntryCache, entry: &ZswapEntry, nid: usize) {
         let key = entry.lru_memcg();
         let reap = {
             let map = self.map.read();
@@ -294,15 +409,14 @@ impl Lru {
                 return;
             };
             let mut l = node.list.lock();
-            if !entry.lru.is_linked() {
+            // SAFETY: we hold the lock of the list the entry's key resolves
+            // to.
+            if unsafe { entry.lru_link() } == LruLink::UNLINKED {
                 return;
             }
             // SAFETY: by the module invariant a linked entry is linked on the
             // list its key resolves to, which is `l`, and we hold its lock.
-            let mut cursor = unsafe { l.list.cursor_mut_from_ptr(entry as *const ZswapEntry) };
-            if cursor.remove().is_some() {
-                l.nr -= 1;
-            }
+            unsafe { l.remove(cache, entry) };
             keyed.nr_keyed.fetch_sub(1, Ordering::Relaxed) == 1
                 && keyed.redirect.load(Ordering::Relaxed) != 0
         };
@@ -332,7 +446,7 @@ impl Lru {
     /// `shrink_memcg_cb` up to dropping the lock): a referenced entry gets a
     /// second chance; otherwise the entry is rotated to the tail *before* the
     /// lock is dropped and its slot and pool handle are copied out.
-    pub(crate) fn isolate_head(&self, memcg_id: u32, nid: usize) -> Isolate {
+    pub(crate) fn isolate_head(&self, cache: &EntryCache, memcg_id: u32, nid: usize) -> Isolate {
         let map = self.map.read();
         let Some(m) = resolve(&map, memcg_id) else {
             return Isolate::Empty;
@@ -345,14 +459,22 @@ impl Lru {
             return Isolate::Empty;
         };
         let mut l = node.list.lock();
-        let Some(head) = l.list.pop_front() else {
+        let head = l.head;
+        // SAFETY: the head is on this list, whose lock we hold.
+        let Some(e) = (unsafe { LruList::at(cache, head) }) else {
             return Isolate::Empty;
         };
-        let (referenced, swp, handle) = {
-            let e: &ZswapEntry = &head;
-            (e.take_referenced(), e.swpentry(), e.identity())
+        let Some(id) = EntryId::from_raw(head) else {
+            return Isolate::Empty;
         };
-        l.list.push_back(head);
+        let (referenced, swp, handle) = (e.take_referenced(), e.swpentry(), e.identity());
+        // Rotated to the tail before the lock is dropped.
+        // SAFETY: `e` is on this list (locked); it stays live (module
+        // invariant) and goes back on the same list.
+        unsafe {
+            l.remove(cache, e);
+            l.push_back(cache, e, id);
+        }
         if referenced {
             Isolate::Rotated
         } else {
@@ -409,7 +531,13 @@ impl Lru {
     /// Moves every entry of `child` onto `parent`'s lists, at their heads, and
     /// makes `child` a redirect to `parent` (Linux:
     /// `memcg_reparent_list_lrus`).
-    pub(crate) fn reparent(&self, child: u32, parent: &MemcgRef, gfp: Gfp) -> Result<()> {
+    pub(crate) fn reparent(
+        &self,
+        cache: &EntryCache,
+        child: u32,
+        parent: &MemcgRef,
+        gfp: Gfp,
+    ) -> Result<()> {
         let parent_id = parent.id();
         if child == parent_id {
             return Ok(());
@@ -432,13 +560,13 @@ impl Lru {
             for (cn, pn) in c.nodes.iter().zip(p.nodes.iter()) {
                 let mut cl = cn.list.lock();
                 let mut pl = pn.list.lock();
-                let moved = cl.list.take();
-                let nr = core::mem::take(&mut cl.nr);
                 // In front of the parent's own entries, as Linux's
                 // `list_splice_init(&src->list, &dst->list)`: the dead
-                // child's entries are the next written back.
-                pl.list.cursor_mut().splice_after(moved);
-                pl.nr += nr;
+                // child's entries are the next written back. From now on
+                // their keys resolve to the parent's lists.
+                // SAFETY: both locks are held; both lists hold entries of
+                // `cache`.
+                unsafe { pl.splice_front(cache, &mut cl) };
                 let swapins = cn.nr_disk_swapins.swap(0, Ordering::Relaxed);
                 pn.nr_disk_swapins.fetch_add(swapins, Ordering::Relaxed);
             }
@@ -502,15 +630,58 @@ mod tests {
         )
     }
 
+    fn tc() -> &'static EntryCache {
+        crate::cache::test_cache()
+    }
+
     fn get(p: EntryPtr) -> &'static ZswapEntry {
         // SAFETY: test entries live until `free` below.
         unsafe { p.ptr.as_ref() }
     }
 
     fn free(lru: &Lru, p: EntryPtr) {
-        lru.del(get(p), 0);
+        lru.del(tc(), get(p), 0);
         // SAFETY: the test owns the entry; it is unlinked above.
         drop(unsafe { OwnedEntry::from_erased(p).free_memory(crate::cache::test_cache()) });
+    }
+
+    /// The offsets on (memcg, node 0) from head to tail, walked by the
+    /// walker's rotation (each entry is rotated once).
+    fn order(lru: &Lru, memcg: u32) -> alloc::vec::Vec<u64> {
+        (0..lru.count_one(memcg, 0))
+            .map(|_| match lru.isolate_head(tc(), memcg, 0) {
+                Isolate::Candidate { swp, .. } => swp.offset(),
+                _ => panic!("referenced entry in an order walk"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unlinking_head_middle_and_tail_keeps_the_rest_in_order() {
+        let lru = Lru::new(1);
+        lru.ensure(9, None, Gfp::KERNEL).unwrap();
+        // Odd offsets: not referenced, so every head is a candidate.
+        let es: alloc::vec::Vec<_> = [1, 3, 5, 7, 9].iter().map(|&o| entry(o, 9)).collect();
+        for e in &es {
+            lru.add(tc(), get(*e), e.id, 0);
+        }
+        assert_eq!(order(&lru, 9), [1, 3, 5, 7, 9]);
+        lru.del(tc(), get(es[2]), 0);
+        assert_eq!(order(&lru, 9), [1, 3, 7, 9]);
+        lru.del(tc(), get(es[0]), 0);
+        lru.del(tc(), get(es[4]), 0);
+        assert_eq!(order(&lru, 9), [3, 7]);
+        // A second del of an unlinked entry changes nothing.
+        lru.del(tc(), get(es[4]), 0);
+        assert_eq!(lru.count_one(9, 0), 2);
+        for i in [2, 0, 4] {
+            // SAFETY: the test owns the entry; it is unlinked above.
+            drop(unsafe { OwnedEntry::from_erased(es[i]).free_memory(tc()) });
+        }
+        free(&lru, es[1]);
+        free(&lru, es[3]);
+        assert_eq!(lru.total(), 0);
+        assert!(matches!(lru.isolate_head(tc(), 9, 0), Isolate::Empty));
     }
 
     #[test]
@@ -522,12 +693,15 @@ mod tests {
         lru.ensure(child.id(), Some(&child), Gfp::KERNEL).unwrap();
         let es: alloc::vec::Vec<_> = (0..4).map(|i| entry(i, child.id())).collect();
         for e in &es {
-            lru.add(get(*e), 0);
+            lru.add(tc(), get(*e), e.id, 0);
         }
         assert_eq!(lru.count_one(child.id(), 0), 4);
         // Head (offset 0) is referenced: rotated; then offset 1 is a candidate.
-        assert!(matches!(lru.isolate_head(child.id(), 0), Isolate::Rotated));
-        match lru.isolate_head(child.id(), 0) {
+        assert!(matches!(
+            lru.isolate_head(tc(), child.id(), 0),
+            Isolate::Rotated
+        ));
+        match lru.isolate_head(tc(), child.id(), 0) {
             Isolate::Candidate { swp, handle } => {
                 assert_eq!(swp.offset(), 1);
                 assert_eq!(handle, get(es[1]).identity());
@@ -535,10 +709,14 @@ mod tests {
             _ => panic!("expected a candidate"),
         }
         tree.offline("p/c").unwrap();
-        lru.reparent(child.id(), &parent, Gfp::KERNEL).unwrap();
+        lru.reparent(tc(), child.id(), &parent, Gfp::KERNEL)
+            .unwrap();
         assert_eq!(lru.count_one(child.id(), 0), 0);
         assert_eq!(lru.count_one(parent.id(), 0), 4);
-        assert!(matches!(lru.isolate_head(child.id(), 0), Isolate::Empty));
+        assert!(matches!(
+            lru.isolate_head(tc(), child.id(), 0),
+            Isolate::Empty
+        ));
         assert_eq!(lru.nr_records(), 2);
         // Entries keyed by the dead child still find their list.
         for e in es {
@@ -563,12 +741,13 @@ mod tests {
         let own: alloc::vec::Vec<_> = [1, 3].iter().map(|&o| entry(o, parent.id())).collect();
         let moved: alloc::vec::Vec<_> = [5, 7].iter().map(|&o| entry(o, child.id())).collect();
         for e in own.iter().chain(moved.iter()) {
-            lru.add(get(*e), 0);
+            lru.add(tc(), get(*e), e.id, 0);
         }
         tree.offline("p/c").unwrap();
-        lru.reparent(child.id(), &parent, Gfp::KERNEL).unwrap();
+        lru.reparent(tc(), child.id(), &parent, Gfp::KERNEL)
+            .unwrap();
         let order: alloc::vec::Vec<u64> = (0..4)
-            .map(|_| match lru.isolate_head(parent.id(), 0) {
+            .map(|_| match lru.isolate_head(tc(), parent.id(), 0) {
                 Isolate::Candidate { swp, .. } => swp.offset(),
                 _ => panic!("expected a candidate"),
             })
@@ -591,7 +770,8 @@ mod tests {
         let child = tree.create("p/c", Gfp::KERNEL).unwrap();
         let lru = Lru::new(1);
         tree.offline("p/c").unwrap();
-        lru.reparent(child.id(), &parent, Gfp::KERNEL).unwrap();
+        lru.reparent(tc(), child.id(), &parent, Gfp::KERNEL)
+            .unwrap();
         let before = lru.nr_records();
         assert_eq!(
             lru.pin(child.id(), Some(&child), Gfp::KERNEL),
@@ -601,7 +781,7 @@ mod tests {
         // The store falls back to the parent, whose lists take the entry.
         lru.pin(parent.id(), Some(&parent), Gfp::KERNEL).unwrap();
         let e = entry(1, parent.id());
-        lru.add(get(e), 0);
+        lru.add(tc(), get(e), e.id, 0);
         lru.unpin(parent.id());
         assert_eq!(lru.count_one(parent.id(), 0), 1);
         free(&lru, e);
@@ -620,9 +800,10 @@ mod tests {
         let lru = Lru::new(1);
         lru.pin(child.id(), Some(&child), Gfp::KERNEL).unwrap();
         tree.offline("p/c").unwrap();
-        lru.reparent(child.id(), &parent, Gfp::KERNEL).unwrap();
+        lru.reparent(tc(), child.id(), &parent, Gfp::KERNEL)
+            .unwrap();
         let e = entry(1, child.id());
-        lru.add(get(e), 0);
+        lru.add(tc(), get(e), e.id, 0);
         lru.unpin(child.id());
         assert_eq!(lru.count_one(parent.id(), 0), 1, "entry on the LRU");
         assert_eq!(lru.nr_records(), 2);
@@ -633,7 +814,7 @@ mod tests {
         let c2 = tree.create("p/d", Gfp::KERNEL).unwrap();
         lru.pin(c2.id(), Some(&c2), Gfp::KERNEL).unwrap();
         tree.offline("p/d").unwrap();
-        lru.reparent(c2.id(), &parent, Gfp::KERNEL).unwrap();
+        lru.reparent(tc(), c2.id(), &parent, Gfp::KERNEL).unwrap();
         assert_eq!(lru.nr_records(), 2);
         lru.unpin(c2.id());
         assert_eq!(lru.nr_records(), 1);

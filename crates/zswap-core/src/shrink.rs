@@ -73,7 +73,7 @@ impl<P: ZswapPlatform> Zswap<P> {
     fn walk_one(&self, memcg_id: u32, nid: usize, nr_to_walk: usize, stop_on_exists: bool) -> Walk {
         let mut w = Walk::default();
         while w.scanned < nr_to_walk {
-            let (swp, handle) = match self.lru.isolate_head(memcg_id, nid) {
+            let (swp, handle) = match self.lru.isolate_head(&self.entries, memcg_id, nid) {
                 Isolate::Empty => break,
                 Isolate::Rotated => {
                     w.scanned += 1;

@@ -173,7 +173,7 @@ impl<'a> TreeRef<'a> {
         offset: u64,
         entry: EntryPtr,
         spare: &mut Option<Box<Leaf>>,
-        publish: &mut dyn FnMut(&ZswapEntry),
+        publish: &mut dyn FnMut(&ZswapEntry, EntryId),
     ) -> core::result::Result<Option<OwnedEntry>, StoreError> {
         let (l, s) = split(offset);
         let mut inner = self.tree.inner.lock();
@@ -229,7 +229,7 @@ impl<'a> TreeRef<'a> {
         }
         // SAFETY: `entry` is live (tree invariant, now that it is in the
         // tree) and cannot leave the tree while we hold the lock.
-        publish(unsafe { entry.ptr.as_ref() });
+        publish(unsafe { entry.ptr.as_ref() }, entry.id);
         // SAFETY: `old` was in the tree (tree invariant) and we removed it
         // under the tree lock: we are its only owner now.
         Ok(old.map(|p| unsafe { OwnedEntry::from_erased(p) }))
@@ -351,7 +351,7 @@ mod tests {
         drop(unsafe { e.free_memory(test_cache()) });
     }
 
-    fn nothing(_: &ZswapEntry) {}
+    fn nothing(_: &ZswapEntry, _: EntryId) {}
 
     #[test]
     fn store_needs_leaf_then_replaces_and_erases() {
