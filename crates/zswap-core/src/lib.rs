@@ -71,8 +71,8 @@
 //!       -> LRU map lock (RwLock) -> LRU list lock (one per cgroup and node)
 //!       -> pool table -> pool class lock             (the debug_corrupt, debug_mutate_object test hooks)
 //!   -> pool table (RwLock, takes nothing: read by store for the pool-page
-//!      sum and the current pool's reference, write by the free that gives
-//!      a pool's last reference back)
+//!      sum and the current pool's reference, write by a free that gives a
+//!      reference back to a pool no longer current, and to reap a dead pool)
 //!   -> folio page lock (swapcache's, held while a page is read or written)
 //!     -> context slot (RwLock, per CPU, read; no class)
 //!        -> compression lock (per CPU) -> pool class lock (zpool's)  (store)
@@ -86,7 +86,9 @@
 //! ```
 //!
 //! Load, writeback and free find the pool of an entry they own with no lock
-//! (the entry's pool reference keeps the pool in the table).
+//! (the entry's pool reference keeps the pool in the table); a free gives
+//! the reference back on its CPU's count of the current pool (Linux's
+//! `percpu_ref`), with no lock.
 //!
 //! The compressor has separate per-CPU locks for compression and
 //! decompression. Store holds the compression lock while it allocates and
@@ -463,7 +465,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         // is given back here, as the entry goes.
         if let Some(pool) = unsafe { self.pools.entry_ref(e.pool_idx()) } {
             let _ = pool.zpool.free(e.handle_in(&pool.zpool));
-            self.pools.put(pool);
+            self.pools.put(pool, cpu);
         }
         if let Some(objcg) = e.objcg.as_ref() {
             objcg.uncharge_zswap(e.length());
@@ -651,11 +653,12 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// Per-CPU compression contexts prepared in the current pool
     /// (diagnostics, tests).
     pub fn nr_compression_contexts(&self) -> usize {
-        let Some(p) = self.pools.current_get() else {
+        let cpu = self.platform.cpu().current_cpu();
+        let Some(p) = self.pools.current_get(cpu) else {
             return 0;
         };
         let n = p.compressor.nr_prepared();
-        self.pools.put(p);
+        self.pools.put(p, cpu);
         n
     }
 
@@ -736,10 +739,11 @@ impl<P: ZswapPlatform> Zswap<P> {
         // current pool (`zswap_pool_current_get`, right after the check as
         // in Linux) under one hold of the pool table's lock.
         let max = self.max_pool_pages();
-        let (cur, pool) = self.pools.total_pages_and_current_get();
+        let cpu = self.platform.cpu().current_cpu();
+        let (cur, pool) = self.pools.total_pages_and_current_get(cpu);
         if self.check_limits(cur as u64, max) {
             if let Some(p) = pool {
-                self.pools.put(p);
+                self.pools.put(p, cpu);
             }
             Counters::inc(&self.stats.reject_pool_limit);
             return Err(Error::ENOSPC);
@@ -751,7 +755,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         let lru_memcg = match self.lru_pin(objcg.as_ref()) {
             Ok(id) => id,
             Err(e) => {
-                self.pools.put(pool);
+                self.pools.put(pool, cpu);
                 Counters::inc(&self.stats.reject_alloc_fail);
                 return Err(e);
             }
@@ -772,7 +776,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             let entry_ref = if i + 1 == nr {
                 folio_ref.take()
             } else {
-                folio_ref.as_ref().map(|p| self.pools.get_more(p))
+                folio_ref.as_ref().map(|p| self.pools.get_more(p, cpu))
             };
             let Some(entry_ref) = entry_ref else {
                 r = Err(Error::EINVAL);
@@ -792,12 +796,11 @@ impl<P: ZswapPlatform> Zswap<P> {
             }
         }
         if let Some(p) = folio_ref {
-            self.pools.put(p);
+            self.pools.put(p, cpu);
         }
         self.lru.unpin(lru_memcg);
         r?;
-        self.hot
-            .add(self.platform.cpu().current_cpu(), Hot::Zswpout, nr as u64);
+        self.hot.add(cpu, Hot::Zswpout, nr as u64);
         if let Some(o) = objcg.as_ref() {
             o.memcg().count_event(MemcgEvent::Zswpout, nr as u64);
         }
@@ -828,7 +831,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             Ok(e) => e,
             Err(e) => {
                 // Past what an entry records (swapon refuses such devices).
-                self.pools.put(pool_ref);
+                self.pools.put(pool_ref, cpu);
                 Counters::inc(&self.stats.reject_alloc_fail);
                 return Err(e);
             }
@@ -836,7 +839,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         let slot = match self.entries.alloc(cpu, nid, Gfp::KERNEL) {
             Ok(s) => s,
             Err(e) => {
-                self.pools.put(pool_ref);
+                self.pools.put(pool_ref, cpu);
                 Counters::inc(&self.stats.reject_kmemcache_fail);
                 return Err(e);
             }
@@ -850,13 +853,13 @@ impl<P: ZswapPlatform> Zswap<P> {
             Ok(Err(e)) => {
                 // SAFETY: the slot is from our cache and was never written.
                 unsafe { self.entries.free_slot(slot) };
-                self.pools.put(pool_ref);
+                self.pools.put(pool_ref, cpu);
                 return Err(e);
             }
             Err(e) => {
                 // SAFETY: as above.
                 unsafe { self.entries.free_slot(slot) };
-                self.pools.put(pool_ref);
+                self.pools.put(pool_ref, cpu);
                 Counters::inc(&self.stats.reject_compress_fail);
                 return Err(e);
             }

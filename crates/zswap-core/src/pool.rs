@@ -8,10 +8,13 @@
 //!
 //! # Invariants
 //!
-//! - `refs` of a pool counts its entries, plus one while it is current. It is
-//!   only incremented from a non-zero value (`tryget`), so once it reaches
-//!   zero the pool is dead: it is removed from the table and dropped, never
-//!   revived.
+//! - A pool's reference count is `refs` (1 while it is current, else 0;
+//!   changed only under the table's write lock) plus the sum of its per-CPU
+//!   counts `pcpu` (entry references, taken on one CPU and given back on
+//!   any: each count wraps, their sum does not). Entry references are taken
+//!   only on the current pool (under the table lock) or from a reference
+//!   already held, so once a pool that is not current has a count of zero
+//!   it is dead: it is removed from the table and dropped, never revived.
 //! - `PoolTable::current` names a live slot once `Pools::new` succeeded.
 //! - `PoolTable::live[..nr_live]` lists the ids of the occupied slots, each
 //!   once, in no particular order: `total_pages` (run on every store) sums
@@ -24,16 +27,21 @@
 //!
 //! # The hot path
 //!
-//! An entry's reference is a count in `refs`, not a `KArc` clone: store takes
-//! it under the table's read lock (together with the pool-page sum of the
-//! limit check, one lock hold per store), load and free find the pool of an
-//! entry they own through `by_id` with no lock and no count change, and only
-//! the free that gives the last reference back takes the write lock.
+//! An entry's reference is a per-CPU count (Linux: a `percpu_ref`), not a
+//! `KArc` clone: store takes it under the table's read lock (together with
+//! the pool-page sum of the limit check, one lock hold per store); load and
+//! free find the pool of an entry they own through `by_id` with no lock, and
+//! free gives the reference back on its CPU's count, so no cache line of
+//! the pool is written by two CPUs. Only a reference given back to a pool
+//! that is no longer current takes the write lock (and frees the pool if it
+//! was the last). A pool that stops being current while such a put is past
+//! its "current?" check and before its decrement may reach zero unseen;
+//! the next store (or `nr_pools`) reaps it.
 
 use core::ptr::NonNull;
 
 use alloc::vec::Vec;
-use kbase::sync::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, RwLock, fence, lock_class};
+use kbase::sync::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, RwLock, lock_class};
 use kbase::{CpuInfo, Error, Gfp, KArc, PageAllocator, Result, try_box};
 use zpool::ZsPool;
 
@@ -50,8 +58,15 @@ pub(crate) struct ZswapPool {
     pub(crate) id: u8,
     pub(crate) zpool: ZsPool<&'static dyn PageAllocator>,
     pub(crate) compressor: Compressor,
+    /// The "current" reference: 1 while current, else 0 (table write lock).
     refs: AtomicUsize,
+    /// Per-CPU entry reference counts (wrapping; see the module invariants).
+    pcpu: Vec<PcpuCount>,
 }
+
+/// One CPU's entry reference count of a pool, alone in its cache lines.
+#[repr(align(128))]
+struct PcpuCount(AtomicUsize);
 
 /// One counted reference on a pool (one of its `refs`), as a pointer.
 ///
@@ -78,21 +93,38 @@ impl core::ops::Deref for PoolRef {
 }
 
 impl ZswapPool {
-    /// Takes a reference if the pool is not dead (`percpu_ref_tryget`).
-    fn tryget(&self) -> bool {
-        let mut cur = self.refs.load(Ordering::Relaxed);
-        loop {
-            if cur == 0 {
-                return false;
-            }
-            match self
-                .refs
-                .compare_exchange(cur, cur + 1, Ordering::Acquire, Ordering::Relaxed)
-            {
-                Ok(_) => return true,
-                Err(now) => cur = now,
-            }
+    /// CPU `cpu`'s count (clamped into range).
+    fn pcpu(&self, cpu: usize) -> Option<&AtomicUsize> {
+        let c = match self.pcpu.get(cpu) {
+            Some(c) => c,
+            None => self.pcpu.get(cpu.checked_rem(self.pcpu.len())?)?,
+        };
+        Some(&c.0)
+    }
+
+    /// Takes an entry reference on CPU `cpu`. The caller holds a reference,
+    /// or the table lock with the pool current, so the pool is not dead.
+    fn get(&self, cpu: usize) {
+        // Relaxed, as a `KArc` clone: taken from a live count.
+        if let Some(c) = self.pcpu(cpu) {
+            c.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The reference count (racy unless the pool is not current: then it
+    /// only goes down, and a zero is final). Acquire: a zero read here
+    /// follows every holder's last use of the pool.
+    fn count(&self) -> usize {
+        self.pcpu
+            .iter()
+            .fold(self.refs.load(Ordering::Acquire), |acc, c| {
+                acc.wrapping_add(c.0.load(Ordering::Acquire))
+            })
+    }
+
+    /// Not current and no reference left (call under the table lock).
+    fn dead(&self) -> bool {
+        self.refs.load(Ordering::Relaxed) == 0 && self.count() == 0
     }
 }
 
@@ -156,12 +188,52 @@ impl PoolTable {
         self.live_pools().map(|p| p.zpool.total_pages()).sum()
     }
 
-    /// A reference on the current pool, if it is not dead.
-    fn current_get(&self) -> Option<PoolRef> {
+    /// A reference on the current pool, taken on CPU `cpu` (the caller
+    /// holds the table lock: the current pool holds its "current" reference,
+    /// so it is not dead).
+    fn current_get(&self, cpu: usize) -> Option<PoolRef> {
         let p = self.slots.get(self.current as usize)?.as_ref()?;
         let ptr = NonNull::new(KArc::as_ptr(p).cast_mut())?;
-        // INVARIANT: `tryget` took the reference the value stands for.
-        p.tryget().then_some(PoolRef { ptr })
+        p.get(cpu);
+        // INVARIANT: the reference just taken.
+        Some(PoolRef { ptr })
+    }
+
+    /// Makes pool `id` current; the old current pool loses its "current"
+    /// reference and is returned, taken out of the table, if that left it
+    /// dead (the caller drops it with the lock released). `false` with
+    /// nothing changed if `id` names no live pool.
+    fn make_current(
+        &mut self,
+        id: u8,
+        by_id: &[AtomicPtr<ZswapPool>],
+    ) -> (bool, Option<KArc<ZswapPool>>) {
+        let Some(Some(new)) = self.slots.get(id as usize) else {
+            return (false, None);
+        };
+        if id == self.current {
+            return (true, None);
+        }
+        if new.dead() {
+            return (false, None);
+        }
+        new.refs.store(1, Ordering::Relaxed);
+        let old = self.current;
+        self.current = id;
+        let Some(Some(o)) = self.slots.get(old as usize) else {
+            return (true, None);
+        };
+        o.refs.store(0, Ordering::Relaxed);
+        if !o.dead() {
+            return (true, None);
+        }
+        let ptr = KArc::as_ptr(o);
+        (true, self.remove(old, ptr, by_id))
+    }
+
+    /// Is there a dead pool to reap (see the module docs)?
+    fn any_dead(&self) -> bool {
+        self.nr_live > 1 && self.live_pools().any(|p| p.dead())
     }
 
     /// The live pools.
@@ -194,6 +266,9 @@ fn create_pool(
 ) -> Result<KArc<ZswapPool>> {
     // Contexts for the CPUs online now; later ones come with `cpu_up`.
     let compressor = Compressor::new_online(kind, cpus.nr_cpus(), &|c| cpus.is_online(c), gfp)?;
+    let mut pcpu = Vec::new();
+    pcpu.try_reserve_exact(cpus.nr_cpus().max(1))?;
+    pcpu.extend((0..cpus.nr_cpus().max(1)).map(|_| PcpuCount(AtomicUsize::new(0))));
     // Loom models: two-page zspages, so a handful of raw pages gives
     // compaction a sparse zspage to empty.
     #[cfg(not(loom))]
@@ -211,6 +286,7 @@ fn create_pool(
             zpool,
             compressor,
             refs: AtomicUsize::new(1),
+            pcpu,
         },
         gfp,
     )
@@ -248,22 +324,50 @@ impl Pools {
     /// The current pool, with a reference taken for a new entry
     /// (`zswap_pool_current_get`). The caller gives it back with [`Pools::put`]
     /// if no entry keeps it.
-    pub(crate) fn current_get(&self) -> Option<PoolRef> {
-        self.table.read().current_get()
+    pub(crate) fn current_get(&self, cpu: usize) -> Option<PoolRef> {
+        self.table.read().current_get(cpu)
     }
 
     /// [`Pools::total_pages`] and [`Pools::current_get`] under one hold of
-    /// the table lock (store's limit check, then its pool reference).
-    pub(crate) fn total_pages_and_current_get(&self) -> (usize, Option<PoolRef>) {
+    /// the table lock (store's limit check, then its pool reference). Reaps
+    /// a pool that died unseen (module docs) first.
+    pub(crate) fn total_pages_and_current_get(&self, cpu: usize) -> (usize, Option<PoolRef>) {
         let t = self.table.read();
-        (t.total_pages(), t.current_get())
+        if t.any_dead() {
+            drop(t);
+            self.reap();
+            let t = self.table.read();
+            return (t.total_pages(), t.current_get(cpu));
+        }
+        (t.total_pages(), t.current_get(cpu))
     }
 
-    /// One more reference on a pool the caller holds one on (`zswap_pool_get`).
-    pub(crate) fn get_more(&self, pool: &PoolRef) -> PoolRef {
-        // Relaxed, as a `KArc` clone: the count is not zero (the caller's).
-        pool.refs.fetch_add(1, Ordering::Relaxed);
-        // INVARIANT: the count just taken.
+    /// Removes and frees every dead pool, one per write-lock hold.
+    fn reap(&self) {
+        loop {
+            let removed = {
+                let mut t = self.table.write();
+                let dead = t
+                    .live_pools()
+                    .find(|p| p.dead())
+                    .map(|p| (p.id, KArc::as_ptr(p)));
+                match dead {
+                    Some((id, ptr)) => t.remove(id, ptr, &self.by_id),
+                    None => None,
+                }
+            };
+            if removed.is_none() {
+                return;
+            }
+            drop(removed);
+        }
+    }
+
+    /// One more reference on a pool the caller holds one on
+    /// (`zswap_pool_get`), taken on CPU `cpu`.
+    pub(crate) fn get_more(&self, pool: &PoolRef, cpu: usize) -> PoolRef {
+        pool.get(cpu);
+        // INVARIANT: the reference just taken.
         PoolRef { ptr: pool.ptr }
     }
 
@@ -299,28 +403,36 @@ impl Pools {
         Some(t.slots.get(t.current as usize)?.as_ref()?.compressor.kind())
     }
 
-    /// Gives one reference back (`zswap_pool_put`); the last one removes the
-    /// pool from the table and frees it (outside the lock).
-    pub(crate) fn put(&self, pool: PoolRef) {
-        self.put_ptr(pool.ptr);
-    }
-
-    /// [`Pools::put`] of a reference the caller holds, given by address (the
-    /// caller may also hold a `KArc`; no reference to the pool is alive
-    /// across the decrement, which may let another thread free it).
-    fn put_ptr(&self, ptr: NonNull<ZswapPool>) {
-        // SAFETY: the caller holds a reference, so the pool is alive until
-        // the decrement below; the borrow ends with it.
-        let (id, last) = unsafe {
-            let p = ptr.as_ref();
-            (p.id, p.refs.fetch_sub(1, Ordering::Release) == 1)
-        };
-        if !last {
+    /// Gives one reference back on CPU `cpu` (`zswap_pool_put`); the last
+    /// one of a pool that is not current removes it from the table and frees
+    /// it (outside the lock).
+    pub(crate) fn put(&self, pool: PoolRef, cpu: usize) {
+        let ptr = pool.ptr;
+        // SAFETY: we hold a reference, so the pool is alive until our
+        // decrement; nothing touches it after that but under the write lock
+        // (which whoever frees it holds).
+        let p = unsafe { ptr.as_ref() };
+        if p.refs.load(Ordering::Relaxed) != 0 {
+            // Current (or it was a moment ago): our reference keeps it from
+            // being dead until this decrement, our last use of it. Release:
+            // our uses happen before a reaper's Acquire read of the zero.
+            if let Some(c) = p.pcpu(cpu) {
+                c.fetch_sub(1, Ordering::Release);
+            }
             return;
         }
-        // Every other holder's decrement happens before the removal.
-        fence(Ordering::Acquire);
-        let removed = self.table.write().remove(id, ptr.as_ptr(), &self.by_id);
+        // Not current: under the write lock no one frees it meanwhile, and
+        // a zero seen here is final.
+        let mut t = self.table.write();
+        if let Some(c) = p.pcpu(cpu) {
+            c.fetch_sub(1, Ordering::Release);
+        }
+        let removed = if p.dead() {
+            t.remove(p.id, ptr.as_ptr(), &self.by_id)
+        } else {
+            None
+        };
+        drop(t);
         drop(removed);
     }
 
@@ -340,8 +452,11 @@ impl Pools {
         self.table.read().total_pages()
     }
 
-    /// Live pools (diagnostics).
+    /// Live pools (diagnostics; reaps a pool that died unseen first).
     pub(crate) fn nr_pools(&self) -> usize {
+        if self.table.read().any_dead() {
+            self.reap();
+        }
         self.table.read().nr_live
     }
 
@@ -378,19 +493,19 @@ impl Pools {
             return Ok(());
         }
         // Revive a live pool of the same algorithm (zswap_pool_find_get).
-        let mut old = None;
-        let revived = {
+        let (revived, removed) = {
             let mut t = self.table.write();
             let found = t
                 .live_pools()
-                .find(|p| p.compressor.kind() == kind && p.tryget())
+                .find(|p| p.compressor.kind() == kind && !p.dead())
                 .map(|p| p.id);
-            if let Some(id) = found {
-                old = t.slots.get(t.current as usize).cloned().flatten();
-                t.current = id;
+            match found {
+                Some(id) => t.make_current(id, &self.by_id),
+                None => (false, None),
             }
-            found.is_some()
         };
+        // The old current pool, dead without its "current" reference.
+        drop(removed);
         if !revived {
             // Only this function (serialised by `changing`) takes ids, so an id
             // free now is still free after the pool is built with no lock held.
@@ -402,16 +517,12 @@ impl Pools {
                 return Err(Error::EBUSY);
             };
             let pool = create_pool(id as u8, kind, alloc, cpus, gfp)?;
-            let mut t = self.table.write();
-            t.insert(pool, &self.by_id)?;
-            old = t.slots.get(t.current as usize).cloned().flatten();
-            t.current = id as u8;
-        }
-        // The old current pool loses its "current" reference.
-        if let Some(o) = old {
-            // The table's `KArc` may go in this call; `o` keeps the memory.
-            self.put_ptr(NonNull::from(&*o));
-            drop(o);
+            let removed = {
+                let mut t = self.table.write();
+                t.insert(pool, &self.by_id)?;
+                t.make_current(id as u8, &self.by_id).1
+            };
+            drop(removed);
         }
         Ok(())
     }
@@ -470,7 +581,7 @@ mod tests {
         assert_eq!(pools.nr_pools(), 3);
         // total_pages sums every live pool, not only the current one.
         let h = p255.zpool.malloc(100, Gfp::KERNEL).unwrap();
-        let cur = pools.current_get().unwrap();
+        let cur = pools.current_get(0).unwrap();
         let h1 = cur.zpool.malloc(100, Gfp::KERNEL).unwrap();
         assert_eq!(
             pools.total_pages(),
@@ -479,40 +590,75 @@ mod tests {
         assert!(pools.total_pages() >= 2);
         p255.zpool.free(h).unwrap();
         cur.zpool.free(h1).unwrap();
-        pools.put(cur);
+        pools.put(cur, 0);
+    }
+
+    /// Two CPUs.
+    struct TwoCpus;
+    impl CpuInfo for TwoCpus {
+        fn current_cpu(&self) -> usize {
+            0
+        }
+        fn nr_cpus(&self) -> usize {
+            2
+        }
     }
 
     #[test]
     fn the_last_reference_of_an_old_pool_frees_it() {
         let a = alloc();
-        let pools = Pools::new(CompressorKind::Lz4, a, &kbase::UniCpu, Gfp::KERNEL).unwrap();
-        let (pages, r1) = pools.total_pages_and_current_get();
+        let pools = Pools::new(CompressorKind::Lz4, a, &TwoCpus, Gfp::KERNEL).unwrap();
+        let (pages, r1) = pools.total_pages_and_current_get(0);
         assert_eq!(pages, 0);
         let r1 = r1.unwrap();
-        let r2 = pools.get_more(&r1);
-        assert_eq!(r1.refs.load(Ordering::Relaxed), 3, "current + two entries");
+        // Taken on CPU 1, given back on CPU 0 below: counts wrap, sums do not.
+        let r2 = pools.get_more(&r1, 1);
+        assert_eq!(r1.count(), 3, "current + two entries");
         // Another pool becomes current: pool 1 lives on through its entries.
+        let p2 = create_pool(2, CompressorKind::Lz4, a, &TwoCpus, Gfp::KERNEL).unwrap();
         let mut t = pools.table.write();
-        t.insert(
-            create_pool(2, CompressorKind::Lz4, a, &kbase::UniCpu, Gfp::KERNEL).unwrap(),
-            &pools.by_id,
-        )
-        .unwrap();
-        t.current = 2;
+        t.insert(p2, &pools.by_id).unwrap();
+        let (ok, removed) = t.make_current(2, &pools.by_id);
+        assert!(ok && removed.is_none(), "pool 1 still has entries");
         drop(t);
+        assert_eq!(r1.count(), 2);
         // SAFETY: r1 holds a reference on pool 1 until the put below.
         let again = unsafe { pools.entry_ref(1) }.unwrap();
         assert_eq!(again.ptr, r1.ptr);
-        pools.put_ptr(r1.ptr); // the "current" reference pool 1 had
-        pools.put(r1);
+        pools.put(r1, 0);
         assert_eq!(pools.nr_pools(), 2);
-        pools.put(r2);
+        pools.put(r2, 0);
         assert_eq!(pools.nr_pools(), 1, "the last reference removed pool 1");
         // SAFETY: no reference on pool 1 is used; only the lookup is checked.
         assert!(unsafe { pools.entry_ref(1) }.is_none());
-        let cur = pools.current_get().unwrap();
+        let cur = pools.current_get(1).unwrap();
         assert_eq!(cur.id, 2);
-        pools.put(cur);
+        pools.put(cur, 1);
+    }
+
+    #[test]
+    fn a_pool_that_died_unseen_is_reaped_by_the_next_store() {
+        let a = alloc();
+        let pools = Pools::new(CompressorKind::Lz4, a, &TwoCpus, Gfp::KERNEL).unwrap();
+        let r1 = pools.current_get(0).unwrap();
+        let p2 = create_pool(2, CompressorKind::Lz4, a, &TwoCpus, Gfp::KERNEL).unwrap();
+        let mut t = pools.table.write();
+        t.insert(p2, &pools.by_id).unwrap();
+        assert!(t.make_current(2, &pools.by_id).1.is_none());
+        drop(t);
+        // A put that saw pool 1 current decrements after the switch (the
+        // race of the module docs): nothing frees the pool then.
+        let c = r1.pcpu(1).unwrap();
+        c.fetch_sub(1, Ordering::Release);
+        assert_eq!(pools.table.read().nr_live, 2);
+        // Reviving it is refused: it is dead.
+        let (ok, _) = pools.table.write().make_current(1, &pools.by_id);
+        assert!(!ok);
+        let (_, cur) = pools.total_pages_and_current_get(0);
+        assert_eq!(pools.table.read().nr_live, 1, "reaped");
+        let cur = cur.unwrap();
+        assert_eq!(cur.id, 2);
+        pools.put(cur, 0);
     }
 }
 

@@ -507,3 +507,30 @@ fn loom_invalidate_vs_compaction() {
     eprintln!("  compaction freed pages in {c} of them");
     assert!(c > 0, "compaction never ran first");
 }
+
+/// A fault loads the only entry of the current pool while the compressor
+/// is switched: the put of the entry's pool reference (on its CPU's count,
+/// or under the pool table's write lock once the pool is no longer
+/// current) races the switch, which drops the old pool's "current"
+/// reference. Whatever the order, the data comes back and the old pool is
+/// gone once both are done (freed by the put, by the switch, or reaped by
+/// the next look at the pools if the put's decrement came unseen).
+#[cfg(feature = "zstd")]
+#[test]
+fn loom_load_vs_compressor_switch() {
+    model("load vs compressor switch", || {
+        let k = tiny();
+        let page = compressible(4);
+        let (x, r) = k.swap_out(&page, None);
+        r.unwrap();
+        let k2 = k.clone();
+        let t = spawn(move || k2.zswap.set_param("compressor", "zstd"));
+        let back = k.swap_in(x).unwrap();
+        t.join().unwrap().unwrap();
+        assert_eq!(&back[..], &page[..]);
+        assert_eq!(k.zswap.nr_pools(), 1, "the old pool went with its entry");
+        let s = k.zswap.stats();
+        assert_eq!(s.stored_pages, 0);
+        assert_eq!(s.pool_total_size, 0);
+    });
+}
