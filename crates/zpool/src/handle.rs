@@ -115,7 +115,7 @@ pub(crate) const MAX_CHAIN_BYTES: usize = 1 << OFF_BITS;
 ///
 /// 8 bytes, one word: generation (16 bits) | zspage id (18) | byte offset in
 /// the zspage's chain (18) | size - 1 (12). Together with the zspage's
-/// 8-byte reverse-map entry this is all the per-object metadata (16 bytes),
+/// 4-byte reverse-map entry this is all the per-object metadata (12 bytes),
 /// see the crate docs. A free entry has zspage id `MAX_ZSPAGES` (never a
 /// zspage's) and links the chunk's free list through its offset field.
 #[derive(Clone, Copy, Debug)]

@@ -34,8 +34,9 @@
 //! (default 32, maximum 64: offsets are 18-bit in a handle-table entry). An
 //! object is `len` bytes at any byte offset of the chain and may span two
 //! pages (reads then see two segments, [`ZsPool::read_with`]). The zspage's
-//! reverse map lists its live objects sorted by offset, (offset and length
-//! in one word, handle slot), 8 bytes each; it
+//! reverse map lists the handle slots of its live objects sorted by offset,
+//! 4 bytes each (offset and length are read from the handle table, where a
+//! load finds them: stored once); it
 //! is also the free map (free space is what lies between entries, and the
 //! tail). Nothing is stored in object memory. Pages are attached lazily: a
 //! zspage starts with one page and takes another only when an object at its
@@ -97,8 +98,8 @@
 //!
 //! ## Metadata per object
 //!
-//! 16 bytes ([`METADATA_BYTES_PER_OBJECT`]): the 8-byte handle-table entry
-//! and the 8-byte reverse-map entry. Per zspage there is a descriptor in the
+//! 12 bytes ([`METADATA_BYTES_PER_OBJECT`]): the 8-byte handle-table entry
+//! and the 4-byte reverse-map entry (a handle slot). Per zspage there is a descriptor in the
 //! class's slab and a page vector (one pointer per page of a full chain),
 //! amortised over its objects. [`PoolStats::metadata`] reports every
 //! component as allocated (capacity, not length). Emptied zspages free their
@@ -243,16 +244,16 @@ use class::{ClassTable, SizeClass};
 use handle::{HandleEntry, HandleParts};
 use pin::PinTable;
 use state::{ClassState, Need, Offer};
-use zspage::{Obj, ZsPage};
+use zspage::ZsPage;
 
 /// Metadata bytes per stored object that the layout needs: its handle-table
-/// entry (8 bytes: zspage, size, offset, generation) and its reverse-map
-/// entry in the zspage (8 bytes: offset, length, handle slot).
+/// entry (8 bytes: zspage, offset, size, generation) and its reverse-map
+/// entry in the zspage (4 bytes: its handle slot).
 /// Slack in the tables and the per-zspage descriptors come on top; see
 /// [`PoolStats::metadata`] for the measured total.
 pub const METADATA_BYTES_PER_OBJECT: usize =
-    core::mem::size_of::<HandleEntry>() + core::mem::size_of::<Obj>();
-const _: () = assert!(METADATA_BYTES_PER_OBJECT <= 16);
+    core::mem::size_of::<HandleEntry>() + core::mem::size_of::<u32>();
+const _: () = assert!(METADATA_BYTES_PER_OBJECT <= 12);
 
 /// How many times `malloc` drops the class lock to allocate before it gives
 /// up with ENOMEM (only reachable when other threads keep taking what it
@@ -658,7 +659,7 @@ impl<A: PageAllocator> ZsPool<A> {
             if let Some((id, cap)) = step.shrink {
                 // A smaller reverse map, allocated with no lock held; if the
                 // heap cannot give one, the zspage keeps its map.
-                if let Ok(v) = try_vec::<Obj>(cap) {
+                if let Ok(v) = try_vec::<u32>(cap) {
                     let old = class.state.lock().shrink_objs(id, v);
                     drop(old);
                 }

@@ -11,7 +11,7 @@ use crate::class::SizeClass;
 use crate::handle::{Chunk, HandleEntry, HandleNeed, HandleTable, MAX_ZSPAGES, NONE};
 use crate::pages::{self, RawSegs};
 use crate::pin::{PIN_WORDS, PinTable};
-use crate::zspage::{GAP_UNIT, NR_BUCKETS, NR_GROUPS, Obj, ZsPage};
+use crate::zspage::{GAP_UNIT, NR_BUCKETS, NR_GROUPS, ZsPage};
 
 /// How many zspages of one list `malloc` or compaction looks at before it
 /// moves on to the next list: bounds the time under the lock.
@@ -97,10 +97,10 @@ pub(crate) enum Need {
 pub(crate) struct Offer {
     pub(crate) page: Option<PageFrame>,
     pub(crate) fresh: Option<ZsPage>,
-    pub(crate) objs: Option<Vec<Obj>>,
+    pub(crate) objs: Option<Vec<u32>>,
     pub(crate) chunk: Option<alloc::boxed::Box<Chunk>>,
     /// A vector `alloc` replaced, for the caller to drop after unlocking.
-    pub(crate) old_objs: Option<Vec<Obj>>,
+    pub(crate) old_objs: Option<Vec<u32>>,
 }
 
 /// What a compaction step did.
@@ -364,7 +364,7 @@ impl ClassState {
                             && !pinned.contains(id)
                     }
                 };
-                if ok && z.max_gap() >= size && z.find_fit(size).is_some() {
+                if ok && z.max_gap() >= size && z.find_fit(&self.handles, size).is_some() {
                     return Some((id, false));
                 }
                 if ok
@@ -503,11 +503,11 @@ impl ClassState {
                 }
             }
         };
-        let z = self.zs_mut(id).ok_or(Error::EIO)?;
-        let (idx, off) = z.find_fit(size).ok_or(Error::EIO)?;
+        let z = self.zs(id).ok_or(Error::EIO)?;
+        let (idx, off) = z.find_fit(&self.handles, size).ok_or(Error::EIO)?;
         let (slot, generation) = self.handles.insert(id, off, size)?;
-        let z = self.zs_mut(id).ok_or(Error::EIO)?;
-        if z.place(idx, off, size, slot).is_none() {
+        let z = zs_in(&mut self.slab, id).ok_or(Error::EIO)?;
+        if z.place(&self.handles, idx, off, size, slot).is_none() {
             self.handles.remove(slot);
             return Err(Error::EIO);
         }
@@ -580,12 +580,9 @@ impl ClassState {
             return Err(Error::EBUSY);
         }
         let zid = e.zspage();
-        let z = self.zs_mut(zid).ok_or(Error::EIO)?;
-        let idx = z.find(e.obj()).ok_or(Error::EIO)?;
-        if z.obj(idx).map(|o| o.slot) != Some(slot) {
-            return Err(Error::EIO);
-        }
-        z.release(idx);
+        let z = zs_in(&mut self.slab, zid).ok_or(Error::EIO)?;
+        let idx = z.find(slot).ok_or(Error::EIO)?;
+        z.release(&self.handles, idx).ok_or(Error::EIO)?;
         let empty = z.nr_objs() == 0;
         self.handles.remove(slot);
         self.bytes -= e.size();
@@ -641,15 +638,17 @@ impl ClassState {
     /// Neither is pinned (the caller checked).
     fn move_obj(&mut self, src: u32, idx: usize, dst: u32) -> Result<()> {
         let (s, d) = two_mut(&mut self.slab, src, dst).ok_or(Error::EIO)?;
-        let o = s.obj(idx).ok_or(Error::EIO)?;
-        let (didx, doff) = d.find_fit(o.len()).ok_or(Error::EIO)?;
-        let e = self.handles.get_live_mut(o.slot).ok_or(Error::EIO)?;
+        let h = &self.handles;
+        let o = s.obj(h, idx).ok_or(Error::EIO)?;
+        let (didx, doff) = d.find_fit(h, o.len).ok_or(Error::EIO)?;
         if !d.has_obj_capacity() {
             return Err(Error::EBUSY);
         }
-        pages::copy(&s.pages, o.off(), &d.pages, doff, o.len())?;
-        d.place(didx, doff, o.len(), o.slot).ok_or(Error::EIO)?;
-        s.release(idx);
+        pages::copy(&s.pages, o.off, &d.pages, doff, o.len)?;
+        // The handle entry still names the source until both maps agree.
+        d.place(h, didx, doff, o.len, o.slot).ok_or(Error::EIO)?;
+        s.release(h, idx).ok_or(Error::EIO)?;
+        let e = self.handles.get_live_mut(o.slot).ok_or(Error::EIO)?;
         e.set_loc(dst, doff);
         Ok(())
     }
@@ -662,18 +661,16 @@ impl ClassState {
             return Ok(());
         };
         let mut cursor = 0;
-        let mut idx = 0;
-        while let Some(o) = z.obj(idx) {
-            if o.off() > cursor {
-                let e = self.handles.get_live_mut(o.slot).ok_or(Error::EIO)?;
-                pages::move_down(&z.pages, o.off(), cursor, o.len())?;
-                z.set_off(idx, cursor).ok_or(Error::EIO)?;
+        for &slot in z.slots() {
+            let e = self.handles.get_live_mut(slot).ok_or(Error::EIO)?;
+            let (off, len) = (e.obj(), e.size());
+            if off > cursor {
+                pages::move_down(&z.pages, off, cursor, len)?;
                 e.set_obj(cursor);
             }
-            cursor += o.len();
-            idx += 1;
+            cursor += len;
         }
-        z.refresh();
+        z.packed(cursor);
         Ok(())
     }
 
@@ -701,10 +698,10 @@ impl ClassState {
         let mut idx = self.zs(src).map_or(0, ZsPage::nr_objs);
         while idx > 0 && misses < 4 {
             idx -= 1;
-            let Some(o) = self.zs(src).and_then(|z| z.obj(idx)) else {
+            let Some(o) = self.zs(src).and_then(|z| z.obj(&self.handles, idx)) else {
                 break;
             };
-            match self.choose(class, o.len(), Some((src, &pinned))) {
+            match self.choose(class, o.len, Some((src, &pinned))) {
                 Some((dst, false)) => {
                     self.move_obj(src, idx, dst)?;
                     self.relink(class, dst, false);
@@ -740,7 +737,7 @@ impl ClassState {
     /// Gives zspage `id` the smaller reverse map `v` (allocated by the
     /// caller with no lock held, after a compaction step asked for it) if
     /// it still fits; returns the vector to drop after unlocking.
-    pub(crate) fn shrink_objs(&mut self, id: u32, v: Vec<Obj>) -> Vec<Obj> {
+    pub(crate) fn shrink_objs(&mut self, id: u32, v: Vec<u32>) -> Vec<u32> {
         match self.zs_mut(id) {
             Some(z) => z.adopt_smaller_objs(v),
             None => v,

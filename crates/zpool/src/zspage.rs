@@ -16,11 +16,13 @@
 //! later objects of the class fill and which compaction closes by sliding
 //! objects down (`pages::move_down`) or moving them to other zspages.
 //!
-//! The reverse map `objs` lists the live objects sorted by offset: (offset,
-//! length, handle-table slot), 8 bytes each. It is the free map too (gaps are
-//! what lies between its entries) and what compaction uses to find the handle
-//! of an object it moves. Nothing is stored inside the pages: a zspage page
-//! holds object bytes only.
+//! The reverse map `objs` lists the handle-table slots of the live objects,
+//! sorted by the objects' offsets, 4 bytes each: offset and length are read
+//! from the handle table (`HandleTable::get_live`), which is where a load
+//! finds them too, so they are stored once. It is the free map too (gaps are
+//! what lies between its objects) and what compaction uses to find the
+//! handle of an object it moves. Nothing is stored inside the pages: a
+//! zspage page holds object bytes only.
 //!
 //! Pages are attached lazily: a new zspage starts with one page and takes
 //! another when an object at the tail needs it, up to the chain length;
@@ -31,7 +33,7 @@ use alloc::vec::Vec;
 use kbase::{Gfp, PAGE_SIZE, PageAllocator, PageFrame, Result};
 
 use crate::class::{MAX_OBJS_PER_ZSPAGE, SizeClass};
-use crate::handle::NONE;
+use crate::handle::{HandleTable, NONE};
 use crate::pages;
 
 /// Gap buckets (the lists `malloc` searches): bucket `b` holds zspages whose
@@ -49,44 +51,30 @@ pub(crate) const NR_GROUPS: usize = 16;
 /// Initial capacity of a zspage's reverse map (it doubles as objects come).
 const OBJS_INITIAL: usize = 8;
 
-/// One live object of a zspage: byte offset (20 bits) and length - 1 (12
-/// bits) in one word, and its handle-table slot.
+/// One live object of a zspage, as its reverse-map slot and handle entry
+/// say (a value, not stored).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Obj {
-    pos: u32,
+    pub(crate) off: usize,
+    pub(crate) len: usize,
     pub(crate) slot: u32,
 }
 
-const OBJ_OFF_BITS: u32 = 20;
-const _: () = assert!(crate::handle::MAX_CHAIN_BYTES <= 1 << OBJ_OFF_BITS);
-const _: () = assert!(PAGE_SIZE << OBJ_OFF_BITS <= 1 << 32);
-
 impl Obj {
-    fn new(off: usize, len: usize, slot: u32) -> Option<Obj> {
-        if off >= crate::handle::MAX_CHAIN_BYTES || len == 0 || len > PAGE_SIZE {
-            return None;
-        }
-        Some(Obj {
-            pos: off as u32 | ((len as u32 - 1) << OBJ_OFF_BITS),
-            slot,
-        })
-    }
-
-    pub(crate) fn off(&self) -> usize {
-        (self.pos & ((1 << OBJ_OFF_BITS) - 1)) as usize
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        (self.pos >> OBJ_OFF_BITS) as usize + 1
-    }
-
     pub(crate) fn end(&self) -> usize {
-        self.off() + self.len()
+        self.off + self.len
     }
+}
 
-    fn set_off(&mut self, off: usize) {
-        self.pos = (self.pos & !((1 << OBJ_OFF_BITS) - 1)) | off as u32;
-    }
+/// The object in handle slot `slot`, from its handle entry.
+#[inline]
+fn at(h: &HandleTable, slot: u32) -> Option<Obj> {
+    let e = h.get_live(slot)?;
+    Some(Obj {
+        off: e.obj(),
+        len: e.size(),
+        slot,
+    })
 }
 
 /// One zspage.
@@ -95,15 +83,19 @@ impl Obj {
 ///
 /// - `pages.len()` is in `1..=class.pages_per_zspage` and `pages.capacity()`
 ///   is at least `class.pages_per_zspage`, so attaching never allocates.
-/// - `objs` is sorted by `off`, its ranges do not overlap and end within the
-///   attached pages; `objs.len() <= MAX_OBJS_PER_ZSPAGE`.
-/// - `live` is the sum of the lengths, `inner_gap` the longest free run
-///   before the last object.
+/// - `objs` holds the handle slots of the zspage's objects, whose handle
+///   entries name this zspage; sorted by the entries' offsets, the ranges do
+///   not overlap and end within the attached pages;
+///   `objs.len() <= MAX_OBJS_PER_ZSPAGE`. Every method that reads offsets
+///   is given the class's handle table.
+/// - `live` is the sum of the lengths, `end` the end of the last object (0
+///   when empty), `inner_gap` the longest free run before the last object.
 /// - `packable` is what was last accounted in the class's `freeable`.
 pub(crate) struct ZsPage {
     pub(crate) pages: Vec<PageFrame>,
-    objs: Vec<Obj>,
+    objs: Vec<u32>,
     live: u32,
+    end: u32,
     /// The longest free run before the last object (between objects, or
     /// before the first); the tail after the last object is computed.
     inner_gap: u32,
@@ -136,6 +128,7 @@ impl ZsPage {
             pages: page_vec,
             objs,
             live: 0,
+            end: 0,
             inner_gap: 0,
             pass: 0,
             packable: 0,
@@ -165,7 +158,7 @@ impl ZsPage {
     }
 
     fn last_end(&self) -> usize {
-        self.objs.last().map_or(0, Obj::end)
+        self.end as usize
     }
 
     fn tail_gap(&self) -> usize {
@@ -214,7 +207,7 @@ impl ZsPage {
     /// Takes over `smaller` (empty) if it holds the present objects and is
     /// smaller than the reverse map; returns the vector to drop. Never
     /// allocates.
-    pub(crate) fn adopt_smaller_objs(&mut self, mut smaller: Vec<Obj>) -> Vec<Obj> {
+    pub(crate) fn adopt_smaller_objs(&mut self, mut smaller: Vec<u32>) -> Vec<u32> {
         if smaller.capacity() < self.objs.len() || smaller.capacity() >= self.objs.capacity() {
             return smaller;
         }
@@ -225,7 +218,7 @@ impl ZsPage {
 
     /// Takes over `bigger` (empty) if it is larger than the reverse map;
     /// returns the vector to drop. Never allocates.
-    pub(crate) fn adopt_objs(&mut self, mut bigger: Vec<Obj>) -> Vec<Obj> {
+    pub(crate) fn adopt_objs(&mut self, mut bigger: Vec<u32>) -> Vec<u32> {
         if bigger.capacity() <= self.objs.capacity() {
             return bigger;
         }
@@ -271,14 +264,15 @@ impl ZsPage {
 
     /// The first gap of at least `size` bytes in the attached pages:
     /// (index in the reverse map to insert at, offset).
-    pub(crate) fn find_fit(&self, size: usize) -> Option<(usize, usize)> {
+    pub(crate) fn find_fit(&self, h: &HandleTable, size: usize) -> Option<(usize, usize)> {
         if !self.has_obj_room() {
             return None;
         }
         if (self.inner_gap as usize) >= size {
             let mut cursor = 0;
-            for (i, o) in self.objs.iter().enumerate() {
-                if o.off().saturating_sub(cursor) >= size {
+            for (i, &slot) in self.objs.iter().enumerate() {
+                let o = at(h, slot)?;
+                if o.off.saturating_sub(cursor) >= size {
                     return Some((i, cursor));
                 }
                 cursor = o.end();
@@ -308,39 +302,70 @@ impl ZsPage {
         Ok(())
     }
 
-    fn recompute_inner_gap(&mut self) {
+    fn recompute_inner_gap(&mut self, h: &HandleTable) {
         let mut cursor = 0;
         let mut best = 0;
-        for o in &self.objs {
-            best = best.max(o.off().saturating_sub(cursor));
+        for &slot in &self.objs {
+            let Some(o) = at(h, slot) else { continue };
+            best = best.max(o.off.saturating_sub(cursor));
             cursor = o.end();
         }
         self.inner_gap = best as u32;
     }
 
-    /// Records an object of `len` bytes at `off`, entry `idx` of the reverse
-    /// map (from [`find_fit`](Self::find_fit) or the tail). `None` if the
-    /// map has no capacity or the range is not free.
-    pub(crate) fn place(&mut self, idx: usize, off: usize, len: usize, slot: u32) -> Option<()> {
-        let free_from = match idx.checked_sub(1) {
-            Some(p) => self.objs.get(p)?.end(),
-            None => 0,
+    /// The end of the object at reverse-map index `idx - 1` (0 for the
+    /// first).
+    fn end_before(&self, h: &HandleTable, idx: usize) -> Option<usize> {
+        match idx.checked_sub(1) {
+            Some(p) => Some(at(h, *self.objs.get(p)?)?.end()),
+            None => Some(0),
+        }
+    }
+
+    /// Records an object of `len` bytes at `off` in handle slot `slot`,
+    /// entry `idx` of the reverse map (from [`find_fit`](Self::find_fit) or
+    /// the tail). `None` if the map has no capacity or the range is not
+    /// free.
+    pub(crate) fn place(
+        &mut self,
+        h: &HandleTable,
+        idx: usize,
+        off: usize,
+        len: usize,
+        slot: u32,
+    ) -> Option<()> {
+        let free_from = self.end_before(h, idx)?;
+        let free_to = match self.objs.get(idx) {
+            Some(&s) => at(h, s)?.off,
+            None => self.attached_bytes(),
         };
-        let free_to = self.objs.get(idx).map_or(self.attached_bytes(), Obj::off);
         if off < free_from || off + len > free_to || !self.has_obj_capacity() || len == 0 {
             return None;
         }
         let at_tail = idx == self.objs.len();
         // Within capacity: no allocation.
-        self.objs.insert(idx, Obj::new(off, len, slot)?);
+        self.objs.insert(idx, slot);
         self.live += len as u32;
         let before = (off - free_from) as u32;
         if at_tail {
             // The tail shrank; the run before the object (if any) is inner.
+            self.end = (off + len) as u32;
             self.inner_gap = self.inner_gap.max(before);
         } else if (free_to - free_from) as u32 >= self.inner_gap && self.inner_gap != 0 {
-            // The longest inner run was split: look again.
-            self.recompute_inner_gap();
+            // The longest inner run was split: look again (the new object's
+            // entry is not written yet: skip it, its range is not free).
+            let (mut cursor, mut best) = (0, 0);
+            for (i, &s) in self.objs.iter().enumerate() {
+                let (o_off, o_end) = if i == idx {
+                    (off, off + len)
+                } else {
+                    let o = at(h, s)?;
+                    (o.off, o.end())
+                };
+                best = best.max(o_off.saturating_sub(cursor));
+                cursor = o_end;
+            }
+            self.inner_gap = best as u32;
         } else {
             let after = (free_to - off - len) as u32;
             self.inner_gap = self.inner_gap.max(before).max(after);
@@ -348,61 +373,52 @@ impl ZsPage {
         Some(())
     }
 
-    /// The reverse-map index of the object at `off`.
-    pub(crate) fn find(&self, off: usize) -> Option<usize> {
-        self.objs.binary_search_by_key(&off, Obj::off).ok()
+    /// The reverse-map index of the object in handle slot `slot`: a scan of
+    /// the slots (4 bytes each, at most `MAX_OBJS_PER_ZSPAGE`) from the top,
+    /// where the newest objects are.
+    pub(crate) fn find(&self, slot: u32) -> Option<usize> {
+        self.objs.iter().rposition(|&s| s == slot)
     }
 
-    pub(crate) fn obj(&self, idx: usize) -> Option<Obj> {
-        self.objs.get(idx).copied()
+    /// Object `idx` of the reverse map.
+    pub(crate) fn obj(&self, h: &HandleTable, idx: usize) -> Option<Obj> {
+        at(h, *self.objs.get(idx)?)
     }
 
-    /// Removes entry `idx`; returns it.
-    pub(crate) fn release(&mut self, idx: usize) -> Option<Obj> {
-        if idx >= self.objs.len() {
-            return None;
-        }
-        let from = idx
-            .checked_sub(1)
-            .and_then(|p| self.objs.get(p))
-            .map_or(0, Obj::end);
-        let o = self.objs.remove(idx);
-        self.live -= o.len() as u32;
+    /// Removes entry `idx` (its handle entry still names it); returns it.
+    pub(crate) fn release(&mut self, h: &HandleTable, idx: usize) -> Option<Obj> {
+        let o = self.obj(h, idx)?;
+        let from = self.end_before(h, idx)?;
+        self.objs.remove(idx);
+        self.live -= o.len as u32;
         match self.objs.get(idx) {
             // An inner run grew by the object and the runs beside it.
-            Some(n) => {
-                let run = n.off().saturating_sub(from) as u32;
+            Some(&n) => {
+                let run = at(h, n)?.off.saturating_sub(from) as u32;
                 self.inner_gap = self.inner_gap.max(run);
             }
             // The last object went: the run before it joined the tail.
             None => {
-                let run = o.off().saturating_sub(from) as u32;
+                self.end = from as u32;
+                let run = o.off.saturating_sub(from) as u32;
                 if run != 0 && run >= self.inner_gap {
-                    self.recompute_inner_gap();
+                    self.recompute_inner_gap(h);
                 }
             }
         }
         Some(o)
     }
 
-    /// Moves entry `idx` to offset `off` (lower, inside the gap before it):
-    /// the caller moved the bytes.
-    pub(crate) fn set_off(&mut self, idx: usize, off: usize) -> Option<()> {
-        let from = idx
-            .checked_sub(1)
-            .and_then(|p| self.objs.get(p))
-            .map_or(0, Obj::end);
-        let o = self.objs.get_mut(idx)?;
-        if off < from || off > o.off() {
-            return None;
-        }
-        o.set_off(off);
-        Some(())
+    /// After packing (every object slid down, in order, to end at `end`):
+    /// no inner gap is left.
+    pub(crate) fn packed(&mut self, end: usize) {
+        self.end = end as u32;
+        self.inner_gap = 0;
     }
 
-    /// Recomputes the longest inner run after moves (packing).
-    pub(crate) fn refresh(&mut self) {
-        self.recompute_inner_gap();
+    /// The handle slots of the objects, by offset.
+    pub(crate) fn slots(&self) -> &[u32] {
+        &self.objs
     }
 
     /// Detaches the trailing pages that hold no live byte and gives them back
@@ -433,7 +449,7 @@ impl ZsPage {
     pub(crate) fn heap_bytes(&self) -> (usize, usize) {
         (
             self.pages.capacity() * core::mem::size_of::<PageFrame>(),
-            self.objs.capacity() * core::mem::size_of::<Obj>(),
+            self.objs.capacity() * core::mem::size_of::<u32>(),
         )
     }
 }

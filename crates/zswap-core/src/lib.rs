@@ -219,9 +219,9 @@ pub const ENTRY_SIZE: usize = core::mem::size_of::<ZswapEntry>();
 
 /// All metadata per compressed page: [`METADATA_BYTES_PER_PAGE`] plus the
 /// pool's per-object metadata (`zpool::METADATA_BYTES_PER_OBJECT`: handle
-/// table entry 8 and reverse-map entry 8 bytes: the price of byte-granular
-/// packing, which saves about 2 % of the payload), 52 bytes on 64-bit
-/// targets (1.3 % of a 4 KiB page). Not counted: the pool's per-zspage descriptors (amortised over the
+/// table entry 8 and reverse-map entry 4 bytes: the price of byte-granular
+/// packing, which saves about 2 % of the payload), 48 bytes on 64-bit
+/// targets (1.2 % of a 4 KiB page). Not counted: the pool's per-zspage descriptors (amortised over the
 /// zspage's objects), partially filled tree leaves, and the 1 KiB top array
 /// per 64 MiB of swap.
 pub const METADATA_BYTES_PER_STORED_PAGE: usize =

@@ -15,8 +15,8 @@ use zswap_core::{
 fn entry_size_and_metadata_per_page() {
     assert_eq!(ENTRY_SIZE, 32);
     assert_eq!(METADATA_BYTES_PER_PAGE, 36);
-    // zpool: 8-byte handle entry + 8-byte reverse-map entry.
-    assert_eq!(METADATA_BYTES_PER_STORED_PAGE, METADATA_BYTES_PER_PAGE + 16);
+    // zpool: 8-byte handle entry + 4-byte reverse-map entry.
+    assert_eq!(METADATA_BYTES_PER_STORED_PAGE, METADATA_BYTES_PER_PAGE + 12);
 }
 
 /// An entry records a 32-bit swap offset: a device with more slots is
