@@ -31,7 +31,7 @@
 //!   an error.
 //!
 //! Bytes of `dst` past the returned length are unspecified (the fast loop
-//! copies in whole words and may write up to 15 bytes past a sequence's
+//! copies in whole words and may write up to 31 bytes past a sequence's
 //! end inside `dst`); on error all of `dst` is.
 //!
 //! # How
@@ -39,9 +39,10 @@
 //! A fast loop (`fast`, the only `unsafe` code of the decoder) runs while
 //! at least `fast::IN_MARGIN` input and `fast::OUT_MARGIN` output bytes
 //! are left at a token: literal runs of up to 14 bytes are copied as one
-//! 16-byte word; matches are copied in 16-byte words (offset 16 or more),
-//! 8-byte words (offset 8 to 15) or from an 8-byte pattern word (offset 1 to
-//! 7), each only when `dst` has room for the overshoot; longer literals and
+//! 16-byte word, longer ones in 32-byte steps; matches in 32-byte steps
+//! (offset 32 or more and longer than 24 bytes), 8-byte words (offset 8 or
+//! more) or from an 8-byte pattern word (offset 1 to 7), each only when
+//! `dst` has room for the overshoot; longer literals and
 //! matches without that room are copied exactly. Every length, offset and
 //! position is checked against both buffers before any copy. The last few
 //! sequences go through `careful`, an exact, bounds-checked loop in safe
