@@ -177,36 +177,52 @@
 //!
 //! The bench runs this pool and its previous version (zsmalloc's geometry,
 //! kept in `benches/zpool_v1`) in one process, on the 16,303 objects of the
-//! corpus (pool bytes / payload bytes; lower is better):
+//! corpus (pool bytes / payload bytes; lower is better; the same in each of
+//! three runs):
 //!
 //! | | fill | half freed | + shrinker | churn, worst | + shrinker |
 //! |---|---|---|---|---|---|
 //! | 16-byte classes (compact()) | 1.0289 | 1.998 | 1.0383 | 1.1148 | 1.0375 |
-//! | byte-packed (shrinker scan) | 1.0094 | 2.028 | 1.0328 | 1.0959 | 1.0306 |
+//! | byte-packed, 16-page chains (shrinker scan) | 1.0094 | 2.028 | 1.0328 | 1.0932 | 1.0317 |
+//! | byte-packed, 32-page chains (shrinker scan) | 1.0048 | 2.018 | 1.0359 | 1.0920 | 1.0298 |
 //!
 //! "Churn" is ten rounds of freeing a random 20 % and storing as many new
 //! objects with no compaction: holes are refilled by later objects of the
-//! band, so the worst case stays near 1.10 where the classes reached 1.11.
+//! band, so the worst case stays near 1.09 where the classes reached 1.11.
 //! Right after a random half is freed both pools hold about twice the
 //! payload: only compaction gives pages back, which is why it runs from the
 //! shrinker.
 //!
-//! Metadata, heap bytes per live object (as allocated): 27.4 after the fill
-//! (handles 13.1, reverse maps 8.7, descriptors 2.8, page vectors 2.6,
-//! class array 0.2; the previous pool measured 38.6), 44.1 after a random
-//! half is freed and the shrinker ran: handle chunks are half empty then
-//! (a handle cannot move, so a chunk is freed only when all its objects
-//! go), which is most of the rise.
+//! Metadata, heap bytes per live object (as allocated): 17.6 after the fill
+//! (handles 9.1, reverse maps 4.2, descriptors 1.4, page vectors 2.6, class
+//! array 0.2; the layout's minimum is 12), 28.9 after a random half is freed
+//! and the shrinker ran: handle chunks are half empty then (a handle cannot
+//! move, so a chunk is freed only when all its objects go; new objects take
+//! the free slots of existing chunks before a chunk is added), which is most
+//! of the rise. Before this layout (12-byte handle entries with a reader
+//! count, 8-byte reverse-map entries holding offset and length again,
+//! 16-page chains): 27.4 after the fill and 44.2 after the half; the pool
+//! before that, 38.6. Through zswap (benches/zswap_mem.rs, lz4, all 16,363
+//! pages of the corpus, 3 runs alike) the pool's metadata and the rest of
+//! the heap are 17.7 B per stored page and its slack 6.4 (density 1.0049),
+//! from 27.7 and 12.4.
 //!
-//! Speed, the cost of the richer layout (now / before, three runs on a
-//! loaded two-core machine): malloc + write + read + free of one object in
-//! a pool holding the corpus is 1.3-1.5x for 64-byte objects and 1.0-1.3x
-//! for 1300 (bucket search, reverse-map insert and remove), 0.36-0.48x for
-//! 2000 and 0.49-0.69x for 4096 (the old classes spanned and rounded
-//! there); `read_with` alone is 2.1-2.8x (two short lock holds instead of
-//! one, 12-18 ns more on one thread) and in exchange holds no lock while
-//! the caller decompresses. A pool-level cost of tens of nanoseconds is
-//! about 1 % of a store or load of a page.
+//! What the 12-byte layout costs: a zspage's reverse map holds only handle
+//! slots, so a gap search, a placement between objects and a removal read
+//! offsets and lengths from the handle table (entries of one zspage's
+//! objects are mostly neighbours there); a free finds its reverse-map entry
+//! by a scan of 4-byte slots from the top (at most 256).
+//!
+//! Speed (now / before, in one process, three runs on a loaded two-core
+//! machine): malloc + write + read + free of one object in a pool holding
+//! the corpus is 0.99-1.42x for 64-byte objects and 1.07-1.18x for 1300
+//! (bucket search, reverse-map insert and remove, handle-table lookups),
+//! 0.40-0.46x for 2000 and 0.45-0.52x for 4096 (the old classes spanned and
+//! rounded there); `read_with` alone is 1.56-1.86x (was 2.1-2.8x with two
+//! lock holds): one lock hold plus the pin word's store and the unpin's,
+//! where the old pool ran the closure under its lock. In exchange no lock
+//! is held while the caller decompresses. A pool-level cost of tens of
+//! nanoseconds is about 1 % of a store or load of a page.
 //!
 //! ## Module map
 //!

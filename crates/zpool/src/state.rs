@@ -130,9 +130,10 @@ pub(crate) struct Placed {
 ///   [`ZsPage::bucket_of`] names and the fullness group its
 ///   [`ZsPage::group_of`] names, linked through `prev`/`next` and
 ///   `gprev`/`gnext`; `Slot::Free` ids form a list from `free_ids`.
-/// - For every live handle entry `e`, zspage `e.zspage` is used and its
-///   reverse map has an object at `e.obj` (a byte offset) of `e.size` bytes
-///   holding the entry's slot, and conversely.
+/// - For every live handle entry `e`, zspage `e.zspage()` is used and its
+///   reverse map holds the entry's slot, at the place the entry's offset
+///   sorts to, and conversely; the object's bytes are `e.size()` bytes at
+///   `e.obj()` of the zspage's chain.
 /// - No used zspage is empty between two calls.
 /// - `pages` is the sum of the attached pages, `bytes` the sum of live
 ///   sizes, `freeable` the sum of the zspages' `packable`.

@@ -169,7 +169,7 @@ fn every_heap_allocation_failure_is_enomem_without_leak_or_damage() {
         let h = pool.malloc(100, Gfp::KERNEL).unwrap();
         pool.free(h).unwrap();
     }
-    let objects = if cfg!(miri) { 60 } else { 1200 };
+    let objects = if cfg!(miri) { 24 } else { 1200 };
     let mut n = 0;
     let mut injected = 0;
     while run(n, objects) {
