@@ -176,10 +176,11 @@ impl HandleEntry {
     }
 }
 
-/// Entries per handle-table chunk: a chunk is exactly a page (its list
-/// links and counters live in the directory), so a kernel allocator hands
-/// it out without rounding waste, and a slot splits with a shift.
-pub(crate) const CHUNK: usize = if cfg!(loom) { 8 } else { 512 };
+/// Entries per handle-table chunk: 2 KiB of entries (its list links and
+/// counters live in the directory), so a kernel allocator hands it out
+/// without rounding waste, a slot splits with a shift, and the chunks a
+/// class fills last strand at most half as much as page-sized ones would.
+pub(crate) const CHUNK: usize = if cfg!(loom) { 8 } else { 256 };
 const _: () = assert!(CHUNK.is_power_of_two());
 /// "No entry" inside a chunk.
 const NONE16: u16 = u16::MAX;
@@ -544,9 +545,9 @@ mod tests {
     }
 
     #[test]
-    fn entry_is_eight_bytes_and_a_chunk_a_page() {
+    fn entry_is_eight_bytes_and_a_chunk_half_a_page() {
         assert_eq!(core::mem::size_of::<HandleEntry>(), 8);
-        assert_eq!(core::mem::size_of::<Chunk>(), kbase::PAGE_SIZE);
+        assert_eq!(core::mem::size_of::<Chunk>(), kbase::PAGE_SIZE / 2);
     }
 
     fn table_with_room(t: &mut HandleTable) {

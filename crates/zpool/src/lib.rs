@@ -105,13 +105,12 @@
 //! component as allocated (capacity, not length). Emptied zspages free their
 //! descriptor slot, page vector and reverse map with their pages; compaction
 //! shrinks a reverse map that is more than twice what its zspage needs. The
-//! handle table is a directory of chunks of 340 entries (4092 bytes, just
-//! under a page): it grows a chunk at a time (no doubling, and no copy of
-//! the entries under the lock), and a chunk whose entries are all free goes
-//! back to the heap; its directory slot keeps a generation floor so the
-//! freed chunk's handles stay stale when the slots are reused. A chunk is
-//! 512 entries, exactly a page: its free list and counters live in the
-//! directory.
+//! handle table is a directory of chunks of 256 entries (2 KiB; a chunk's
+//! free list and counters live in its directory slot): it grows a chunk at
+//! a time (no doubling, and no copy of the entries under the lock), and a
+//! chunk whose entries are all free goes back to the heap; its directory
+//! slot keeps a generation floor so the freed chunk's handles stay stale
+//! when the slots are reused.
 //!
 //! ## Loads without the class lock
 //!
@@ -193,19 +192,19 @@
 //! payload: only compaction gives pages back, which is why it runs from the
 //! shrinker.
 //!
-//! Metadata, heap bytes per live object (as allocated): 17.6 after the fill
-//! (handles 9.1, reverse maps 4.2, descriptors 1.4, page vectors 2.6, class
-//! array 0.2; the layout's minimum is 12), 28.9 after a random half is freed
+//! Metadata, heap bytes per live object (as allocated): 17.2 after the fill
+//! (handles 8.7, reverse maps 4.2, descriptors 1.4, page vectors 2.6, class
+//! array 0.3; the layout's minimum is 12), 28.1 after a random half is freed
 //! and the shrinker ran: handle chunks are half empty then (a handle cannot
 //! move, so a chunk is freed only when all its objects go; new objects take
 //! the free slots of existing chunks before a chunk is added), which is most
 //! of the rise. Before this layout (12-byte handle entries with a reader
 //! count, 8-byte reverse-map entries holding offset and length again,
-//! 16-page chains): 27.4 after the fill and 44.2 after the half; the pool
-//! before that, 38.6. Through zswap (benches/zswap_mem.rs, lz4, all 16,363
-//! pages of the corpus, 3 runs alike) the pool's metadata and the rest of
-//! the heap are 17.7 B per stored page and its slack 6.4 (density 1.0049),
-//! from 27.7 and 12.4.
+//! 16-page chains, page-sized handle chunks): 27.4 after the fill and 44.2
+//! after the half; the pool before that, 38.6. Through zswap
+//! (benches/zswap_mem.rs, lz4, all 16,363 pages of the corpus, runs alike)
+//! the pool's metadata and the rest of the heap are 17.3 B per stored page
+//! and its slack 6.4 (density 1.0049), from 27.7 and 12.4.
 //!
 //! What the 12-byte layout costs: a zspage's reverse map holds only handle
 //! slots, so a gap search, a placement between objects and a removal read

@@ -41,6 +41,10 @@ const _: () = assert!(crate::handle::MAX_SLOTS <= (u32::MAX >> COUNT_BITS) as us
 /// Words at `hw` and above have count 0; `hw` is written and read only
 /// under the class lock (an atomic only so that the table needs no `&mut`),
 /// so checks scan just the words loads used lately: one, on a quiet class.
+///
+/// A cache line of its own: a load's unpin writes it with no lock held, and
+/// the next class's lock must not share the line.
+#[repr(align(64))]
 pub(crate) struct PinTable {
     words: [AtomicU32; PIN_WORDS],
     hw: AtomicU32,

@@ -282,9 +282,9 @@ fn metadata_per_object_is_what_the_layout_needs() {
     // heap metadata is then the per-object 16 bytes plus the zspage
     // descriptors and page vectors, amortised over each zspage's objects.
     let p = pool();
-    // Whole handle-table chunks (512 entries) under miri, where the pool is
+    // Whole handle-table chunks (256 entries) under miri, where the pool is
     // small enough for one partly used chunk to show.
-    let n = if cfg!(miri) { 3 * 512 } else { 16_384 };
+    let n = if cfg!(miri) { 3 * 256 } else { 16_384 };
     let base = p.stats().metadata_bytes;
     let hs: Vec<Handle> = (0..n)
         .map(|_| p.malloc(100, Gfp::KERNEL).unwrap())
@@ -313,8 +313,8 @@ fn metadata_per_object_is_what_the_layout_needs() {
     let empty = p.stats().metadata;
     assert_eq!(empty.reverse_maps, 0);
     // The handle table shrank with its objects: at most one chunk left (the
-    // class's last chunk with room stays), plus its directory (16 bytes per
-    // 340 objects at the peak, which stays).
+    // class's last chunk with room stays), plus its directory (24 bytes per
+    // 256 objects at the peak, which stays).
     assert!(empty.handles <= 4096 + 2048, "{empty:?}");
 }
 #[test]
