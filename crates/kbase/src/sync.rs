@@ -79,8 +79,9 @@ impl LockClass {
 pub mod lock_class {
     use super::LockClass;
 
-    /// `Zswap::trees`: the table of per-swap-type trees (RwLock).
-    pub static ZSWAP_TREES: LockClass = LockClass::new("zswap tree table", 10);
+    /// `Zswap::trees`: the table of per-swap-type trees (a big-reader
+    /// lock: one lock per CPU; a writer nests all of them, in CPU order).
+    pub static ZSWAP_TREES: LockClass = LockClass::nesting("zswap tree table", 10);
     /// One entry tree's lock (per 64 MiB of swap).
     pub static ZSWAP_TREE: LockClass = LockClass::new("zswap tree lock", 20);
     /// The LRU's memcg map (RwLock).

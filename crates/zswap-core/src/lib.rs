@@ -66,7 +66,8 @@
 //!
 //! ```text
 //! folio lock (PG_locked, the caller's)
-//!   -> tree table (RwLock, write only in swapon/swapoff)
+//!   -> tree table (big-reader lock: a reader takes its CPU's lock, a
+//!      writer, only swapon/swapoff, every CPU's in CPU order)
 //!     -> tree lock (one per 64 MiB of swap)
 //!       -> LRU map lock (RwLock) -> LRU list lock (one per cgroup and node)
 //!       -> pool table -> pool class lock             (the debug_corrupt, debug_mutate_object test hooks)
@@ -183,7 +184,7 @@ mod writeback;
 
 use alloc::vec::Vec;
 
-use kbase::sync::{AtomicBool, AtomicU32, AtomicUsize, Ordering, RwLock, lock_class};
+use kbase::sync::{AtomicBool, AtomicU32, AtomicUsize, Mutex, Ordering, UnsafeCell, lock_class};
 use kbase::{Error, Gfp, PAGE_SIZE, Result};
 use memcg::{MemcgEvent, MemcgRef, ObjCgroupRef, ShrinkCursor};
 use swapcache::{Folio, MAX_SWAPFILES, SwpEntry};
@@ -243,10 +244,91 @@ struct SwapTrees {
     trees: Vec<ZswapTree>,
 }
 
+/// The tree table of every swap type (Linux: `zswap_trees[]`).
+type TreeSlots = [Option<SwapTrees>; MAX_SWAPFILES as usize];
+
+/// The tree table behind a big-reader lock: a reader (every store, load,
+/// invalidate and writeback) holds its CPU's lock, so readers on different
+/// CPUs write no common cache line; a writer (swapon, swapoff) holds every
+/// CPU's lock, taken in CPU order.
+///
+/// # Invariants
+///
+/// `table` is read only with one of `locks` held and written only with all
+/// of them held, so it is shared as an `RwLock`'s contents are.
+struct TreeTable {
+    /// One lock per CPU (class `ZSWAP_TREES`, which nests with itself for
+    /// the writer), at least one.
+    locks: Vec<CpuLock>,
+    table: UnsafeCell<TreeSlots>,
+}
+
+/// One CPU's lock of the tree table, alone in its cache lines.
+#[repr(align(128))]
+struct CpuLock(Mutex<()>);
+
+// SAFETY: `table` is accessed only as the type invariant says (shared
+// access under one lock, exclusive access under all of them), which is what
+// sharing an `RwLock<TreeSlots>` between threads needs; the trees are Send
+// and Sync.
+unsafe impl Sync for TreeTable {}
+
+impl TreeTable {
+    /// An empty table for `nr_cpus` CPUs (0 is treated as 1). `ENOMEM`.
+    fn new(nr_cpus: usize) -> Result<TreeTable> {
+        let nr = nr_cpus.max(1);
+        let mut locks = Vec::new();
+        locks.try_reserve_exact(nr)?;
+        locks.extend((0..nr).map(|_| CpuLock(Mutex::new_class((), &lock_class::ZSWAP_TREES))));
+        Ok(TreeTable {
+            locks,
+            table: UnsafeCell::new(core::array::from_fn(|_| None)),
+        })
+    }
+
+    /// Runs `f` on the table with CPU `cpu`'s lock held (clamped into range).
+    fn read<R>(&self, cpu: usize, f: impl FnOnce(&TreeSlots) -> R) -> R {
+        let lock = match self.locks.get(cpu) {
+            Some(l) => l,
+            None => match cpu
+                .checked_rem(self.locks.len())
+                .and_then(|c| self.locks.get(c))
+            {
+                Some(l) => l,
+                // No lock at all is ruled out by `new` (at least one): as
+                // if no swap type had trees.
+                None => return f(&EMPTY_SLOTS),
+            },
+        };
+        let _g = lock.0.lock();
+        // SAFETY: a CPU lock is held, so no writer (which holds them all)
+        // runs; the reference does not outlive the closure.
+        self.table.with(|t| f(unsafe { &*t }))
+    }
+
+    /// Runs `f` on the table with every CPU lock held. `ENOMEM` if the
+    /// guards cannot be kept (nothing changed then).
+    fn write<R>(&self, f: impl FnOnce(&mut TreeSlots) -> R) -> Result<R> {
+        let mut guards = Vec::new();
+        guards.try_reserve_exact(self.locks.len())?;
+        for l in &self.locks {
+            guards.push(l.0.lock());
+        }
+        // SAFETY: every CPU lock is held: no reader and no other writer
+        // runs; the reference does not outlive the closure.
+        let r = self.table.with_mut(|t| f(unsafe { &mut *t }));
+        drop(guards);
+        Ok(r)
+    }
+}
+
+/// A table with no trees (unreachable in practice: see `TreeTable::read`).
+const EMPTY_SLOTS: TreeSlots = [const { None }; MAX_SWAPFILES as usize];
+
 /// zswap: the compressed swap cache. See the crate documentation.
 pub struct Zswap<P: ZswapPlatform> {
     platform: P,
-    trees: RwLock<[Option<SwapTrees>; MAX_SWAPFILES as usize]>,
+    trees: TreeTable,
     /// The number of trees of each swap type (0: none), written with the
     /// table under its write lock: store's "does the slot have a tree"
     /// check reads it with no lock.
@@ -289,7 +371,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             lru.nr_nodes(),
         )?;
         Ok(Zswap {
-            trees: RwLock::new_class(core::array::from_fn(|_| None), &lock_class::ZSWAP_TREES),
+            trees: TreeTable::new(platform.cpu().nr_cpus())?,
             nr_trees: core::array::from_fn(|_| AtomicUsize::new(0)),
             lru,
             pools,
@@ -331,25 +413,31 @@ impl<P: ZswapPlatform> Zswap<P> {
         for _ in 0..nr {
             trees.push(ZswapTree::try_new(Gfp::KERNEL)?);
         }
-        let mut table = self.trees.write();
-        let slot = table.get_mut(swp_type as usize).ok_or(Error::EINVAL)?;
-        if slot.is_some() {
-            drop(table);
-            return Err(Error::EBUSY);
-        }
-        if let Some(n) = self.nr_trees.get(swp_type as usize) {
-            n.store(trees.len(), Ordering::Release);
-        }
-        *slot = Some(SwapTrees { trees });
-        Ok(())
+        let mut trees = Some(SwapTrees { trees });
+        let r = self.trees.write(|table| {
+            let slot = table.get_mut(swp_type as usize).ok_or(Error::EINVAL)?;
+            if slot.is_some() {
+                return Err(Error::EBUSY);
+            }
+            if let Some(n) = self.nr_trees.get(swp_type as usize) {
+                n.store(
+                    trees.as_ref().map_or(0, |t| t.trees.len()),
+                    Ordering::Release,
+                );
+            }
+            *slot = trees.take();
+            Ok(())
+        });
+        // A refused set of trees is freed here, with no lock held.
+        drop(trees);
+        r?
     }
 
     /// `zswap_swapoff`: frees the trees of `swp_type`. `EBUSY` (nothing
     /// changed) while any entry remains: swapoff must first swap everything
     /// in, which invalidates every entry. `EINVAL` for a type without trees.
     pub fn swapoff(&self, swp_type: u32) -> Result<()> {
-        let removed = {
-            let mut table = self.trees.write();
+        let removed = self.trees.write(|table| {
             let slot = table.get_mut(swp_type as usize).ok_or(Error::EINVAL)?;
             let Some(t) = slot.as_ref() else {
                 return Err(Error::EINVAL);
@@ -360,8 +448,8 @@ impl<P: ZswapPlatform> Zswap<P> {
             if let Some(n) = self.nr_trees.get(swp_type as usize) {
                 n.store(0, Ordering::Relaxed);
             }
-            slot.take()
-        };
+            Ok(slot.take())
+        })??;
         drop(removed);
         Ok(())
     }
@@ -380,10 +468,12 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// Runs `f` on the tree of `swp` (`None`: no trees for its type, or an
     /// offset past them).
     fn with_tree<R>(&self, swp: SwpEntry, f: impl FnOnce(TreeRef<'_>) -> R) -> Option<R> {
-        let table = self.trees.read();
-        let t = table.get(swp.swp_type() as usize)?.as_ref()?;
-        let idx = usize::try_from(swp.offset() >> tree::TREE_SHIFT).ok()?;
-        Some(f(t.trees.get(idx)?.with_cache(&self.entries)))
+        let cpu = self.platform.cpu().current_cpu();
+        self.trees.read(cpu, |table| {
+            let t = table.get(swp.swp_type() as usize)?.as_ref()?;
+            let idx = usize::try_from(swp.offset() >> tree::TREE_SHIFT).ok()?;
+            Some(f(t.trees.get(idx)?.with_cache(&self.entries)))
+        })
     }
 
     /// Publishes `entry` in its tree; returns the replaced entry. Leaves are
@@ -1163,14 +1253,15 @@ impl<P: ZswapPlatform> Zswap<P> {
 impl<P: ZswapPlatform> Drop for Zswap<P> {
     fn drop(&mut self) {
         // Free every remaining entry so pool pages and cgroup charges go back.
-        let table = self.trees.read();
-        for t in table.iter().flatten() {
-            for tree in t.trees.iter() {
-                while let Some(e) = tree.with_cache(&self.entries).erase_any() {
-                    self.entry_free(e);
+        self.trees.read(0, |table| {
+            for t in table.iter().flatten() {
+                for tree in t.trees.iter() {
+                    while let Some(e) = tree.with_cache(&self.entries).erase_any() {
+                        self.entry_free(e);
+                    }
                 }
             }
-        }
+        });
     }
 }
 
