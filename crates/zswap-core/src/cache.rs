@@ -30,8 +30,8 @@
 //! [`SLOT_SHIFT`] | slot. The tree stores ids, not pointers (4 bytes a slot
 //! instead of 8). Slabs are registered in a fixed two-level directory of
 //! atomic pointers, so an id becomes a pointer with two loads and no lock
-//! ([`EntryCache::entry`]): a top array of [`DIR_TOP`] chunk pointers,
-//! allocated with the cache, and chunks of slab pointers, each twice the
+//! ([`EntryCache::entry`]): a top array of [`DIR_TOP`] chunk pointers
+//! inside the cache itself, and chunks of slab pointers, each twice the
 //! size of the one before ([`DIR_BASE`] slabs in the first), allocated
 //! (fallibly, with no lock held) when the first slab number of their range
 //! is handed out and kept until the cache goes: the directory is never more
@@ -106,7 +106,15 @@ struct FreeSlot {
 /// Slot size (one entry).
 const OBJ_SIZE: usize = size_of::<ZswapEntry>();
 /// Offset of the first slot in the slab.
-const FIRST_SLOT: usize = size_of::<SlabHeader>().next_multiple_of(align_of::<ZswapEntry>());
+/// Slot alignment: a power-of-two entry of at most a cache line is aligned
+/// to its size, so no entry straddles two cache lines (on 64-bit targets the
+/// 32-byte entries start at 64; a slab still holds 126).
+const SLOT_ALIGN: usize = if OBJ_SIZE.is_power_of_two() && OBJ_SIZE <= 64 {
+    OBJ_SIZE
+} else {
+    align_of::<ZswapEntry>()
+};
+const FIRST_SLOT: usize = size_of::<SlabHeader>().next_multiple_of(SLOT_ALIGN);
 /// Entries per slab (126 on 64-bit targets).
 pub const OBJS_PER_SLAB: usize = (PAGE_SIZE - FIRST_SLOT) / OBJ_SIZE;
 
@@ -231,7 +239,7 @@ pub(crate) struct EntryCache {
     /// The directory's top: chunk `k` (`DIR_BASE << k` slab numbers, see
     /// `dir_pos`) or null; a chunk is [`DirSlot`]s from a `Box<[DirSlot]>`
     /// of its size.
-    dir: Box<[AtomicPtr<DirSlot>]>,
+    dir: [AtomicPtr<DirSlot>; DIR_TOP],
     /// The next slab number never handed out.
     next_no: AtomicU32,
 }
@@ -286,16 +294,11 @@ impl EntryCache {
                 &lock_class::ZSWAP_ENTRY_CACHE,
             ));
         }
-        let mut dir = Vec::new();
-        dir.try_reserve_exact(DIR_TOP)?;
-        for _ in 0..DIR_TOP {
-            dir.push(AtomicPtr::new(core::ptr::null_mut()));
-        }
         Ok(EntryCache {
             alloc,
             cpus,
             nr_nodes,
-            dir: dir.into_boxed_slice(),
+            dir: core::array::from_fn(|_| AtomicPtr::new(core::ptr::null_mut())),
             next_no: AtomicU32::new(1),
         })
     }
@@ -749,7 +752,10 @@ mod tests {
     #[test]
     fn a_slab_holds_126_entries_on_64_bit() {
         #[cfg(target_pointer_width = "64")]
-        assert_eq!(OBJS_PER_SLAB, 126);
+        {
+            assert_eq!(OBJS_PER_SLAB, 126);
+            assert_eq!(FIRST_SLOT % 64, 0, "an entry would straddle cache lines");
+        }
         const { assert!(FIRST_SLOT + OBJS_PER_SLAB * OBJ_SIZE <= PAGE_SIZE) };
     }
 
