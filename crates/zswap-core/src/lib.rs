@@ -50,10 +50,11 @@
 //! swap cache for it). Writeback gets its exclusion differently: it owns a
 //! *new* swap-cache folio for the slot (`read_swap_cache_async` with
 //! `skip_if_exists`), and only then re-verifies, under the tree lock, that
-//! the tree's entry for the slot still has the pool handle of the entry it
-//! picked from the LRU (the handle is the entry's identity: it names one
-//! live object, carries a generation, and unlike a heap address is the same
-//! in every replay of a schedule, so loom can explore it). (If the entry was
+//! the tree's entry for the slot still has the pool id and pool handle of
+//! the entry it picked from the LRU (they are the entry's identity: they
+//! name one live object, the handle carries a generation, and unlike a heap
+//! address they are the same in every replay of a schedule, so loom can
+//! explore them). (If the entry was
 //! freed and a new entry for the same slot got the same handle, the tree's
 //! entry is the slot's current data and writing it back is still right: the
 //! swap-cache folio excludes every other user of the slot.)
