@@ -72,14 +72,17 @@ fn small_table() -> CompressTable {
     CompressTable::small()
 }
 
-/// Decompresses an lz4 block into `dst`; returns the number of bytes written.
+/// Decompresses an lz4 block, given as `a ++ b` (`b` empty unless the
+/// object spans two pool pages; the parts are decoded where they are, never
+/// joined), into `dst`; returns the number of bytes written.
 ///
 /// This crate's own decoder ([`super::lz4_block`]): every token, literal
-/// run, match offset and match length is checked against both buffers
+/// run, match offset and match length is checked against the buffers
 /// before it is copied, so corrupt input gives `EIO`, never a panic or an
-/// access outside `src` or `dst`. The fuzz targets `lz4_block` (against
-/// `lz4_flex`'s safe decoder) and `decompress` (through zswap's load) hold
-/// it to that.
-pub(super) fn decompress(src: &[u8], dst: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-    super::lz4_block::decompress(src, dst)
+/// access outside `a`, `b` or `dst`, and a split object decodes exactly as
+/// its parts joined would. The fuzz targets `lz4_block` (against
+/// `lz4_flex`'s safe decoder, and split against unsplit) and `decompress`
+/// (through zswap's load) hold it to that.
+pub(super) fn decompress_split(a: &[u8], b: &[u8], dst: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+    super::lz4_block::decompress_split(a, b, dst)
 }

@@ -47,6 +47,21 @@
 //! position is checked against both buffers before any copy. The last few
 //! sequences go through `careful`, an exact, bounds-checked loop in safe
 //! code.
+//!
+//! # Split objects
+//!
+//! zpool packs objects byte by byte, so an object may span two pages and
+//! its input comes in two parts. [`decompress_split`] decodes them where
+//! they are, with no copy: the fast loop runs over the first part (in its
+//! "first part" mode it stops at the token of any sequence that would read
+//! past the part's end, before writing anything of it), `careful` reads the
+//! sequences that cross the split through an input of two parts (each byte
+//! and each literal run's pieces from the part they are in), and once a
+//! token is in the second part the fast loop and `careful` finish there.
+//! Every sequence is decoded by exactly one of these, with the same checks
+//! against the output, so the result is the one-part decoder's of the
+//! joined input, bytes or `EIO`, for every split point (the tests and the
+//! fuzz target `lz4_block` compare the two).
 
 mod fast;
 
@@ -65,33 +80,159 @@ const MIN_MATCH: usize = 4;
 /// the module docs for exactly what is accepted). Never panics and never
 /// reads or writes outside `src` and `dst`, whatever `src` holds.
 pub fn decompress(src: &[u8], dst: &mut [u8]) -> Result<usize> {
-    match fast::run(src, dst)? {
+    match fast::run::<true>(src, dst, 0, 0)? {
         fast::Step::Done(n) => Ok(n),
-        fast::Step::Tail { ip, op } => careful(src, dst, ip, op),
+        fast::Step::Tail { ip, op } => match careful(src, dst, ip, op, usize::MAX)? {
+            Careful::Done(n) => Ok(n),
+            // Not reached: the loop only stops at `usize::MAX`.
+            Careful::At { .. } => Err(Error::EIO),
+        },
     }
+}
+
+/// Decodes the LZ4 block whose input is `a` followed by `b` (an object split
+/// over two pages) into `dst`, without joining the parts: exactly what
+/// [`decompress`] of `a ++ b` does, the same bytes or `EIO`, for every split.
+///
+/// The fast loop runs over `a` while it has its margin, the few sequences
+/// that cross from `a` into `b` are decoded exactly by the careful loop,
+/// reading each byte from the part it is in (a literal run copied in at
+/// most two pieces), and the fast loop goes on over `b`. Matches refer to the
+/// output, which is not split. Never panics and never reads or writes
+/// outside `a`, `b` and `dst`.
+pub fn decompress_split(a: &[u8], b: &[u8], dst: &mut [u8]) -> Result<usize> {
+    if b.is_empty() {
+        return decompress(a, dst);
+    }
+    let (ip, op) = match fast::run::<false>(a, dst, 0, 0)? {
+        fast::Step::Tail { ip, op } => (ip, op),
+        // Not returned for a first part.
+        fast::Step::Done(_) => return Err(Error::EIO),
+    };
+    let (ip, op) = match careful(&Split { a, b }, dst, ip, op, a.len())? {
+        Careful::Done(n) => return Ok(n),
+        Careful::At { ip, op } => (ip, op),
+    };
+    // The next token is in `b`: the rest of the block is there.
+    let ip = ip.checked_sub(a.len()).ok_or(Error::EIO)?;
+    match fast::run::<true>(b, dst, ip, op)? {
+        fast::Step::Done(n) => Ok(n),
+        fast::Step::Tail { ip, op } => match careful(b, dst, ip, op, usize::MAX)? {
+            Careful::Done(n) => Ok(n),
+            Careful::At { .. } => Err(Error::EIO),
+        },
+    }
+}
+
+/// A block's input as the careful loop reads it: one slice, or the two parts
+/// of a split object ([`Split`]). Positions count from the start of the
+/// whole input.
+trait Input {
+    /// The whole input's length.
+    fn len(&self) -> usize;
+    /// The byte at `i`, if the input has one.
+    fn byte(&self, i: usize) -> Option<u8>;
+    /// Copies `to.len()` bytes from `i` on into `to`; `None` (nothing
+    /// copied) if the input ends first.
+    fn copy_to(&self, i: usize, to: &mut [u8]) -> Option<()>;
+}
+
+impl Input for [u8] {
+    fn len(&self) -> usize {
+        <[u8]>::len(self)
+    }
+
+    fn byte(&self, i: usize) -> Option<u8> {
+        self.get(i).copied()
+    }
+
+    fn copy_to(&self, i: usize, to: &mut [u8]) -> Option<()> {
+        let from = self.get(i..)?.get(..to.len())?;
+        to.copy_from_slice(from);
+        Some(())
+    }
+}
+
+/// The input `a ++ b`, not joined.
+struct Split<'a> {
+    a: &'a [u8],
+    b: &'a [u8],
+}
+
+impl Input for Split<'_> {
+    fn len(&self) -> usize {
+        // Cannot overflow: both are slices of memory.
+        self.a.len() + self.b.len()
+    }
+
+    fn byte(&self, i: usize) -> Option<u8> {
+        match i.checked_sub(self.a.len()) {
+            None => self.a.get(i).copied(),
+            Some(j) => self.b.get(j).copied(),
+        }
+    }
+
+    fn copy_to(&self, i: usize, to: &mut [u8]) -> Option<()> {
+        let n = to.len();
+        if i.checked_add(n)? > self.len() {
+            return None;
+        }
+        // The part of the run in `a` (none if it starts in `b`), then the
+        // rest from `b`.
+        let in_a = self.a.len().saturating_sub(i).min(n);
+        let (to_a, to_b) = to.split_at_mut(in_a);
+        if in_a > 0 {
+            to_a.copy_from_slice(self.a.get(i..i + in_a)?);
+        }
+        if !to_b.is_empty() {
+            // The run reaches into `b`: it goes on at b's start (i + in_a
+            // is a.len()) or starts there.
+            let j = (i + in_a).checked_sub(self.a.len())?;
+            to_b.copy_from_slice(self.b.get(j..j + to_b.len())?);
+        }
+        Some(())
+    }
+}
+
+/// Where the careful loop stopped.
+enum Careful {
+    /// The block ended: the output is `dst[..n]`.
+    Done(usize),
+    /// At a token at or past the stop position: `src[ip]`, with `dst[..op]`
+    /// decoded.
+    At { ip: usize, op: usize },
 }
 
 /// Decodes the sequences of `src` from `ip` on into `dst` from `op` on,
 /// byte-exact: nothing is read or written outside the sequence's own bytes.
-/// `dst[..op]` is the output so far.
-fn careful(src: &[u8], dst: &mut [u8], mut ip: usize, mut op: usize) -> Result<usize> {
+/// `dst[..op]` is the output so far. Stops before a token at `stop` or later
+/// (`usize::MAX`: never).
+fn careful<I: Input + ?Sized>(
+    src: &I,
+    dst: &mut [u8],
+    mut ip: usize,
+    mut op: usize,
+    stop: usize,
+) -> Result<Careful> {
     loop {
-        let token = *src.get(ip).ok_or(Error::EIO)?;
+        if ip >= stop {
+            return Ok(Careful::At { ip, op });
+        }
+        let token = src.byte(ip).ok_or(Error::EIO)?;
         ip += 1;
         let mut lit = usize::from(token >> 4);
         if lit == 15 {
             lit += read_length(src, &mut ip)?;
         }
-        let from = src.get(ip..).and_then(|s| s.get(..lit)).ok_or(Error::EIO)?;
         let to = dst
             .get_mut(op..)
             .and_then(|d| d.get_mut(..lit))
             .ok_or(Error::EIO)?;
-        to.copy_from_slice(from);
+        src.copy_to(ip, to).ok_or(Error::EIO)?;
         ip += lit;
         op += lit;
         if ip == src.len() {
-            return Ok(op);
+            return Ok(Careful::Done(op));
         }
         let offset = read_offset(src, &mut ip)?;
         let mut len = usize::from(token & 15);
@@ -106,10 +247,10 @@ fn careful(src: &[u8], dst: &mut [u8], mut ip: usize, mut op: usize) -> Result<u
 
 /// Reads a length's extension bytes at `ip` (moving it past them) and
 /// returns their sum. `EIO` if the input ends first.
-fn read_length(src: &[u8], ip: &mut usize) -> Result<usize> {
+fn read_length<I: Input + ?Sized>(src: &I, ip: &mut usize) -> Result<usize> {
     let mut sum = 0usize;
     loop {
-        let b = *src.get(*ip).ok_or(Error::EIO)?;
+        let b = src.byte(*ip).ok_or(Error::EIO)?;
         *ip += 1;
         // Cannot overflow: at most 255 per input byte.
         sum += usize::from(b);
@@ -121,13 +262,11 @@ fn read_length(src: &[u8], ip: &mut usize) -> Result<usize> {
 
 /// Reads a match offset at `ip` (moving it past). `EIO` if the input ends
 /// first or the offset is 0.
-fn read_offset(src: &[u8], ip: &mut usize) -> Result<usize> {
-    let b = src
-        .get(*ip..)
-        .and_then(|s| s.first_chunk::<2>())
-        .ok_or(Error::EIO)?;
+fn read_offset<I: Input + ?Sized>(src: &I, ip: &mut usize) -> Result<usize> {
+    let lo = src.byte(*ip).ok_or(Error::EIO)?;
+    let hi = src.byte(*ip + 1).ok_or(Error::EIO)?;
     *ip += 2;
-    match usize::from(u16::from_le_bytes(*b)) {
+    match usize::from(u16::from_le_bytes([lo, hi])) {
         0 => Err(Error::EIO),
         offset => Ok(offset),
     }

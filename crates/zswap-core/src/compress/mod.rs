@@ -12,11 +12,16 @@
 //!   16.5 KiB table on the stack or allocate one per call) and a 2-page
 //!   scratch buffer (`lz4_flex` refuses an output buffer smaller than its
 //!   worst-case bound, about 4.1 KiB for a page, even when the result would
-//!   fit). Decompression needs no state.
+//!   fit). Decompression needs no state, no lock and no copy: an object split
+//!   over two pool pages is decoded from its two parts
+//!   ([`lz4_block::decompress_split`]).
 //! - **zstd** ([`CompressorKind::Zstd`], cargo feature `zstd`): C zstd at level
 //!   [`ZSTD_LEVEL`] through `zstd-sys`, with *static* contexts
 //!   (`ZSTD_initStaticCCtx`/`ZSTD_initStaticDCtx`) sized for one page, so the
-//!   C code never calls `malloc` after [`Compressor::new`]. Without the
+//!   C code never calls `malloc` after [`Compressor::new`]. A split object
+//!   is copied into a second per-CPU scratch buffer and decompressed whole
+//!   (one-shot decompression wants its input in one piece; streaming would
+//!   need a larger context and buffers of its own). Without the
 //!   feature the name is known but unavailable ([`Error::ENOENT`]).
 //!
 //! # Lifecycle
@@ -90,8 +95,8 @@ use kbase::{Error, Gfp, PAGE_SIZE, Result, try_box};
 
 /// Size of each per-CPU scratch buffer: two pages, like Linux's
 /// `acomp_ctx->buffer`. Holds any compression result (the lz4 and zstd
-/// worst-case bounds for one page are below it) and a compressed object that
-/// spans two pool pages, copied together for decompression.
+/// worst-case bounds for one page are below it) and, for zstd, a compressed
+/// object that spans two pool pages, copied together for decompression.
 pub const SCRATCH_SIZE: usize = 2 * PAGE_SIZE;
 
 /// The zstd compression level (Linux's `crypto/zstd.c` default, 3).
@@ -176,7 +181,9 @@ enum CompEngine {
 
 /// One CPU's decompression state.
 struct DecompCtx {
-    /// [`SCRATCH_SIZE`] bytes, allocated once: a split object made whole.
+    /// For zstd [`SCRATCH_SIZE`] bytes, allocated once: a split object made
+    /// whole. Empty for lz4, which decodes the two parts as they are.
+    #[cfg_attr(not(feature = "zstd"), allow(dead_code))]
     scratch: Vec<u8>,
     engine: DecompEngine,
 }
@@ -198,15 +205,17 @@ fn scratch() -> Result<Vec<u8>> {
 
 impl PerCpu {
     fn try_new(kind: CompressorKind, gfp: Gfp) -> Result<PerCpu> {
-        let (comp, decomp) = match kind {
+        let (comp, decomp, decomp_scratch) = match kind {
             CompressorKind::Lz4 => (
                 CompEngine::Lz4(lz4::Lz4Ctx::try_new(gfp)?),
                 DecompEngine::Lz4,
+                Vec::new(),
             ),
             #[cfg(feature = "zstd")]
             CompressorKind::Zstd => (
                 CompEngine::Zstd(zstd::ZstdCCtx::try_new(gfp)?),
                 DecompEngine::Zstd(zstd::ZstdDCtx::try_new(gfp)?),
+                scratch()?,
             ),
             #[cfg(not(feature = "zstd"))]
             CompressorKind::Zstd => return Err(Error::ENOENT),
@@ -221,7 +230,7 @@ impl PerCpu {
             ),
             decomp: Mutex::new_class(
                 DecompCtx {
-                    scratch: scratch()?,
+                    scratch: decomp_scratch,
                     engine: decomp,
                 },
                 &lock_class::DECOMPRESS,
@@ -243,23 +252,25 @@ impl CompCtx {
 }
 
 impl DecompCtx {
-    /// Decompresses `a ++ b` into `dst`, going through the scratch buffer
-    /// only when `b` is not empty. Returns the decompressed length.
+    /// Decompresses `a ++ b` into `dst`; zstd goes through the scratch
+    /// buffer when `b` is not empty. Returns the decompressed length.
     fn decompress(&mut self, a: &[u8], b: &[u8], dst: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-        let src: &[u8] = if b.is_empty() {
-            a
-        } else {
-            let total = a.len().checked_add(b.len()).ok_or(Error::EIO)?;
-            let buf = self.scratch.get_mut(..total).ok_or(Error::EIO)?;
-            let (head, tail) = buf.split_at_mut(a.len());
-            head.copy_from_slice(a);
-            tail.copy_from_slice(b);
-            buf
-        };
         match &mut self.engine {
-            DecompEngine::Lz4 => lz4::decompress(src, dst),
+            DecompEngine::Lz4 => lz4::decompress_split(a, b, dst),
             #[cfg(feature = "zstd")]
-            DecompEngine::Zstd(ctx) => ctx.decompress(src, dst),
+            DecompEngine::Zstd(ctx) => {
+                let src: &[u8] = if b.is_empty() {
+                    a
+                } else {
+                    let total = a.len().checked_add(b.len()).ok_or(Error::EIO)?;
+                    let buf = self.scratch.get_mut(..total).ok_or(Error::EIO)?;
+                    let (head, tail) = buf.split_at_mut(a.len());
+                    head.copy_from_slice(a);
+                    tail.copy_from_slice(b);
+                    buf
+                };
+                ctx.decompress(src, dst)
+            }
         }
     }
 }
@@ -299,7 +310,7 @@ impl Compressor {
     /// `gfp` is the caller's context; the global allocator cannot honour it,
     /// so call this where blocking is allowed (pool creation).
     ///
-    /// Memory per CPU: two 8 KiB scratch buffers, plus for lz4 the hash
+    /// Memory per CPU: an 8 KiB scratch buffer (two for zstd), plus for lz4 the hash
     /// table (16 KiB: `lz4_flex`'s table type is as large as its largest
     /// variant, though a page uses the 8 KiB one), for zstd the page-sized
     /// static contexts (zstd 1.5.7 at level 3: 88 KiB to compress, 94 KiB to
@@ -417,17 +428,18 @@ impl Compressor {
         f(guard.compress(src))
     }
 
-    /// Decompresses `a ++ b` (b empty unless the object spans two pool pages;
-    /// then both are copied into the per-CPU scratch first) into `dst`.
+    /// Decompresses `a ++ b` (b empty unless the object spans two pool pages)
+    /// into `dst`. lz4 decodes the two parts where they are, with no context
+    /// and no lock; zstd copies them into the per-CPU scratch first.
     ///
     /// `Ok` only if exactly `PAGE_SIZE` bytes came out; otherwise `EIO`
     /// (`dst` contents are then unspecified). Never panics on corrupt input.
     /// Takes only the decompression lock, a leaf lock: callable under the
     /// pool's locks (zero-copy reads).
     pub fn decompress(&self, cpu: usize, a: &[u8], b: &[u8], dst: &mut [u8; PAGE_SIZE]) -> Result {
-        let len = if b.is_empty() && self.kind == CompressorKind::Lz4 {
+        let len = if self.kind == CompressorKind::Lz4 {
             // lz4 decompression is stateless: no context, no lock.
-            lz4::decompress(a, dst)?
+            lz4::decompress_split(a, b, dst)?
         } else {
             let slot = self.context(cpu)?;
             let ctx = slot.as_deref().ok_or(Error::EINVAL)?;

@@ -38,13 +38,32 @@ pub(super) enum Step {
 }
 
 /// Decodes sequences while the margins hold; see the module docs.
-pub(super) fn run(src: &[u8], dst: &mut [u8]) -> Result<Step> {
+///
+/// Starts at the token at `src[ip]` with `dst[..op]` decoded (`EIO` if
+/// `ip > src.len()` or `op > dst.len()`). With `LAST` set the block ends
+/// where `src` ends; without it `src` is only the first part of the block's
+/// input (an object split over two pages): a sequence that runs past the
+/// end of `src` is not decoded at all and the loop stops at its token
+/// (`Step::Tail`), with `dst[..op]` as it was there; the loop never returns
+/// `Step::Done`, and every error it returns is one of the sequence's output
+/// (offset, room in `dst`), the same whatever follows `src`.
+pub(super) fn run<const LAST: bool>(
+    src: &[u8],
+    dst: &mut [u8],
+    mut ip: usize,
+    mut op: usize,
+) -> Result<Step> {
     let (n_in, n_out) = (src.len(), dst.len());
-    let (mut ip, mut op) = (0usize, 0usize);
+    if ip > n_in || op > n_out {
+        return Err(Error::EIO);
+    }
     loop {
         if n_in - ip < IN_MARGIN || n_out - op < OUT_MARGIN {
             return Ok(Step::Tail { ip, op });
         }
+        // Where this sequence starts: a sequence that runs past the end of
+        // a first part is left to the caller from here.
+        let at = Step::Tail { ip, op };
         // SAFETY: ip + IN_MARGIN <= n_in, so ip < src.len().
         let token = unsafe { *src.as_ptr().add(ip) };
         ip += 1;
@@ -60,8 +79,15 @@ pub(super) fn run(src: &[u8], dst: &mut [u8]) -> Result<Step> {
             // lit <= 14: ip + 2 <= n_in (the offset is there), and the
             // input did not end after these literals.
         } else {
-            let lit = lit + read_length(src, &mut ip)?;
-            if lit > n_in - ip || lit > n_out - op {
+            let lit = match read_length(src, &mut ip) {
+                Ok(n) => lit + n,
+                Err(_) if !LAST => return Ok(at),
+                Err(e) => return Err(e),
+            };
+            if lit > n_in - ip {
+                return if LAST { Err(Error::EIO) } else { Ok(at) };
+            }
+            if lit > n_out - op {
                 return Err(Error::EIO);
             }
             if n_in - ip >= lit + SLACK && n_out - op >= lit + SLACK {
@@ -75,11 +101,17 @@ pub(super) fn run(src: &[u8], dst: &mut [u8]) -> Result<Step> {
             }
             ip += lit;
             op += lit;
-            if ip == n_in {
-                return Ok(Step::Done(op));
-            }
             if n_in - ip < 2 {
-                return Err(Error::EIO);
+                // The block ends here, or the input is cut short; for a
+                // first part the rest is in the second.
+                if !LAST {
+                    return Ok(at);
+                }
+                return if ip == n_in {
+                    Ok(Step::Done(op))
+                } else {
+                    Err(Error::EIO)
+                };
             }
         }
         // SAFETY: ip + 2 <= n_in: after short literals from the token's
@@ -104,7 +136,11 @@ pub(super) fn run(src: &[u8], dst: &mut [u8]) -> Result<Step> {
         }
         let mut len = nibble;
         if len == 15 {
-            len += read_length(src, &mut ip)?;
+            len += match read_length(src, &mut ip) {
+                Ok(n) => n,
+                Err(_) if !LAST => return Ok(at),
+                Err(e) => return Err(e),
+            };
         }
         len += MIN_MATCH;
         if len > n_out - op {

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 
 use proptest::prelude::*;
 
-use super::decompress;
+use super::{decompress, decompress_split};
 use kbase::PAGE_SIZE;
 
 /// The format as the module docs define it, one byte at a time: the output
@@ -460,6 +460,166 @@ fn compressor_decodes_through_this_decoder() {
     assert_eq!(c.decompress(0, &bad, &[], &mut out), Err(Error::EIO));
 }
 
+/// The split decoder at every split point of `src` (every `step`-th, and
+/// always the ends and the last 40 bytes' neighbourhood of each end) against
+/// the one-part decoder of the whole: the same length and bytes, or both
+/// `EIO`. Returns the one-part result.
+#[track_caller]
+fn check_splits(src: &[u8], cap: usize, step: usize) -> Option<Vec<u8>> {
+    let whole = ours(src, cap);
+    let n = src.len();
+    let points = (0..=n)
+        .step_by(step.max(1))
+        .chain((0..=n).take(40))
+        .chain(n.saturating_sub(40)..=n);
+    let mut out = vec![0x3cu8; cap];
+    for k in points {
+        let (a, b) = src.split_at(k);
+        let r = decompress_split(a, b, &mut out);
+        match (&whole, r) {
+            (Some(w), Ok(m)) => {
+                assert_eq!(m, w.len(), "split at {k} of {n}: length");
+                assert!(out[..m] == w[..], "split at {k} of {n}: bytes");
+            }
+            (None, Err(e)) => assert_eq!(e, kbase::Error::EIO, "split at {k} of {n}"),
+            (w, r) => panic!(
+                "split at {k} of {n}: whole {:?}, split {r:?}",
+                w.as_ref().map(|v| v.len())
+            ),
+        }
+    }
+    whole
+}
+
+/// A split that leaves one part empty is the one-part decoder.
+#[test]
+fn split_with_an_empty_part_is_the_whole() {
+    let (z, page) = sample_objects().swap_remove(0);
+    let mut out = vec![0u8; PAGE_SIZE];
+    assert_eq!(decompress_split(&z, &[], &mut out), Ok(PAGE_SIZE));
+    assert_eq!(out, page);
+    out.fill(0);
+    assert_eq!(decompress_split(&[], &z, &mut out), Ok(PAGE_SIZE));
+    assert_eq!(out, page);
+    assert_eq!(decompress_split(&[], &[], &mut out), Err(kbase::Error::EIO));
+}
+
+/// Valid pages split at every byte: the page, into a page or a bigger
+/// buffer; into a buffer a byte short, `EIO` at every split.
+#[test]
+fn valid_objects_split_at_every_point_decode_as_whole() {
+    let step = if cfg!(miri) { 97 } else { 1 };
+    for (z, page) in sample_objects() {
+        assert_eq!(check_splits(&z, PAGE_SIZE, step), Some(page.clone()));
+        assert_eq!(check_splits(&z, PAGE_SIZE - 1, step * 5), None);
+        if !cfg!(miri) {
+            assert_eq!(check_splits(&z, PAGE_SIZE + 40, 3), Some(page));
+        }
+    }
+}
+
+/// Damaged pages (truncated, bytes flipped, bytes appended) split at every
+/// byte: the same result as whole, mostly `EIO`.
+#[test]
+fn damaged_objects_split_at_every_point_agree_with_whole() {
+    let (z, _) = sample_objects().swap_remove(0);
+    let (cuts, step): (Vec<usize>, usize) = if cfg!(miri) {
+        (vec![1, z.len() / 2, z.len() - 1], 151)
+    } else {
+        ((0..z.len()).step_by(13).collect(), 1)
+    };
+    for &cut in &cuts {
+        check_splits(&z[..cut], PAGE_SIZE, step);
+    }
+    let flips: Vec<usize> = if cfg!(miri) {
+        vec![0, z.len() / 3, z.len() - 2]
+    } else {
+        (0..z.len()).step_by(29).collect()
+    };
+    for &i in &flips {
+        for x in [0x01u8, 0x10, 0xf0, 0xff] {
+            let mut d = z.clone();
+            d[i] ^= x;
+            check_splits(&d, PAGE_SIZE, step);
+        }
+    }
+    for tail in [&[0x00][..], &[0x01, 0x00, 0x00], &[0xff; 7]] {
+        let zt = [&z[..], tail].concat();
+        assert_eq!(check_splits(&zt, PAGE_SIZE, step), None);
+    }
+}
+
+/// Every kind of sequence straddling the split, at every position of the
+/// split inside it: long literal runs (their length bytes, their literals),
+/// offsets, long match lengths, and a block ending right at or just after
+/// the split; into buffers exact, roomy and short.
+#[test]
+fn sequences_straddling_the_split_at_every_byte() {
+    let lit = noise(600, 21);
+    let (lits, lens): (Vec<usize>, Vec<usize>) = if cfg!(miri) {
+        (vec![0, 15, 300], vec![4, 19, 600])
+    } else {
+        (
+            vec![0, 1, 14, 15, 16, 31, 32, 270, 271, 300, 600],
+            vec![4, 18, 19, 20, 40, 273, 274, 600],
+        )
+    };
+    for &l in &lits {
+        for &len in &lens {
+            let z = encode(&[
+                Seq {
+                    lit: &lit[..l.max(1)],
+                    m: Some((1, len)),
+                },
+                Seq {
+                    lit: &lit[..l],
+                    m: Some((u16::try_from(l.max(1)).unwrap(), len)),
+                },
+                Seq {
+                    lit: &lit[..l.min(20)],
+                    m: None,
+                },
+            ]);
+            let want = reference(&z, usize::MAX).unwrap();
+            let step = if cfg!(miri) { 37 } else { 1 };
+            for cap in [want.len(), want.len() + 33, want.len() - 1] {
+                let r = check_splits(&z, cap, step);
+                assert_eq!(
+                    r.is_some(),
+                    cap >= want.len(),
+                    "lit {l} len {len} cap {cap}"
+                );
+            }
+        }
+    }
+}
+
+/// zswap's compressor decodes a split lz4 object (no context, no copy) to
+/// the page at every split, and a damaged one to `EIO`.
+#[test]
+fn compressor_decodes_split_objects() {
+    use super::super::{Compressor, CompressorKind};
+    use kbase::{Error, Gfp};
+    let c = Compressor::new(CompressorKind::Lz4, 1, Gfp::KERNEL).unwrap();
+    let page: [u8; PAGE_SIZE] = heap_like(23).try_into().unwrap();
+    let z = c.compress(0, &page, |r| r.unwrap().to_vec());
+    let step = if cfg!(miri) { 181 } else { 1 };
+    let mut out = [0u8; PAGE_SIZE];
+    for k in (0..=z.len()).step_by(step) {
+        out.fill(0);
+        let (a, b) = z.split_at(k);
+        assert_eq!(c.decompress(0, a, b, &mut out), Ok(()), "split at {k}");
+        assert!(out == page, "split at {k}");
+        // The last byte missing: a literal run longer than its input.
+        let (a, b) = z[..z.len() - 1].split_at(k.min(z.len() - 1));
+        assert_eq!(
+            c.decompress(0, a, b, &mut out),
+            Err(Error::EIO),
+            "split at {k}"
+        );
+    }
+}
+
 /// Pages shaped like memory (as the compressor's own tests make them).
 fn any_page() -> impl Strategy<Value = Vec<u8>> {
     let fill = |pat: Vec<u8>| -> Vec<u8> { pat.iter().copied().cycle().take(PAGE_SIZE).collect() };
@@ -541,5 +701,38 @@ proptest! {
         check(&z, PAGE_SIZE);
         let n = cut % (z.len() + 1);
         check(&z[..n], PAGE_SIZE);
+    }
+
+    /// Valid pages split anywhere: the page.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn prop_split_pages_decode_as_whole(page in any_page(), k in any::<usize>()) {
+        let z = lz4_flex_compress(&page);
+        let k = k % (z.len() + 1);
+        let mut out = vec![0u8; PAGE_SIZE];
+        prop_assert_eq!(decompress_split(&z[..k], &z[k..], &mut out), Ok(PAGE_SIZE));
+        prop_assert!(out == page);
+    }
+
+    /// Damaged pages and garbage, split anywhere, into any buffer: the same
+    /// as whole.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn prop_split_damaged_and_garbage_agree_with_whole(
+        page in any_page(),
+        flips in prop::collection::vec((any::<usize>(), 1..=255u8), 0..6),
+        cut in any::<usize>(),
+        garbage in prop::collection::vec(any::<u8>(), 0..300),
+        cap in 0usize..5000,
+    ) {
+        let mut z = lz4_flex_compress(&page);
+        for &(i, x) in &flips {
+            let n = z.len();
+            z[i % n] ^= x;
+        }
+        let n = cut % (z.len() + 1);
+        check_splits(&z[..n], PAGE_SIZE, 7);
+        check_splits(&z, cap, 11);
+        check_splits(&garbage, cap, 1);
     }
 }
