@@ -4,7 +4,12 @@
 //! `EIO`); and ours never reads or writes outside its buffers (the
 //! sanitizer checks that).
 //!
-//! Input: a mode byte and two bytes of output size, then
+//! Also the same block split in two at a point the input chooses, through
+//! `lz4_block::decompress_split` (the two parts in allocations of their own,
+//! so reading past the first part's end is caught): exactly the one-part
+//! result, the same bytes or `EIO`.
+//!
+//! Input: a mode byte, two bytes of output size and two of split point, then
 //!
 //! - (mode bit 0 clear) arbitrary bytes as a block, or
 //! - (bit 0 set) a valid block, damaged: a page is built from the input
@@ -22,7 +27,7 @@ use kbase::{Error, PAGE_SIZE};
 use libfuzzer_sys::fuzz_target;
 use zswap_core::compress::lz4_block;
 
-fn compare(src: &[u8], cap: usize) {
+fn compare(src: &[u8], cap: usize, split: usize) {
     let mut ours = vec![0xa5u8; cap];
     let mut theirs = vec![0x5au8; cap];
     let a = lz4_block::decompress(src, &mut ours);
@@ -34,6 +39,17 @@ fn compare(src: &[u8], cap: usize) {
         }
         (Err(e), Err(_)) => assert_eq!(e, Error::EIO),
         (a, b) => panic!("ours {a:?}, lz4_flex {b:?}"),
+    }
+    let k = split % (src.len() + 1);
+    let (head, tail) = (src[..k].to_vec(), src[k..].to_vec());
+    let mut parts = vec![0x3cu8; cap];
+    match (a, lz4_block::decompress_split(&head, &tail, &mut parts)) {
+        (Ok(n), Ok(m)) => {
+            assert_eq!(n, m, "split at {k}: output lengths differ");
+            assert!(ours[..n] == parts[..n], "split at {k}: outputs differ");
+        }
+        (Err(_), Err(e)) => assert_eq!(e, Error::EIO),
+        (a, s) => panic!("split at {k}: whole {a:?}, split {s:?}"),
     }
 }
 
@@ -72,7 +88,7 @@ fn page_from(prog: &[u8]) -> Vec<u8> {
     p
 }
 
-fn damaged_block(data: &[u8], cap: usize) {
+fn damaged_block(data: &[u8], cap: usize, split: usize) {
     let [nr, cut, rest @ ..] = data else {
         return;
     };
@@ -87,6 +103,11 @@ fn damaged_block(data: &[u8], cap: usize) {
         let mut out = vec![0u8; PAGE_SIZE];
         assert_eq!(lz4_block::decompress(&z, &mut out), Ok(PAGE_SIZE));
         assert!(out == page, "valid block decoded wrong");
+        let k = split % (z.len() + 1);
+        let (head, tail) = (z[..k].to_vec(), z[k..].to_vec());
+        out.fill(0);
+        assert_eq!(lz4_block::decompress_split(&head, &tail, &mut out), Ok(PAGE_SIZE));
+        assert!(out == page, "valid block split at {k} decoded wrong");
     }
     for m in muts.chunks_exact(3) {
         let pos = usize::from(u16::from_le_bytes([m[0], m[1]])) % z.len();
@@ -95,21 +116,22 @@ fn damaged_block(data: &[u8], cap: usize) {
     if *cut != 0 {
         z.truncate(z.len() - usize::from(*cut) % z.len());
     }
-    compare(&z, cap);
+    compare(&z, cap, split);
 }
 
 fuzz_target!(|data: &[u8]| {
-    let [mode, c0, c1, rest @ ..] = data else {
+    let [mode, c0, c1, s0, s1, rest @ ..] = data else {
         return;
     };
+    let split = usize::from(u16::from_le_bytes([*s0, *s1]));
     let cap = if mode & 2 == 0 {
         PAGE_SIZE
     } else {
         usize::from(u16::from_le_bytes([*c0, *c1])) % (2 * PAGE_SIZE)
     };
     if mode & 1 == 0 {
-        compare(rest, cap);
+        compare(rest, cap, split);
     } else {
-        damaged_block(rest, cap);
+        damaged_block(rest, cap, split);
     }
 });
