@@ -454,6 +454,18 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_rebuilds_the_handle_an_entry_keeps() {
+        let pages = kbase::HeapPageAllocator::new();
+        let pool = zpool::ZsPool::new(&pages).unwrap();
+        let h = pool.malloc(100, kbase::Gfp::KERNEL).unwrap();
+        let mut e = ZswapEntry::new(SwpEntry::new(0, 1).unwrap(), 0).unwrap();
+        e.set_object(h, 100, 1).unwrap();
+        assert_eq!(e.handle_in(&pool), h);
+        pool.free(e.handle_in(&pool)).unwrap();
+        assert_eq!(pool.total_pages(), 0);
+    }
+
+    #[test]
     fn identity_names_pool_and_handle() {
         let swp = SwpEntry::new(0, 1).unwrap();
         let mut a = ZswapEntry::new(swp, 0).unwrap();
