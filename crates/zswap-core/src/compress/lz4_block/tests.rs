@@ -461,17 +461,18 @@ fn compressor_decodes_through_this_decoder() {
 }
 
 /// The split decoder at every split point of `src` (every `step`-th, and
-/// always the ends and the last 40 bytes' neighbourhood of each end) against
+/// always the first and last 40, 3 under Miri) against
 /// the one-part decoder of the whole: the same length and bytes, or both
 /// `EIO`. Returns the one-part result.
 #[track_caller]
 fn check_splits(src: &[u8], cap: usize, step: usize) -> Option<Vec<u8>> {
     let whole = ours(src, cap);
     let n = src.len();
+    let ends = if cfg!(miri) { 3 } else { 40 };
     let points = (0..=n)
         .step_by(step.max(1))
-        .chain((0..=n).take(40))
-        .chain(n.saturating_sub(40)..=n);
+        .chain((0..=n).take(ends))
+        .chain(n.saturating_sub(ends)..=n);
     let mut out = vec![0x3cu8; cap];
     for k in points {
         let (a, b) = src.split_at(k);
@@ -508,7 +509,7 @@ fn split_with_an_empty_part_is_the_whole() {
 /// buffer; into a buffer a byte short, `EIO` at every split.
 #[test]
 fn valid_objects_split_at_every_point_decode_as_whole() {
-    let step = if cfg!(miri) { 97 } else { 1 };
+    let step = if cfg!(miri) { 211 } else { 1 };
     for (z, page) in sample_objects() {
         assert_eq!(check_splits(&z, PAGE_SIZE, step), Some(page.clone()));
         assert_eq!(check_splits(&z, PAGE_SIZE - 1, step * 5), None);
@@ -524,7 +525,7 @@ fn valid_objects_split_at_every_point_decode_as_whole() {
 fn damaged_objects_split_at_every_point_agree_with_whole() {
     let (z, _) = sample_objects().swap_remove(0);
     let (cuts, step): (Vec<usize>, usize) = if cfg!(miri) {
-        (vec![1, z.len() / 2, z.len() - 1], 151)
+        (vec![z.len() / 2], 401)
     } else {
         ((0..z.len()).step_by(13).collect(), 1)
     };
@@ -532,18 +533,28 @@ fn damaged_objects_split_at_every_point_agree_with_whole() {
         check_splits(&z[..cut], PAGE_SIZE, step);
     }
     let flips: Vec<usize> = if cfg!(miri) {
-        vec![0, z.len() / 3, z.len() - 2]
+        vec![z.len() / 3]
     } else {
         (0..z.len()).step_by(29).collect()
     };
     for &i in &flips {
-        for x in [0x01u8, 0x10, 0xf0, 0xff] {
+        let xs: &[u8] = if cfg!(miri) {
+            &[0xff]
+        } else {
+            &[0x01, 0x10, 0xf0, 0xff]
+        };
+        for &x in xs {
             let mut d = z.clone();
             d[i] ^= x;
             check_splits(&d, PAGE_SIZE, step);
         }
     }
-    for tail in [&[0x00][..], &[0x01, 0x00, 0x00], &[0xff; 7]] {
+    let tails: &[&[u8]] = if cfg!(miri) {
+        &[&[0x01, 0x00, 0x00]]
+    } else {
+        &[&[0x00], &[0x01, 0x00, 0x00], &[0xff; 7]]
+    };
+    for tail in tails {
         let zt = [&z[..], tail].concat();
         assert_eq!(check_splits(&zt, PAGE_SIZE, step), None);
     }
@@ -581,7 +592,7 @@ fn sequences_straddling_the_split_at_every_byte() {
                 },
             ]);
             let want = reference(&z, usize::MAX).unwrap();
-            let step = if cfg!(miri) { 37 } else { 1 };
+            let step = if cfg!(miri) { 97 } else { 1 };
             for cap in [want.len(), want.len() + 33, want.len() - 1] {
                 let r = check_splits(&z, cap, step);
                 assert_eq!(
@@ -603,7 +614,7 @@ fn compressor_decodes_split_objects() {
     let c = Compressor::new(CompressorKind::Lz4, 1, Gfp::KERNEL).unwrap();
     let page: [u8; PAGE_SIZE] = heap_like(23).try_into().unwrap();
     let z = c.compress(0, &page, |r| r.unwrap().to_vec());
-    let step = if cfg!(miri) { 181 } else { 1 };
+    let step = if cfg!(miri) { 401 } else { 1 };
     let mut out = [0u8; PAGE_SIZE];
     for k in (0..=z.len()).step_by(step) {
         out.fill(0);
