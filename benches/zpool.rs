@@ -13,7 +13,9 @@
 //!   component.
 //! - `cycle/<v>/<size>`: malloc + write + read + free of one object in a
 //!   pool already holding the corpus; `read/<v>/<size>`: one `read_with`
-//!   (the load path: find, pin, hand out the segments, unpin).
+//!   (the load path: find, pin, hand out the segments, unpin);
+//!   `load/<v>/<size>`: `read_with` then `free` of each of a batch of
+//!   objects stored just before, oldest first (zswap's load), per object.
 //!
 //! Run: `cargo bench --bench zpool -- --quick`.
 
@@ -23,9 +25,12 @@ mod zpool_v1;
 use std::hint::black_box;
 use std::path::PathBuf;
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use kbase::{Gfp, HeapPageAllocator, PAGE_SIZE, is_same_filled};
 use zpool::{Handle, METADATA_BYTES_PER_OBJECT, ZsPool};
+
+/// Objects per batch of the `load` rows.
+const LOAD_BATCH: usize = 512;
 
 struct Rng(u64);
 impl Rng {
@@ -284,6 +289,54 @@ fn speed(c: &mut Criterion) {
                 v2.free(h).expect("free");
                 black_box(n)
             })
+        });
+    }
+    g.finish();
+    // zswap's load: objects stored earlier, each read (`read_with`) and
+    // then freed, oldest first, so the freed object is anywhere in its
+    // zspage's map (mostly low), not at its top.
+    let mut g = c.benchmark_group("load");
+    g.throughput(criterion::Throughput::Elements(LOAD_BATCH as u64));
+    for size in [64usize, 1300] {
+        g.bench_with_input(BenchmarkId::new("before", size), &size, |bch, &size| {
+            bch.iter_batched(
+                || {
+                    (0..LOAD_BATCH)
+                        .map(|_| {
+                            let h = v1.malloc(size, Gfp::KERNEL).expect("malloc");
+                            v1.write(h, &src[..size]).expect("write");
+                            h
+                        })
+                        .collect::<Vec<_>>()
+                },
+                |hs| {
+                    for h in hs {
+                        black_box(v1.read_with(h, |x, y| x.len() + y.len()).expect("read"));
+                        v1.free(h).expect("free");
+                    }
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        g.bench_with_input(BenchmarkId::new("now", size), &size, |bch, &size| {
+            bch.iter_batched(
+                || {
+                    (0..LOAD_BATCH)
+                        .map(|_| {
+                            let h = v2.malloc(size, Gfp::KERNEL).expect("malloc");
+                            v2.write(h, &src[..size]).expect("write");
+                            h
+                        })
+                        .collect::<Vec<_>>()
+                },
+                |hs| {
+                    for h in hs {
+                        black_box(v2.read_with(h, |x, y| x.len() + y.len()).expect("read"));
+                        v2.free(h).expect("free");
+                    }
+                },
+                BatchSize::PerIteration,
+            )
         });
     }
     g.finish();

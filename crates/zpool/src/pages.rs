@@ -78,6 +78,7 @@ impl RawSegs {
 
 /// The bytes `[off, off + len)` of a chain as raw ranges. EIO if the range
 /// does not lie in the attached pages or `len > PAGE_SIZE`.
+#[inline]
 pub(crate) fn raw_segments(pages: &[PageFrame], off: usize, len: usize) -> Result<RawSegs> {
     if len > PAGE_SIZE {
         return Err(Error::EIO);

@@ -582,7 +582,7 @@ impl ClassState {
         }
         let zid = e.zspage();
         let z = zs_in(&mut self.slab, zid).ok_or(Error::EIO)?;
-        let idx = z.find(slot).ok_or(Error::EIO)?;
+        let idx = z.find(&self.handles, slot, e.obj()).ok_or(Error::EIO)?;
         z.release(&self.handles, idx).ok_or(Error::EIO)?;
         let empty = z.nr_objs() == 0;
         self.handles.remove(slot);

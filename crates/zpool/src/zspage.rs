@@ -373,10 +373,28 @@ impl ZsPage {
         Some(())
     }
 
-    /// The reverse-map index of the object in handle slot `slot`: a scan of
-    /// the slots (4 bytes each, at most `MAX_OBJS_PER_ZSPAGE`) from the top,
-    /// where the newest objects are.
-    pub(crate) fn find(&self, slot: u32) -> Option<usize> {
+    /// The reverse-map index of the object in handle slot `slot`, which
+    /// starts at byte `off` (from its handle entry): a binary search by
+    /// offset (the map is sorted by offset, and offsets of non-empty objects
+    /// that do not overlap strictly increase), at most 8 handle-table reads
+    /// for a full map, whichever object goes, after a look at both ends. Should the entry found not be
+    /// `slot` (a broken invariant), a scan of the slots decides.
+    pub(crate) fn find(&self, h: &HandleTable, slot: u32, off: usize) -> Option<usize> {
+        // The ends first, no handle-table read: the newest object (a store
+        // undone) and the oldest (loads and invalidations, oldest first).
+        let n = self.objs.len();
+        if n != 0 && self.objs.get(n - 1) == Some(&slot) {
+            return Some(n - 1);
+        }
+        if self.objs.first() == Some(&slot) {
+            return Some(0);
+        }
+        let i = self
+            .objs
+            .partition_point(|&s| at(h, s).is_some_and(|o| o.off < off));
+        if self.objs.get(i) == Some(&slot) {
+            return Some(i);
+        }
         self.objs.iter().rposition(|&s| s == slot)
     }
 
