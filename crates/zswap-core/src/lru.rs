@@ -233,7 +233,12 @@ pub(crate) struct Lru {
 
 /// The live lists for `id`: its own, or those it redirects to.
 fn resolve(map: &RBTree<MemcgLruAdapter>, id: u32) -> Option<&MemcgLru> {
-    let m = map.find(&id).get()?;
+    resolve_from(map, map.find(&id).get()?)
+}
+
+/// The live lists for the record `m` of `map`: `m` itself while it is live
+/// (no second lookup), else the record it redirects to.
+fn resolve_from<'a>(map: &'a RBTree<MemcgLruAdapter>, m: &'a MemcgLru) -> Option<&'a MemcgLru> {
     match m.redirect.load(Ordering::Relaxed) {
         0 => Some(m),
         r => map.find(&r).get(),
@@ -374,7 +379,7 @@ impl Lru {
         let Some(keyed) = map.find(&entry.lru_memcg()).get() else {
             return;
         };
-        let Some(m) = resolve(&map, entry.lru_memcg()) else {
+        let Some(m) = resolve_from(&map, keyed) else {
             return;
         };
         let Some(node) = m.nodes.get(nid) else {
@@ -402,7 +407,7 @@ impl Lru {
             let Some(keyed) = map.find(&key).get() else {
                 return;
             };
-            let Some(m) = resolve(&map, key) else {
+            let Some(m) = resolve_from(&map, keyed) else {
                 return;
             };
             let Some(node) = m.nodes.get(nid) else {
