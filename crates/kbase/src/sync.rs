@@ -84,8 +84,9 @@ pub mod lock_class {
     pub static ZSWAP_TREES: LockClass = LockClass::nesting("zswap tree table", 10);
     /// One entry tree's lock (per 64 MiB of swap).
     pub static ZSWAP_TREE: LockClass = LockClass::new("zswap tree lock", 20);
-    /// The LRU's memcg map (RwLock).
-    pub static ZSWAP_LRU_MAP: LockClass = LockClass::new("zswap LRU map lock", 30);
+    /// The LRU's memcg map (a big-reader lock: one lock per CPU; a writer
+    /// nests all of them, in CPU order).
+    pub static ZSWAP_LRU_MAP: LockClass = LockClass::nesting("zswap LRU map lock", 30);
     /// One (memcg, node) LRU list; reparenting nests child -> parent.
     pub static ZSWAP_LRU_LIST: LockClass = LockClass::nesting("zswap LRU list lock", 40);
     /// A folio page's lock (swapcache), held while the page is read or written.

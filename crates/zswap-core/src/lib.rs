@@ -70,7 +70,8 @@
 //!   -> tree table (big-reader lock: a reader takes its CPU's lock, a
 //!      writer, only swapon/swapoff, every CPU's in CPU order)
 //!     -> tree lock (one per 64 MiB of swap)
-//!       -> LRU map lock (RwLock) -> LRU list lock (one per cgroup and node)
+//!       -> LRU map lock (big-reader lock, as the tree table's) -> LRU list
+//!          lock (one per cgroup and node)
 //!       -> pool table -> pool class lock             (the debug_corrupt, debug_mutate_object test hooks)
 //!   -> pool table (RwLock, takes nothing: read by store for the pool-page
 //!      sum and the current pool's reference, write by a free that gives a
@@ -365,7 +366,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             platform.cpu(),
             gfp,
         )?;
-        let lru = Lru::new(platform.nr_nodes());
+        let lru = Lru::new(platform.nr_nodes(), platform.cpu().nr_cpus())?;
         let entries = EntryCache::new(
             platform.page_allocator(),
             platform.cpu().nr_cpus(),
@@ -491,9 +492,10 @@ impl<P: ZswapPlatform> Zswap<P> {
     ) -> core::result::Result<Option<OwnedEntry>, (Error, EntryPtr)> {
         let mut spare: Option<alloc::boxed::Box<Leaf>> = None;
         let mut entry = entry;
+        let cpu = self.platform.cpu().current_cpu();
         let mut publish = |e: &ZswapEntry, id: cache::EntryId| {
             if let Some(nid) = lru_add {
-                self.lru.add(&self.entries, e, id, nid);
+                self.lru.add(cpu, &self.entries, e, id, nid);
             }
         };
         for _ in 0..3 {
@@ -551,7 +553,7 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// `zswap_entry_free`: LRU delete, pool free, uncharge, cgroup put.
     fn entry_free(&self, e: OwnedEntry) {
         let cpu = self.platform.cpu().current_cpu();
-        self.lru.del(&self.entries, &e, e.nid(&self.entries));
+        self.lru.del(cpu, &self.entries, &e, e.nid(&self.entries));
         // SAFETY: we own `e`, an entry of pool `e.pool_idx()`; its reference
         // is given back here, as the entry goes.
         if let Some(pool) = unsafe { self.pools.entry_ref(e.pool_idx()) } {
@@ -674,10 +676,10 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// record (its reparenting may be over); its entries go to the nearest
     /// online ancestor, as its objcg's do after offline. Bounded: the parent
     /// chain ends at root, which is never offline.
-    fn lru_pin(&self, objcg: Option<&ObjCgroupRef>) -> Result<u32> {
+    fn lru_pin(&self, cpu: usize, objcg: Option<&ObjCgroupRef>) -> Result<u32> {
         let (mut id, mut memcg) = self.lru_memcg_of(objcg);
         loop {
-            match self.lru.pin(id, memcg.as_ref(), Gfp::KERNEL) {
+            match self.lru.pin(cpu, id, memcg.as_ref(), Gfp::KERNEL) {
                 Ok(()) => return Ok(id),
                 Err(Error::EAGAIN) => {
                     let parent = memcg.as_ref().and_then(|m| m.parent());
@@ -843,7 +845,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             Counters::inc(&self.stats.reject_alloc_fail);
             return Err(Error::ENOMEM);
         };
-        let lru_memcg = match self.lru_pin(objcg.as_ref()) {
+        let lru_memcg = match self.lru_pin(cpu, objcg.as_ref()) {
             Ok(id) => id,
             Err(e) => {
                 self.pools.put(pool, cpu);
@@ -889,7 +891,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         if let Some(p) = folio_ref {
             self.pools.put(p, cpu);
         }
-        self.lru.unpin(lru_memcg);
+        self.lru.unpin(cpu, lru_memcg);
         r?;
         self.hot.add(cpu, Hot::Zswpout, nr as u64);
         if let Some(o) = objcg.as_ref() {

@@ -4,8 +4,10 @@
 //! compressed entry sits on the list of its cgroup and node, oldest at the
 //! head. This is the same structure:
 //!
-//! - a map from memcg id to a [`MemcgLru`] (an intrusive red-black tree under
-//!   a reader-writer spinlock; nodes are allocated before the lock is taken,
+//! - a map from memcg id to a [`MemcgLru`] (an intrusive red-black tree
+//!   behind a big-reader lock, [`MapLock`]: a reader takes its CPU's lock, so
+//!   adds and deletes on different CPUs write no common line for it; a
+//!   writer takes every CPU's; nodes are allocated before the lock is taken,
 //!   Linux's `memcg_list_lru_alloc`),
 //! - per node, a doubly linked list of entries under its own spinlock, plus
 //!   the lruvec's `nr_disk_swapins` counter used by the dynamic shrinker.
@@ -22,8 +24,9 @@
 //! as entries are keyed by its id (`nr_keyed`) and holds a reference to its
 //! cgroup meanwhile, so the cgroup's id cannot be reused under it.
 //!
-//! Lock order inside this module: map lock (read or write) -> list lock;
-//! two list locks (reparenting only) child -> parent.
+//! Lock order inside this module: map lock (one CPU's for a reader, every
+//! CPU's in CPU order for a writer) -> list lock; two list locks
+//! (reparenting only) child -> parent.
 //!
 //! # Invariants
 //!
@@ -37,13 +40,19 @@
 //!   entry of the entry cache the `Lru`'s callers pass (one per zswap).
 //! - A redirected `MemcgLru` has empty lists, is never un-redirected, and
 //!   redirects to a live `MemcgLru` (one hop).
-//! - `nr_keyed` of a `MemcgLru` counts the linked entries whose key names it.
+//! - The linked entries whose key names a `MemcgLru` (plus its pins) are
+//!   counted in its `nr_keyed`, except those of a live record on its own
+//!   lists: each of its lists counts those in `LruList::nr_own`, under the
+//!   list's lock (no shared atomic on add and delete). Reparenting, with the
+//!   map's write side and the child's list locks held, adds the child's
+//!   `nr_own` to its `nr_keyed` as it makes it a redirect, so a redirect's
+//!   `nr_keyed` counts every entry keyed by it.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use intrusive_collections::{Bound, KeyAdapter, RBTree, RBTreeLink, intrusive_adapter};
-use kbase::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, RwLock, lock_class};
+use kbase::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, UnsafeCell, lock_class};
 use kbase::{Error, Gfp, Result, try_box};
 use memcg::MemcgRef;
 use swapcache::SwpEntry;
@@ -58,6 +67,9 @@ pub(crate) struct LruList {
     /// Id of the last entry (0: empty).
     tail: u32,
     nr: usize,
+    /// Entries on this list keyed by the list's own (live) record: they are
+    /// not in its `nr_keyed` (module invariant).
+    nr_own: usize,
 }
 
 impl LruList {
@@ -66,6 +78,7 @@ impl LruList {
             head: 0,
             tail: 0,
             nr: 0,
+            nr_own: 0,
         }
     }
 
@@ -187,7 +200,8 @@ pub(crate) struct MemcgLru {
     /// 0 while live; else the live memcg id whose lists took this one's
     /// entries (never another redirect: chains are collapsed on reparent).
     redirect: AtomicU32,
-    /// Entries whose key names this memcg (linked anywhere), plus pins.
+    /// Pins, plus entries whose key names this memcg other than those its
+    /// own lists count in `nr_own` while it is live (module invariant).
     nr_keyed: AtomicUsize,
     nodes: Vec<NodeLru>,
     link: RBTreeLink,
@@ -225,9 +239,97 @@ pub(crate) enum Isolate {
     },
 }
 
+/// The memcg map of the LRU.
+type Map = RBTree<MemcgLruAdapter>;
+
+/// The memcg map behind a big-reader lock: a reader (add, delete, pin,
+/// unpin: every store, load and invalidate) holds its CPU's lock, so readers
+/// on different CPUs write no common cache line; a writer (a new record,
+/// reparenting, reaping a redirect) holds every CPU's lock, taken in CPU
+/// order.
+///
+/// # Invariants
+///
+/// `map` is read only with one of `locks` held and written only with all of
+/// them held, so it is shared as an `RwLock`'s contents are.
+pub(crate) struct MapLock {
+    /// One lock per CPU (class `ZSWAP_LRU_MAP`, which nests with itself for
+    /// the writer), at least one.
+    locks: Vec<CpuLock>,
+    map: UnsafeCell<Map>,
+}
+
+/// One CPU's lock of the memcg map, alone in its cache lines.
+#[repr(align(128))]
+struct CpuLock(Mutex<()>);
+
+// SAFETY: `map` is accessed only as the type invariant says (shared access
+// under one lock, exclusive access under all of them), which is what sharing
+// an `RwLock<Map>` between threads needs; the records are Send and Sync.
+unsafe impl Sync for MapLock {}
+// SAFETY: as above; owned data only.
+unsafe impl Send for MapLock {}
+
+impl MapLock {
+    /// At most this many CPU locks; CPUs past them share (`cpu % n`).
+    const MAX_CPUS: usize = 256;
+
+    /// An empty map for `nr_cpus` CPUs (0 is treated as 1). `ENOMEM`.
+    fn new(nr_cpus: usize) -> Result<MapLock> {
+        let nr = nr_cpus.clamp(1, Self::MAX_CPUS);
+        let mut locks = Vec::new();
+        locks.try_reserve_exact(nr)?;
+        locks.extend((0..nr).map(|_| CpuLock(Mutex::new_class((), &lock_class::ZSWAP_LRU_MAP))));
+        Ok(MapLock {
+            locks,
+            map: UnsafeCell::new(RBTree::new(MemcgLruAdapter::new())),
+        })
+    }
+
+    /// Runs `f` on the map with CPU `cpu`'s lock held (`cpu % n` past them).
+    fn read<R>(&self, cpu: usize, f: impl FnOnce(&Map) -> R) -> R {
+        let lock = match self.locks.get(cpu) {
+            Some(l) => l,
+            None => match cpu
+                .checked_rem(self.locks.len())
+                .and_then(|c| self.locks.get(c))
+            {
+                Some(l) => l,
+                // No lock at all is ruled out by `new`; the write side is
+                // right whatever the number of locks.
+                None => return self.write(|m| f(m)),
+            },
+        };
+        let _g = lock.0.lock();
+        // SAFETY: a CPU lock is held, so no writer (which holds them all)
+        // runs; the reference does not outlive the closure.
+        self.map.with(|m| f(unsafe { &*m }))
+    }
+
+    /// Runs `f` on the map with every CPU lock held.
+    fn write<R>(&self, f: impl FnOnce(&mut Map) -> R) -> R {
+        self.write_from(0, f)
+    }
+
+    /// Takes the CPU locks from `i` on, in order, then runs `f` (no
+    /// allocation: the guards live in the frames, at most `MAX_CPUS` deep).
+    fn write_from<R, F: FnOnce(&mut Map) -> R>(&self, i: usize, f: F) -> R {
+        match self.locks.get(i) {
+            Some(l) => {
+                let _g = l.0.lock();
+                self.write_from(i + 1, f)
+            }
+            // SAFETY: every CPU lock is held (taken by the callers up the
+            // stack): no reader and no other writer runs; the reference does
+            // not outlive the closure.
+            None => self.map.with_mut(|m| f(unsafe { &mut *m })),
+        }
+    }
+}
+
 /// The global zswap LRU.
 pub(crate) struct Lru {
-    map: RwLock<RBTree<MemcgLruAdapter>>,
+    map: MapLock,
     nr_nodes: usize,
 }
 
@@ -246,15 +348,13 @@ fn resolve_from<'a>(map: &'a RBTree<MemcgLruAdapter>, m: &'a MemcgLru) -> Option
 }
 
 impl Lru {
-    /// An empty LRU for `nr_nodes` NUMA nodes (at least 1).
-    pub(crate) fn new(nr_nodes: usize) -> Lru {
-        Lru {
-            map: RwLock::new_class(
-                RBTree::new(MemcgLruAdapter::new()),
-                &lock_class::ZSWAP_LRU_MAP,
-            ),
+    /// An empty LRU for `nr_nodes` NUMA nodes (at least 1) and `nr_cpus`
+    /// CPUs (one map lock each). `ENOMEM`.
+    pub(crate) fn new(nr_nodes: usize, nr_cpus: usize) -> Result<Lru> {
+        Ok(Lru {
+            map: MapLock::new(nr_cpus)?,
             nr_nodes: nr_nodes.clamp(1, 256),
-        }
+        })
     }
 
     /// The number of nodes.
@@ -266,18 +366,18 @@ impl Lru {
     /// (Linux: `memcg_list_lru_alloc`). Allocates with no lock held. Used
     /// for a reparenting target; stores go through [`Lru::pin`].
     fn ensure(&self, memcg_id: u32, memcg: Option<&MemcgRef>, gfp: Gfp) -> Result<()> {
-        if self.map.read().find(&memcg_id).get().is_some() {
+        if self.map.read(0, |map| map.find(&memcg_id).get().is_some()) {
             return Ok(());
         }
         let m = self.new_record(memcg_id, memcg, 0, gfp)?;
-        let mut map = self.map.write();
-        let spare = if map.find(&memcg_id).get().is_none() {
-            map.insert(m);
-            None
-        } else {
-            Some(m)
-        };
-        drop(map);
+        let spare = self.map.write(|map| {
+            if map.find(&memcg_id).get().is_none() {
+                map.insert(m);
+                None
+            } else {
+                Some(m)
+            }
+        });
         drop(spare);
         Ok(())
     }
@@ -313,101 +413,88 @@ impl Lru {
     /// Makes sure `memcg_id` has a record (live lists, or a redirect to
     /// them) and pins it until [`Lru::unpin`]: while pinned, reparenting
     /// keeps the record (as a redirect), so every [`Lru::add`] keyed by
-    /// `memcg_id` reaches a list. Allocates with no lock held.
+    /// `memcg_id` reaches a list. Allocates with no lock held. `cpu` is the
+    /// caller's CPU (whose map lock it takes).
     ///
     /// `EAGAIN` if `memcg_id` has no record and `memcg` is offline: its
     /// reparenting may already have run and would never see a record made
     /// now (Linux's `memcg_list_lru_alloc` checks the same under the lock);
     /// the caller uses the parent instead. `ENOMEM`.
-    pub(crate) fn pin(&self, memcg_id: u32, memcg: Option<&MemcgRef>, gfp: Gfp) -> Result<()> {
-        {
-            let map = self.map.read();
-            if let Some(m) = map.find(&memcg_id).get() {
+    pub(crate) fn pin(
+        &self,
+        cpu: usize,
+        memcg_id: u32,
+        memcg: Option<&MemcgRef>,
+        gfp: Gfp,
+    ) -> Result<()> {
+        let pinned = self.map.read(cpu, |map| match map.find(&memcg_id).get() {
+            Some(m) => {
                 // Under the map lock: reparent and reap, which drop unkeyed
                 // records, hold it for write.
                 m.nr_keyed.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
+                true
             }
+            None => false,
+        });
+        if pinned {
+            return Ok(());
         }
         if memcg.is_some_and(|m| !m.is_online()) {
             return Err(Error::EAGAIN);
         }
         let rec = self.new_record(memcg_id, memcg, 1, gfp)?;
-        let mut map = self.map.write();
-        let spare = if let Some(m) = map.find(&memcg_id).get() {
-            m.nr_keyed.fetch_add(1, Ordering::Relaxed);
-            Some(rec)
-        } else if memcg.is_some_and(|m| !m.is_online()) {
-            // Checked again under the lock: `memcg_offline` marks the cgroup
-            // offline before it takes this lock to reparent, so either it
-            // sees the record inserted here or we see it offline.
-            drop(map);
-            drop(rec);
-            return Err(Error::EAGAIN);
-        } else {
-            map.insert(rec);
-            None
-        };
-        drop(map);
+        let (spare, r) = self.map.write(|map| {
+            if let Some(m) = map.find(&memcg_id).get() {
+                m.nr_keyed.fetch_add(1, Ordering::Relaxed);
+                (Some(rec), Ok(()))
+            } else if memcg.is_some_and(|m| !m.is_online()) {
+                // Checked again under the lock: `memcg_offline` marks the
+                // cgroup offline before it takes this lock to reparent, so
+                // either it sees the record inserted here or we see it
+                // offline.
+                (Some(rec), Err(Error::EAGAIN))
+            } else {
+                map.insert(rec);
+                (None, Ok(()))
+            }
+        });
         drop(spare);
-        Ok(())
+        r
     }
 
-    /// Drops a pin taken by [`Lru::pin`]. The last key of an offline
-    /// cgroup's redirect frees it.
-    pub(crate) fn unpin(&self, memcg_id: u32) {
-        let reap = {
-            let map = self.map.read();
+    /// Drops a pin taken by [`Lru::pin`] (on CPU `cpu`'s map lock). The last
+    /// key of an offline cgroup's redirect frees it.
+    pub(crate) fn unpin(&self, cpu: usize, memcg_id: u32) {
+        let reap = self.map.read(cpu, |map| {
             map.find(&memcg_id).get().is_some_and(|m| {
                 m.nr_keyed.fetch_sub(1, Ordering::Relaxed) == 1
                     && m.redirect.load(Ordering::Relaxed) != 0
             })
-        };
+        });
         if reap {
             self.reap(memcg_id);
         }
     }
 
     /// Adds `entry` at the tail of the list its key (`lru_memcg()`, node
-    /// `nid`: its slab's) resolves to. The caller holds a pin on that memcg
-    /// ([`Lru::pin`]), so the lists exist. `id` is the entry's id in
-    /// `cache`, the cache of every entry of this LRU; the entry is live
-    /// (the caller owns or publishes it) and is unlinked ([`Lru::del`])
-    /// before it is freed.
-    pub(crate) fn add(&self, cache: &EntryCache, entry: &ZswapEntry, id: EntryId, nid: usize) {
-        let map = self.map.read();
-        let Some(keyed) = map.find(&entry.lru_memcg()).get() else {
-            return;
-        };
-        let Some(m) = resolve_from(&map, keyed) else {
-            return;
-        };
-        let Some(node) = m.nodes.get(nid) else {
-            return;
-        };
-        let mut l = node.list.lock();
-        // SAFETY: we hold the lock of the list the entry's key resolves to.
-        if unsafe { entry.lru_link() } != LruLink::UNLINKED {
-            return;
-        }
-        // SAFETY: the lock is held, the list is the entry's, and the entry
-        // is live and unlinked before it is freed (this function's
-        // contract), so the list never holds a dangling id.
-        unsafe { l.push_back(cache, entry, id) };
-        keyed.nr_keyed.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Unlinks `entry` (of node `nid`, its slab's) from its list, if it is
-    /// on one. The last entry keyed by an offline cgroup's id frees its
-    /// redirect (and cgroup reference).
-    pub(crate) fn del(&self, cache: &EntryCache, entry: &ZswapEntry, nid: usize) {
-        let key = entry.lru_memcg();
-        let reap = {
-            let map = self.map.read();
-            let Some(keyed) = map.find(&key).get() else {
+    /// `nid`: its slab's) resolves to, under CPU `cpu`'s map lock. The
+    /// caller holds a pin on that memcg ([`Lru::pin`]), so the lists exist.
+    /// `id` is the entry's id in `cache`, the cache of every entry of this
+    /// LRU; the entry is live (the caller owns or publishes it) and is
+    /// unlinked ([`Lru::del`]) before it is freed.
+    pub(crate) fn add(
+        &self,
+        cpu: usize,
+        cache: &EntryCache,
+        entry: &ZswapEntry,
+        id: EntryId,
+        nid: usize,
+    ) {
+        self.map.read(cpu, |map| {
+            let Some(keyed) = map.find(&entry.lru_memcg()).get() else {
                 return;
             };
-            let Some(m) = resolve_from(&map, keyed) else {
+            let Some(m) = resolve_from(map, keyed) else {
                 return;
             };
             let Some(node) = m.nodes.get(nid) else {
@@ -416,15 +503,55 @@ impl Lru {
             let mut l = node.list.lock();
             // SAFETY: we hold the lock of the list the entry's key resolves
             // to.
-            if unsafe { entry.lru_link() } == LruLink::UNLINKED {
+            if unsafe { entry.lru_link() } != LruLink::UNLINKED {
                 return;
+            }
+            // SAFETY: the lock is held, the list is the entry's, and the
+            // entry is live and unlinked before it is freed (this function's
+            // contract), so the list never holds a dangling id.
+            unsafe { l.push_back(cache, entry, id) };
+            if core::ptr::eq(m, keyed) {
+                // A live record's own list: counted under its lock (module
+                // invariant).
+                l.nr_own += 1;
+            } else {
+                keyed.nr_keyed.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    }
+
+    /// Unlinks `entry` (of node `nid`, its slab's) from its list, if it is
+    /// on one, under CPU `cpu`'s map lock. The last entry keyed by an
+    /// offline cgroup's id frees its redirect (and cgroup reference).
+    pub(crate) fn del(&self, cpu: usize, cache: &EntryCache, entry: &ZswapEntry, nid: usize) {
+        let key = entry.lru_memcg();
+        let reap = self.map.read(cpu, |map| {
+            let Some(keyed) = map.find(&key).get() else {
+                return false;
+            };
+            let Some(m) = resolve_from(map, keyed) else {
+                return false;
+            };
+            let Some(node) = m.nodes.get(nid) else {
+                return false;
+            };
+            let mut l = node.list.lock();
+            // SAFETY: we hold the lock of the list the entry's key resolves
+            // to.
+            if unsafe { entry.lru_link() } == LruLink::UNLINKED {
+                return false;
             }
             // SAFETY: by the module invariant a linked entry is linked on the
             // list its key resolves to, which is `l`, and we hold its lock.
             unsafe { l.remove(cache, entry) };
-            keyed.nr_keyed.fetch_sub(1, Ordering::Relaxed) == 1
-                && keyed.redirect.load(Ordering::Relaxed) != 0
-        };
+            if core::ptr::eq(m, keyed) {
+                // Live (the map lock keeps it so): never reaped.
+                l.nr_own -= 1;
+                false
+            } else {
+                keyed.nr_keyed.fetch_sub(1, Ordering::Relaxed) == 1
+            }
+        });
         if reap {
             self.reap(key);
         }
@@ -432,8 +559,7 @@ impl Lru {
 
     /// Frees the redirect of `id` if no entry is keyed by it any more.
     fn reap(&self, id: u32) {
-        let removed = {
-            let mut map = self.map.write();
+        let removed = self.map.write(|map| {
             let dead = map.find(&id).get().is_some_and(|m| {
                 m.redirect.load(Ordering::Relaxed) != 0 && m.nr_keyed.load(Ordering::Relaxed) == 0
             });
@@ -442,7 +568,7 @@ impl Lru {
             } else {
                 None
             }
-        };
+        });
         // Drops the cgroup reference with no lock held.
         drop(removed);
     }
@@ -452,48 +578,48 @@ impl Lru {
     /// second chance; otherwise the entry is rotated to the tail *before* the
     /// lock is dropped and its slot and pool handle are copied out.
     pub(crate) fn isolate_head(&self, cache: &EntryCache, memcg_id: u32, nid: usize) -> Isolate {
-        let map = self.map.read();
-        let Some(m) = resolve(&map, memcg_id) else {
-            return Isolate::Empty;
-        };
-        if m.id != memcg_id {
-            // Offline cgroup: its entries live on the parent's lists now.
-            return Isolate::Empty;
-        }
-        let Some(node) = m.nodes.get(nid) else {
-            return Isolate::Empty;
-        };
-        let mut l = node.list.lock();
-        let head = l.head;
-        // SAFETY: the head is on this list, whose lock we hold.
-        let Some(e) = (unsafe { LruList::at(cache, head) }) else {
-            return Isolate::Empty;
-        };
-        let Some(id) = EntryId::from_raw(head) else {
-            return Isolate::Empty;
-        };
-        let (referenced, swp, handle) = (e.take_referenced(), e.swpentry(), e.identity());
-        // Rotated to the tail before the lock is dropped.
-        // SAFETY: `e` is on this list (locked); it stays live (module
-        // invariant) and goes back on the same list.
-        unsafe {
-            l.remove(cache, e);
-            l.push_back(cache, e, id);
-        }
-        if referenced {
-            Isolate::Rotated
-        } else {
-            Isolate::Candidate { swp, handle }
-        }
+        self.map.read(0, |map| {
+            let Some(m) = resolve(map, memcg_id) else {
+                return Isolate::Empty;
+            };
+            if m.id != memcg_id {
+                // Offline cgroup: its entries live on the parent's lists now.
+                return Isolate::Empty;
+            }
+            let Some(node) = m.nodes.get(nid) else {
+                return Isolate::Empty;
+            };
+            let mut l = node.list.lock();
+            let head = l.head;
+            // SAFETY: the head is on this list, whose lock we hold.
+            let Some(e) = (unsafe { LruList::at(cache, head) }) else {
+                return Isolate::Empty;
+            };
+            let Some(id) = EntryId::from_raw(head) else {
+                return Isolate::Empty;
+            };
+            let (referenced, swp, handle) = (e.take_referenced(), e.swpentry(), e.identity());
+            // Rotated to the tail before the lock is dropped.
+            // SAFETY: `e` is on this list (locked); it stays live (module
+            // invariant) and goes back on the same list.
+            unsafe {
+                l.remove(cache, e);
+                l.push_back(cache, e, id);
+            }
+            if referenced {
+                Isolate::Rotated
+            } else {
+                Isolate::Candidate { swp, handle }
+            }
+        })
     }
 
     /// Entries on the (memcg, node) list (`list_lru_count_one`).
     pub(crate) fn count_one(&self, memcg_id: u32, nid: usize) -> usize {
-        let map = self.map.read();
-        match resolve(&map, memcg_id) {
+        self.map.read(0, |map| match resolve(map, memcg_id) {
             Some(m) if m.id == memcg_id => m.nodes.get(nid).map_or(0, |n| n.list.lock().nr),
             _ => 0,
-        }
+        })
     }
 
     /// Entries on all of the memcg's lists.
@@ -505,32 +631,34 @@ impl Lru {
 
     /// Bumps the lruvec's `nr_disk_swapins` (Linux: `zswap_folio_swapin`).
     pub(crate) fn note_disk_swapin(&self, memcg_id: u32, nid: usize) {
-        let map = self.map.read();
-        if let Some(node) = resolve(&map, memcg_id).and_then(|m| m.nodes.get(nid)) {
-            node.nr_disk_swapins.fetch_add(1, Ordering::Relaxed);
-        }
+        self.map.read(0, |map| {
+            if let Some(node) = resolve(map, memcg_id).and_then(|m| m.nodes.get(nid)) {
+                node.nr_disk_swapins.fetch_add(1, Ordering::Relaxed);
+            }
+        })
     }
 
     /// Consumes up to `nr_freeable` of the lruvec's disk swap-ins and returns
     /// how many were consumed (the dynamic shrinker's swap-in protection).
     pub(crate) fn consume_disk_swapins(&self, memcg_id: u32, nid: usize, nr_freeable: u64) -> u64 {
-        let map = self.map.read();
-        let Some(node) = resolve(&map, memcg_id).and_then(|m| m.nodes.get(nid)) else {
-            return 0;
-        };
-        let mut cur = node.nr_disk_swapins.load(Ordering::Relaxed);
-        loop {
-            let remain = cur.saturating_sub(nr_freeable);
-            match node.nr_disk_swapins.compare_exchange(
-                cur,
-                remain,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return cur - remain,
-                Err(now) => cur = now,
+        self.map.read(0, |map| {
+            let Some(node) = resolve(map, memcg_id).and_then(|m| m.nodes.get(nid)) else {
+                return 0;
+            };
+            let mut cur = node.nr_disk_swapins.load(Ordering::Relaxed);
+            loop {
+                let remain = cur.saturating_sub(nr_freeable);
+                match node.nr_disk_swapins.compare_exchange(
+                    cur,
+                    remain,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return cur - remain,
+                    Err(now) => cur = now,
+                }
             }
-        }
+        })
     }
 
     /// Moves every entry of `child` onto `parent`'s lists, at their heads, and
@@ -548,23 +676,21 @@ impl Lru {
             return Ok(());
         }
         self.ensure(parent_id, Some(parent), gfp)?;
-        let removed = {
-            let mut map = self.map.write();
-            let Some(c) = map.find(&child).get() else {
-                return Ok(());
-            };
+        let removed = self.map.write(|map| {
+            let c = map.find(&child).get()?;
             if c.redirect.load(Ordering::Relaxed) != 0 {
-                return Ok(());
+                return None;
             }
-            let Some(p) = resolve(&map, parent_id) else {
-                return Ok(());
-            };
+            let p = resolve(map, parent_id)?;
             if p.id == c.id {
-                return Ok(());
+                return None;
             }
             for (cn, pn) in c.nodes.iter().zip(p.nodes.iter()) {
                 let mut cl = cn.list.lock();
                 let mut pl = pn.list.lock();
+                // The child's own entries leave its lists: from now on its
+                // `nr_keyed` counts them (module invariant).
+                c.nr_keyed.fetch_add(cl.nr_own, Ordering::Relaxed);
                 // In front of the parent's own entries, as Linux's
                 // `list_splice_init(&src->list, &dst->list)`: the dead
                 // child's entries are the next written back. From now on
@@ -595,26 +721,27 @@ impl Lru {
             } else {
                 None
             }
-        };
+        });
         drop(removed);
         Ok(())
     }
 
     /// Live and redirect records (diagnostics, tests).
     pub(crate) fn nr_records(&self) -> usize {
-        self.map.read().iter().count()
+        self.map.read(0, |map| map.iter().count())
     }
 
     /// Total entries on every list (diagnostics).
     pub(crate) fn total(&self) -> usize {
-        let map = self.map.read();
-        let mut c = map.lower_bound(Bound::Unbounded);
-        let mut n = 0;
-        while let Some(m) = c.get() {
-            n += m.nodes.iter().map(|x| x.list.lock().nr).sum::<usize>();
-            c.move_next();
-        }
-        n
+        self.map.read(0, |map| {
+            let mut c = map.lower_bound(Bound::Unbounded);
+            let mut n = 0;
+            while let Some(m) = c.get() {
+                n += m.nodes.iter().map(|x| x.list.lock().nr).sum::<usize>();
+                c.move_next();
+            }
+            n
+        })
     }
 }
 
@@ -645,7 +772,7 @@ mod tests {
     }
 
     fn free(lru: &Lru, p: EntryPtr) {
-        lru.del(tc(), get(p), 0);
+        lru.del(0, tc(), get(p), 0);
         // SAFETY: the test owns the entry; it is unlinked above.
         drop(unsafe { OwnedEntry::from_erased(p).free_memory(crate::cache::test_cache()) });
     }
@@ -663,21 +790,21 @@ mod tests {
 
     #[test]
     fn unlinking_head_middle_and_tail_keeps_the_rest_in_order() {
-        let lru = Lru::new(1);
+        let lru = Lru::new(1, 1).unwrap();
         lru.ensure(9, None, Gfp::KERNEL).unwrap();
         // Odd offsets: not referenced, so every head is a candidate.
         let es: alloc::vec::Vec<_> = [1, 3, 5, 7, 9].iter().map(|&o| entry(o, 9)).collect();
         for e in &es {
-            lru.add(tc(), get(*e), e.id, 0);
+            lru.add(0, tc(), get(*e), e.id, 0);
         }
         assert_eq!(order(&lru, 9), [1, 3, 5, 7, 9]);
-        lru.del(tc(), get(es[2]), 0);
+        lru.del(0, tc(), get(es[2]), 0);
         assert_eq!(order(&lru, 9), [1, 3, 7, 9]);
-        lru.del(tc(), get(es[0]), 0);
-        lru.del(tc(), get(es[4]), 0);
+        lru.del(0, tc(), get(es[0]), 0);
+        lru.del(0, tc(), get(es[4]), 0);
         assert_eq!(order(&lru, 9), [3, 7]);
         // A second del of an unlinked entry changes nothing.
-        lru.del(tc(), get(es[4]), 0);
+        lru.del(0, tc(), get(es[4]), 0);
         assert_eq!(lru.count_one(9, 0), 2);
         for i in [2, 0, 4] {
             // SAFETY: the test owns the entry; it is unlinked above.
@@ -694,11 +821,11 @@ mod tests {
         let tree = MemcgTree::new(Gfp::KERNEL).unwrap();
         let parent = tree.create("p", Gfp::KERNEL).unwrap();
         let child = tree.create("p/c", Gfp::KERNEL).unwrap();
-        let lru = Lru::new(1);
+        let lru = Lru::new(1, 1).unwrap();
         lru.ensure(child.id(), Some(&child), Gfp::KERNEL).unwrap();
         let es: alloc::vec::Vec<_> = (0..4).map(|i| entry(i, child.id())).collect();
         for e in &es {
-            lru.add(tc(), get(*e), e.id, 0);
+            lru.add(0, tc(), get(*e), e.id, 0);
         }
         assert_eq!(lru.count_one(child.id(), 0), 4);
         // Head (offset 0) is referenced: rotated; then offset 1 is a candidate.
@@ -739,14 +866,14 @@ mod tests {
         let tree = MemcgTree::new(Gfp::KERNEL).unwrap();
         let parent = tree.create("p", Gfp::KERNEL).unwrap();
         let child = tree.create("p/c", Gfp::KERNEL).unwrap();
-        let lru = Lru::new(1);
+        let lru = Lru::new(1, 1).unwrap();
         lru.ensure(parent.id(), Some(&parent), Gfp::KERNEL).unwrap();
         lru.ensure(child.id(), Some(&child), Gfp::KERNEL).unwrap();
         // Odd offsets: not referenced, so each is a candidate at once.
         let own: alloc::vec::Vec<_> = [1, 3].iter().map(|&o| entry(o, parent.id())).collect();
         let moved: alloc::vec::Vec<_> = [5, 7].iter().map(|&o| entry(o, child.id())).collect();
         for e in own.iter().chain(moved.iter()) {
-            lru.add(tc(), get(*e), e.id, 0);
+            lru.add(0, tc(), get(*e), e.id, 0);
         }
         tree.offline("p/c").unwrap();
         lru.reparent(tc(), child.id(), &parent, Gfp::KERNEL)
@@ -773,21 +900,21 @@ mod tests {
         let tree = MemcgTree::new(Gfp::KERNEL).unwrap();
         let parent = tree.create("p", Gfp::KERNEL).unwrap();
         let child = tree.create("p/c", Gfp::KERNEL).unwrap();
-        let lru = Lru::new(1);
+        let lru = Lru::new(1, 1).unwrap();
         tree.offline("p/c").unwrap();
         lru.reparent(tc(), child.id(), &parent, Gfp::KERNEL)
             .unwrap();
         let before = lru.nr_records();
         assert_eq!(
-            lru.pin(child.id(), Some(&child), Gfp::KERNEL),
+            lru.pin(0, child.id(), Some(&child), Gfp::KERNEL),
             Err(Error::EAGAIN)
         );
         assert_eq!(lru.nr_records(), before, "no record for the dead cgroup");
         // The store falls back to the parent, whose lists take the entry.
-        lru.pin(parent.id(), Some(&parent), Gfp::KERNEL).unwrap();
+        lru.pin(0, parent.id(), Some(&parent), Gfp::KERNEL).unwrap();
         let e = entry(1, parent.id());
-        lru.add(tc(), get(e), e.id, 0);
-        lru.unpin(parent.id());
+        lru.add(0, tc(), get(e), e.id, 0);
+        lru.unpin(0, parent.id());
         assert_eq!(lru.count_one(parent.id(), 0), 1);
         free(&lru, e);
         assert_eq!(lru.total(), 0);
@@ -802,14 +929,14 @@ mod tests {
         let tree = MemcgTree::new(Gfp::KERNEL).unwrap();
         let parent = tree.create("p", Gfp::KERNEL).unwrap();
         let child = tree.create("p/c", Gfp::KERNEL).unwrap();
-        let lru = Lru::new(1);
-        lru.pin(child.id(), Some(&child), Gfp::KERNEL).unwrap();
+        let lru = Lru::new(1, 1).unwrap();
+        lru.pin(0, child.id(), Some(&child), Gfp::KERNEL).unwrap();
         tree.offline("p/c").unwrap();
         lru.reparent(tc(), child.id(), &parent, Gfp::KERNEL)
             .unwrap();
         let e = entry(1, child.id());
-        lru.add(tc(), get(e), e.id, 0);
-        lru.unpin(child.id());
+        lru.add(0, tc(), get(e), e.id, 0);
+        lru.unpin(0, child.id());
         assert_eq!(lru.count_one(parent.id(), 0), 1, "entry on the LRU");
         assert_eq!(lru.nr_records(), 2);
         free(&lru, e);
@@ -817,17 +944,64 @@ mod tests {
         assert_eq!(lru.nr_records(), 1, "the redirect went with its last key");
         // An unpin with no entry left also reaps the redirect.
         let c2 = tree.create("p/d", Gfp::KERNEL).unwrap();
-        lru.pin(c2.id(), Some(&c2), Gfp::KERNEL).unwrap();
+        lru.pin(0, c2.id(), Some(&c2), Gfp::KERNEL).unwrap();
         tree.offline("p/d").unwrap();
         lru.reparent(tc(), c2.id(), &parent, Gfp::KERNEL).unwrap();
         assert_eq!(lru.nr_records(), 2);
-        lru.unpin(c2.id());
+        lru.unpin(0, c2.id());
         assert_eq!(lru.nr_records(), 1);
+    }
+
+    /// A live record's own entries are counted by its lists, not its
+    /// `nr_keyed`; reparenting twice (grandchild into child, child into
+    /// parent) must still keep each redirect until its last entry goes, and
+    /// entries keyed by either dead cgroup must still leave the parent's list.
+    #[test]
+    fn redirects_live_until_their_last_entry_after_two_reparents() {
+        let tree = MemcgTree::new(Gfp::KERNEL).unwrap();
+        let parent = tree.create("p", Gfp::KERNEL).unwrap();
+        let child = tree.create("p/c", Gfp::KERNEL).unwrap();
+        let grand = tree.create("p/c/g", Gfp::KERNEL).unwrap();
+        let lru = Lru::new(1, 2).unwrap();
+        lru.ensure(parent.id(), Some(&parent), Gfp::KERNEL).unwrap();
+        lru.ensure(child.id(), Some(&child), Gfp::KERNEL).unwrap();
+        lru.ensure(grand.id(), Some(&grand), Gfp::KERNEL).unwrap();
+        let g: alloc::vec::Vec<_> = [1, 3].iter().map(|&o| entry(o, grand.id())).collect();
+        let c: alloc::vec::Vec<_> = [5, 7].iter().map(|&o| entry(o, child.id())).collect();
+        let p = entry(9, parent.id());
+        for e in g.iter().chain(c.iter()).chain([&p]) {
+            // Adds on both CPUs' map locks.
+            lru.add(e.id.get() as usize % 2, tc(), get(*e), e.id, 0);
+        }
+        tree.offline("p/c/g").unwrap();
+        lru.reparent(tc(), grand.id(), &child, Gfp::KERNEL).unwrap();
+        assert_eq!(lru.count_one(child.id(), 0), 4);
+        // One of the grandchild's entries goes while it redirects to the child.
+        free(&lru, g[0]);
+        assert_eq!(lru.nr_records(), 3);
+        tree.offline("p/c").unwrap();
+        lru.reparent(tc(), child.id(), &parent, Gfp::KERNEL)
+            .unwrap();
+        assert_eq!(lru.count_one(parent.id(), 0), 4);
+        assert_eq!(lru.nr_records(), 3, "both redirects are kept");
+        free(&lru, c[0]);
+        free(&lru, g[1]);
+        assert_eq!(
+            lru.nr_records(),
+            2,
+            "the grandchild's went with its last entry"
+        );
+        assert_eq!(lru.count_one(parent.id(), 0), 2);
+        free(&lru, c[1]);
+        assert_eq!(lru.nr_records(), 1, "the child's went with its last entry");
+        free(&lru, p);
+        assert_eq!(lru.total(), 0);
+        assert_eq!(lru.nr_records(), 1, "a live record stays");
     }
 
     #[test]
     fn disk_swapins_are_consumed_up_to_the_list_length() {
-        let lru = Lru::new(2);
+        let lru = Lru::new(2, 1).unwrap();
         lru.ensure(7, None, Gfp::KERNEL).unwrap();
         for _ in 0..5 {
             lru.note_disk_swapin(7, 1);

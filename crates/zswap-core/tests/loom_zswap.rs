@@ -534,3 +534,41 @@ fn loom_load_vs_compressor_switch() {
         assert_eq!(s.pool_total_size, 0);
     });
 }
+
+/// Two CPUs, so the LRU map's big-reader lock has two locks: a fault loads
+/// X and a store of Y follows (deletes and adds on whichever CPU the task
+/// is on) while the cgroup goes offline on CPU 1 (reparenting takes both
+/// map locks). X comes back, Y ends on the parent's list (through the dead
+/// cgroup's redirect or, refused a record, on the parent's own), and the
+/// redirect goes with the last entry keyed by it.
+#[test]
+fn loom_load_and_store_vs_memcg_offline_on_two_cpus() {
+    model("load and store vs memcg offline, two cpus", || {
+        let k = Kernel::new(Config {
+            nr_cpus: 2,
+            online_cpus: 2,
+            ..Config::default()
+        });
+        let cg = k.cgroup("a");
+        let (px, py) = (compressible(4), compressible(5));
+        let (x, r) = k.swap_out(&px, Some(&cg));
+        r.unwrap();
+        let k2 = k.clone();
+        let cg2 = cg.clone();
+        let t = spawn(move || {
+            k2.zswap.platform().cpus.current.store(1, Ordering::SeqCst);
+            k2.memcg.as_ref().unwrap().offline("a").unwrap();
+            k2.zswap.memcg_offline(&cg2).unwrap();
+        });
+        assert_eq!(&k.swap_in(x).unwrap()[..], &px[..]);
+        let (y, r) = k.swap_out(&py, Some(&cg));
+        r.unwrap();
+        t.join().unwrap();
+        assert_eq!(k.zswap.lru_count(Some(&cg)), 0);
+        assert_eq!(k.zswap.lru_entries(), 1);
+        assert_eq!(k.zswap.lru_count(None), 1, "Y is on root's list");
+        assert_eq!(&k.swap_in(y).unwrap()[..], &py[..]);
+        assert_eq!(k.zswap.lru_entries(), 0);
+        assert_eq!(k.zswap.lru_records(), 1, "only root's record is left");
+    });
+}
