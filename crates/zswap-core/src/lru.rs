@@ -271,8 +271,11 @@ unsafe impl Sync for MapLock {}
 unsafe impl Send for MapLock {}
 
 impl MapLock {
-    /// At most this many CPU locks; CPUs past them share (`cpu % n`).
-    const MAX_CPUS: usize = 256;
+    /// At most this many CPU locks; CPUs past them share (`cpu % n`). The
+    /// writer takes the locks by recursion, one frame per lock, so this
+    /// also bounds the writer's stack depth (a kernel stack is 8-16 KiB):
+    /// 16 frames of a few words each.
+    const MAX_CPUS: usize = 16;
 
     /// An empty map for `nr_cpus` CPUs (0 is treated as 1). `ENOMEM`.
     fn new(nr_cpus: usize) -> Result<MapLock> {
