@@ -172,6 +172,7 @@
 
 extern crate alloc;
 
+mod brlock;
 mod cache;
 pub mod compress;
 mod entry;
@@ -186,7 +187,7 @@ mod writeback;
 
 use alloc::vec::Vec;
 
-use kbase::sync::{AtomicBool, AtomicU32, AtomicUsize, Mutex, Ordering, UnsafeCell, lock_class};
+use kbase::sync::{AtomicBool, AtomicU32, AtomicUsize, Ordering, lock_class};
 use kbase::{Error, Gfp, PAGE_SIZE, Result};
 use memcg::{MemcgEvent, MemcgRef, ObjCgroupRef, ShrinkCursor};
 use swapcache::{Folio, MAX_SWAPFILES, SwpEntry};
@@ -199,6 +200,7 @@ pub use shrink::{MAX_RECLAIM_RETRIES, SHRINK_BATCH, ShrinkControl, ShrinkResult}
 pub use stats::ZswapStats;
 pub use tree::{LEAF_SLOTS, TREE_PAGES};
 
+use brlock::BrLock;
 use cache::EntryCache;
 use entry::{EntryPtr, OwnedEntry, ZswapEntry};
 use lru::Lru;
@@ -250,82 +252,9 @@ struct SwapTrees {
 type TreeSlots = [Option<SwapTrees>; MAX_SWAPFILES as usize];
 
 /// The tree table behind a big-reader lock: a reader (every store, load,
-/// invalidate and writeback) holds its CPU's lock, so readers on different
-/// CPUs write no common cache line; a writer (swapon, swapoff) holds every
-/// CPU's lock, taken in CPU order.
-///
-/// # Invariants
-///
-/// `table` is read only with one of `locks` held and written only with all
-/// of them held, so it is shared as an `RwLock`'s contents are.
-struct TreeTable {
-    /// One lock per CPU (class `ZSWAP_TREES`, which nests with itself for
-    /// the writer), at least one.
-    locks: Vec<CpuLock>,
-    table: UnsafeCell<TreeSlots>,
-}
-
-/// One CPU's lock of the tree table, alone in its cache lines.
-#[repr(align(128))]
-struct CpuLock(Mutex<()>);
-
-// SAFETY: `table` is accessed only as the type invariant says (shared
-// access under one lock, exclusive access under all of them), which is what
-// sharing an `RwLock<TreeSlots>` between threads needs; the trees are Send
-// and Sync.
-unsafe impl Sync for TreeTable {}
-
-impl TreeTable {
-    /// An empty table for `nr_cpus` CPUs (0 is treated as 1). `ENOMEM`.
-    fn new(nr_cpus: usize) -> Result<TreeTable> {
-        let nr = nr_cpus.max(1);
-        let mut locks = Vec::new();
-        locks.try_reserve_exact(nr)?;
-        locks.extend((0..nr).map(|_| CpuLock(Mutex::new_class((), &lock_class::ZSWAP_TREES))));
-        Ok(TreeTable {
-            locks,
-            table: UnsafeCell::new(core::array::from_fn(|_| None)),
-        })
-    }
-
-    /// Runs `f` on the table with CPU `cpu`'s lock held (clamped into range).
-    fn read<R>(&self, cpu: usize, f: impl FnOnce(&TreeSlots) -> R) -> R {
-        let lock = match self.locks.get(cpu) {
-            Some(l) => l,
-            None => match cpu
-                .checked_rem(self.locks.len())
-                .and_then(|c| self.locks.get(c))
-            {
-                Some(l) => l,
-                // No lock at all is ruled out by `new` (at least one): as
-                // if no swap type had trees.
-                None => return f(&EMPTY_SLOTS),
-            },
-        };
-        let _g = lock.0.lock();
-        // SAFETY: a CPU lock is held, so no writer (which holds them all)
-        // runs; the reference does not outlive the closure.
-        self.table.with(|t| f(unsafe { &*t }))
-    }
-
-    /// Runs `f` on the table with every CPU lock held. `ENOMEM` if the
-    /// guards cannot be kept (nothing changed then).
-    fn write<R>(&self, f: impl FnOnce(&mut TreeSlots) -> R) -> Result<R> {
-        let mut guards = Vec::new();
-        guards.try_reserve_exact(self.locks.len())?;
-        for l in &self.locks {
-            guards.push(l.0.lock());
-        }
-        // SAFETY: every CPU lock is held: no reader and no other writer
-        // runs; the reference does not outlive the closure.
-        let r = self.table.with_mut(|t| f(unsafe { &mut *t }));
-        drop(guards);
-        Ok(r)
-    }
-}
-
-/// A table with no trees (unreachable in practice: see `TreeTable::read`).
-const EMPTY_SLOTS: TreeSlots = [const { None }; MAX_SWAPFILES as usize];
+/// invalidate and writeback) holds its CPU's lock; a writer (swapon,
+/// swapoff) holds every CPU's lock (class `ZSWAP_TREES`).
+type TreeTable = BrLock<TreeSlots>;
 
 /// zswap: the compressed swap cache. See the crate documentation.
 pub struct Zswap<P: ZswapPlatform> {
@@ -373,7 +302,11 @@ impl<P: ZswapPlatform> Zswap<P> {
             lru.nr_nodes(),
         )?;
         Ok(Zswap {
-            trees: TreeTable::new(platform.cpu().nr_cpus())?,
+            trees: BrLock::new(
+                platform.cpu().nr_cpus(),
+                &lock_class::ZSWAP_TREES,
+                core::array::from_fn(|_| None),
+            )?,
             nr_trees: core::array::from_fn(|_| AtomicUsize::new(0)),
             lru,
             pools,
@@ -432,7 +365,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         });
         // A refused set of trees is freed here, with no lock held.
         drop(trees);
-        r?
+        r
     }
 
     /// `zswap_swapoff`: frees the trees of `swp_type`. `EBUSY` (nothing
@@ -451,7 +384,7 @@ impl<P: ZswapPlatform> Zswap<P> {
                 n.store(0, Ordering::Relaxed);
             }
             Ok(slot.take())
-        })??;
+        })?;
         drop(removed);
         Ok(())
     }

@@ -52,11 +52,12 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use intrusive_collections::{Bound, KeyAdapter, RBTree, RBTreeLink, intrusive_adapter};
-use kbase::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, UnsafeCell, lock_class};
+use kbase::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, lock_class};
 use kbase::{Error, Gfp, Result, try_box};
 use memcg::MemcgRef;
 use swapcache::SwpEntry;
 
+use crate::brlock::BrLock;
 use crate::cache::{EntryCache, EntryId};
 use crate::entry::{LruLink, ZswapEntry};
 
@@ -243,92 +244,10 @@ pub(crate) enum Isolate {
 type Map = RBTree<MemcgLruAdapter>;
 
 /// The memcg map behind a big-reader lock: a reader (add, delete, pin,
-/// unpin: every store, load and invalidate) holds its CPU's lock, so readers
-/// on different CPUs write no common cache line; a writer (a new record,
-/// reparenting, reaping a redirect) holds every CPU's lock, taken in CPU
-/// order.
-///
-/// # Invariants
-///
-/// `map` is read only with one of `locks` held and written only with all of
-/// them held, so it is shared as an `RwLock`'s contents are.
-pub(crate) struct MapLock {
-    /// One lock per CPU (class `ZSWAP_LRU_MAP`, which nests with itself for
-    /// the writer), at least one.
-    locks: Vec<CpuLock>,
-    map: UnsafeCell<Map>,
-}
-
-/// One CPU's lock of the memcg map, alone in its cache lines.
-#[repr(align(128))]
-struct CpuLock(Mutex<()>);
-
-// SAFETY: `map` is accessed only as the type invariant says (shared access
-// under one lock, exclusive access under all of them), which is what sharing
-// an `RwLock<Map>` between threads needs; the records are Send and Sync.
-unsafe impl Sync for MapLock {}
-// SAFETY: as above; owned data only.
-unsafe impl Send for MapLock {}
-
-impl MapLock {
-    /// At most this many CPU locks; CPUs past them share (`cpu % n`). The
-    /// writer takes the locks by recursion, one frame per lock, so this
-    /// also bounds the writer's stack depth (a kernel stack is 8-16 KiB):
-    /// 16 frames of a few words each.
-    const MAX_CPUS: usize = 16;
-
-    /// An empty map for `nr_cpus` CPUs (0 is treated as 1). `ENOMEM`.
-    fn new(nr_cpus: usize) -> Result<MapLock> {
-        let nr = nr_cpus.clamp(1, Self::MAX_CPUS);
-        let mut locks = Vec::new();
-        locks.try_reserve_exact(nr)?;
-        locks.extend((0..nr).map(|_| CpuLock(Mutex::new_class((), &lock_class::ZSWAP_LRU_MAP))));
-        Ok(MapLock {
-            locks,
-            map: UnsafeCell::new(RBTree::new(MemcgLruAdapter::new())),
-        })
-    }
-
-    /// Runs `f` on the map with CPU `cpu`'s lock held (`cpu % n` past them).
-    fn read<R>(&self, cpu: usize, f: impl FnOnce(&Map) -> R) -> R {
-        let lock = match self.locks.get(cpu) {
-            Some(l) => l,
-            None => match cpu
-                .checked_rem(self.locks.len())
-                .and_then(|c| self.locks.get(c))
-            {
-                Some(l) => l,
-                // No lock at all is ruled out by `new`; the write side is
-                // right whatever the number of locks.
-                None => return self.write(|m| f(m)),
-            },
-        };
-        let _g = lock.0.lock();
-        // SAFETY: a CPU lock is held, so no writer (which holds them all)
-        // runs; the reference does not outlive the closure.
-        self.map.with(|m| f(unsafe { &*m }))
-    }
-
-    /// Runs `f` on the map with every CPU lock held.
-    fn write<R>(&self, f: impl FnOnce(&mut Map) -> R) -> R {
-        self.write_from(0, f)
-    }
-
-    /// Takes the CPU locks from `i` on, in order, then runs `f` (no
-    /// allocation: the guards live in the frames, at most `MAX_CPUS` deep).
-    fn write_from<R, F: FnOnce(&mut Map) -> R>(&self, i: usize, f: F) -> R {
-        match self.locks.get(i) {
-            Some(l) => {
-                let _g = l.0.lock();
-                self.write_from(i + 1, f)
-            }
-            // SAFETY: every CPU lock is held (taken by the callers up the
-            // stack): no reader and no other writer runs; the reference does
-            // not outlive the closure.
-            None => self.map.with_mut(|m| f(unsafe { &mut *m })),
-        }
-    }
-}
+/// unpin: every store, load and invalidate) holds its CPU's lock; a writer
+/// (a new record, reparenting, reaping a redirect) holds every CPU's lock
+/// (class `ZSWAP_LRU_MAP`).
+type MapLock = BrLock<Map>;
 
 /// The global zswap LRU.
 pub(crate) struct Lru {
@@ -355,7 +274,11 @@ impl Lru {
     /// CPUs (one map lock each). `ENOMEM`.
     pub(crate) fn new(nr_nodes: usize, nr_cpus: usize) -> Result<Lru> {
         Ok(Lru {
-            map: MapLock::new(nr_cpus)?,
+            map: BrLock::new(
+                nr_cpus,
+                &lock_class::ZSWAP_LRU_MAP,
+                RBTree::new(MemcgLruAdapter::new()),
+            )?,
             nr_nodes: nr_nodes.clamp(1, 256),
         })
     }
