@@ -37,16 +37,21 @@
 //! # How
 //!
 //! A fast loop (`fast`, the only `unsafe` code of the decoder) runs while
-//! at least `fast::IN_MARGIN` input and `fast::OUT_MARGIN` output bytes
-//! are left at a token: literal runs of up to 14 bytes are copied as one
-//! 16-byte word, longer ones in 32-byte steps; matches in 32-byte steps
-//! (offset 32 or more and longer than 24 bytes), 8-byte words (offset 8 or
-//! more) or from an 8-byte pattern word (offset 1 to 7), each only when
-//! `dst` has room for the overshoot; longer literals and
+//! the output has `fast::OUT_MARGIN` (46) bytes left at a token, checked
+//! once a sequence, after its match (as C lz4's fast loop does): literal
+//! runs of up to 14 bytes are copied as one 16-byte word when 17 input
+//! bytes follow the token (which also covers the offset and the next
+//! token), longer ones in 32-byte steps when both buffers have room past
+//! them; short matches (4 to 18 bytes) as 8 + 8 + 2 bytes (offset 8 or
+//! more) or from an 8-byte pattern word (offset 1 to 7), longer ones in
+//! 32-byte steps (offset 32 or more and longer than 24 bytes), 8-byte words
+//! or pattern words, each only when `dst` has room for the overshoot; long
 //! matches without that room are copied exactly. Every length, offset and
-//! position is checked against both buffers before any copy. The last few
-//! sequences go through `careful`, an exact, bounds-checked loop in safe
-//! code.
+//! position is checked against both buffers before any copy. A sequence
+//! too close to the end of either buffer for its words (so always the
+//! block's last one) stops the loop at its token, and `careful`, an exact,
+//! bounds-checked loop in safe code whose short copies need no `memcpy`
+//! call, decodes the rest.
 //!
 //! # Split objects
 //!
@@ -80,13 +85,11 @@ const MIN_MATCH: usize = 4;
 /// the module docs for exactly what is accepted). Never panics and never
 /// reads or writes outside `src` and `dst`, whatever `src` holds.
 pub fn decompress(src: &[u8], dst: &mut [u8]) -> Result<usize> {
-    match fast::run::<true>(src, dst, 0, 0)? {
-        fast::Step::Done(n) => Ok(n),
-        fast::Step::Tail { ip, op } => match careful(src, dst, ip, op, usize::MAX)? {
-            Careful::Done(n) => Ok(n),
-            // Not reached: the loop only stops at `usize::MAX`.
-            Careful::At { .. } => Err(Error::EIO),
-        },
+    let fast::Tail { ip, op } = fast::run::<true>(src, dst, 0, 0)?;
+    match careful(src, dst, ip, op, usize::MAX)? {
+        Careful::Done(n) => Ok(n),
+        // Not reached: the loop only stops at `usize::MAX`.
+        Careful::At { .. } => Err(Error::EIO),
     }
 }
 
@@ -104,23 +107,17 @@ pub fn decompress_split(a: &[u8], b: &[u8], dst: &mut [u8]) -> Result<usize> {
     if b.is_empty() {
         return decompress(a, dst);
     }
-    let (ip, op) = match fast::run::<false>(a, dst, 0, 0)? {
-        fast::Step::Tail { ip, op } => (ip, op),
-        // Not returned for a first part.
-        fast::Step::Done(_) => return Err(Error::EIO),
-    };
+    let fast::Tail { ip, op } = fast::run::<false>(a, dst, 0, 0)?;
     let (ip, op) = match careful(&Split { a, b }, dst, ip, op, a.len())? {
         Careful::Done(n) => return Ok(n),
         Careful::At { ip, op } => (ip, op),
     };
     // The next token is in `b`: the rest of the block is there.
     let ip = ip.checked_sub(a.len()).ok_or(Error::EIO)?;
-    match fast::run::<true>(b, dst, ip, op)? {
-        fast::Step::Done(n) => Ok(n),
-        fast::Step::Tail { ip, op } => match careful(b, dst, ip, op, usize::MAX)? {
-            Careful::Done(n) => Ok(n),
-            Careful::At { .. } => Err(Error::EIO),
-        },
+    let fast::Tail { ip, op } = fast::run::<true>(b, dst, ip, op)?;
+    match careful(b, dst, ip, op, usize::MAX)? {
+        Careful::Done(n) => Ok(n),
+        Careful::At { .. } => Err(Error::EIO),
     }
 }
 
@@ -148,7 +145,7 @@ impl Input for [u8] {
 
     fn copy_to(&self, i: usize, to: &mut [u8]) -> Option<()> {
         let from = self.get(i..)?.get(..to.len())?;
-        to.copy_from_slice(from);
+        copy_exact(to, from);
         Some(())
     }
 }
@@ -182,13 +179,13 @@ impl Input for Split<'_> {
         let in_a = self.a.len().saturating_sub(i).min(n);
         let (to_a, to_b) = to.split_at_mut(in_a);
         if in_a > 0 {
-            to_a.copy_from_slice(self.a.get(i..i + in_a)?);
+            copy_exact(to_a, self.a.get(i..i + in_a)?);
         }
         if !to_b.is_empty() {
             // The run reaches into `b`: it goes on at b's start (i + in_a
             // is a.len()) or starts there.
             let j = (i + in_a).checked_sub(self.a.len())?;
-            to_b.copy_from_slice(self.b.get(j..j + to_b.len())?);
+            copy_exact(to_b, self.b.get(j..j + to_b.len())?);
         }
         Some(())
     }
@@ -281,9 +278,29 @@ fn copy_match(dst: &mut [u8], op: usize, offset: usize, len: usize) -> Result {
         return Err(Error::EIO);
     }
     // The window [start, op + len): its first `offset` bytes are output so
-    // far; the rest repeats them. Each step copies the valid prefix (a whole
-    // number of periods) after itself, doubling it.
+    // far; the rest repeats them.
     let win = dst.get_mut(start..op + len).ok_or(Error::EIO)?;
+    if offset >= len {
+        // No overlap: one copy.
+        let (head, tail) = win.split_at_mut(offset);
+        copy_exact(tail, head.get(..len).ok_or(Error::EIO)?);
+        return Ok(());
+    }
+    if len <= 32 {
+        // A short overlapping match (the tail of a block: the format ends
+        // in literals, so its last matches are short) byte by byte, which
+        // repeats the pattern by itself.
+        for i in offset..win.len() {
+            if let Some(&b) = win.get(i - offset)
+                && let Some(to) = win.get_mut(i)
+            {
+                *to = b;
+            }
+        }
+        return Ok(());
+    }
+    // Each step copies the valid prefix (a whole number of periods) after
+    // itself, doubling it.
     let mut valid = offset;
     while valid < win.len() {
         let n = valid.min(win.len() - valid);
@@ -294,4 +311,40 @@ fn copy_match(dst: &mut [u8], op: usize, offset: usize, len: usize) -> Result {
         valid += n;
     }
     Ok(())
+}
+
+/// Copies `from` to `to` (their common length); runs of up to 16 bytes in
+/// two overlapping words, not through a `memcpy` call: the careful loop's
+/// copies are short (the last sequences of a block, those around a split).
+fn copy_exact(to: &mut [u8], from: &[u8]) {
+    let n = to.len().min(from.len());
+    let (Some(to), Some(from)) = (to.get_mut(..n), from.get(..n)) else {
+        return;
+    };
+    if n > 16 {
+        to.copy_from_slice(from);
+    } else if n >= 8 {
+        copy_ends::<8>(to, from);
+    } else if n >= 4 {
+        copy_ends::<4>(to, from);
+    } else if n > 0 {
+        // 1 to 3 bytes: the first, the middle and the last (some the same).
+        for i in [0, n / 2, n - 1] {
+            if let (Some(t), Some(&f)) = (to.get_mut(i), from.get(i)) {
+                *t = f;
+            }
+        }
+    }
+}
+
+/// Copies the first and the last `W` bytes of `from` to `to` (of one length,
+/// `W` to `2 * W`): all of it.
+#[inline(always)]
+fn copy_ends<const W: usize>(to: &mut [u8], from: &[u8]) {
+    if let (Some(t), Some(f)) = (to.first_chunk_mut::<W>(), from.first_chunk::<W>()) {
+        *t = *f;
+    }
+    if let (Some(t), Some(f)) = (to.last_chunk_mut::<W>(), from.last_chunk::<W>()) {
+        *t = *f;
+    }
 }

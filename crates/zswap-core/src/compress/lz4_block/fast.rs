@@ -4,8 +4,10 @@
 //! Positions are indices (`ip` into `src`, `op` into `dst`) and every
 //! pointer is made from a slice at the point of use, so each `unsafe` block
 //! needs only index arithmetic to show it stays inside its slice. The
-//! invariant of the loop, at every token: `ip <= src.len()`,
-//! `op <= dst.len()`, and `dst[..op]` is the output so far.
+//! invariant of the loop, at every token: `ip < src.len()` (the token is
+//! there), `dst.len() - op >= OUT_MARGIN`, and `dst[..op]` is the output so
+//! far. Each sequence's path checks the input it reads before reading it;
+//! the output is checked once, after the match.
 
 use core::ptr;
 
@@ -13,71 +15,81 @@ use kbase::{Error, Result};
 
 use super::{MIN_MATCH, copy_match, read_length};
 
-/// Input bytes a sequence needs left at its token for the fast loop: the
-/// token and one 16-byte literal word (which also covers the 2-byte offset
-/// after up to 14 literals).
-pub(super) const IN_MARGIN: usize = 1 + 16;
-/// Output bytes a sequence needs left at its token: one 16-byte literal
-/// word.
-pub(super) const OUT_MARGIN: usize = 16;
-/// Bytes a short match (length 4 to 18) writes: two 16-byte words, or
-/// three 8-byte words plus one spare.
+/// Input bytes a sequence with a short literal run (0 to 14 bytes) needs
+/// after its token: one 16-byte literal word, and the next token (which
+/// also covers the 2-byte offset after up to 14 literals: 14 + 2 < 17).
+const IN_MARGIN: usize = 16 + 1;
+/// Bytes a short match (length 4 to 18) may write: 8 + 8 + 2 bytes at an
+/// offset of 8 or more, up to four 8-byte pattern words below that.
 const SHORT_MATCH_WORDS: usize = 32;
+/// Output bytes the loop keeps at every token: after up to 14 literals
+/// (one 16-byte word) the room a short match writes in. With it the loop
+/// checks the output once a sequence, after its match.
+const OUT_MARGIN: usize = 14 + SHORT_MATCH_WORDS;
 /// Room a long wild copy needs in a buffer past the bytes it must copy: it
 /// copies in words, overshooting by up to [`SHORT_MATCH_WORDS`] bytes (a
 /// match's first words are written whole).
 const SLACK: usize = SHORT_MATCH_WORDS;
 
-/// Where the fast loop stopped.
-pub(super) enum Step {
-    /// The block ended: the output is `dst[..n]`.
-    Done(usize),
-    /// Too close to the end of a buffer: the careful loop goes on from
-    /// the token at `ip`, with `dst[..op]` decoded.
-    Tail { ip: usize, op: usize },
+/// Where the fast loop stopped: at the token `src[ip]`, with `dst[..op]`
+/// decoded; the careful loop goes on from there.
+pub(super) struct Tail {
+    pub(super) ip: usize,
+    pub(super) op: usize,
 }
 
 /// Decodes sequences while the margins hold; see the module docs.
 ///
 /// Starts at the token at `src[ip]` with `dst[..op]` decoded (`EIO` if
-/// `ip > src.len()` or `op > dst.len()`). With `LAST` set the block ends
-/// where `src` ends; without it `src` is only the first part of the block's
-/// input (an object split over two pages): a sequence that runs past the
-/// end of `src` is not decoded at all and the loop stops at its token
-/// (`Step::Tail`), with `dst[..op]` as it was there; the loop never returns
-/// `Step::Done`, and every error it returns is one of the sequence's output
-/// (offset, room in `dst`), the same whatever follows `src`.
+/// `ip > src.len()` or `op > dst.len()`) and stops at the token of the
+/// first sequence it leaves to the careful loop: one too close to the end of
+/// `src` or `dst` for its word copies, and the block's last sequence (the
+/// loop never decodes the end of a block: a sequence whose literals end the
+/// input is always near its end). With `LAST` set the block ends where
+/// `src` ends; without it `src` is only the first part of the block's input
+/// (an object split over two pages): a sequence that runs past the end of
+/// `src` is not decoded at all and the loop stops at its token, with
+/// `dst[..op]` as it was there, and every error it returns is one of the
+/// sequence's output (offset, room in `dst`), the same whatever follows
+/// `src`.
 pub(super) fn run<const LAST: bool>(
     src: &[u8],
     dst: &mut [u8],
     mut ip: usize,
     mut op: usize,
-) -> Result<Step> {
+) -> Result<Tail> {
     let (n_in, n_out) = (src.len(), dst.len());
     if ip > n_in || op > n_out {
         return Err(Error::EIO);
     }
+    if ip >= n_in || n_out - op < OUT_MARGIN {
+        return Ok(Tail { ip, op });
+    }
+    // INVARIANT: at every token, ip < n_in and n_out - op >= OUT_MARGIN
+    // (set up just above, kept by the checks after each match), and
+    // dst[..op] is the output so far.
     loop {
-        if n_in - ip < IN_MARGIN || n_out - op < OUT_MARGIN {
-            return Ok(Step::Tail { ip, op });
-        }
-        // Where this sequence starts: a sequence that runs past the end of
-        // a first part is left to the caller from here.
-        let at = Step::Tail { ip, op };
-        // SAFETY: ip + IN_MARGIN <= n_in, so ip < src.len().
+        // Where this sequence starts: a sequence near an end is left to the
+        // caller from here.
+        let at = Tail { ip, op };
+        // SAFETY: ip < n_in = src.len() (the loop's invariant).
         let token = unsafe { *src.as_ptr().add(ip) };
         ip += 1;
         let lit = usize::from(token >> 4);
         if lit < 15 {
-            // SAFETY: the check above gives ip + 16 <= n_in (ip is past the
-            // token now) and op + 16 <= n_out: 16 bytes are readable at
+            if n_in - ip < IN_MARGIN {
+                return Ok(at);
+            }
+            // SAFETY: ip + 16 < n_in (just checked) and op + 16 <= n_out
+            // (the invariant: OUT_MARGIN >= 16): 16 bytes are readable at
             // src[ip] and writable at dst[op]; `src` and `dst` are a shared
             // and a mutable borrow, so they do not overlap.
             unsafe { ptr::copy_nonoverlapping(src.as_ptr().add(ip), dst.as_mut_ptr().add(op), 16) };
+            // lit <= 14: ip + 3 <= n_in now (the offset and the next token
+            // are there, so the block does not end after these literals),
+            // and n_out - op >= OUT_MARGIN - 14 = SHORT_MATCH_WORDS.
             ip += lit;
             op += lit;
-            // lit <= 14: ip + 2 <= n_in (the offset is there), and the
-            // input did not end after these literals.
         } else {
             let lit = match read_length(src, &mut ip) {
                 Ok(n) => lit + n,
@@ -90,32 +102,22 @@ pub(super) fn run<const LAST: bool>(
             if lit > n_out - op {
                 return Err(Error::EIO);
             }
-            if n_in - ip >= lit + SLACK && n_out - op >= lit + SLACK {
-                // SAFETY: both buffers have lit + SLACK bytes from ip and
-                // op, and `src` and `dst` do not overlap (see above).
-                unsafe { copy_words(src.as_ptr().add(ip), dst.as_mut_ptr().add(op), lit) };
-            } else if let (Some(to), Some(from)) =
-                (dst.get_mut(op..op + lit), src.get(ip..ip + lit))
-            {
-                to.copy_from_slice(from);
+            if n_in - ip < lit + SLACK || n_out - op < lit + OUT_MARGIN {
+                // The run ends near the end of the input or the output
+                // (maybe the block's last literals): the careful loop
+                // decodes this sequence.
+                return Ok(at);
             }
+            // SAFETY: both buffers have lit + SLACK bytes from ip and
+            // op (just checked; OUT_MARGIN >= SLACK), and `src` and `dst`
+            // do not overlap (see above).
+            unsafe { copy_words(src.as_ptr().add(ip), dst.as_mut_ptr().add(op), lit) };
+            // n_in - ip >= SLACK and n_out - op >= OUT_MARGIN after them.
             ip += lit;
             op += lit;
-            if n_in - ip < 2 {
-                // The block ends here, or the input is cut short; for a
-                // first part the rest is in the second.
-                if !LAST {
-                    return Ok(at);
-                }
-                return if ip == n_in {
-                    Ok(Step::Done(op))
-                } else {
-                    Err(Error::EIO)
-                };
-            }
         }
-        // SAFETY: ip + 2 <= n_in: after short literals from the token's
-        // margin (see above), after long ones checked just above.
+        // SAFETY: ip + 3 <= n_in: after short literals and long ones (see
+        // above).
         let offset = usize::from(u16::from_le_bytes(unsafe {
             src.as_ptr().add(ip).cast::<[u8; 2]>().read()
         }));
@@ -125,24 +127,38 @@ pub(super) fn run<const LAST: bool>(
             return Err(Error::EIO);
         }
         let nibble = usize::from(token & 15);
-        if nibble < 15 && n_out - op >= SHORT_MATCH_WORDS {
-            // A short match (4 to 18 bytes) with room for its words.
-            // SAFETY: 1 <= offset <= op (checked above), the length
-            // is 4 to 18, and op + SHORT_MATCH_WORDS <= n_out = dst.len();
-            // the pointer covers `dst`.
-            unsafe { copy_match_wild(dst.as_mut_ptr(), op, offset, nibble + MIN_MATCH) };
-            op += nibble + MIN_MATCH;
+        if nibble < 15 {
+            // A short match (4 to 18 bytes); n_out - op >= SHORT_MATCH_WORDS
+            // (see above) and ip < n_in (the next token is there).
+            let len = nibble + MIN_MATCH;
+            if offset >= 8 {
+                // SAFETY: 8 <= offset <= op (checked above) and op + 18 <=
+                // n_out: each source ends by its destination's end minus 8,
+                // in output already written (the earlier words first), and
+                // is disjoint from its destination.
+                unsafe {
+                    let d = dst.as_mut_ptr();
+                    ptr::copy_nonoverlapping(d.add(op - offset), d.add(op), 8);
+                    ptr::copy_nonoverlapping(d.add(op + 8 - offset), d.add(op + 8), 8);
+                    ptr::copy_nonoverlapping(d.add(op + 16 - offset), d.add(op + 16), 2);
+                }
+            } else {
+                // SAFETY: 1 <= offset <= op (checked above), the length
+                // is 4 to 18, and op + SHORT_MATCH_WORDS <= n_out =
+                // dst.len(); the pointer covers `dst`.
+                unsafe { copy_match_wild(dst.as_mut_ptr(), op, offset, len) };
+            }
+            op += len;
+            if n_out - op < OUT_MARGIN {
+                return Ok(Tail { ip, op });
+            }
             continue;
         }
-        let mut len = nibble;
-        if len == 15 {
-            len += match read_length(src, &mut ip) {
-                Ok(n) => n,
-                Err(_) if !LAST => return Ok(at),
-                Err(e) => return Err(e),
-            };
-        }
-        len += MIN_MATCH;
+        let len = match read_length(src, &mut ip) {
+            Ok(n) => nibble + n + MIN_MATCH,
+            Err(_) if !LAST => return Ok(at),
+            Err(e) => return Err(e),
+        };
         if len > n_out - op {
             return Err(Error::EIO);
         }
@@ -155,6 +171,9 @@ pub(super) fn run<const LAST: bool>(
             copy_match(dst, op, offset, len)?;
         }
         op += len;
+        if ip >= n_in || n_out - op < OUT_MARGIN {
+            return Ok(Tail { ip, op });
+        }
     }
 }
 
