@@ -48,25 +48,30 @@
 //! or pattern words, each only when `dst` has room for the overshoot; long
 //! matches without that room are copied exactly. Every length, offset and
 //! position is checked against both buffers before any copy. A sequence
-//! too close to the end of either buffer for its words (so always the
-//! block's last one) stops the loop at its token, and `careful`, an exact,
+//! too close to the end of either buffer for its words (so one of the
+//! block's last few) stops the loop at its token, and `careful`, an exact,
 //! bounds-checked loop in safe code whose short copies need no `memcpy`
 //! call, decodes the rest.
 //!
 //! # Split objects
 //!
 //! zpool packs objects byte by byte, so an object may span two pages and
-//! its input comes in two parts. [`decompress_split`] decodes them where
-//! they are, with no copy: the fast loop runs over the first part (in its
-//! "first part" mode it stops at the token of any sequence that would read
-//! past the part's end, before writing anything of it), `careful` reads the
-//! sequences that cross the split through an input of two parts (each byte
-//! and each literal run's pieces from the part they are in), and once a
-//! token is in the second part the fast loop and `careful` finish there.
-//! Every sequence is decoded by exactly one of these, with the same checks
-//! against the output, so the result is the one-part decoder's of the
-//! joined input, bytes or `EIO`, for every split point (the tests and the
-//! fuzz target `lz4_block` compare the two).
+//! its input comes in two parts. [`decompress_split`] decodes them without
+//! joining them: the fast loop runs over the first part (in its "first
+//! part" mode it stops at the token of any sequence that would read past
+//! the part's end, before writing anything of it); the few bytes left of
+//! the first part and the start of the second are copied into a small
+//! window on the stack, joined, and the fast loop (again in its first part
+//! mode, or to the block's end if the window holds all of the rest) decodes
+//! the sequences that cross the split from there; once a token is in the
+//! second part the fast loop and `careful` finish there. Where the window
+//! does not reach (a literal run or length longer than it around the
+//! split), `careful` reads the crossing sequences through an input of two
+//! parts (each byte and each literal run's pieces from the part they are
+//! in). Every sequence is decoded by exactly one of these, with the same
+//! checks against the output, so the result is the one-part decoder's of
+//! the joined input, bytes or `EIO`, for every split point (the tests and
+//! the fuzz target `lz4_block` compare the two).
 
 mod fast;
 
@@ -108,6 +113,30 @@ pub fn decompress_split(a: &[u8], b: &[u8], dst: &mut [u8]) -> Result<usize> {
         return decompress(a, dst);
     }
     let fast::Tail { ip, op } = fast::run::<false>(a, dst, 0, 0)?;
+    // The sequences that cross the split, from a window joining the rest of
+    // `a` and the start of `b`.
+    let rest = a.len().saturating_sub(ip);
+    let (mut ip, mut op) = (ip, op);
+    if let (Some(from_a), true) = (a.get(ip..), rest <= WINDOW_A) {
+        let nb = b.len().min(WINDOW_B);
+        let mut buf = [0u8; WINDOW_A + WINDOW_B];
+        let (wa, wb) = buf.split_at_mut(rest);
+        copy_exact(wa, from_a);
+        copy_exact(wb, b);
+        let win = buf.get(..rest + nb).ok_or(Error::EIO)?;
+        if nb == b.len() {
+            // All the rest of the block is in the window.
+            let fast::Tail { ip, op } = fast::run::<true>(win, dst, 0, op)?;
+            return match careful(win, dst, ip, op, usize::MAX)? {
+                Careful::Done(n) => Ok(n),
+                Careful::At { .. } => Err(Error::EIO),
+            };
+        }
+        let fast::Tail { ip: wi, op: wo } = fast::run::<false>(win, dst, 0, op)?;
+        // The window's token `wi` is the joined input's `ip + wi`.
+        ip += wi;
+        op = wo;
+    }
     let (ip, op) = match careful(&Split { a, b }, dst, ip, op, a.len())? {
         Careful::Done(n) => return Ok(n),
         Careful::At { ip, op } => (ip, op),
@@ -120,6 +149,15 @@ pub fn decompress_split(a: &[u8], b: &[u8], dst: &mut [u8]) -> Result<usize> {
         Careful::At { .. } => Err(Error::EIO),
     }
 }
+
+/// The most bytes left of a split object's first part that
+/// [`decompress_split`] joins with the second part's start in a window
+/// (the fast loop stops 17 bytes before a part's end unless a long literal
+/// run or length is in the way).
+const WINDOW_A: usize = 48;
+/// The bytes of the second part in that window: past the 17 the fast loop
+/// needs at a token, so that it stops in the second part.
+const WINDOW_B: usize = 64;
 
 /// A block's input as the careful loop reads it: one slice, or the two parts
 /// of a split object ([`Split`]). Positions count from the start of the
