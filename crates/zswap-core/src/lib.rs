@@ -403,7 +403,18 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// Runs `f` on the tree of `swp` (`None`: no trees for its type, or an
     /// offset past them).
     fn with_tree<R>(&self, swp: SwpEntry, f: impl FnOnce(TreeRef<'_>) -> R) -> Option<R> {
-        let cpu = self.platform.cpu().current_cpu();
+        self.with_tree_on(self.platform.cpu().current_cpu(), swp, f)
+    }
+
+    /// [`Self::with_tree`] for a caller that knows its CPU (`cpu`: any CPU
+    /// number is right, a stale one too; it picks the big-reader lock's
+    /// CPU lock).
+    fn with_tree_on<R>(
+        &self,
+        cpu: usize,
+        swp: SwpEntry,
+        f: impl FnOnce(TreeRef<'_>) -> R,
+    ) -> Option<R> {
         self.trees.read(cpu, |table| {
             let t = table.get(swp.swp_type() as usize)?.as_ref()?;
             let idx = usize::try_from(swp.offset() >> tree::TREE_SHIFT).ok()?;
@@ -419,20 +430,20 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// (order: tree -> LRU).
     fn tree_store(
         &self,
+        cpu: usize,
         swp: SwpEntry,
         entry: EntryPtr,
         lru_add: Option<usize>,
     ) -> core::result::Result<Option<OwnedEntry>, (Error, EntryPtr)> {
         let mut spare: Option<alloc::boxed::Box<Leaf>> = None;
         let mut entry = entry;
-        let cpu = self.platform.cpu().current_cpu();
         let mut publish = |e: &ZswapEntry, id: cache::EntryId| {
             if let Some(nid) = lru_add {
                 self.lru.add(cpu, &self.entries, e, id, nid);
             }
         };
         for _ in 0..3 {
-            let r = self.with_tree(swp, |t| {
+            let r = self.with_tree_on(cpu, swp, |t| {
                 t.store(swp.offset(), entry, &mut spare, &mut publish)
             });
             match r {
@@ -462,7 +473,8 @@ impl<P: ZswapPlatform> Zswap<P> {
             _ => return self.entry_free(owned),
         }
         // Still on its LRU list (only entry_free unlinks): no LRU add.
-        match self.tree_store(swp, owned.into_ptr(), None) {
+        let cpu = self.platform.cpu().current_cpu();
+        match self.tree_store(cpu, swp, owned.into_ptr(), None) {
             Ok(None) => {}
             Ok(Some(other)) => self.entry_free(other),
             Err((_, p)) => {
@@ -485,7 +497,12 @@ impl<P: ZswapPlatform> Zswap<P> {
 
     /// `zswap_entry_free`: LRU delete, pool free, uncharge, cgroup put.
     fn entry_free(&self, e: OwnedEntry) {
-        let cpu = self.platform.cpu().current_cpu();
+        self.entry_free_on(self.platform.cpu().current_cpu(), e);
+    }
+
+    /// [`Self::entry_free`] on CPU `cpu` (the caller's, perhaps stale: it
+    /// only picks per-CPU slots and locks).
+    fn entry_free_on(&self, cpu: usize, e: OwnedEntry) {
         self.lru.del(cpu, &self.entries, &e, e.nid(&self.entries));
         // SAFETY: we own `e`, an entry of pool `e.pool_idx()`; its reference
         // is given back here, as the entry goes.
@@ -509,20 +526,29 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// `zswap_decompress`: the entry's page into `dst`. `EIO` (and
     /// `decompress_fail`) unless exactly one page came out.
     fn decompress(&self, e: &OwnedEntry, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
-        let r = self.decompress_inner(e, dst);
+        self.decompress_on(self.platform.cpu().current_cpu(), e, dst)
+    }
+
+    /// [`Self::decompress`] with CPU `cpu`'s decompression context.
+    fn decompress_on(&self, cpu: usize, e: &OwnedEntry, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
+        let r = self.decompress_inner(cpu, e, dst);
         if r.is_err() {
             Counters::inc(&self.stats.decompress_fail);
         }
         r
     }
 
-    fn decompress_inner(&self, e: &OwnedEntry, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
+    fn decompress_inner(
+        &self,
+        cpu: usize,
+        e: &OwnedEntry,
+        dst: &mut [u8; PAGE_SIZE],
+    ) -> Result<()> {
         // SAFETY: the caller owns `e` (erased from its tree), an entry of
         // pool `e.pool_idx()`; the entry keeps its reference, and the value
         // is let go before this function returns.
         let pool = unsafe { self.pools.entry_ref(e.pool_idx()) }.ok_or(Error::EIO)?;
         let h = e.handle_in(&pool.zpool);
-        let cpu = self.platform.cpu().current_cpu();
         let r = pool.zpool.read_with(h, |a, b| {
             if a.len() + b.len() != e.length() {
                 return Err(Error::EIO);
@@ -809,6 +835,7 @@ impl<P: ZswapPlatform> Zswap<P> {
                 break;
             };
             r = self.store_page(
+                cpu,
                 folio,
                 i,
                 page_swp,
@@ -835,10 +862,13 @@ impl<P: ZswapPlatform> Zswap<P> {
 
     /// `zswap_store_page`: one page, into `pool`, whose reference
     /// `pool_ref` the new entry keeps (given back here on failure, with no
-    /// page lock held). Bumps exactly one reject counter on failure.
+    /// page lock held). Bumps exactly one reject counter on failure. `cpu`
+    /// is the store's CPU (perhaps stale: it picks per-CPU slabs, contexts
+    /// and locks, all right from any CPU).
     #[allow(clippy::too_many_arguments)]
     fn store_page(
         &self,
+        cpu: usize,
         folio: &Folio,
         index: usize,
         swp: SwpEntry,
@@ -849,7 +879,6 @@ impl<P: ZswapPlatform> Zswap<P> {
     ) -> Result<()> {
         // zswap_entry_cache_alloc(gfp, page_to_nid(page)): a slot of this
         // CPU's entry slabs of the page's node, whose LRU the entry joins.
-        let cpu = self.platform.cpu().current_cpu();
         let nid = folio
             .with_page(index, |page| self.page_nid(page))
             .unwrap_or(0);
@@ -872,7 +901,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         };
         // Compress into a pool object.
         let filled = folio.with_page(index, |page| {
-            self.fill_entry(&mut entry, page, wb_enabled, &pool_ref)
+            self.fill_entry(cpu, &mut entry, page, wb_enabled, &pool_ref)
         });
         match filled {
             Ok(Ok(())) => {}
@@ -907,10 +936,10 @@ impl<P: ZswapPlatform> Zswap<P> {
         let ptr = EntryPtr::new_in(slot, entry);
         // One tree walk: published and added to the LRU tail under the
         // same tree lock (order: tree -> LRU).
-        match self.tree_store(swp, ptr, Some(nid)) {
+        match self.tree_store(cpu, swp, ptr, Some(nid)) {
             Ok(old) => {
                 if let Some(old) = old {
-                    self.entry_free(old);
+                    self.entry_free_on(cpu, old);
                 }
                 Ok(())
             }
@@ -918,7 +947,7 @@ impl<P: ZswapPlatform> Zswap<P> {
                 Counters::inc(&self.stats.reject_alloc_fail);
                 // SAFETY: handed back by a failed store: in no tree, never on
                 // an LRU, ours.
-                self.entry_free(unsafe { OwnedEntry::from_erased(p) });
+                self.entry_free_on(cpu, unsafe { OwnedEntry::from_erased(p) });
                 Err(e)
             }
         }
@@ -930,6 +959,7 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// failure, once the lock is dropped.
     fn fill_entry(
         &self,
+        cpu: usize,
         entry: &mut ZswapEntry,
         page: &[u8; PAGE_SIZE],
         wb_enabled: bool,
@@ -937,7 +967,6 @@ impl<P: ZswapPlatform> Zswap<P> {
     ) -> Result<()> {
         self.platform
             .trace(ZswapEvent::StoreCompressing(entry.swpentry()));
-        let cpu = self.platform.cpu().current_cpu();
         let r = pool.compressor.compress(cpu, page, |res| {
             let (src, comp_err): (&[u8], Option<Error>) = match res {
                 Ok(buf) if !buf.is_empty() && buf.len() < PAGE_SIZE => (buf, None),
@@ -1003,13 +1032,16 @@ impl<P: ZswapPlatform> Zswap<P> {
             let any = (0..nr as u64).any(|i| swp.checked_add(i).is_ok_and(|s| self.is_present(s)));
             return Err(if any { Error::EIO } else { Error::ENOENT });
         }
+        // One CPU number for the whole load: it only picks per-CPU locks,
+        // slots and contexts, so a stale one after a migration is right too.
+        let cpu = self.platform.cpu().current_cpu();
         let owned = self
-            .with_tree(swp, |t| t.erase(swp.offset()))
+            .with_tree_on(cpu, swp, |t| t.erase(swp.offset()))
             .flatten()
             .ok_or(Error::ENOENT)?;
         self.platform.trace(ZswapEvent::LoadErased(swp));
         let r = folio
-            .with_page_mut(0, |dst| self.decompress(&owned, dst))
+            .with_page_mut(0, |dst| self.decompress_on(cpu, &owned, dst))
             .unwrap_or(Err(Error::EIO));
         if let Err(e) = r {
             self.tree_reinsert(owned);
@@ -1017,12 +1049,11 @@ impl<P: ZswapPlatform> Zswap<P> {
         }
         folio.set_uptodate();
         folio.set_dirty();
-        self.hot
-            .add(self.platform.cpu().current_cpu(), Hot::Zswpin, 1);
+        self.hot.add(cpu, Hot::Zswpin, 1);
         if let Some(o) = owned.objcg.as_ref() {
             o.memcg().count_event(MemcgEvent::Zswpin, 1);
         }
-        self.entry_free(owned);
+        self.entry_free_on(cpu, owned);
         Ok(())
     }
 

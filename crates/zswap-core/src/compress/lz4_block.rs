@@ -117,13 +117,29 @@ pub fn decompress_split(a: &[u8], b: &[u8], dst: &mut [u8]) -> Result<usize> {
     // `a` and the start of `b`.
     let rest = a.len().saturating_sub(ip);
     let (mut ip, mut op) = (ip, op);
-    if let (Some(from_a), true) = (a.get(ip..), rest <= WINDOW_A) {
+    if rest <= WINDOW_A {
+        // The window: the last WINDOW_A bytes of `a` (fewer if `a` is
+        // shorter) and the first WINDOW_B of `b` (or all of it), each copied
+        // as one fixed-size word when the part is long enough; the joined
+        // input from `ip` on is `buf[WINDOW_A - rest..WINDOW_A + nb]`.
         let nb = b.len().min(WINDOW_B);
         let mut buf = [0u8; WINDOW_A + WINDOW_B];
-        let (wa, wb) = buf.split_at_mut(rest);
-        copy_exact(wa, from_a);
-        copy_exact(wb, b);
-        let win = buf.get(..rest + nb).ok_or(Error::EIO)?;
+        let (wa, wb) = buf.split_at_mut(WINDOW_A);
+        match (a.last_chunk::<WINDOW_A>(), wa.last_chunk_mut::<WINDOW_A>()) {
+            (Some(from), Some(to)) => *to = *from,
+            _ => copy_exact(
+                wa.get_mut(WINDOW_A - rest..).ok_or(Error::EIO)?,
+                a.get(ip..).ok_or(Error::EIO)?,
+            ),
+        }
+        match (
+            b.first_chunk::<WINDOW_B>(),
+            wb.first_chunk_mut::<WINDOW_B>(),
+        ) {
+            (Some(from), Some(to)) => *to = *from,
+            _ => copy_exact(wb, b),
+        }
+        let win = buf.get(WINDOW_A - rest..WINDOW_A + nb).ok_or(Error::EIO)?;
         if nb == b.len() {
             // All the rest of the block is in the window.
             let fast::Tail { ip, op } = fast::run::<true>(win, dst, 0, op)?;
