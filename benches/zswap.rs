@@ -19,6 +19,7 @@
 //! | load / C lz4 | the same | C liblz4 `LZ4_decompress_safe` into a reused page | <= 1.20 |
 //! | (informational) load / C lz4, own page | `Zswap::load` of one page | C `LZ4_decompress_safe` into a page of its own per page, as load fills each folio's own page | - |
 //! | (informational) decoder / C lz4 | zswap's lz4 block decoder alone (`compress::lz4_block::decompress`) into a reused page | C `LZ4_decompress_safe`, as above | - |
+//! | (informational) encoder / C lz4 | zswap's lz4 page encoder alone (`compress::lz4_enc::compress`), table reused | C `LZ4_compress_fast_extState_fastReset`, state reused | - |
 //! | zstd store / C zstd | `Zswap::store` (zstd) | C `ZSTD_compressCCtx` level 3, context reused | <= 1.10 |
 //! | zstd load / C zstd | `Zswap::load` (zstd) | C `ZSTD_decompressDCtx`, context reused | <= 1.10 |
 //! | 2-thread load scaling | 2 threads loading disjoint slots: throughput / 1 thread's | zswap's lz4 decoder (`lz4_block`) alone, split the same way | >= 1.8 and >= 0.9 x the decoder's |
@@ -51,7 +52,7 @@ use kbase::{Gfp, PAGE_SIZE};
 use lz4_flex::block::{CompressTable, compress_into_with_table, decompress_into};
 use swapcache::FolioRef;
 use zstd_safe::zstd_sys as zsys;
-use zswap_core::compress::lz4_block;
+use zswap_core::compress::{lz4_block, lz4_enc};
 use zswap_core::{Compressor, CompressorKind, Zswap};
 
 /// Pages timed per pass (spread evenly over the corpus).
@@ -739,6 +740,25 @@ fn bench_zswap(c: &mut Criterion) {
     }
     let cm: Vec<f64> = cm.iter().map(|v| mean(v)).collect();
 
+    // zswap's lz4 page encoder alone (`compress::lz4_enc`, its table reused
+    // as each CPU reuses it) against C lz4 with its state reused, paired.
+    let mut enc_table = lz4_enc::Table::try_new().expect("lz4_enc table");
+    let mut enc_out = Box::new([0u8; lz4_enc::DST_LEN]);
+    let mut cstate = CLz4State::new();
+    let mut em = vec![vec![u64::MAX; n]; 2];
+    for round in 0..ROUNDS {
+        let mut a = |i: usize| {
+            black_box(
+                lz4_enc::compress(black_box(&pages[i]), &mut enc_table, &mut enc_out).unwrap(),
+            );
+        };
+        let mut b = |i: usize| {
+            black_box(cstate.compress(black_box(&pages[i]), &mut out));
+        };
+        paired_round(n, &mut [&mut a, &mut b], &mut em, round);
+    }
+    let em: Vec<f64> = em.iter().map(|v| mean(v)).collect();
+
     let two = TwoSets::new(pages.clone());
     let (zs, dec) = two.load_scaling();
     let [p_st, p_co, p_ld, p_de, conc_z, conc_c] = two.p99();
@@ -834,6 +854,12 @@ fn bench_zswap(c: &mut Criterion) {
         "C lz4 own page per page / C lz4 reused page (codecs alone)",
         l[4],
         l[2],
+        None,
+    );
+    row(
+        "zswap lz4 encoder / C lz4 fastReset (codecs alone)",
+        em[0],
+        em[1],
         None,
     );
     row("Compressor::compress / lz4_flex", cm[0], cm[1], None);

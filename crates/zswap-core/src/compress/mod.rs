@@ -4,15 +4,18 @@
 //! (`acomp_ctx`: the transform, a request and a 2-page buffer, behind a mutex).
 //! [`Compressor`] is the same thing for the algorithms this crate ships:
 //!
-//! - **lz4** ([`CompressorKind::Lz4`], the default): LZ4 block format via
-//!   `lz4_flex`'s encoder, decoded by this crate's own block decoder
+//! - **lz4** ([`CompressorKind::Lz4`], the default): LZ4 block format,
+//!   compressed by this crate's page encoder ([`lz4_enc`]: a greedy search
+//!   specialised for one page, word-at-a-time match counting and literal
+//!   copies, at or near C liblz4's speed and with slightly smaller blocks
+//!   than `lz4_flex` on the corpus) and decoded by its own block decoder
 //!   ([`lz4_block`]: a fast loop of whole-word copies and an exact tail,
-//!   every bound checked, C liblz4's speed). Each CPU owns a hash table (`CompressTable`, reused and
-//!   cleared per page; `lz4_flex::block::compress_into` would otherwise put a
-//!   16.5 KiB table on the stack or allocate one per call) and a 2-page
-//!   scratch buffer (`lz4_flex` refuses an output buffer smaller than its
-//!   worst-case bound, about 4.1 KiB for a page, even when the result would
-//!   fit). Decompression needs no state, no lock and no copy: an object split
+//!   every bound checked, C liblz4's speed). Each CPU owns the encoder's
+//!   16 KiB hash table (zeroed per page, allocated once) and a scratch
+//!   buffer of [`lz4_enc::DST_LEN`] bytes (LZ4's bound for a page plus the
+//!   encoder's word-copy room; a page that does not shrink still gives a
+//!   whole block, which the caller sees as "longer than a page").
+//!   Decompression needs no state, no lock and no copy: an object split
 //!   over two pool pages is decoded from its two parts
 //!   ([`lz4_block::decompress_split`]).
 //! - **zstd** ([`CompressorKind::Zstd`], cargo feature `zstd`): C zstd at level
@@ -72,7 +75,9 @@
 //!
 //! # Module map
 //!
-//! - `lz4`: the lz4 context (in-place table construction, `unsafe`).
+//! - `lz4`: the lz4 context (the encoder's table).
+//! - [`lz4_enc`]: the lz4 page encoder (its loop, `lz4_enc::fast`, is its
+//!   only `unsafe`).
 //! - [`lz4_block`]: the lz4 block decoder (its fast loop, `lz4_block::fast`,
 //!   is its only `unsafe`).
 //! - `zstd` (feature `zstd`): static zstd contexts over `zstd-sys`.
@@ -81,6 +86,7 @@
 
 mod lz4;
 pub mod lz4_block;
+pub mod lz4_enc;
 #[cfg(feature = "zstd")]
 mod zstd;
 #[cfg(all(feature = "zstd", target_os = "none"))]
@@ -93,10 +99,12 @@ use core::fmt;
 use kbase::sync::{Mutex, RwLock, RwLockReadGuard, lock_class};
 use kbase::{Error, Gfp, PAGE_SIZE, Result, try_box};
 
-/// Size of each per-CPU scratch buffer: two pages, like Linux's
+/// Size of each zstd per-CPU scratch buffer: two pages, like Linux's
 /// `acomp_ctx->buffer`. Holds any compression result (the lz4 and zstd
 /// worst-case bounds for one page are below it) and, for zstd, a compressed
 /// object that spans two pool pages, copied together for decompression.
+/// lz4's compression scratch is smaller ([`lz4_enc::DST_LEN`]: the
+/// encoder's bound and copy room, about a page).
 pub const SCRATCH_SIZE: usize = 2 * PAGE_SIZE;
 
 /// The zstd compression level (Linux's `crypto/zstd.c` default, 3).
@@ -105,7 +113,8 @@ pub const ZSTD_LEVEL: i32 = 3;
 /// A compression algorithm, by its zswap `compressor` parameter name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum CompressorKind {
-    /// LZ4 block format (`lz4_flex`). Always available; the default.
+    /// LZ4 block format (this crate's encoder and decoder). Always
+    /// available; the default.
     #[default]
     Lz4,
     /// zstd (C zstd via `zstd-sys`). Available with the `zstd` feature.
@@ -168,7 +177,8 @@ struct PerCpu {
 
 /// One CPU's compression state.
 struct CompCtx {
-    /// [`SCRATCH_SIZE`] bytes, allocated once: the compression result.
+    /// [`SCRATCH_SIZE`] bytes (lz4: [`lz4_enc::DST_LEN`]), allocated once:
+    /// the compression result.
     scratch: Vec<u8>,
     engine: CompEngine,
 }
@@ -195,27 +205,29 @@ enum DecompEngine {
     Zstd(zstd::ZstdDCtx),
 }
 
-/// A zeroed scratch buffer of [`SCRATCH_SIZE`] bytes.
-fn scratch() -> Result<Vec<u8>> {
+/// A zeroed scratch buffer of `len` bytes.
+fn scratch(len: usize) -> Result<Vec<u8>> {
     let mut v = Vec::new();
-    v.try_reserve_exact(SCRATCH_SIZE)?;
-    v.resize(SCRATCH_SIZE, 0);
+    v.try_reserve_exact(len)?;
+    v.resize(len, 0);
     Ok(v)
 }
 
 impl PerCpu {
     fn try_new(kind: CompressorKind, gfp: Gfp) -> Result<PerCpu> {
-        let (comp, decomp, decomp_scratch) = match kind {
+        let (comp, comp_scratch, decomp, decomp_scratch) = match kind {
             CompressorKind::Lz4 => (
                 CompEngine::Lz4(lz4::Lz4Ctx::try_new(gfp)?),
+                lz4_enc::DST_LEN,
                 DecompEngine::Lz4,
                 Vec::new(),
             ),
             #[cfg(feature = "zstd")]
             CompressorKind::Zstd => (
                 CompEngine::Zstd(zstd::ZstdCCtx::try_new(gfp)?),
+                SCRATCH_SIZE,
                 DecompEngine::Zstd(zstd::ZstdDCtx::try_new(gfp)?),
-                scratch()?,
+                scratch(SCRATCH_SIZE)?,
             ),
             #[cfg(not(feature = "zstd"))]
             CompressorKind::Zstd => return Err(Error::ENOENT),
@@ -223,7 +235,7 @@ impl PerCpu {
         Ok(PerCpu {
             comp: Mutex::new_class(
                 CompCtx {
-                    scratch: scratch()?,
+                    scratch: scratch(comp_scratch)?,
                     engine: comp,
                 },
                 &lock_class::COMPRESS,
@@ -310,9 +322,8 @@ impl Compressor {
     /// `gfp` is the caller's context; the global allocator cannot honour it,
     /// so call this where blocking is allowed (pool creation).
     ///
-    /// Memory per CPU: an 8 KiB scratch buffer (two for zstd), plus for lz4 the hash
-    /// table (16 KiB: `lz4_flex`'s table type is as large as its largest
-    /// variant, though a page uses the 8 KiB one), for zstd the page-sized
+    /// Memory per CPU: for lz4 a 4.1 KiB scratch buffer and the encoder's
+    /// 16 KiB hash table; for zstd two 8 KiB scratch buffers and the page-sized
     /// static contexts (zstd 1.5.7 at level 3: 88 KiB to compress, 94 KiB to
     /// decompress; a level-3 context for inputs of any size would need
     /// 1.3 MiB).

@@ -1,0 +1,354 @@
+//! The encoder's loop: the only `unsafe` code of the encoder.
+//!
+//! Positions are indices into the page (`ip`, `anchor`, `cand`) and into
+//! the output (`op`); every pointer is made from a reference at the point
+//! of use, so each `unsafe` block needs only index arithmetic to show that
+//! it stays inside its buffer. The hash table is indexed by a hash that is
+//! below [`TABLE_LEN`] by construction (safe indexing, no check emitted).
+//!
+//! # Invariants of the loop
+//!
+//! - `anchor <= ip`; `dst[..op]` is the block so far, encoding `src[..anchor]`.
+//! - While searching, `ip < MF_END`: a match may start at `ip`, and 8
+//!   bytes are readable there. A candidate from the table is always below
+//!   `ip` ([`candidate`] makes it so, without a branch), so whatever the
+//!   table holds, every match refers back into the page.
+//! - A match covers at most `MATCH_LIMIT - ip` bytes, so the last
+//!   [`LAST_LITERALS`] bytes of the page are always literals.
+//! - Output is written only after a check against [`DST_LEN`] that it fits,
+//!   including the whole-word overshoot of a literal copy. The checks never
+//!   fail (the block of a page is at most [`BOUND`] bytes, and `DST_LEN`
+//!   leaves room for their conservative arithmetic), but they make every
+//!   write's bound local.
+
+use core::ptr;
+
+use kbase::PAGE_SIZE;
+
+use super::{
+    BOUND, DST_LEN, HASH_LOG, LAST_LITERALS, MFLIMIT, MIN_MATCH, SEARCH_MIN, SKIP_TRIGGER,
+    TABLE_LEN,
+};
+
+/// A match may start only before this position (the format's end rules:
+/// the last match starts at least [`MFLIMIT`] bytes before the end).
+const MF_END: usize = PAGE_SIZE - MFLIMIT + 1;
+/// A match ends at or before this position: the last [`LAST_LITERALS`]
+/// bytes are literals.
+const MATCH_LIMIT: usize = PAGE_SIZE - LAST_LITERALS;
+/// A candidate matches if the XOR of its word and the current one, shifted
+/// left by this, is zero: the low [`SEARCH_MIN`] bytes are equal.
+const SEARCH_SHIFT: u32 = 64 - 8 * SEARCH_MIN as u32;
+
+/// Room a literal run needs past its bytes and length bytes: a token, one
+/// length byte, a 16-byte copy's overshoot and 8 bytes that must follow.
+const LIT_ROOM: usize = 1 + 1 + 15 + 8;
+
+// The room checks' conservative arithmetic fits in DST_LEN for every page.
+const _: () = assert!(DST_LEN >= BOUND + PAGE_SIZE / 128 + LIT_ROOM);
+
+/// Compresses `src` with `table` into `dst`; returns the block's length
+/// (`None` only if a room check failed, which the bound rules out).
+///
+/// `table` should be zeroed (the caller does it per page); any contents
+/// are memory safe and give a valid block, only a worse one.
+pub(super) fn run(
+    src: &[u8; PAGE_SIZE],
+    table: &mut [u16; TABLE_LEN],
+    dst: &mut [u8; DST_LEN],
+) -> Option<usize> {
+    let s = Page(src);
+    let d = dst.as_mut_ptr();
+    let mut op = 0usize;
+    let mut anchor = 0usize;
+
+    // Position 0 goes into the table; the search starts at 1.
+    // SAFETY: 0 and 1 are below MF_END.
+    table[hash(unsafe { s.read32(0) })] = 0;
+    let mut ip = 1usize;
+    // SAFETY: as above.
+    let mut fwd_h = hash(unsafe { s.read32(ip) });
+
+    'block: loop {
+        // Search: every position from `ip` on, then (after
+        // 2^SKIP_TRIGGER misses) with a growing step, until a candidate
+        // that matches SEARCH_MIN bytes.
+        let mut fwd = ip;
+        let mut attempts = 1usize << SKIP_TRIGGER;
+        let mut cand;
+        loop {
+            let h = fwd_h;
+            ip = fwd;
+            fwd += attempts >> SKIP_TRIGGER;
+            attempts += 1;
+            if fwd > MF_END {
+                break 'block;
+            }
+            cand = candidate(table[h], ip);
+            // SAFETY: fwd <= MF_END (checked above).
+            fwd_h = hash(unsafe { s.read32(fwd) });
+            table[h] = ip as u16;
+            // SAFETY: cand < ip < fwd <= MF_END: ip + 8 <= PAGE_SIZE.
+            if unsafe { (s.read64(ip) ^ s.read64(cand)) << SEARCH_SHIFT == 0 } {
+                break;
+            }
+        }
+
+        // Extend the match backwards over the pending literals.
+        while (ip > anchor) & (cand > 0) && s.byte(ip - 1) == s.byte(cand - 1) {
+            ip -= 1;
+            cand -= 1;
+        }
+
+        // The sequence's token and literals: room for the token, the
+        // length bytes (at most lit / 255 + 1 <= lit / 128 + 1), the
+        // literals copied as 16 bytes or in words (at most 15 bytes past
+        // the run), and 8 more (an offset, a token, the last literals).
+        let lit = ip - anchor;
+        if op + lit + (lit >> 7) + LIT_ROOM > DST_LEN {
+            return None;
+        }
+        let mut token = op;
+        // SAFETY: the token and the length bytes are inside dst by the
+        // check just above.
+        unsafe {
+            if lit < 15 + 255 {
+                // One length byte at most: written whether or not it is
+                // needed, kept only if it is (no branch on the length).
+                d.add(token).write((lit.min(15) as u8) << 4);
+                d.add(op + 1).write(lit.wrapping_sub(15) as u8);
+                op += 1 + usize::from(lit >= 15);
+            } else {
+                d.add(token).write(15 << 4);
+                op = put_length(d, op + 1, lit - 15);
+            }
+        }
+        if lit <= 16 && anchor + 16 <= PAGE_SIZE {
+            // SAFETY: 16 bytes are readable at src[anchor] (checked just
+            // above). They are written from op, at most 2 bytes past the
+            // token, so they end before token + 2 + 16 <= token + LIT_ROOM,
+            // inside the room checked; src and dst do not overlap.
+            unsafe { ptr::copy_nonoverlapping(src.as_ptr().add(anchor), d.add(op), 16) };
+        } else {
+            // SAFETY: the words read end before anchor + lit + 8 = ip + 8
+            // <= MF_END + 7 < PAGE_SIZE (ip < MF_END, and backward
+            // extension only lowered it); those written end within the
+            // room checked above (7 bytes past the run); src and dst do
+            // not overlap.
+            unsafe { copy_words(src.as_ptr().add(anchor), d.add(op), lit) };
+        }
+        op += lit;
+
+        // One or more matches with no literals between them.
+        loop {
+            // SAFETY: the 2 offset bytes were part of the last room check
+            // (the literals' 8 spare bytes, or a match's 8 below).
+            unsafe {
+                d.add(op)
+                    .cast::<[u8; 2]>()
+                    .write_unaligned(((ip - cand) as u16).to_le_bytes())
+            };
+            op += 2;
+            let len = s.count(ip + MIN_MATCH, cand + MIN_MATCH);
+            ip += MIN_MATCH + len;
+            // Room for the length bytes, then a token and an offset, or a
+            // token and the last literals' first bytes (8 in all).
+            if op + (len >> 7) + 9 > DST_LEN {
+                return None;
+            }
+            // SAFETY: token < op, and the length bytes fit (checked just
+            // above).
+            unsafe {
+                if len < 15 + 255 {
+                    // As for the literals: one length byte at most, kept
+                    // only if needed.
+                    *d.add(token) |= len.min(15) as u8;
+                    d.add(op).write(len.wrapping_sub(15) as u8);
+                    op += usize::from(len >= 15);
+                } else {
+                    *d.add(token) |= 15;
+                    op = put_length(d, op, len - 15);
+                }
+            }
+            anchor = ip;
+            if ip >= MF_END {
+                break 'block;
+            }
+            // SAFETY: 2 <= ip < MF_END (a match of at least 4 bytes ends
+            // at ip), so ip - 2 and ip are readable.
+            let (at2, at) = unsafe { (s.read32(ip - 2), s.read32(ip)) };
+            table[hash(at2)] = (ip - 2) as u16;
+            let h = hash(at);
+            cand = candidate(table[h], ip);
+            table[h] = ip as u16;
+            // SAFETY: cand < ip < MF_END: ip + 8 <= PAGE_SIZE.
+            if unsafe { (s.read64(ip) ^ s.read64(cand)) << SEARCH_SHIFT != 0 } {
+                break;
+            }
+            // Another match right away: a token with no literals.
+            token = op;
+            // SAFETY: op < DST_LEN: the check above left room for it.
+            unsafe { d.add(token).write(0) };
+            op += 1;
+        }
+        ip += 1;
+        // SAFETY: ip <= MF_END: it was below before the increment.
+        fwd_h = hash(unsafe { s.read32(ip) });
+    }
+
+    // The last literals: src[anchor..], copied exactly.
+    let lit = PAGE_SIZE - anchor;
+    if op + lit + (lit >> 7) + 2 > DST_LEN {
+        return None;
+    }
+    if lit >= 15 {
+        dst[op] = 15 << 4;
+        // SAFETY: the length bytes fit (checked above).
+        op = unsafe { put_length(d, op + 1, lit - 15) };
+    } else {
+        dst[op] = (lit as u8) << 4;
+        op += 1;
+    }
+    dst.get_mut(op..op + lit)?
+        .copy_from_slice(src.get(anchor..)?);
+    Some(op + lit)
+}
+
+/// The candidate position a table entry names for a match at `ip`: the
+/// entry if it is an earlier position, else 0 (position 0 is as good a
+/// guess as any, and a valid one: `ip >= 1`). With a zeroed table every
+/// entry is 0 or a position already passed; the clamp (a conditional move,
+/// no branch) makes the result below `ip` whatever the table holds.
+#[inline(always)]
+fn candidate(entry: u16, ip: usize) -> usize {
+    let c = usize::from(entry);
+    if c < ip { c } else { 0 }
+}
+
+/// The hash of 4 bytes: Knuth's multiplicative hash, the top
+/// [`HASH_LOG`] bits (below [`TABLE_LEN`]).
+#[inline(always)]
+fn hash(seq: u32) -> usize {
+    (seq.wrapping_mul(2_654_435_761) >> (32 - HASH_LOG)) as usize
+}
+
+/// Writes a length's extension bytes (`n` as 255s, then a last byte below
+/// 255) from `d` + `op` on; returns the position after them.
+///
+/// # Safety
+///
+/// `n / 255 + 1` bytes from `d + op` on are writable.
+#[inline(always)]
+unsafe fn put_length(d: *mut u8, mut op: usize, mut n: usize) -> usize {
+    while n >= 255 {
+        // SAFETY: this is one of the n / 255 + 1 bytes the caller vouched for.
+        unsafe { d.add(op).write(255) };
+        op += 1;
+        n -= 255;
+    }
+    // SAFETY: the last of them.
+    unsafe { d.add(op).write(n as u8) };
+    op + 1
+}
+
+/// Copies `lit` bytes from `s` to `d` in 8-byte words: up to 7 bytes past
+/// the run are read and written.
+///
+/// # Safety
+///
+/// `lit.next_multiple_of(8)` bytes are readable from `s` and writable from
+/// `d`, and the two ranges do not overlap. (In [`run`], `s` is the page at
+/// a literal run that ends at or before `MF_END - 1 = PAGE_SIZE - 12`, so
+/// the words read end before `PAGE_SIZE - 4`; `d` is the output, whose room
+/// was checked.)
+#[inline(always)]
+unsafe fn copy_words(s: *const u8, d: *mut u8, lit: usize) {
+    let mut k = 0;
+    while k < lit {
+        // SAFETY: k < lit, so k + 8 <= lit.next_multiple_of(8): inside both
+        // ranges the caller vouched for, which do not overlap.
+        unsafe { ptr::copy_nonoverlapping(s.add(k), d.add(k), 8) };
+        k += 8;
+    }
+}
+
+/// The page being compressed, read in words.
+#[derive(Clone, Copy)]
+struct Page<'a>(&'a [u8; PAGE_SIZE]);
+
+impl Page<'_> {
+    /// `page[i..i + 4]` as a little-endian word.
+    ///
+    /// # Safety
+    ///
+    /// `i <= MF_END` (so `i + 4 <= PAGE_SIZE`).
+    #[inline(always)]
+    unsafe fn read32(self, i: usize) -> u32 {
+        debug_assert!(i <= MF_END);
+        // SAFETY: i + 4 <= MF_END + 4 <= PAGE_SIZE (the caller's contract):
+        // the 4 bytes are inside the page; no alignment is needed.
+        u32::from_le(unsafe { self.0.as_ptr().add(i).cast::<u32>().read_unaligned() })
+    }
+
+    /// `page[i..i + 8]` as a little-endian word.
+    ///
+    /// # Safety
+    ///
+    /// `i + 8 <= PAGE_SIZE`.
+    #[inline(always)]
+    unsafe fn read64(self, i: usize) -> u64 {
+        debug_assert!(i + 8 <= PAGE_SIZE);
+        // SAFETY: the caller's contract: the 8 bytes are inside the page.
+        u64::from_le(unsafe { self.0.as_ptr().add(i).cast::<u64>().read_unaligned() })
+    }
+
+    /// `page[i]` for `i < PAGE_SIZE` (masked into the page: no check).
+    #[inline(always)]
+    fn byte(self, i: usize) -> u8 {
+        self.0[i & (PAGE_SIZE - 1)]
+    }
+
+    /// The number of bytes from `a` on that equal those from `b` on
+    /// (`b < a`), up to [`MATCH_LIMIT`]: 8 bytes at a time, the first
+    /// difference found from the lowest set bit of the words' XOR.
+    #[inline(always)]
+    fn count(self, a: usize, b: usize) -> usize {
+        debug_assert!(b < a);
+        let start = a;
+        let (mut a, mut b) = (a, b);
+        if a + 16 <= MATCH_LIMIT {
+            // The first 16 bytes as two words, the count chosen without a
+            // branch on which word differs (most matches end in them).
+            // SAFETY: b < a and a + 16 <= MATCH_LIMIT < PAGE_SIZE.
+            let (x1, x2) = unsafe {
+                (
+                    self.read64(a) ^ self.read64(b),
+                    self.read64(a + 8) ^ self.read64(b + 8),
+                )
+            };
+            let n1 = (x1.trailing_zeros() / 8) as usize;
+            let n2 = 8 + (x2.trailing_zeros() / 8) as usize;
+            let n = if x1 != 0 { n1 } else { n2 };
+            if n < 16 {
+                return n;
+            }
+            a += 16;
+            b += 16;
+        }
+        while a + 8 <= MATCH_LIMIT && b < a {
+            // SAFETY: b < a and a + 8 <= MATCH_LIMIT < PAGE_SIZE (the loop
+            // condition): both words are inside the page.
+            let x = unsafe { self.read64(a) ^ self.read64(b) };
+            if x != 0 {
+                return a - start + (x.trailing_zeros() / 8) as usize;
+            }
+            a += 8;
+            b += 8;
+        }
+        while a < MATCH_LIMIT && self.byte(a) == self.byte(b) {
+            a += 1;
+            b += 1;
+        }
+        a.saturating_sub(start)
+    }
+}
