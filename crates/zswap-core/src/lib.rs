@@ -503,6 +503,15 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// [`Self::entry_free`] on CPU `cpu` (the caller's, perhaps stale: it
     /// only picks per-CPU slots and locks).
     fn entry_free_on(&self, cpu: usize, e: OwnedEntry) {
+        self.hot.sub(cpu, Hot::StoredPages, 1);
+        self.entry_release(cpu, e);
+    }
+
+    /// [`Self::entry_free_on`] but for the `stored_pages` count, which a
+    /// successful load takes off with the `zswpin` it counts (see
+    /// [`PerCpuCounters`](stats::PerCpuCounters)): one per-CPU atomic less
+    /// per load.
+    fn entry_release(&self, cpu: usize, e: OwnedEntry) {
         self.lru.del(cpu, &self.entries, &e, e.nid(&self.entries));
         // SAFETY: we own `e`, an entry of pool `e.pool_idx()`; its reference
         // is given back here, as the entry goes.
@@ -516,7 +525,6 @@ impl<P: ZswapPlatform> Zswap<P> {
         if e.length() == PAGE_SIZE {
             self.hot.sub(cpu, Hot::StoredIncompressiblePages, 1);
         }
-        self.hot.sub(cpu, Hot::StoredPages, 1);
         // SAFETY: the entry was unlinked from the LRU above; its slot came
         // from `self.entries`.
         let objcg = unsafe { e.free_memory(&self.entries) };
@@ -1049,11 +1057,12 @@ impl<P: ZswapPlatform> Zswap<P> {
         }
         folio.set_uptodate();
         folio.set_dirty();
+        // Also the entry's free in `stored_pages` (see entry_release).
         self.hot.add(cpu, Hot::Zswpin, 1);
         if let Some(o) = owned.objcg.as_ref() {
             o.memcg().count_event(MemcgEvent::Zswpin, 1);
         }
-        self.entry_free_on(cpu, owned);
+        self.entry_release(cpu, owned);
         Ok(())
     }
 
@@ -1132,7 +1141,7 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// Entries in zswap (`stored_pages`, summed over the CPUs).
     pub(crate) fn stored_pages(&self) -> u64 {
         let s = Counters::get(&self.stats.stored_pages);
-        s.wrapping_add(self.hot.sum(Hot::StoredPages))
+        s.wrapping_add(self.hot.stored_pages())
     }
 
     /// Pages held by the entry cache (`zswap_entry_cache`'s slabs, from the

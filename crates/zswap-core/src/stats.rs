@@ -143,6 +143,12 @@ impl Counters {
 /// exact), and [`PerCpuCounters::sum`] adds the slots up. A sum read while
 /// stores and loads run is as exact as a read of one shared atomic would be
 /// at some instant of the read; once they stop, it is exact.
+///
+/// `stored_pages` is not one slot: [`Hot::StoredPages`] counts stores up and
+/// frees down, except the free of a successfully loaded entry, which
+/// [`Hot::Zswpin`] (one per such load, and every such load frees its entry)
+/// stands for; [`PerCpuCounters::stored_pages`] is their difference. A load
+/// so changes one per-CPU counter, not two.
 pub(crate) struct PerCpuCounters {
     cpus: Vec<CpuSlot>,
 }
@@ -205,9 +211,19 @@ impl PerCpuCounters {
         })
     }
 
+    /// Entries counted here: stores, less frees, less loads (whose frees
+    /// are not in [`Hot::StoredPages`]). The loads are summed first: an
+    /// entry's store is counted before its load is (the tree lock orders
+    /// them), so a read racing with both sees the store of every load it
+    /// sees, on a machine that keeps stores in order.
+    pub(crate) fn stored_pages(&self) -> u64 {
+        let loaded = self.sum(Hot::Zswpin);
+        self.sum(Hot::StoredPages).wrapping_sub(loaded)
+    }
+
     /// Adds the per-CPU sums into a snapshot.
     pub(crate) fn fold_into(&self, s: &mut ZswapStats) {
-        s.stored_pages = s.stored_pages.wrapping_add(self.sum(Hot::StoredPages));
+        s.stored_pages = s.stored_pages.wrapping_add(self.stored_pages());
         s.stored_incompressible_pages = s
             .stored_incompressible_pages
             .wrapping_add(self.sum(Hot::StoredIncompressiblePages));
