@@ -62,7 +62,13 @@ pub(super) fn run<const LAST: bool>(
     if ip > n_in || op > n_out {
         return Err(Error::EIO);
     }
-    if ip >= n_in || n_out - op < OUT_MARGIN {
+    // The margins as limits on the positions, one compare each: with ip
+    // just past a token, ip <= in_end means IN_MARGIN bytes follow it
+    // (ip + IN_MARGIN <= n_in; never true if n_in < IN_MARGIN, as ip >= 1
+    // then), and op < out_end means n_out - op >= OUT_MARGIN.
+    let in_end = n_in.saturating_sub(IN_MARGIN);
+    let out_end = (n_out + 1).saturating_sub(OUT_MARGIN);
+    if ip >= n_in || op >= out_end {
         return Ok(Tail { ip, op });
     }
     // INVARIANT: at every token, ip < n_in and n_out - op >= OUT_MARGIN
@@ -77,10 +83,10 @@ pub(super) fn run<const LAST: bool>(
         ip += 1;
         let lit = usize::from(token >> 4);
         if lit < 15 {
-            if n_in - ip < IN_MARGIN {
+            if ip > in_end {
                 return Ok(at);
             }
-            // SAFETY: ip + 16 < n_in (just checked) and op + 16 <= n_out
+            // SAFETY: ip + 17 <= n_in (ip <= in_end) and op + 16 <= n_out
             // (the invariant: OUT_MARGIN >= 16): 16 bytes are readable at
             // src[ip] and writable at dst[op]; `src` and `dst` are a shared
             // and a mutable borrow, so they do not overlap.
@@ -149,7 +155,7 @@ pub(super) fn run<const LAST: bool>(
                 unsafe { copy_match_wild(dst.as_mut_ptr(), op, offset, len) };
             }
             op += len;
-            if n_out - op < OUT_MARGIN {
+            if op >= out_end {
                 return Ok(Tail { ip, op });
             }
             continue;
@@ -171,7 +177,7 @@ pub(super) fn run<const LAST: bool>(
             copy_match(dst, op, offset, len)?;
         }
         op += len;
-        if ip >= n_in || n_out - op < OUT_MARGIN {
+        if ip >= n_in || op >= out_end {
             return Ok(Tail { ip, op });
         }
     }
