@@ -509,8 +509,7 @@ impl<P: ZswapPlatform> Zswap<P> {
 
     /// [`Self::entry_free_on`] but for the `stored_pages` count, which a
     /// successful load takes off with the `zswpin` it counts (see
-    /// [`PerCpuCounters`](stats::PerCpuCounters)): one per-CPU atomic less
-    /// per load.
+    /// [`PerCpuCounters`]): one per-CPU atomic less per load.
     fn entry_release(&self, cpu: usize, e: OwnedEntry) {
         self.lru.del(cpu, &self.entries, &e, e.nid(&self.entries));
         // SAFETY: we own `e`, an entry of pool `e.pool_idx()`; its reference
