@@ -37,7 +37,8 @@ const MF_END: usize = PAGE_SIZE - MFLIMIT + 1;
 /// bytes are literals.
 const MATCH_LIMIT: usize = PAGE_SIZE - LAST_LITERALS;
 /// A candidate matches if the XOR of its word and the current one, shifted
-/// left by this, is zero: the low [`SEARCH_MIN`] bytes are equal.
+/// left by this, is zero: the low [`SEARCH_MIN`] bytes are equal (the hash
+/// covers 5, so most candidates share those too).
 const SEARCH_SHIFT: u32 = 64 - 8 * SEARCH_MIN as u32;
 
 /// Room a literal run needs past its bytes and length bytes: a token, one
@@ -63,11 +64,11 @@ pub(super) fn run(
     let mut anchor = 0usize;
 
     // Position 0 goes into the table; the search starts at 1.
-    // SAFETY: 0 and 1 are below MF_END.
-    table[hash(unsafe { s.read32(0) })] = 0;
+    // SAFETY: 0 + 8 and 1 + 8 are within the page.
+    table[hash(unsafe { s.read64(0) })] = 0;
     let mut ip = 1usize;
     // SAFETY: as above.
-    let mut fwd_h = hash(unsafe { s.read32(ip) });
+    let mut fwd_h = hash(unsafe { s.read64(ip) });
 
     'block: loop {
         // Search: every position from `ip` on, then (after
@@ -85,8 +86,8 @@ pub(super) fn run(
                 break 'block;
             }
             cand = candidate(table[h], ip);
-            // SAFETY: fwd <= MF_END (checked above).
-            fwd_h = hash(unsafe { s.read32(fwd) });
+            // SAFETY: fwd <= MF_END (checked above): fwd + 8 <= PAGE_SIZE.
+            fwd_h = hash(unsafe { s.read64(fwd) });
             table[h] = ip as u16;
             // SAFETY: cand < ip < fwd <= MF_END: ip + 8 <= PAGE_SIZE.
             if unsafe { (s.read64(ip) ^ s.read64(cand)) << SEARCH_SHIFT == 0 } {
@@ -94,10 +95,15 @@ pub(super) fn run(
             }
         }
 
-        // Extend the match backwards over the pending literals.
-        while (ip > anchor) & (cand > 0) && s.byte(ip - 1) == s.byte(cand - 1) {
-            ip -= 1;
-            cand -= 1;
+        // Extend the match backwards over the pending literals, unless it
+        // was found at the search's first probe (see the module docs of
+        // `lz4_enc`: most of the gain for a fraction of the cost).
+        let probes = attempts - (1 << SKIP_TRIGGER);
+        if probes > 1 {
+            while (ip > anchor) & (cand > 0) && s.byte(ip - 1) == s.byte(cand - 1) {
+                ip -= 1;
+                cand -= 1;
+            }
         }
 
         // The sequence's token and literals: room for the token, the
@@ -131,10 +137,10 @@ pub(super) fn run(
             unsafe { ptr::copy_nonoverlapping(src.as_ptr().add(anchor), d.add(op), 16) };
         } else {
             // SAFETY: the words read end before anchor + lit + 8 = ip + 8
-            // <= MF_END + 7 < PAGE_SIZE (ip < MF_END, and backward
-            // extension only lowered it); those written end within the
-            // room checked above (7 bytes past the run); src and dst do
-            // not overlap.
+            // <= MF_END + 7 < PAGE_SIZE (ip < MF_END, and the backward
+            // extension only lowered it); those written end within the room
+            // checked above (7 bytes past the run); src and dst do not
+            // overlap.
             unsafe { copy_words(src.as_ptr().add(anchor), d.add(op), lit) };
         }
         op += lit;
@@ -159,12 +165,12 @@ pub(super) fn run(
             // SAFETY: token < op, and the length bytes fit (checked just
             // above).
             unsafe {
-                if len < 15 + 255 {
-                    // As for the literals: one length byte at most, kept
-                    // only if needed.
-                    *d.add(token) |= len.min(15) as u8;
-                    d.add(op).write(len.wrapping_sub(15) as u8);
-                    op += usize::from(len >= 15);
+                if len < 15 {
+                    *d.add(token) |= len as u8;
+                } else if len < 15 + 255 {
+                    *d.add(token) |= 15;
+                    d.add(op).write((len - 15) as u8);
+                    op += 1;
                 } else {
                     *d.add(token) |= 15;
                     op = put_length(d, op, len - 15);
@@ -175,8 +181,8 @@ pub(super) fn run(
                 break 'block;
             }
             // SAFETY: 2 <= ip < MF_END (a match of at least 4 bytes ends
-            // at ip), so ip - 2 and ip are readable.
-            let (at2, at) = unsafe { (s.read32(ip - 2), s.read32(ip)) };
+            // at ip), so the words at ip - 2 and ip are inside the page.
+            let (at2, at) = unsafe { (s.read64(ip - 2), s.read64(ip)) };
             table[hash(at2)] = (ip - 2) as u16;
             let h = hash(at);
             cand = candidate(table[h], ip);
@@ -192,8 +198,9 @@ pub(super) fn run(
             op += 1;
         }
         ip += 1;
-        // SAFETY: ip <= MF_END: it was below before the increment.
-        fwd_h = hash(unsafe { s.read32(ip) });
+        // SAFETY: ip <= MF_END (it was below before the increment):
+        // ip + 8 <= PAGE_SIZE.
+        fwd_h = hash(unsafe { s.read64(ip) });
     }
 
     // The last literals: src[anchor..], copied exactly.
@@ -225,11 +232,12 @@ fn candidate(entry: u16, ip: usize) -> usize {
     if c < ip { c } else { 0 }
 }
 
-/// The hash of 4 bytes: Knuth's multiplicative hash, the top
-/// [`HASH_LOG`] bits (below [`TABLE_LEN`]).
+/// The hash of the low 5 bytes of a word (the bytes at a position): a
+/// multiplicative hash by the 64-bit golden ratio, the top [`HASH_LOG`]
+/// bits (below [`TABLE_LEN`]).
 #[inline(always)]
-fn hash(seq: u32) -> usize {
-    (seq.wrapping_mul(2_654_435_761) >> (32 - HASH_LOG)) as usize
+fn hash(seq: u64) -> usize {
+    ((seq << 24).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - HASH_LOG)) as usize
 }
 
 /// Writes a length's extension bytes (`n` as 255s, then a last byte below
@@ -277,19 +285,6 @@ unsafe fn copy_words(s: *const u8, d: *mut u8, lit: usize) {
 struct Page<'a>(&'a [u8; PAGE_SIZE]);
 
 impl Page<'_> {
-    /// `page[i..i + 4]` as a little-endian word.
-    ///
-    /// # Safety
-    ///
-    /// `i <= MF_END` (so `i + 4 <= PAGE_SIZE`).
-    #[inline(always)]
-    unsafe fn read32(self, i: usize) -> u32 {
-        debug_assert!(i <= MF_END);
-        // SAFETY: i + 4 <= MF_END + 4 <= PAGE_SIZE (the caller's contract):
-        // the 4 bytes are inside the page; no alignment is needed.
-        u32::from_le(unsafe { self.0.as_ptr().add(i).cast::<u32>().read_unaligned() })
-    }
-
     /// `page[i..i + 8]` as a little-endian word.
     ///
     /// # Safety

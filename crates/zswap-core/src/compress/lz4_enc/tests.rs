@@ -125,8 +125,8 @@ fn synthetic() -> Vec<Page> {
         // Only the last bytes differ from the first page's bytes.
         page_of(|i| if i + 13 >= PAGE_SIZE { i as u8 } else { 0 }),
     ];
-    // A page of random 5-byte groups, each repeated once at once: matches
-    // of exactly SEARCH_MIN bytes.
+    // A page of random 5-byte groups, each repeated once at once: short
+    // matches at offset 5 everywhere.
     let mut r = noise(10);
     let mut g = Vec::new();
     while g.len() < PAGE_SIZE {
