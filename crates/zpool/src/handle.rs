@@ -200,17 +200,17 @@ impl Chunk {
     }
 }
 
-/// A directory slot: a chunk and its free list and counters, or (with no
-/// chunk) the generation its entries start from when a chunk is installed
-/// there again (so handles of a freed chunk stay stale).
+/// A directory slot: the free list and counters of the chunk at the same
+/// index of the table's `ptrs`, or (with no chunk there) the generation its
+/// entries start from when a chunk is installed there again (so handles of
+/// a freed chunk stay stale).
 ///
 /// # Invariants
 ///
-/// Entries of `chunk` that are free form a singly linked list from
+/// Entries of the chunk that are free form a singly linked list from
 /// `free_head` through their `obj` field; `live` counts the others.
 /// `prev`/`next` link the chunks that have a free entry.
 pub(crate) struct DirSlot {
-    chunk: Option<alloc::boxed::Box<Chunk>>,
     epoch: u16,
     free_head: u16,
     live: u16,
@@ -227,6 +227,29 @@ pub(crate) enum HandleNeed {
     Chunk,
 }
 
+/// The two vectors of a handle-table directory, allocated together by the
+/// caller with no lock held ([`HandleTable::adopt_dir`]).
+pub(crate) struct DirVecs {
+    ptrs: Vec<Option<alloc::boxed::Box<Chunk>>>,
+    dir: Vec<DirSlot>,
+}
+
+impl DirVecs {
+    /// Empty vectors of capacity `cap`. `ENOMEM`.
+    pub(crate) fn try_with_capacity(cap: usize) -> Result<DirVecs> {
+        let mut ptrs = Vec::new();
+        ptrs.try_reserve_exact(cap)?;
+        let mut dir = Vec::new();
+        dir.try_reserve_exact(cap)?;
+        Ok(DirVecs { ptrs, dir })
+    }
+
+    /// Slots both vectors hold without reallocating.
+    fn cap(&self) -> usize {
+        self.ptrs.capacity().min(self.dir.capacity())
+    }
+}
+
 /// A class's handle table: a directory of chunks of [`CHUNK`] entries each,
 /// allocated as entries are needed and freed when all their entries are.
 /// Slot `s` is entry `s % CHUNK` of chunk `s / CHUNK`. New entries come from
@@ -240,7 +263,18 @@ pub(crate) enum HandleNeed {
 ///
 /// A chunk is on the `partial` list exactly when it has a free entry.
 /// `live` is the sum of the chunks' `live`. `dir.len() * CHUNK <= MAX_SLOTS`.
+/// `ptrs` and `dir` have the same length and capacity: `ptrs[c]` is the
+/// chunk `dir[c]` describes.
+///
+/// The chunk pointers are a vector of their own, apart from the free lists
+/// and counters every `insert` and `remove` writes: a lookup (every load)
+/// reads only lines that change when a chunk comes or goes, so a CPU's
+/// lookups do not miss on the counters another CPU's frees in the same chunk
+/// just wrote. `repr(C)`: the vector headers a lookup reads come first, the
+/// counters last (see `ClassState`'s layout).
+#[repr(C)]
 pub(crate) struct HandleTable {
+    ptrs: Vec<Option<alloc::boxed::Box<Chunk>>>,
     dir: Vec<DirSlot>,
     partial: u32,
     chunks: usize,
@@ -254,6 +288,7 @@ fn split(slot: u32) -> (usize, usize) {
 impl HandleTable {
     pub(crate) const fn new() -> HandleTable {
         HandleTable {
+            ptrs: Vec::new(),
             dir: Vec::new(),
             partial: NONE,
             chunks: 0,
@@ -261,12 +296,22 @@ impl HandleTable {
         }
     }
 
+    fn has_chunk(&self, c: u32) -> bool {
+        self.ptrs.get(c as usize).is_some_and(Option::is_some)
+    }
+
     fn d(&self, c: u32) -> Option<&DirSlot> {
-        self.dir.get(c as usize).filter(|d| d.chunk.is_some())
+        if !self.has_chunk(c) {
+            return None;
+        }
+        self.dir.get(c as usize)
     }
 
     fn d_mut(&mut self, c: u32) -> Option<&mut DirSlot> {
-        self.dir.get_mut(c as usize).filter(|d| d.chunk.is_some())
+        if !self.has_chunk(c) {
+            return None;
+        }
+        self.dir.get_mut(c as usize)
     }
 
     /// What a new entry needs, if anything (the caller allocates it with no
@@ -278,24 +323,34 @@ impl HandleTable {
         if self.partial != NONE {
             return Ok(None);
         }
-        if self.chunks < self.dir.len() || self.dir.len() < self.dir.capacity() {
+        if self.chunks < self.dir.len() || self.dir.len() < self.dir_cap() {
             return Ok(Some(HandleNeed::Chunk));
         }
         if (self.dir.len() + 1) * CHUNK > MAX_SLOTS {
             return Err(Error::ENOMEM);
         }
-        Ok(Some(HandleNeed::Dir((self.dir.capacity() * 2).max(4))))
+        Ok(Some(HandleNeed::Dir((self.dir_cap() * 2).max(4))))
+    }
+
+    /// Directory slots both vectors hold without reallocating.
+    fn dir_cap(&self) -> usize {
+        self.ptrs.capacity().min(self.dir.capacity())
     }
 
     /// Takes over `bigger` (empty, allocated by the caller) if it is larger
-    /// than the directory; returns the vector to drop. Never allocates.
-    pub(crate) fn adopt_dir(&mut self, mut bigger: Vec<DirSlot>) -> Vec<DirSlot> {
-        if bigger.capacity() <= self.dir.capacity() {
+    /// than the directory; returns the vectors to drop. Never allocates.
+    pub(crate) fn adopt_dir(&mut self, mut bigger: DirVecs) -> DirVecs {
+        if bigger.cap() <= self.dir_cap() {
             return bigger;
         }
-        // Fits: bigger.capacity() > dir.len(), so no reallocation.
-        bigger.append(&mut self.dir);
-        core::mem::replace(&mut self.dir, bigger)
+        // Fits: both of bigger's capacities > dir.len() == ptrs.len(), so
+        // no reallocation.
+        bigger.dir.append(&mut self.dir);
+        bigger.ptrs.append(&mut self.ptrs);
+        DirVecs {
+            ptrs: core::mem::replace(&mut self.ptrs, bigger.ptrs),
+            dir: core::mem::replace(&mut self.dir, bigger.dir),
+        }
     }
 
     /// Installs `c` (from [`Chunk::new`], allocated by the caller) in a free
@@ -308,12 +363,12 @@ impl HandleTable {
         if self.partial != NONE {
             return Some(c);
         }
-        let idx = match self.dir.iter().position(|d| d.chunk.is_none()) {
+        let idx = match self.ptrs.iter().position(Option::is_none) {
             Some(i) => i,
-            None if self.dir.len() < self.dir.capacity() => {
+            None if self.dir.len() < self.dir_cap() => {
                 // Within capacity: no allocation.
+                self.ptrs.push(None);
                 self.dir.push(DirSlot {
-                    chunk: None,
                     epoch: 0,
                     free_head: NONE16,
                     live: 0,
@@ -324,7 +379,7 @@ impl HandleTable {
             }
             None => return Some(c),
         };
-        let Some(d) = self.dir.get_mut(idx) else {
+        let (Some(d), Some(ptr)) = (self.dir.get_mut(idx), self.ptrs.get_mut(idx)) else {
             return Some(c);
         };
         for (i, e) in c.entries.iter_mut().enumerate() {
@@ -335,7 +390,7 @@ impl HandleTable {
         d.live = 0;
         d.prev = NONE;
         d.next = NONE;
-        d.chunk = Some(c);
+        *ptr = Some(c);
         self.chunks += 1;
         self.push_partial(idx as u32);
         None
@@ -385,9 +440,13 @@ impl HandleTable {
             return Err(Error::EIO);
         }
         let c = self.partial;
-        let d = self.d_mut(c).ok_or(Error::ENOMEM)?;
+        let ch = self
+            .ptrs
+            .get_mut(c as usize)
+            .and_then(|p| p.as_deref_mut())
+            .ok_or(Error::ENOMEM)?;
+        let d = self.dir.get_mut(c as usize).ok_or(Error::ENOMEM)?;
         let i = d.free_head;
-        let ch = d.chunk.as_deref_mut().ok_or(Error::ENOMEM)?;
         let e = ch.entries.get_mut(i as usize).ok_or(Error::EIO)?;
         let next = e.next_free();
         let generation = e.generation();
@@ -408,8 +467,7 @@ impl HandleTable {
     #[inline]
     pub(crate) fn get(&self, slot: u32, generation: u16) -> Result<&HandleEntry> {
         let (c, i) = split(slot);
-        let d = self.dir.get(c).ok_or(Error::EINVAL)?;
-        let Some(ch) = d.chunk.as_deref() else {
+        let Some(ch) = self.ptrs.get(c).ok_or(Error::EINVAL)?.as_deref() else {
             return Err(Error::ENOENT);
         };
         let e = ch.entries.get(i).ok_or(Error::EINVAL)?;
@@ -423,9 +481,8 @@ impl HandleTable {
     /// find slots through the zspage reverse map or a pin).
     pub(crate) fn get_live(&self, slot: u32) -> Option<&HandleEntry> {
         let (c, i) = split(slot);
-        self.dir
+        self.ptrs
             .get(c)?
-            .chunk
             .as_deref()?
             .entries
             .get(i)
@@ -435,9 +492,8 @@ impl HandleTable {
     /// Mutable access to a live entry, by slot only.
     pub(crate) fn get_live_mut(&mut self, slot: u32) -> Option<&mut HandleEntry> {
         let (c, i) = split(slot);
-        self.dir
+        self.ptrs
             .get_mut(c)?
-            .chunk
             .as_deref_mut()?
             .entries
             .get_mut(i)
@@ -449,16 +505,11 @@ impl HandleTable {
     /// never blocks) unless it is the table's only chunk with room.
     pub(crate) fn remove(&mut self, slot: u32) {
         let (c, i) = split(slot);
-        let Some(d) = self.d_mut(c as u32) else {
+        let (Some(Some(ch)), Some(d)) = (self.ptrs.get_mut(c), self.dir.get_mut(c)) else {
             return;
         };
         let head = d.free_head;
-        let Some(e) = d
-            .chunk
-            .as_deref_mut()
-            .and_then(|ch| ch.entries.get_mut(i))
-            .filter(|e| !e.is_free())
-        else {
+        let Some(e) = ch.entries.get_mut(i).filter(|e| !e.is_free()) else {
             return;
         };
         *e = HandleEntry::free_linking(head, e.generation().wrapping_add(1));
@@ -472,10 +523,10 @@ impl HandleTable {
         let alone = self.partial == c as u32 && self.d(c as u32).is_some_and(|d| d.next == NONE);
         if empty && !alone {
             self.unlink_partial(c as u32);
-            if let Some(d) = self.dir.get_mut(c) {
+            if let (Some(d), Some(ptr)) = (self.dir.get_mut(c), self.ptrs.get_mut(c)) {
                 // The next chunk here starts above every generation handed
                 // out from this one.
-                if let Some(old) = d.chunk.take() {
+                if let Some(old) = ptr.take() {
                     let top = old
                         .entries
                         .iter()
@@ -498,6 +549,7 @@ impl HandleTable {
     /// Heap bytes held by the table (directory and chunks).
     pub(crate) fn heap_bytes(&self) -> usize {
         self.dir.capacity() * core::mem::size_of::<DirSlot>()
+            + self.ptrs.capacity() * core::mem::size_of::<Option<alloc::boxed::Box<Chunk>>>()
             + self.chunks * core::mem::size_of::<Chunk>()
     }
 }
@@ -554,7 +606,9 @@ mod tests {
         loop {
             match t.needs().unwrap() {
                 None => return,
-                Some(HandleNeed::Dir(cap)) => drop(t.adopt_dir(Vec::with_capacity(cap))),
+                Some(HandleNeed::Dir(cap)) => {
+                    drop(t.adopt_dir(DirVecs::try_with_capacity(cap).unwrap()))
+                }
                 Some(HandleNeed::Chunk) => {
                     assert!(
                         t.adopt_chunk(alloc::boxed::Box::new(Chunk::new()))

@@ -115,27 +115,38 @@
 //! ## Loads without the class lock
 //!
 //! [`ZsPool::read_with`] (Linux's `zs_obj_read_begin` / `zs_obj_read_end`)
-//! takes the class lock only to find the object and *pin* it: it takes a
-//! free one of the class's pin words (`pin.rs`: 16 atomic words beside the
-//! lock, each a handle slot and a busy bit). It drops the lock, runs the
-//! caller's closure on the object's bytes (zswap decompresses there), and
-//! unpins with one release store to its word: no lock, no read-modify-write.
-//! Words become busy only under the class lock, so whoever holds the lock
-//! and finds an object unpinned (an acquire load, which also orders the
-//! finished load's reads before what comes next) knows it stays unpinned
-//! until the lock is dropped. While an object is pinned, `free` and `write`
-//! of it fail with EBUSY (zswap never does either: an entry's owner loads
-//! it), and compaction neither moves objects out of nor into the zspage of
-//! a pinned object nor packs or trims it: it skips it, so a load never
-//! waits for compaction beyond one step's lock hold, and compaction never
-//! waits for a load. Only when all 16 words are busy does a load wait (lock
-//! dropped) for one to come free. The checks scan only the words in use
-//! lately (one on a quiet class). Everything else goes on in the pinned zspage:
-//! other objects are allocated, written and freed. Object bytes are
-//! therefore only ever reached through raw pointers confined to one object
-//! (`pages.rs`), never through a reference to a whole page, so concurrent
-//! writes of neighbours claim no byte the reader holds (Miri checks this in
-//! the tests).
+//! takes the class lock only to find the object and *pin* it: it puts the
+//! object's handle slot in the class's pin table (`pin.rs`: 13 slots under
+//! the class lock, in the lock word's cache line). It drops the lock, runs
+//! the caller's closure on the object's bytes (zswap decompresses there),
+//! and takes the lock again to unpin. [`ZsPool::read_and_free`] is zswap's
+//! load: the hold that unpins also frees the object (`zs_free`), so a load
+//! takes the class lock twice, as a read and a free did before, and writes
+//! no cache line but the lock's that another CPU's load of the same class
+//! also writes. Pins change only under the lock, so whoever holds it sees
+//! exactly the loads in flight. While an object is pinned, `free` and
+//! `write` of it fail with EBUSY (zswap never does either: an entry's owner
+//! loads it), and compaction neither moves objects out of nor into the
+//! zspage of a pinned object nor packs or trims it: it skips it, so a load
+//! never waits for compaction beyond one step's lock hold, and compaction
+//! never waits for a load. Only when all 13 places are taken does a load
+//! wait (lock dropped) for one to come free. Everything else goes on in the
+//! pinned zspage: other objects are allocated, written and freed. Object
+//! bytes are therefore only ever reached through raw pointers confined to
+//! one object (`pages.rs`), never through a reference to a whole page, so
+//! concurrent writes of neighbours claim no byte the reader holds (Miri
+//! checks this in the tests).
+//!
+//! Why the pins are under the lock: as atomic words on a cache line beside
+//! the lock (an earlier layout, unpinned with one lock-free store), two
+//! CPUs loading objects of one class moved that line between them on every
+//! pin, unpin and free, on top of the lock's line. zsmalloc pins a zspage
+//! (its zspage lock) rather than an object; a per-object pin here lets
+//! `free` and `write` refuse exactly the object being read. A lookup with
+//! no lock at all (an optimistic handle read, validated after pinning)
+//! would need the handle table's directory and chunks and the zspage slab,
+//! which grow and shrink under the lock, to stay readable by a CPU holding
+//! no lock (RCU-like deferred frees); not done.
 //!
 //! ## Compaction and the shrinker
 //!
@@ -166,9 +177,9 @@
 //! `free_zspage`. [`ZsPool::read_with`] runs its closure with no pool lock
 //! held, so the closure's own locks (zswap's per-CPU decompression lock) do
 //! not nest with the class lock at all, and the closure may even call into
-//! the pool. A class's pin words are atomics, not a lock: a load's unpin
-//! writes its word with no lock held. The only pool-wide shared state is
-//! three relaxed atomic
+//! the pool. Pins are taken and given back under the class lock, each in a
+//! hold of its own (`read_and_free` gives its pin back in the hold that
+//! frees). The only pool-wide shared state is three relaxed atomic
 //! counters (pages held, pages compacted, the shrinker's round-robin
 //! cursor); object and byte counts live in each class, under its lock.
 //!
@@ -222,10 +233,12 @@
 //! the corpus is 0.99-1.42x for 64-byte objects and 1.07-1.18x for 1300
 //! (bucket search, reverse-map insert and remove, handle-table lookups),
 //! 0.40-0.46x for 2000 and 0.45-0.52x for 4096 (the old classes spanned and
-//! rounded there); `read_with` alone is 1.25-1.46x (12.6-13.7 ns; was
-//! 2.1-2.8x with two lock holds, and 2.3-3.2x, 26-29 ns, before the segment
-//! lookup was inlined into the pin), one lock hold plus the pin word's store
-//! and the unpin's, where the old pool ran the closure under its lock.
+//! rounded there); `read_with` alone was 1.25-1.46x (12.6-13.7 ns) with
+//! one lock hold and a lock-free unpin (pin words beside the lock); with
+//! the pins under the lock it takes the lock twice again (2.1-2.8x when
+//! first written so), the price of a load that writes no cache line but
+//! the lock's: zswap's load, a read then a free, takes two holds either
+//! way ([`ZsPool::read_and_free`]).
 //! zswap's load, `read_with` then `free` of objects stored just before,
 //! oldest first: 49-53 ns for 64-byte objects (2.1-2.2x the old pool, whose
 //! slot index needed no search; 109-120 ns before the free's binary search)
@@ -266,8 +279,7 @@ pub use class::{DEFAULT_PAGES_PER_ZSPAGE, MAX_PAGES_PER_ZSPAGE};
 pub use handle::{HANDLE_LOCAL_BITS, Handle};
 
 use class::{ClassTable, SizeClass};
-use handle::{HandleEntry, HandleParts};
-use pin::PinTable;
+use handle::{DirVecs, HandleEntry, HandleParts};
 use state::{ClassState, Need, Offer};
 use zspage::ZsPage;
 
@@ -370,23 +382,28 @@ pub struct ClassStats {
     pub freeable: usize,
 }
 
+/// One size class: its lock and what it guards, then its geometry.
+///
+/// `repr(C)` and cache-line aligned: the lock word starts the line and the
+/// class state's pin table fills the rest of it (see `pin.rs`); no two
+/// classes share a line.
+#[repr(C, align(64))]
 struct Class {
-    info: SizeClass,
     state: Mutex<ClassState>,
-    /// Loads in flight, beside the lock (see `pin.rs`).
-    pins: PinTable,
+    info: SizeClass,
 }
 
-/// An object pinned by a load in flight; dropping it unpins (one atomic
-/// decrement, no lock).
+/// An object pinned by a load in flight; dropping it unpins (one hold of
+/// the class lock). [`ZsPool::read_and_free`] unpins by hand instead, in
+/// the hold that frees the object.
 struct Pinned<'a> {
-    pins: &'a PinTable,
-    word: usize,
+    class: &'a Class,
+    slot: u32,
 }
 
 impl Drop for Pinned<'_> {
     fn drop(&mut self) {
-        self.pins.unpin(self.word);
+        self.class.state.lock().unpin(self.slot);
     }
 }
 
@@ -471,7 +488,6 @@ impl<A: PageAllocator> ZsPool<A> {
             classes.push(Class {
                 info: *info,
                 state: Mutex::new_class(ClassState::new(), &lock_class::ZPOOL_CLASS),
-                pins: PinTable::new(),
             });
         }
         Ok(ZsPool {
@@ -537,7 +553,7 @@ impl<A: PageAllocator> ZsPool<A> {
                     }
                     .encode());
                 }
-                Err(Need::Handles(cap)) => handles_vec = Some(try_vec(cap)?),
+                Err(Need::Handles(cap)) => handles_vec = Some(DirVecs::try_with_capacity(cap)?),
                 Err(Need::Slab(cap)) => slab_vec = Some(try_vec(cap)?),
                 Err(Need::Objs(cap)) => spare.offer.objs = Some(try_vec(cap)?),
                 Err(Need::HandleChunk) => spare.offer.chunk = Some(new_chunk(gfp)?),
@@ -566,11 +582,10 @@ impl<A: PageAllocator> ZsPool<A> {
     /// running on another CPU); nothing changes then.
     pub fn free(&self, h: Handle) -> Result<()> {
         let (p, class) = self.class_of(h)?;
-        let freed =
-            class
-                .state
-                .lock()
-                .free(&class.info, &self.alloc, &class.pins, p.slot, p.generation)?;
+        let freed = class
+            .state
+            .lock()
+            .free(&class.info, &self.alloc, p.slot, p.generation)?;
         if freed != 0 {
             self.pages.fetch_sub(freed, Ordering::Relaxed);
         }
@@ -583,7 +598,7 @@ impl<A: PageAllocator> ZsPool<A> {
     pub fn write(&self, h: Handle, src: &[u8]) -> Result<()> {
         let (p, class) = self.class_of(h)?;
         let st = class.state.lock();
-        let (z, off, size) = st.locate_for_write(&class.pins, p.slot, p.generation)?;
+        let (z, off, size) = st.locate_for_write(p.slot, p.generation)?;
         if src.len() > size {
             return Err(Error::EINVAL);
         }
@@ -618,37 +633,83 @@ impl<A: PageAllocator> ZsPool<A> {
     /// with the object's bytes as one segment, or two when it spans a page
     /// boundary (the second is empty otherwise).
     ///
-    /// `f` runs with no pool lock held: the class lock is taken only to find
-    /// the object and *pin* it (a pin word of its class, see the crate
-    /// docs); after `f` returns, one atomic store unpins it, with no lock.
-    /// Loads of one class therefore decompress in parallel. While pinned, the object
-    /// cannot be freed or written (both EBUSY) and compaction skips its
-    /// zspage, so the bytes `f` sees stay put; other objects of the same
-    /// zspage are allocated, written and freed meanwhile. `f` may call into
-    /// the pool (it holds none of its locks).
+    /// `f` runs with no pool lock held: the class lock is taken to find the
+    /// object and *pin* it (see the crate docs), dropped while `f` runs, and
+    /// taken again to unpin it. Loads of one class therefore decompress in
+    /// parallel. While pinned, the object cannot be freed or written (both
+    /// EBUSY) and compaction skips its zspage, so the bytes `f` sees stay
+    /// put; other objects of the same zspage are allocated, written and
+    /// freed meanwhile. `f` may call into the pool (it holds none of its
+    /// locks).
     pub fn read_with<R>(&self, h: Handle, f: impl FnOnce(&[u8], &[u8]) -> R) -> Result<R> {
         let (p, class) = self.class_of(h)?;
-        let (segs, word) = loop {
-            let r = class.state.lock().pin(&class.pins, p.slot, p.generation)?;
-            match r {
-                Some(pinned) => break pinned,
-                // Every pin word is taken by loads in flight, which end
-                // without the lock: wait for one with the lock dropped.
-                None => cpu_relax(),
-            }
-        };
-        let _pin = Pinned {
-            pins: &class.pins,
-            word,
-        };
-        // SAFETY: `pin` succeeded, so until `_pin` is dropped (after `f`
+        let (segs, pin) = self.pin(p, class)?;
+        // SAFETY: `pin` succeeded, so until `pin` is dropped (after `f`
         // returns, or while unwinding out of it) the object is neither freed
         // nor written nor moved and its zspage is not packed, trimmed or
         // freed: `segs` points into held pages whose bytes nobody writes.
         // The slices cannot outlive `f` (its signature is for any lifetime).
         let (a, b) = unsafe { segs.slices() };
         debug_assert_eq!(a.len() + b.len(), segs.len());
-        Ok(f(a, b))
+        let r = f(a, b);
+        drop(pin);
+        Ok(r)
+    }
+
+    /// A read that consumes the object: [`read_with`](Self::read_with), then,
+    /// if `f` returned `Ok`, [`free`](Self::free), in the one hold of the
+    /// class lock that unpins it (zswap's load: `zs_obj_read_end` then
+    /// `zs_free`). Two lock holds in all, as a read alone.
+    ///
+    /// `Ok(Ok(t))`: read and freed. `Ok(Err(e))`: `f` failed; the object is
+    /// unpinned and kept. `Err`: the handle errors of `read_with`, or the
+    /// object was read but not freed (EBUSY: another load of it is in
+    /// flight); it is kept then and `f`'s result is dropped.
+    pub fn read_and_free<T, E>(
+        &self,
+        h: Handle,
+        f: impl FnOnce(&[u8], &[u8]) -> core::result::Result<T, E>,
+    ) -> Result<core::result::Result<T, E>> {
+        let (p, class) = self.class_of(h)?;
+        let (segs, pin) = self.pin(p, class)?;
+        // SAFETY: as in `read_with`: the object stays pinned until the hold
+        // below, after `f` returned (or until `pin` drops while unwinding).
+        let (a, b) = unsafe { segs.slices() };
+        let r = f(a, b);
+        // The unpin is done by hand, under the lock taken here.
+        core::mem::forget(pin);
+        let mut st = class.state.lock();
+        st.unpin(p.slot);
+        if r.is_err() {
+            return Ok(r);
+        }
+        let freed = st.free(&class.info, &self.alloc, p.slot, p.generation)?;
+        drop(st);
+        if freed != 0 {
+            self.pages.fetch_sub(freed, Ordering::Relaxed);
+        }
+        Ok(r)
+    }
+
+    /// Finds and pins the object behind `p` (one hold of `class`'s lock),
+    /// waiting with the lock dropped while every pin is taken.
+    #[inline]
+    fn pin<'a>(&self, p: HandleParts, class: &'a Class) -> Result<(pages::RawSegs, Pinned<'a>)> {
+        loop {
+            let r = class.state.lock().pin(p.slot, p.generation)?;
+            match r {
+                Some(segs) => {
+                    let pin = Pinned {
+                        class,
+                        slot: p.slot,
+                    };
+                    return Ok((segs, pin));
+                }
+                // Every pin is taken by loads in flight, which end with one
+                // lock hold each: wait for one with the lock dropped.
+                None => cpu_relax(),
+            }
+        }
     }
 
     /// The object's size as given to `malloc`.
@@ -672,10 +733,7 @@ impl<A: PageAllocator> ZsPool<A> {
         }
         let mut freed = 0;
         while freed < budget {
-            let r = class
-                .state
-                .lock()
-                .compact_step(&class.info, &self.alloc, &class.pins);
+            let r = class.state.lock().compact_step(&class.info, &self.alloc);
             let Ok(step) = r else { break };
             freed += step.freed;
             if step.freed != 0 {

@@ -10,7 +10,7 @@ use kbase::{Error, PAGE_SIZE, PageAllocator, PageFrame, Result};
 use crate::class::SizeClass;
 use crate::handle::{Chunk, HandleEntry, HandleNeed, HandleTable, MAX_ZSPAGES, NONE};
 use crate::pages::{self, RawSegs};
-use crate::pin::{PIN_WORDS, PinTable};
+use crate::pin::{PIN_SLOTS, PinTable};
 use crate::zspage::{GAP_UNIT, NR_BUCKETS, NR_GROUPS, ZsPage};
 
 /// How many zspages of one list `malloc` or compaction looks at before it
@@ -50,13 +50,13 @@ fn two_mut(slab: &mut [Slot], a: u32, b: u32) -> Option<(&mut ZsPage, &mut ZsPag
 /// The zspages holding pinned objects, found once per compaction step (the
 /// set cannot grow while the class lock is held, see `pin.rs`).
 struct PinnedZs {
-    ids: [u32; PIN_WORDS],
+    ids: [u32; PIN_SLOTS],
     n: usize,
 }
 
 impl PinnedZs {
     const NONE: PinnedZs = PinnedZs {
-        ids: [NONE; PIN_WORDS],
+        ids: [NONE; PIN_SLOTS],
         n: 0,
     };
 
@@ -137,31 +137,42 @@ pub(crate) struct Placed {
 /// - No used zspage is empty between two calls.
 /// - `pages` is the sum of the attached pages, `bytes` the sum of live
 ///   sizes, `freeable` the sum of the zspages' `packable`.
-/// - An object pinned in the class's [`PinTable`] is not freed, written or
+/// - An object pinned in `pins` is not freed, written or
 ///   moved, and a zspage holding a pinned object is neither a compaction
 ///   source nor a target nor packed: a load reading it with the lock dropped
 ///   sees its bytes and pages unchanged. (It can gain objects and pages from
 ///   `malloc`, and lose other objects to `free`: those are other bytes.)
+///
+/// `repr(C)`, in the order loads touch it: the pin table first, in the lock
+/// word's cache line (the lock word comes first in the class lock), so a
+/// load's pin and unpin write no line of their own; then what a lookup
+/// reads (the slab and the handle table's vector headers), which changes
+/// only when a zspage or chunk comes or goes; then the counters every
+/// `malloc` and `free` writes, together; the list heads last.
+#[repr(C)]
 pub(crate) struct ClassState {
-    pub(crate) handles: HandleTable,
+    /// Loads in flight (`pin.rs`).
+    pub(crate) pins: PinTable,
     slab: Vec<Slot>,
-    free_ids: u32,
-    heads: [u32; NR_BUCKETS],
-    /// Bit `b` set when bucket `b` is not empty.
-    nonempty: u64,
-    gheads: [u32; NR_GROUPS],
-    gtails: [u32; NR_GROUPS],
-    pub(crate) nr_zspages: usize,
-    pub(crate) pages: usize,
+    pub(crate) handles: HandleTable,
     pub(crate) bytes: usize,
     pub(crate) freeable: usize,
+    /// Bit `b` set when bucket `b` is not empty.
+    nonempty: u64,
+    pub(crate) nr_zspages: usize,
+    pub(crate) pages: usize,
+    free_ids: u32,
     /// Current compaction pass (each source is taken once per pass).
     pass: u32,
+    heads: [u32; NR_BUCKETS],
+    gheads: [u32; NR_GROUPS],
+    gtails: [u32; NR_GROUPS],
 }
 
 impl ClassState {
     pub(crate) const fn new() -> ClassState {
         ClassState {
+            pins: PinTable::new(),
             handles: HandleTable::new(),
             slab: Vec::new(),
             free_ids: NONE,
@@ -527,12 +538,11 @@ impl ClassState {
     /// byte offset in the chain, and size. EBUSY while a load has it pinned.
     pub(crate) fn locate_for_write(
         &self,
-        pins: &PinTable,
         slot: u32,
         generation: u16,
     ) -> Result<(&ZsPage, usize, usize)> {
         let e = self.handles.get(slot, generation)?;
-        if pins.is_pinned(slot) {
+        if self.pins.is_pinned(slot) {
             return Err(Error::EBUSY);
         }
         let z = self.zs(e.zspage()).ok_or(Error::EIO)?;
@@ -540,21 +550,23 @@ impl ClassState {
     }
 
     /// Pins the object behind (`slot`, `generation`) for a load with the
-    /// class lock dropped (`zs_obj_read_begin`): returns where its bytes are
-    /// and the pin word to give back (lock-free, [`PinTable::unpin`]). Until
-    /// then the object is not freed (EBUSY), not written (EBUSY) and not
-    /// moved, and compaction leaves its zspage alone, so its pages stay
-    /// attached and its bytes unchanged. `Ok(None)` if every pin word is
-    /// busy (the caller drops the lock and tries again).
+    /// class lock dropped (`zs_obj_read_begin`): returns where its bytes are.
+    /// Until [`unpin`](Self::unpin) (under the lock again) the object is not
+    /// freed (EBUSY), not written (EBUSY) and not moved, and compaction
+    /// leaves its zspage alone, so its pages stay attached and its bytes
+    /// unchanged. `Ok(None)` if every pin is taken (the caller drops the lock
+    /// and tries again).
     #[inline]
-    pub(crate) fn pin(
-        &self,
-        pins: &PinTable,
-        slot: u32,
-        generation: u16,
-    ) -> Result<Option<(RawSegs, usize)>> {
+    pub(crate) fn pin(&mut self, slot: u32, generation: u16) -> Result<Option<RawSegs>> {
         let segs = self.segments(slot, generation)?;
-        Ok(pins.pin(slot).map(|w| (segs, w)))
+        Ok(self.pins.pin(slot).then_some(segs))
+    }
+
+    /// Ends a load of the object in `slot` begun with [`pin`](Self::pin)
+    /// (`zs_obj_read_end`).
+    #[inline]
+    pub(crate) fn unpin(&mut self, slot: u32) {
+        self.pins.unpin(slot);
     }
 
     /// Where the bytes of the object behind (`slot`, `generation`) are, for
@@ -572,12 +584,11 @@ impl ClassState {
         &mut self,
         class: &SizeClass,
         alloc: &A,
-        pins: &PinTable,
         slot: u32,
         generation: u16,
     ) -> Result<usize> {
         let e: HandleEntry = *self.handles.get(slot, generation)?;
-        if pins.is_pinned(slot) {
+        if self.pins.is_pinned(slot) {
             return Err(Error::EBUSY);
         }
         let zid = e.zspage();
@@ -684,9 +695,8 @@ impl ClassState {
         &mut self,
         class: &SizeClass,
         alloc: &A,
-        pins: &PinTable,
     ) -> Result<Step> {
-        let pinned = PinnedZs::of(&self.handles, pins);
+        let pinned = PinnedZs::of(&self.handles, &self.pins);
         let Some(src) = self.next_source(&pinned) else {
             return Ok(Step::default());
         };

@@ -531,9 +531,13 @@ fn a_load_runs_with_no_pool_lock_and_pins_only_its_object() {
             p.compact();
             let _ = p.stats();
             assert_eq!(p.obj_size(*target), Ok(1550));
-            // A second load of the same object nests.
+            // A second load of the same object nests; a consuming one reads
+            // but cannot free what the outer load has pinned (EBUSY, kept).
             let inner = p.read_with(*target, |x, y| [x, y].concat()).unwrap();
             assert_eq!(&inner, want);
+            let consumed = p.read_and_free(*target, |x, y| Ok::<_, ()>([x, y].concat()));
+            assert_eq!(consumed, Err(Error::EBUSY));
+            assert_eq!(p.obj_size(*target), Ok(1550));
             p.free(extra).unwrap();
             [a, b].concat()
         })
@@ -635,4 +639,36 @@ fn compaction_with_no_room_elsewhere_moves_nothing() {
     for (h, d) in &objs {
         assert_eq!(&p.read_with(*h, |a, b| [a, b].concat()).unwrap(), d);
     }
+}
+
+#[test]
+fn a_consuming_read_frees_its_object_in_the_unpinning_hold() {
+    let p = pool();
+    let hs: Vec<(Handle, Vec<u8>)> = (0..6)
+        .map(|i| {
+            let h = p.malloc(1300, Gfp::KERNEL).unwrap();
+            let d = pattern(40 + i, 1300);
+            p.write(h, &d).unwrap();
+            (h, d)
+        })
+        .collect();
+    // A reader that fails keeps the object, unpinned.
+    let (h0, d0) = &hs[0];
+    let r = p.read_and_free(*h0, |a, b| Err::<(), _>([a, b].concat()));
+    assert_eq!(r.unwrap().unwrap_err(), *d0);
+    assert_eq!(p.read(*h0, &mut [0; PAGE_SIZE]), Ok(1300));
+    // One that succeeds saw the bytes, and the object is gone: its handle
+    // is stale, and the last one gives the pages back.
+    for (h, d) in &hs {
+        let got = p.read_and_free(*h, |a, b| Ok::<_, ()>([a, b].concat()));
+        assert_eq!(got.unwrap().unwrap(), *d);
+        assert_eq!(p.free(*h), Err(Error::ENOENT));
+        assert_eq!(
+            p.read_and_free(*h, |_, _| Ok::<_, ()>(())),
+            Err(Error::ENOENT)
+        );
+    }
+    assert_eq!(p.stats().objects, 0);
+    assert_eq!(p.total_pages(), 0);
+    assert_eq!(p.allocator().allocated_pages(), 0);
 }

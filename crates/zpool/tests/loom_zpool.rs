@@ -1,8 +1,9 @@
 //! Loom models of the pool's locking: two threads allocating, writing,
 //! reading and freeing in different classes and in the same class,
 //! compaction racing a pinned load of an object it would move, a load racing
-//! compaction and the free of a neighbour in the same zspage, and a free of
-//! the object being loaded. The pool's real code runs
+//! compaction and the free of a neighbour in the same zspage (as a read, and
+//! as zswap's load, which frees the object in the hold that unpins it), and
+//! a free of the object being loaded. The pool's real code runs
 //! on loom's primitives through `kbase::sync`.
 #![cfg(loom)]
 
@@ -268,16 +269,16 @@ fn free_of_an_object_being_loaded_is_refused() {
 }
 
 #[test]
-fn lock_free_unpin_races_free_and_reuse_of_the_range() {
+fn unpin_races_free_and_reuse_of_the_range() {
     model(|| {
         let p = pool();
         let h = p.malloc(1000, Gfp::KERNEL).unwrap();
         p.write(h, &[7; 1000]).unwrap();
         let keep = p.malloc(1000, Gfp::KERNEL).unwrap();
         let q = p.clone();
-        // The freer retries until the load's unpin (an atomic decrement
-        // with no lock) lets it through, then reuses the bytes at once: a
-        // new object of the same size takes the freed range and is written.
+        // The freer retries until the load's unpin (under the class lock)
+        // lets it through, then reuses the bytes at once: a new object of the
+        // same size takes the freed range and is written.
         let t = thread::spawn(move || {
             loop {
                 match q.free(h) {
@@ -308,10 +309,10 @@ fn lock_free_unpin_races_free_and_reuse_of_the_range() {
 }
 
 #[test]
-fn loads_share_and_wait_for_pin_words() {
+fn loads_share_and_wait_for_pins() {
     model(|| {
-        // Under loom a class has two pin words: three loads at once make one
-        // wait for a word (the third load runs its closure with the lock
+        // Under loom a class has two pins: three loads at once make one
+        // wait for a pin (the third load runs its closure with the lock
         // dropped, so a pinned load can even compact). Compaction meanwhile
         // skips what is pinned.
         let p = pool();
@@ -346,6 +347,86 @@ fn loads_share_and_wait_for_pin_words() {
         for h in hs {
             p.free(h).unwrap();
         }
+        assert_eq!(p.allocator().allocated_pages(), 0);
+    });
+}
+
+#[test]
+fn read_and_free_races_compaction_and_free_in_one_zspage() {
+    model(|| {
+        let p = pool();
+        // As `load_races_compaction_and_free_in_one_zspage`, with zswap's
+        // load: object 0 of zspage A is read and freed in the hold that
+        // unpins it while object 1 of A is freed and compaction runs. A
+        // empties, whoever frees last gives its page back; B keeps 4 and 5.
+        let hs: Vec<_> = (0..8)
+            .map(|_| p.malloc(1000, Gfp::KERNEL).unwrap())
+            .collect();
+        for (i, h) in hs.iter().enumerate() {
+            p.write(*h, &[i as u8; 1000]).unwrap();
+        }
+        for i in [2, 3, 6, 7] {
+            p.free(hs[i]).unwrap();
+        }
+        let (q, r) = (p.clone(), p.clone());
+        let (read, freed) = (hs[0], hs[1]);
+        let compactor = thread::spawn(move || q.compact());
+        let freer = thread::spawn(move || r.free(freed).unwrap());
+        let got = p
+            .read_and_free(read, |a, b| {
+                if a.len() + b.len() == 1000 && a.iter().chain(b).all(|&x| x == 0) {
+                    Ok(())
+                } else {
+                    Err(())
+                }
+            })
+            .unwrap();
+        assert_eq!(got, Ok(()));
+        compactor.join().unwrap();
+        freer.join().unwrap();
+        assert_eq!(
+            p.read_with(read, |_, _| ()).unwrap_err(),
+            kbase::Error::ENOENT
+        );
+        p.compact();
+        assert_eq!(p.total_pages(), 1);
+        for i in [4, 5] {
+            let ok = p
+                .read_with(hs[i], |a, b| a.iter().chain(b).all(|&x| x == i as u8))
+                .unwrap();
+            assert!(ok);
+            p.free(hs[i]).unwrap();
+        }
+        assert_eq!(p.total_pages(), 0);
+        assert_eq!(p.allocator().allocated_pages(), 0);
+    });
+}
+
+#[test]
+fn read_and_free_races_a_free_of_the_same_object() {
+    model(|| {
+        let p = pool();
+        let h = p.malloc(500, Gfp::KERNEL).unwrap();
+        p.write(h, &[5; 500]).unwrap();
+        let q = p.clone();
+        // Bad input: a free of the object a load consumes. It runs before the
+        // load (which then misses), during it (EBUSY: the load frees), or
+        // after it (ENOENT); the object is freed exactly once.
+        let t = thread::spawn(move || q.free(h));
+        let r = p.read_and_free(h, |a, b| {
+            if a.iter().chain(b).all(|&x| x == 5) {
+                Ok(())
+            } else {
+                Err(())
+            }
+        });
+        let f = t.join().unwrap();
+        match (r, f) {
+            (Ok(Ok(())), Err(kbase::Error::EBUSY | kbase::Error::ENOENT)) => {}
+            (Err(kbase::Error::ENOENT), Ok(())) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(p.total_pages(), 0);
         assert_eq!(p.allocator().allocated_pages(), 0);
     });
 }

@@ -155,11 +155,20 @@ proptest! {
                     prop_assert_eq!(&buf[..d.len()], &d[..]);
                     let joined = p.read_with(h, |x, y| [x, y].concat()).unwrap();
                     prop_assert_eq!(&joined, d);
+                    // A consuming read whose reader fails keeps the object.
+                    let kept = p.read_and_free(h, |x, y| Err::<(), _>([x, y].concat()));
+                    prop_assert_eq!(&kept.unwrap().unwrap_err(), d);
                 }
                 Op::Free(i) if !live.is_empty() => {
                     let h = live.swap_remove(i % live.len());
-                    model.remove(&h);
-                    p.free(h).unwrap();
+                    let d = model.remove(&h).unwrap();
+                    if i % 2 == 0 {
+                        p.free(h).unwrap();
+                    } else {
+                        // zswap's load: read, then freed in the same hold.
+                        let got = p.read_and_free(h, |x, y| Ok::<_, ()>([x, y].concat()));
+                        prop_assert_eq!(got.unwrap().unwrap(), d);
+                    }
                     stale.push(h);
                 }
                 Op::FreeStale(i) if !stale.is_empty() => {
