@@ -82,7 +82,7 @@
 //!     -> pool class lock (find + pin; released)                    (load, writeback)
 //!        then context slot (read) -> decompression lock (per CPU, leaf),
 //!        no pool lock held
-//!        then pool class lock (unpin; released)
+//!        then pool class lock (unpin, and for load the free; released)
 //! pool table (read) -> pool class lock, one zspage per hold   (pool compaction shrinker)
 //! entry cache lock (per CPU and node, leaf: entry alloc at the start of a store,
 //!   entry free after the tree, LRU and pool locks were dropped)
@@ -99,7 +99,9 @@
 //! pool class lock. Load and writeback decompress straight from the pool:
 //! zpool's `read_with` pins the object under the class lock, drops the lock,
 //! runs its closure (which takes the decompression lock), then takes the
-//! class lock again to unpin. The class lock and the decompression lock are
+//! class lock again to unpin; load uses `read_and_free`, whose unpinning
+//! hold also frees the object (so the entry free that follows skips the
+//! pool), two class-lock holds per load in all. The class lock and the decompression lock are
 //! therefore never held together, loads of one size class decompress in
 //! parallel, and the decompression lock is a leaf (lz4 takes none at all).
 //! Counters are atomics and nest anywhere.
@@ -241,6 +243,16 @@ fn percent_of(n: u64, pct: u32) -> u64 {
     }
     let v = u128::from(n) * u128::from(pct) / 100;
     u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+/// Whether an entry's pool object is still there when the entry is read or
+/// freed (see [`Zswap::decompress`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Object {
+    /// It is: freeing the entry frees it.
+    Live,
+    /// A load freed it as it read it.
+    Freed,
 }
 
 /// The trees of one swap type.
@@ -504,18 +516,22 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// only picks per-CPU slots and locks).
     fn entry_free_on(&self, cpu: usize, e: OwnedEntry) {
         self.hot.sub(cpu, Hot::StoredPages, 1);
-        self.entry_release(cpu, e);
+        self.entry_release(cpu, e, Object::Live);
     }
 
     /// [`Self::entry_free_on`] but for the `stored_pages` count, which a
     /// successful load takes off with the `zswpin` it counts (see
-    /// [`PerCpuCounters`]): one per-CPU atomic less per load.
-    fn entry_release(&self, cpu: usize, e: OwnedEntry) {
+    /// [`PerCpuCounters`]): one per-CPU atomic less per load. `object`:
+    /// whether the entry's pool object is still there (a load frees it as
+    /// it reads it: [`Object::Freed`]).
+    fn entry_release(&self, cpu: usize, e: OwnedEntry, object: Object) {
         self.lru.del(cpu, &self.entries, &e, e.nid(&self.entries));
         // SAFETY: we own `e`, an entry of pool `e.pool_idx()`; its reference
         // is given back here, as the entry goes.
         if let Some(pool) = unsafe { self.pools.entry_ref(e.pool_idx()) } {
-            let _ = pool.zpool.free(e.handle_in(&pool.zpool));
+            if object == Object::Live {
+                let _ = pool.zpool.free(e.handle_in(&pool.zpool));
+            }
             self.pools.put(pool, cpu);
         }
         if let Some(objcg) = e.objcg.as_ref() {
@@ -531,14 +547,23 @@ impl<P: ZswapPlatform> Zswap<P> {
     }
 
     /// `zswap_decompress`: the entry's page into `dst`. `EIO` (and
-    /// `decompress_fail`) unless exactly one page came out.
-    fn decompress(&self, e: &OwnedEntry, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
-        self.decompress_on(self.platform.cpu().current_cpu(), e, dst)
+    /// `decompress_fail`) unless exactly one page came out. With
+    /// [`Object::Freed`] the pool object is freed once it decompressed (in
+    /// the class-lock hold that ends the read: zswap's load, which frees the
+    /// entry next); on `EIO` it is kept.
+    fn decompress(&self, e: &OwnedEntry, dst: &mut [u8; PAGE_SIZE], after: Object) -> Result<()> {
+        self.decompress_on(self.platform.cpu().current_cpu(), e, dst, after)
     }
 
     /// [`Self::decompress`] with CPU `cpu`'s decompression context.
-    fn decompress_on(&self, cpu: usize, e: &OwnedEntry, dst: &mut [u8; PAGE_SIZE]) -> Result<()> {
-        let r = self.decompress_inner(cpu, e, dst);
+    fn decompress_on(
+        &self,
+        cpu: usize,
+        e: &OwnedEntry,
+        dst: &mut [u8; PAGE_SIZE],
+        after: Object,
+    ) -> Result<()> {
+        let r = self.decompress_inner(cpu, e, dst, after);
         if r.is_err() {
             Counters::inc(&self.stats.decompress_fail);
         }
@@ -550,13 +575,14 @@ impl<P: ZswapPlatform> Zswap<P> {
         cpu: usize,
         e: &OwnedEntry,
         dst: &mut [u8; PAGE_SIZE],
+        after: Object,
     ) -> Result<()> {
         // SAFETY: the caller owns `e` (erased from its tree), an entry of
         // pool `e.pool_idx()`; the entry keeps its reference, and the value
         // is let go before this function returns.
         let pool = unsafe { self.pools.entry_ref(e.pool_idx()) }.ok_or(Error::EIO)?;
         let h = e.handle_in(&pool.zpool);
-        let r = pool.zpool.read_with(h, |a, b| {
+        let read = |a: &[u8], b: &[u8]| {
             if a.len() + b.len() != e.length() {
                 return Err(Error::EIO);
             }
@@ -568,7 +594,11 @@ impl<P: ZswapPlatform> Zswap<P> {
             } else {
                 pool.compressor.decompress(cpu, a, b, dst)
             }
-        });
+        };
+        let r = match after {
+            Object::Live => pool.zpool.read_with(h, read),
+            Object::Freed => pool.zpool.read_and_free(h, read),
+        };
         r.map_err(|_| Error::EIO)?.map_err(|_| Error::EIO)
     }
 
@@ -1048,7 +1078,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             .ok_or(Error::ENOENT)?;
         self.platform.trace(ZswapEvent::LoadErased(swp));
         let r = folio
-            .with_page_mut(0, |dst| self.decompress_on(cpu, &owned, dst))
+            .with_page_mut(0, |dst| self.decompress_on(cpu, &owned, dst, Object::Freed))
             .unwrap_or(Err(Error::EIO));
         if let Err(e) = r {
             self.tree_reinsert(owned);
@@ -1061,7 +1091,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         if let Some(o) = owned.objcg.as_ref() {
             o.memcg().count_event(MemcgEvent::Zswpin, 1);
         }
-        self.entry_release(cpu, owned);
+        self.entry_release(cpu, owned, Object::Freed);
         Ok(())
     }
 

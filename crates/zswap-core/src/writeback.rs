@@ -44,7 +44,7 @@ use memcg::MemcgEvent;
 use swapcache::{Folio, SwpEntry};
 
 use crate::stats::Counters;
-use crate::{Zswap, ZswapEvent, ZswapPlatform};
+use crate::{Object, Zswap, ZswapEvent, ZswapPlatform};
 
 impl<P: ZswapPlatform> Zswap<P> {
     /// Writes the entry of `swp` back to the swap device now, as the LRU walk
@@ -153,7 +153,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             return (Err(Error::ENOMEM), false);
         };
         let r = folio
-            .with_page_mut(0, |dst| self.decompress(&owned, dst))
+            .with_page_mut(0, |dst| self.decompress(&owned, dst, Object::Live))
             .unwrap_or(Err(Error::EIO));
         if let Err(e) = r {
             self.tree_reinsert(owned);
