@@ -139,14 +139,16 @@ pub(super) fn run<const LAST: bool>(
             let len = nibble + MIN_MATCH;
             if offset >= 8 {
                 // SAFETY: 8 <= offset <= op (checked above) and op + 18 <=
-                // n_out: each source ends by its destination's end minus 8,
-                // in output already written (the earlier words first), and
-                // is disjoint from its destination.
+                // n_out: `to` is dst[op] and `from` dst[op - offset], both
+                // in `dst`; each source ends by its destination's end minus
+                // 8, in output already written (the earlier words first),
+                // and is disjoint from its destination.
                 unsafe {
-                    let d = dst.as_mut_ptr();
-                    ptr::copy_nonoverlapping(d.add(op - offset), d.add(op), 8);
-                    ptr::copy_nonoverlapping(d.add(op + 8 - offset), d.add(op + 8), 8);
-                    ptr::copy_nonoverlapping(d.add(op + 16 - offset), d.add(op + 16), 2);
+                    let to = dst.as_mut_ptr().add(op);
+                    let from = to.sub(offset);
+                    ptr::copy_nonoverlapping(from, to, 8);
+                    ptr::copy_nonoverlapping(from.add(8), to.add(8), 8);
+                    ptr::copy_nonoverlapping(from.add(16), to.add(16), 2);
                 }
             } else {
                 // SAFETY: 1 <= offset <= op (checked above), the length
@@ -241,9 +243,10 @@ unsafe fn copy_match_wild(dst: *mut u8, op: usize, offset: usize, len: usize) {
         // before its own destination (output already, the earlier words
         // written first) and disjoint from it.
         unsafe {
-            ptr::copy_nonoverlapping(dst.add(op - offset), dst.add(op), 8);
-            ptr::copy_nonoverlapping(dst.add(op + 8 - offset), dst.add(op + 8), 8);
-            ptr::copy_nonoverlapping(dst.add(op + 16 - offset), dst.add(op + 16), 8);
+            let (from, to) = (dst.add(op - offset), dst.add(op));
+            ptr::copy_nonoverlapping(from, to, 8);
+            ptr::copy_nonoverlapping(from.add(8), to.add(8), 8);
+            ptr::copy_nonoverlapping(from.add(16), to.add(16), 8);
         }
         let mut d = op + 24;
         while d < end {
