@@ -27,14 +27,14 @@
 //!   only 4 bytes with the position rarely come up, so fewer, longer
 //!   matches are taken. Requiring 5 matching bytes on top made no
 //!   difference.
-//! - A match is extended backwards over the pending literals only when the
-//!   search needed more than one probe to find it. Extending every match
-//!   cost 3 % more of the encoder's time for 0.14 % smaller blocks (the
-//!   literal length, and so every later output position, waits for the
-//!   candidate's bytes); never extending saved another 3 % for 0.35 %
-//!   larger blocks. Blocks over the corpus's 16,384 pages (a page that
-//!   does not shrink counted as a page): 21,039,582 bytes, against
-//!   21,192,595 for `lz4_flex` (0.7 % fewer) and 21,146,262 for C liblz4.
+//! - A match's end is counted (forwards from the probe) before its start
+//!   is extended backwards over the pending literals, so the next search,
+//!   which starts at the end, does not wait for the extension. Extending
+//!   first (as C liblz4 does) made the encoder 7 % slower here: every
+//!   later position then waited for the candidate's bytes before it.
+//!   Blocks over the corpus's 16,384 pages (a page that does not shrink
+//!   counted as a page): 21,010,992 bytes, against 21,192,595 for
+//!   `lz4_flex` (0.9 % fewer) and 21,146,262 for C liblz4.
 //! - A table candidate is clamped below the current position without a
 //!   branch (`fast::candidate`), so no entry can make a match refer forward,
 //!   whatever the table holds.

@@ -95,15 +95,17 @@ pub(super) fn run(
             }
         }
 
-        // Extend the match backwards over the pending literals, unless it
-        // was found at the search's first probe (see the module docs of
-        // `lz4_enc`: most of the gain for a fraction of the cost).
-        let probes = attempts - (1 << SKIP_TRIGGER);
-        if probes > 1 {
-            while (ip > anchor) & (cand > 0) && s.byte(ip - 1) == s.byte(cand - 1) {
-                ip -= 1;
-                cand -= 1;
-            }
+        // The match's end first, counted forwards from the probe; then its
+        // start, extended backwards over the pending literals. The end
+        // (where the next search starts) so does not wait for the
+        // backward extension; only the output positions do.
+        let offset = ip - cand;
+        let mut len = s.count(ip + MIN_MATCH, cand + MIN_MATCH);
+        let end = ip + MIN_MATCH + len;
+        while (ip > anchor) & (cand > 0) && s.byte(ip - 1) == s.byte(cand - 1) {
+            ip -= 1;
+            cand -= 1;
+            len += 1;
         }
 
         // The sequence's token and literals: room for the token, the
@@ -145,18 +147,21 @@ pub(super) fn run(
         }
         op += lit;
 
-        // One or more matches with no literals between them.
+        // One or more matches with no literals between them: this one,
+        // `offset` back, `len` bytes past the first MIN_MATCH, ending at
+        // `end`.
+        let mut offset = offset;
+        let mut end = end;
         loop {
             // SAFETY: the 2 offset bytes were part of the last room check
             // (the literals' 8 spare bytes, or a match's 8 below).
             unsafe {
                 d.add(op)
                     .cast::<[u8; 2]>()
-                    .write_unaligned(((ip - cand) as u16).to_le_bytes())
+                    .write_unaligned((offset as u16).to_le_bytes())
             };
             op += 2;
-            let len = s.count(ip + MIN_MATCH, cand + MIN_MATCH);
-            ip += MIN_MATCH + len;
+            ip = end;
             // Room for the length bytes, then a token and an offset, or a
             // token and the last literals' first bytes (8 in all).
             if op + (len >> 7) + 9 > DST_LEN {
@@ -196,6 +201,9 @@ pub(super) fn run(
             // SAFETY: op < DST_LEN: the check above left room for it.
             unsafe { d.add(token).write(0) };
             op += 1;
+            offset = ip - cand;
+            len = s.count(ip + MIN_MATCH, cand + MIN_MATCH);
+            end = ip + MIN_MATCH + len;
         }
         ip += 1;
         // SAFETY: ip <= MF_END (it was below before the increment):
