@@ -82,8 +82,8 @@ pub(super) fn run<const LAST: bool>(
         let token = unsafe { *src.as_ptr().add(ip) };
         ip += 1;
         let lit = usize::from(token >> 4);
-        if lit < 15 {
-            if ip > in_end {
+        if likely(lit < 15) {
+            if unlikely(ip > in_end) {
                 return Ok(at);
             }
             // SAFETY: ip + 17 <= n_in (ip <= in_end) and op + 16 <= n_out
@@ -129,15 +129,15 @@ pub(super) fn run<const LAST: bool>(
         }));
         ip += 2;
         // Offset 0, or one reaching before the output's start.
-        if offset.wrapping_sub(1) >= op {
+        if unlikely(offset.wrapping_sub(1) >= op) {
             return Err(Error::EIO);
         }
         let nibble = usize::from(token & 15);
-        if nibble < 15 {
+        if likely(nibble < 15) {
             // A short match (4 to 18 bytes); n_out - op >= SHORT_MATCH_WORDS
             // (see above) and ip < n_in (the next token is there).
             let len = nibble + MIN_MATCH;
-            if offset >= 8 {
+            if likely(offset >= 8) {
                 // SAFETY: 8 <= offset <= op (checked above) and op + 18 <=
                 // n_out: `to` is dst[op] and `from` dst[op - offset], both
                 // in `dst`; each source ends by its destination's end minus
@@ -157,7 +157,7 @@ pub(super) fn run<const LAST: bool>(
                 unsafe { copy_match_wild(dst.as_mut_ptr(), op, offset, len) };
             }
             op += len;
-            if op >= out_end {
+            if unlikely(op >= out_end) {
                 return Ok(Tail { ip, op });
             }
             continue;
@@ -183,6 +183,30 @@ pub(super) fn run<const LAST: bool>(
             return Ok(Tail { ip, op });
         }
     }
+}
+
+/// Marks the path that calls it as the rare one, so that the compiler lays
+/// the common one out straight (no taken branch); no code of its own.
+#[cold]
+#[inline]
+fn cold() {}
+
+/// `b`, expected true: the other way is laid out of line.
+#[inline(always)]
+fn likely(b: bool) -> bool {
+    if !b {
+        cold();
+    }
+    b
+}
+
+/// `b`, expected false: its way is laid out of line.
+#[inline(always)]
+fn unlikely(b: bool) -> bool {
+    if b {
+        cold();
+    }
+    b
 }
 
 /// Copies `len` bytes from `from` to `to` in 32-byte steps (so up to
