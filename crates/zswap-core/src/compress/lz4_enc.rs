@@ -43,7 +43,8 @@
 //!   a branch on it (its one extension byte is always stored, kept only if
 //!   needed); match lengths are counted 16 bytes at a time first (two
 //!   8-byte XORs, the first difference from the lowest set bit), then by
-//!   words.
+//!   words, and the backward extension from one 8-byte XOR of the words
+//!   before (the first difference from the highest set bit).
 //!
 //! After `1 << SKIP_TRIGGER` positions without a match the step grows, so
 //! a page that does not compress is crossed quickly. Plain integer code

@@ -102,11 +102,9 @@ pub(super) fn run(
         let offset = ip - cand;
         let mut len = s.count(ip + MIN_MATCH, cand + MIN_MATCH);
         let end = ip + MIN_MATCH + len;
-        while (ip > anchor) & (cand > 0) && s.byte(ip - 1) == s.byte(cand - 1) {
-            ip -= 1;
-            cand -= 1;
-            len += 1;
-        }
+        let back = s.count_back(ip, cand, (ip - anchor).min(cand));
+        ip -= back;
+        len += back;
 
         // The sequence's token and literals: room for the token, the
         // length bytes (at most lit / 255 + 1 <= lit / 128 + 1), the
@@ -309,6 +307,30 @@ impl Page<'_> {
     #[inline(always)]
     fn byte(self, i: usize) -> u8 {
         self.0[i & (PAGE_SIZE - 1)]
+    }
+
+    /// The number of bytes before `a` that equal those before `b`
+    /// (`b < a`), at most `limit` (`limit <= b`): the 8 bytes before each
+    /// compared as one word (the equal bytes counted from the highest byte
+    /// of the XOR down, no branch on them), byte by byte past a whole equal
+    /// word or when `b < 8`.
+    #[inline(always)]
+    fn count_back(self, a: usize, b: usize, limit: usize) -> usize {
+        debug_assert!(b < a && limit <= b);
+        let mut n = 0;
+        if b >= 8 {
+            // SAFETY: 8 <= b < a < PAGE_SIZE: both words are inside the
+            // page.
+            let x = unsafe { self.read64(a - 8) ^ self.read64(b - 8) };
+            n = ((x.leading_zeros() / 8) as usize).min(limit);
+            if n < 8 {
+                return n;
+            }
+        }
+        while n < limit && self.byte(a - 1 - n) == self.byte(b - 1 - n) {
+            n += 1;
+        }
+        n
     }
 
     /// The number of bytes from `a` on that equal those from `b` on
