@@ -262,7 +262,7 @@ impl DirVecs {
 /// # Invariants
 ///
 /// A chunk is on the `partial` list exactly when it has a free entry.
-/// `live` is the sum of the chunks' `live`. `dir.len() * CHUNK <= MAX_SLOTS`.
+/// A directory slot with no chunk has `live == 0`. `dir.len() * CHUNK <= MAX_SLOTS`.
 /// `ptrs` and `dir` have the same length and capacity: `ptrs[c]` is the
 /// chunk `dir[c]` describes.
 ///
@@ -278,7 +278,6 @@ pub(crate) struct HandleTable {
     dir: Vec<DirSlot>,
     partial: u32,
     chunks: usize,
-    live: usize,
 }
 
 fn split(slot: u32) -> (usize, usize) {
@@ -292,7 +291,6 @@ impl HandleTable {
             dir: Vec::new(),
             partial: NONE,
             chunks: 0,
-            live: 0,
         }
     }
 
@@ -454,7 +452,6 @@ impl HandleTable {
         d.free_head = next;
         d.live += 1;
         let full = next == NONE16;
-        self.live += 1;
         if full {
             self.unlink_partial(c);
         }
@@ -516,7 +513,6 @@ impl HandleTable {
         d.free_head = i as u16;
         d.live -= 1;
         let (was_full, empty) = (head == NONE16, d.live == 0);
-        self.live -= 1;
         if was_full {
             self.push_partial(c as u32);
         }
@@ -541,9 +537,10 @@ impl HandleTable {
         }
     }
 
-    /// Live entries.
+    /// Live entries, summed over the chunks (stats only: no table-wide
+    /// count is kept, so a free writes only its chunk's counters).
     pub(crate) fn live(&self) -> usize {
-        self.live
+        self.dir.iter().map(|d| usize::from(d.live)).sum()
     }
 
     /// Heap bytes held by the table (directory and chunks).

@@ -116,20 +116,21 @@
 //!
 //! [`ZsPool::read_with`] (Linux's `zs_obj_read_begin` / `zs_obj_read_end`)
 //! takes the class lock only to find the object and *pin* it: it puts the
-//! object's handle slot in the class's pin table (`pin.rs`: 13 slots under
+//! object's handle slot in the class's pin table (`pin.rs`: 9 slots under
 //! the class lock, in the lock word's cache line). It drops the lock, runs
 //! the caller's closure on the object's bytes (zswap decompresses there),
 //! and takes the lock again to unpin. [`ZsPool::read_and_free`] is zswap's
 //! load: the hold that unpins also frees the object (`zs_free`), so a load
 //! takes the class lock twice, as a read and a free did before, and writes
-//! no cache line but the lock's that another CPU's load of the same class
-//! also writes. Pins change only under the lock, so whoever holds it sees
+//! no class-wide cache line but the lock's (the pins and the class's byte
+//! counters share it); what else it writes belongs to its object's handle
+//! chunk and zspage. Pins change only under the lock, so whoever holds it sees
 //! exactly the loads in flight. While an object is pinned, `free` and
 //! `write` of it fail with EBUSY (zswap never does either: an entry's owner
 //! loads it), and compaction neither moves objects out of nor into the
 //! zspage of a pinned object nor packs or trims it: it skips it, so a load
 //! never waits for compaction beyond one step's lock hold, and compaction
-//! never waits for a load. Only when all 13 places are taken does a load
+//! never waits for a load. Only when all 9 places are taken does a load
 //! wait (lock dropped) for one to come free. Everything else goes on in the
 //! pinned zspage: other objects are allocated, written and freed. Object
 //! bytes are therefore only ever reached through raw pointers confined to

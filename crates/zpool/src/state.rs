@@ -143,20 +143,21 @@ pub(crate) struct Placed {
 ///   sees its bytes and pages unchanged. (It can gain objects and pages from
 ///   `malloc`, and lose other objects to `free`: those are other bytes.)
 ///
-/// `repr(C)`, in the order loads touch it: the pin table first, in the lock
+/// `repr(C)`, in the order loads touch it: the pin table and the two
+/// counters nearly every `malloc` and `free` writes first, in the lock
 /// word's cache line (the lock word comes first in the class lock), so a
-/// load's pin and unpin write no line of their own; then what a lookup
-/// reads (the slab and the handle table's vector headers), which changes
-/// only when a zspage or chunk comes or goes; then the counters every
-/// `malloc` and `free` writes, together; the list heads last.
+/// load's pin, unpin and free write no class-wide line but the lock's; then
+/// what a lookup reads (the slab and the handle table's vector headers),
+/// which changes only when a zspage or chunk comes or goes; the list heads
+/// last.
 #[repr(C)]
 pub(crate) struct ClassState {
     /// Loads in flight (`pin.rs`).
     pub(crate) pins: PinTable,
-    slab: Vec<Slot>,
-    pub(crate) handles: HandleTable,
     pub(crate) bytes: usize,
     pub(crate) freeable: usize,
+    slab: Vec<Slot>,
+    pub(crate) handles: HandleTable,
     /// Bit `b` set when bucket `b` is not empty.
     nonempty: u64,
     pub(crate) nr_zspages: usize,
@@ -168,6 +169,10 @@ pub(crate) struct ClassState {
     gheads: [u32; NR_GROUPS],
     gtails: [u32; NR_GROUPS],
 }
+
+// The pins and the per-free counters fit the 56 bytes after the lock word.
+const _: () =
+    assert!(core::mem::offset_of!(ClassState, freeable) + core::mem::size_of::<usize>() <= 56);
 
 impl ClassState {
     pub(crate) const fn new() -> ClassState {
