@@ -57,6 +57,67 @@ fn every_size_round_trips() {
 }
 
 #[test]
+fn malloc_write_stores_every_size_in_one_call() {
+    let p = pool();
+    let step = if cfg!(miri) { 509 } else { 7 };
+    let mut live = Vec::new();
+    for size in (1..=PAGE_SIZE).step_by(step).chain([PAGE_SIZE]) {
+        let data = pattern(size as u64 + 1, size);
+        let h = p.malloc_write(&data, Gfp::KERNEL).unwrap();
+        live.push((h, data));
+    }
+    for (h, data) in &live {
+        let mut buf = vec![0u8; PAGE_SIZE];
+        assert_eq!(p.read(*h, &mut buf).unwrap(), data.len());
+        assert_eq!(&buf[..data.len()], &data[..]);
+        assert_eq!(p.obj_size(*h).unwrap(), data.len());
+        let joined = p.read_with(*h, |a, b| [a, b].concat()).unwrap();
+        assert_eq!(&joined, data);
+    }
+    // Objects that span a page boundary were written whole.
+    assert!(
+        live.iter()
+            .any(|(h, _)| p.read_with(*h, |_, b| !b.is_empty()).unwrap())
+    );
+    assert_eq!(p.stats().objects, live.len());
+    for (h, _) in live {
+        p.free(h).unwrap();
+    }
+    assert_eq!(p.total_pages(), 0);
+    assert_eq!(p.allocator().allocated_pages(), 0);
+}
+
+#[test]
+fn malloc_write_refuses_bad_sizes_and_leaves_nothing() {
+    let p = pool();
+    assert_eq!(p.malloc_write(&[], Gfp::KERNEL), Err(Error::EINVAL));
+    assert_eq!(
+        p.malloc_write(&vec![1u8; PAGE_SIZE + 1], Gfp::KERNEL),
+        Err(Error::ENOSPC)
+    );
+    assert_eq!(p.stats().objects, 0);
+    assert_eq!(p.total_pages(), 0);
+    assert_eq!(p.allocator().allocated_pages(), 0);
+    // Page allocation failure: ENOMEM, no object, no page kept.
+    let a = Arc::new(FaultInjector::new(HeapPageAllocator::new()));
+    let q = ZsPool::new(a.clone()).unwrap();
+    a.fail_next(1);
+    assert_eq!(q.malloc_write(&[7u8; 100], Gfp::KERNEL), Err(Error::ENOMEM));
+    assert_eq!(a.injected_failures(), 1);
+    assert_eq!(q.stats().objects, 0);
+    assert_eq!(q.total_pages(), 0);
+    // The next one gets its page and its bytes.
+    let h = q.malloc_write(&[7u8; 100], Gfp::KERNEL).unwrap();
+    assert!(
+        q.read_with(h, |x, y| x.len() + y.len() == 100
+            && x.iter().chain(y).all(|&b| b == 7))
+            .unwrap()
+    );
+    q.free(h).unwrap();
+    assert_eq!(q.total_pages(), 0);
+}
+
+#[test]
 fn objects_spanning_a_page_boundary_read_as_two_segments() {
     let p = pool();
     // 1552-byte slots: object 2 covers bytes 3104..4656 of the chain.

@@ -106,13 +106,18 @@ fn run(n: u64, objects: usize) -> bool {
     if let Some(pool) = pool {
         for i in 0..objects {
             let s = size(i);
-            match pool.malloc(s, Gfp::KERNEL) {
-                Ok(h) => {
-                    let byte = (i % 251) as u8;
-                    buf.fill(byte);
-                    pool.write(h, &buf[..s]).unwrap();
-                    stored.push((h, s, byte));
-                }
+            let byte = (i % 251) as u8;
+            buf.fill(byte);
+            // Every other object through malloc_write (malloc + write in
+            // one class-lock hold): the same failures, nothing left behind.
+            let r = if i % 2 == 0 {
+                pool.malloc(s, Gfp::KERNEL)
+                    .inspect(|&h| pool.write(h, &buf[..s]).unwrap())
+            } else {
+                pool.malloc_write(&buf[..s], Gfp::KERNEL)
+            };
+            match r {
+                Ok(h) => stored.push((h, s, byte)),
                 Err(e) => assert_eq!(e, Error::ENOMEM, "malloc {i} ({s} B), fault {n}"),
             }
             // Free every third object as it goes, so zspages get holes,

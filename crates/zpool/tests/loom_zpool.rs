@@ -3,7 +3,8 @@
 //! compaction racing a pinned load of an object it would move, a load racing
 //! compaction and the free of a neighbour in the same zspage (as a read, and
 //! as zswap's load, which frees the object in the hold that unpins it), and
-//! a free of the object being loaded. The pool's real code runs
+//! a free of the object being loaded, and an allocation with its write
+//! (`malloc_write`) racing compaction. The pool's real code runs
 //! on loom's primitives through `kbase::sync`.
 #![cfg(loom)]
 
@@ -138,6 +139,38 @@ fn compaction_races_a_read() {
             assert!(ok);
             p.free(hs[i]).unwrap();
         }
+        assert_eq!(p.allocator().allocated_pages(), 0);
+    });
+}
+
+#[test]
+fn malloc_write_races_compaction_in_its_class() {
+    model(|| {
+        let p = pool();
+        // As `compaction_races_a_read`: A keeps one object, B three and a
+        // hole. A malloc_write into the class (the hole, or A's room) races
+        // compaction moving A's object: both objects keep their bytes.
+        let hs: Vec<_> = (0..8)
+            .map(|i| p.malloc_write(&[i as u8; 1000], Gfp::KERNEL).unwrap())
+            .collect();
+        for i in [0, 1, 2, 6] {
+            p.free(hs[i]).unwrap();
+        }
+        assert_eq!(p.total_pages(), 2);
+        let q = p.clone();
+        let t = thread::spawn(move || q.compact());
+        let new = p.malloc_write(&[9; 1000], Gfp::KERNEL).unwrap();
+        t.join().unwrap();
+        for (h, byte) in [(new, 9u8), (hs[3], 3), (hs[4], 4), (hs[5], 5), (hs[7], 7)] {
+            let ok = p
+                .read_with(h, |a, b| {
+                    a.len() + b.len() == 1000 && a.iter().chain(b).all(|&x| x == byte)
+                })
+                .unwrap();
+            assert!(ok);
+            p.free(h).unwrap();
+        }
+        assert_eq!(p.total_pages(), 0);
         assert_eq!(p.allocator().allocated_pages(), 0);
     });
 }

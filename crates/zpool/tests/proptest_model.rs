@@ -13,6 +13,7 @@ use zpool::{Handle, MAX_PAGES_PER_ZSPAGE, ZsConfig, ZsPool};
 #[derive(Clone, Debug)]
 enum Op {
     Malloc(usize, u8),
+    MallocWrite(usize, u8),
     Write(usize, u8),
     Read(usize),
     Free(usize),
@@ -32,7 +33,8 @@ fn size() -> impl Strategy<Value = usize> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (size(), any::<u8>()).prop_map(|(s, b)| Op::Malloc(s, b)),
+        3 => (size(), any::<u8>()).prop_map(|(s, b)| Op::Malloc(s, b)),
+        3 => (size(), any::<u8>()).prop_map(|(s, b)| Op::MallocWrite(s, b)),
         2 => (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Op::Write(i, b)),
         3 => any::<usize>().prop_map(Op::Read),
         4 => any::<usize>().prop_map(Op::Free),
@@ -135,6 +137,13 @@ proptest! {
                     prop_assert!(!model.contains_key(&h));
                     let d = bytes(b, s);
                     p.write(h, &d).unwrap();
+                    live.push(h);
+                    model.insert(h, d);
+                }
+                Op::MallocWrite(s, b) => {
+                    let d = bytes(b, s);
+                    let h = p.malloc_write(&d, Gfp::KERNEL).unwrap();
+                    prop_assert!(!model.contains_key(&h));
                     live.push(h);
                     model.insert(h, d);
                 }
