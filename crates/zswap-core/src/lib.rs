@@ -277,6 +277,11 @@ pub struct Zswap<P: ZswapPlatform> {
     /// check reads it with no lock.
     nr_trees: [AtomicUsize; MAX_SWAPFILES as usize],
     lru: Lru,
+    /// Set once the LRU record of entries charged to no cgroup (the root
+    /// cgroup's, or id 0 without cgroups) holds a pin for zswap's
+    /// lifetime: that record is never reparented (root has no parent), so
+    /// stores charged to no cgroup take no pin of their own.
+    lru_root_pinned: AtomicBool,
     pools: Pools,
     stats: Counters,
     /// `zswap_entry_cache`: the slabs every entry lives in.
@@ -321,6 +326,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             )?,
             nr_trees: core::array::from_fn(|_| AtomicUsize::new(0)),
             lru,
+            lru_root_pinned: AtomicBool::new(false),
             pools,
             stats: Counters::default(),
             entries,
@@ -672,11 +678,30 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// record (its reparenting may be over); its entries go to the nearest
     /// online ancestor, as its objcg's do after offline. Bounded: the parent
     /// chain ends at root, which is never offline.
-    fn lru_pin(&self, cpu: usize, objcg: Option<&ObjCgroupRef>) -> Result<u32> {
+    ///
+    /// The second value says whether the caller drops the pin
+    /// ([`Lru::unpin`]) when done: not for entries charged to no cgroup
+    /// once their record holds its lifetime pin (`lru_root_pinned`), which
+    /// the first such store leaves in place.
+    fn lru_pin(&self, cpu: usize, objcg: Option<&ObjCgroupRef>) -> Result<(u32, bool)> {
         let (mut id, mut memcg) = self.lru_memcg_of(objcg);
+        let root = objcg.is_none();
+        if root && self.lru_root_pinned.load(Ordering::Acquire) {
+            // The record exists and stays (the pin below is never dropped).
+            return Ok((id, false));
+        }
         loop {
             match self.lru.pin(cpu, id, memcg.as_ref(), Gfp::KERNEL) {
-                Ok(()) => return Ok(id),
+                Ok(()) => {
+                    // The first store charged to no cgroup keeps its pin for
+                    // good; a racing one drops its own as usual.
+                    let keep = root
+                        && self
+                            .lru_root_pinned
+                            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                            .is_ok();
+                    return Ok((id, !keep));
+                }
                 Err(Error::EAGAIN) => {
                     let parent = memcg.as_ref().and_then(|m| m.parent());
                     let Some(p) = parent else {
@@ -841,8 +866,8 @@ impl<P: ZswapPlatform> Zswap<P> {
             Counters::inc(&self.stats.reject_alloc_fail);
             return Err(Error::ENOMEM);
         };
-        let lru_memcg = match self.lru_pin(cpu, objcg.as_ref()) {
-            Ok(id) => id,
+        let (lru_memcg, unpin) = match self.lru_pin(cpu, objcg.as_ref()) {
+            Ok(pinned) => pinned,
             Err(e) => {
                 self.pools.put(pool, cpu);
                 Counters::inc(&self.stats.reject_alloc_fail);
@@ -888,7 +913,9 @@ impl<P: ZswapPlatform> Zswap<P> {
         if let Some(p) = folio_ref {
             self.pools.put(p, cpu);
         }
-        self.lru.unpin(cpu, lru_memcg);
+        if unpin {
+            self.lru.unpin(cpu, lru_memcg);
+        }
         r?;
         self.hot.add(cpu, Hot::Zswpout, nr as u64);
         if let Some(o) = objcg.as_ref() {
@@ -1020,23 +1047,18 @@ impl<P: ZswapPlatform> Zswap<P> {
                 Counters::inc(&self.stats.reject_compress_fail);
                 return Err(comp_err.unwrap_or(Error::EINVAL));
             }
-            let h = match pool.zpool.malloc(src.len(), Gfp::ZSWAP_POOL) {
-                Ok(h) => h,
+            // zs_malloc + zs_obj_write, in one hold of the class lock.
+            match pool.zpool.malloc_write(src, Gfp::ZSWAP_POOL) {
+                Ok(h) => Ok((h, src.len())),
                 Err(Error::ENOSPC) => {
                     Counters::inc(&self.stats.reject_compress_poor);
-                    return Err(Error::ENOSPC);
+                    Err(Error::ENOSPC)
                 }
                 Err(e) => {
                     Counters::inc(&self.stats.reject_alloc_fail);
-                    return Err(e);
+                    Err(e)
                 }
-            };
-            if let Err(e) = pool.zpool.write(h, src) {
-                let _ = pool.zpool.free(h);
-                Counters::inc(&self.stats.reject_alloc_fail);
-                return Err(e);
             }
-            Ok((h, src.len()))
         });
         let (h, len) = r?;
         if let Err(e) = entry.set_object(h, len, pool.id) {

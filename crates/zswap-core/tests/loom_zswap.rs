@@ -572,3 +572,39 @@ fn loom_load_and_store_vs_memcg_offline_on_two_cpus() {
         assert_eq!(k.zswap.lru_records(), 1, "only root's record is left");
     });
 }
+
+/// The first stores charged to no cgroup, on two CPUs at once, race to make
+/// the root's LRU record and to leave the one pin it keeps for good (later
+/// stores charged to no cgroup take none): both entries land on root's
+/// list, whichever CPU won, and the record outlives them.
+#[test]
+fn loom_first_uncharged_stores_on_two_cpus() {
+    model("first uncharged stores, two cpus", || {
+        let k = Kernel::new(Config {
+            nr_cpus: 2,
+            online_cpus: 2,
+            ..Config::default()
+        });
+        let (px, py) = (compressible(6), compressible(7));
+        let k2 = k.clone();
+        let t = spawn(move || {
+            k2.zswap.platform().cpus.current.store(1, Ordering::SeqCst);
+            let (y, r) = k2.swap_out(&py, None);
+            r.unwrap();
+            y
+        });
+        let (x, r) = k.swap_out(&px, None);
+        r.unwrap();
+        let y = t.join().unwrap();
+        assert_eq!(k.zswap.lru_count(None), 2);
+        // A third store takes the lifetime pin's way.
+        let (z, r) = k.swap_out(&compressible(8), None);
+        r.unwrap();
+        assert_eq!(k.zswap.lru_count(None), 3);
+        for s in [x, y, z] {
+            k.release(s);
+        }
+        assert_eq!(k.zswap.lru_entries(), 0);
+        assert_eq!(k.zswap.lru_records(), 1, "root's record stays");
+    });
+}

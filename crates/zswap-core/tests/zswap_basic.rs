@@ -558,3 +558,55 @@ fn bad_input_gets_errors_not_panics() {
     assert_eq!(s.stored_pages, 0);
     assert_eq!(s.reject_disabled + s.reject_alloc_fail, 0);
 }
+
+/// Pages charged to no cgroup go on root's LRU lists store after store:
+/// the record they are keyed by stays through every entry's free and
+/// through the offline of a cgroup reparented onto root, whose entries then
+/// share root's lists and are written back from there, oldest first.
+#[test]
+fn uncharged_pages_stay_on_roots_lru_through_frees_and_reparenting() {
+    let k = Kernel::default_kernel();
+    let tree = k.memcg.as_ref().unwrap();
+    let root = tree.root();
+    let first: Vec<_> = (0..4)
+        .map(|i| {
+            let (s, r) = k.swap_out(&compressible(i), None);
+            r.unwrap();
+            s
+        })
+        .collect();
+    assert_eq!(k.zswap.lru_count(Some(&root)), 4);
+    for s in first {
+        k.release(s);
+    }
+    assert_eq!(k.zswap.lru_entries(), 0);
+    let cg = k.cgroup("x");
+    let theirs: Vec<_> = (10..13)
+        .map(|i| {
+            let (s, r) = k.swap_out(&compressible(i), Some(&cg));
+            r.unwrap();
+            s
+        })
+        .collect();
+    tree.offline("x").unwrap();
+    k.zswap.memcg_offline(&cg).unwrap();
+    let ours: Vec<_> = (20..22)
+        .map(|i| {
+            let (s, r) = k.swap_out(&compressible(i), None);
+            r.unwrap();
+            s
+        })
+        .collect();
+    assert_eq!(k.zswap.lru_count(None), 5);
+    assert_eq!(k.zswap.lru_count(Some(&cg)), 0);
+    k.age(&root, 5);
+    k.zswap.shrink_memcg(&root).unwrap();
+    assert!(!k.zswap.is_present(theirs[0]), "the dead cgroup's go first");
+    assert!(ours.iter().all(|s| k.zswap.is_present(*s)));
+    assert_eq!(k.zswap.lru_count(None), 4);
+    for s in theirs.into_iter().chain(ours) {
+        k.release(s);
+    }
+    assert_eq!(k.zswap.lru_entries(), 0);
+    assert_eq!(k.zswap.stats().stored_pages, 0);
+}
