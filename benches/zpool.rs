@@ -14,8 +14,9 @@
 //! - `cycle/<v>/<size>`: malloc + write + read + free of one object in a
 //!   pool already holding the corpus; `read/<v>/<size>`: one `read_with`
 //!   (the load path: find, pin, hand out the segments, unpin);
-//!   `load/<v>/<size>`: `read_with` then `free` of each of a batch of
-//!   objects stored just before, oldest first (zswap's load), per object.
+//!   `load/<v>/<size>`: zswap's load of each of a batch of objects stored
+//!   just before, oldest first, per object (`read_with` then `free` on the
+//!   old pool, `read_and_free` on this one).
 //!
 //! Run: `cargo bench --bench zpool -- --quick`.
 
@@ -292,8 +293,9 @@ fn speed(c: &mut Criterion) {
         });
     }
     g.finish();
-    // zswap's load: objects stored earlier, each read (`read_with`) and
-    // then freed, oldest first, so the freed object is anywhere in its
+    // zswap's load: objects stored earlier, each read and then freed
+    // (`read_with` then `free` on the old pool, `read_and_free` on this
+    // one), oldest first, so the freed object is anywhere in its
     // zspage's map (mostly low), not at its top.
     let mut g = c.benchmark_group("load");
     g.throughput(criterion::Throughput::Elements(LOAD_BATCH as u64));
@@ -330,9 +332,11 @@ fn speed(c: &mut Criterion) {
                         .collect::<Vec<_>>()
                 },
                 |hs| {
+                    // zswap's load on this pool: the read and the free in
+                    // `read_and_free` (two class-lock holds in all).
                     for h in hs {
-                        black_box(v2.read_with(h, |x, y| x.len() + y.len()).expect("read"));
-                        v2.free(h).expect("free");
+                        let n = v2.read_and_free(h, |x, y| Ok::<_, ()>(x.len() + y.len()));
+                        black_box(n.expect("read").expect("reader"));
                     }
                 },
                 BatchSize::PerIteration,

@@ -236,14 +236,14 @@
 //! 0.40-0.46x for 2000 and 0.45-0.52x for 4096 (the old classes spanned and
 //! rounded there); `read_with` alone was 1.25-1.46x (12.6-13.7 ns) with
 //! one lock hold and a lock-free unpin (pin words beside the lock); with
-//! the pins under the lock it takes the lock twice again (2.1-2.8x when
-//! first written so), the price of a load that writes no cache line but
-//! the lock's: zswap's load, a read then a free, takes two holds either
-//! way ([`ZsPool::read_and_free`]).
-//! zswap's load, `read_with` then `free` of objects stored just before,
-//! oldest first: 49-53 ns for 64-byte objects (2.1-2.2x the old pool, whose
-//! slot index needed no search; 109-120 ns before the free's binary search)
-//! and 46-53 ns for 1300 (0.78-0.88x; 76-81 ns before). In exchange no lock
+//! the pins under the lock it takes the lock twice again: 21-28 ns
+//! (2.5-3.5x, 1300- and 2000-byte objects), the price of a load that
+//! writes no class-wide cache line but the lock's. zswap's load, a read
+//! then a free of objects stored just before, oldest first, takes two holds
+//! either way ([`ZsPool::read_and_free`]): 33-38 ns for 64-byte objects
+//! (1.4-2.0x the old pool, whose slot index needed no search; 49-53 ns with
+//! `read_with` then `free`, 109-120 ns before the free's binary search) and
+//! 47-50 ns for 1300 (0.71-0.85x; 46-53 ns, and 76-81 ns before). In exchange no lock
 //! is held while the caller decompresses. A pool-level cost of tens of
 //! nanoseconds is about 1 % of a store or load of a page.
 //!
