@@ -191,6 +191,16 @@ impl Folio {
         Ok(f(page.as_mut_slice()))
     }
 
+    /// Sets `PG_uptodate` and `PG_dirty` together, in one atomic operation
+    /// (a swap-in that leaves the slot's copy stale, as zswap's exclusive
+    /// load does: Linux's `folio_mark_uptodate` then `folio_mark_dirty`).
+    /// Release, as [`Folio::set_uptodate`]: the contents written before are
+    /// seen by whoever sees the bit.
+    pub fn set_uptodate_dirty(&self) {
+        self.flags
+            .fetch_or(PG_UPTODATE | PG_DIRTY, Ordering::AcqRel);
+    }
+
     /// Enters the swap cache at `entry` (called under the cluster lock).
     pub(crate) fn set_swapcache(&self, entry: SwpEntry) {
         self.swap

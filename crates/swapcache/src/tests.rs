@@ -189,6 +189,22 @@ fn folio_flags_and_lock() {
     assert_eq!(f.memcg_id(), 3);
 }
 
+/// `set_uptodate_dirty` sets exactly the two bits and leaves the others.
+#[test]
+fn set_uptodate_dirty_sets_both_bits_only() {
+    let a: &'static HeapPageAllocator = Box::leak(Box::new(HeapPageAllocator::new()));
+    let f = Folio::alloc(a, 1, Gfp::KERNEL).unwrap();
+    f.lock();
+    f.set_referenced();
+    f.set_uptodate_dirty();
+    assert!(f.test_uptodate() && f.test_dirty());
+    assert!(f.is_locked() && f.test_referenced());
+    assert!(!f.test_writeback() && !f.test_active() && !f.test_reclaim());
+    f.clear_dirty();
+    assert!(f.test_uptodate() && !f.test_dirty());
+    f.unlock();
+}
+
 // ---------------------------------------------------------------------------
 // Devices
 // ---------------------------------------------------------------------------

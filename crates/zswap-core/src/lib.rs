@@ -1106,8 +1106,8 @@ impl<P: ZswapPlatform> Zswap<P> {
             self.tree_reinsert(owned);
             return Err(e);
         }
-        folio.set_uptodate();
-        folio.set_dirty();
+        // Uptodate and dirty in one atomic (the slot's copy is stale now).
+        folio.set_uptodate_dirty();
         // Also the entry's free in `stored_pages` (see entry_release).
         self.hot.add(cpu, Hot::Zswpin, 1);
         if let Some(o) = owned.objcg.as_ref() {
