@@ -97,15 +97,22 @@ pub fn heap_pages() -> &'static HeapPageAllocator {
 /// the thread that allocated them, under that heap's lock, and two threads
 /// freeing pool pages wait on each other there, which is no part of zswap.
 pub struct PcpPages {
-    cpus: Vec<std::sync::Mutex<Vec<kbase::PageFrame>>>,
+    cpus: Vec<CpuPages>,
 }
+
+/// One CPU's page list, on cache lines of its own: a kernel's
+/// `per_cpu_pages` live in per-CPU memory, so one CPU's list lock never
+/// shares a line with another's (two `Mutex<Vec>` side by side would, and
+/// every page free on one CPU would then pull the other CPU's lock line).
+#[repr(align(128))]
+struct CpuPages(std::sync::Mutex<Vec<kbase::PageFrame>>);
 
 // SAFETY: every frame comes from `heap_pages()` and is handed out once:
 // a frame is either on exactly one list or owned by the caller.
 unsafe impl PageAllocator for PcpPages {
     fn alloc_page(&self, gfp: Gfp) -> Result<kbase::PageFrame> {
         let cpu = CPU.with(|c| c.get()) % self.cpus.len();
-        match self.cpus[cpu].lock().unwrap().pop() {
+        match self.cpus[cpu].0.lock().unwrap().pop() {
             Some(mut p) => {
                 if gfp.contains(Gfp::ZERO) {
                     p.as_mut_slice().fill(0);
@@ -118,7 +125,7 @@ unsafe impl PageAllocator for PcpPages {
 
     unsafe fn free_page(&self, page: kbase::PageFrame) {
         let cpu = CPU.with(|c| c.get()) % self.cpus.len();
-        self.cpus[cpu].lock().unwrap().push(page);
+        self.cpus[cpu].0.lock().unwrap().push(page);
     }
 }
 
@@ -126,7 +133,9 @@ unsafe impl PageAllocator for PcpPages {
 pub fn pcp_pages() -> &'static PcpPages {
     static P: std::sync::OnceLock<PcpPages> = std::sync::OnceLock::new();
     P.get_or_init(|| PcpPages {
-        cpus: (0..8).map(|_| std::sync::Mutex::new(Vec::new())).collect(),
+        cpus: (0..8)
+            .map(|_| CpuPages(std::sync::Mutex::new(Vec::new())))
+            .collect(),
     })
 }
 
