@@ -94,9 +94,9 @@ mod zstd_shim;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::fmt;
+use core::{fmt, ptr};
 
-use kbase::sync::{Mutex, RwLock, RwLockReadGuard, lock_class};
+use kbase::sync::{AtomicPtr, Mutex, Ordering, lock_class};
 use kbase::{Error, Gfp, PAGE_SIZE, Result, try_box};
 
 /// Size of each zstd per-CPU scratch buffer: two pages, like Linux's
@@ -287,10 +287,67 @@ impl DecompCtx {
     }
 }
 
-/// One possible CPU's contexts: `None` until the CPU is prepared (online at
-/// creation, or brought up with [`Compressor::prepare`]); never freed before
-/// the compressor (CPU hotplug only adds).
-struct Slot(RwLock<Option<Box<PerCpu>>>);
+/// One possible CPU's contexts: none until the CPU is prepared (online at
+/// creation, or brought up with [`Compressor::prepare`]); never changed or
+/// freed before the compressor (CPU hotplug only adds). Published once, so
+/// a user reads it with one load and no lock.
+///
+/// # Invariants
+///
+/// The pointer is null or from `Box::into_raw` of a `PerCpu`; it changes at
+/// most once (null to a context) and that context is freed only when the
+/// slot drops.
+struct Slot(AtomicPtr<PerCpu>);
+
+// The contexts are used from any CPU through `&Slot`, as a lock-protected
+// `Box<PerCpu>` would be: they must be `Send` and `Sync` (their mutexes).
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<PerCpu>();
+};
+
+impl Slot {
+    fn new(ctx: Option<Box<PerCpu>>) -> Slot {
+        // INVARIANT: null, or a context from `Box::into_raw`.
+        Slot(AtomicPtr::new(ctx.map_or(ptr::null_mut(), Box::into_raw)))
+    }
+
+    /// The CPU's contexts, if prepared.
+    fn get(&self) -> Option<&PerCpu> {
+        let p = self.0.load(Ordering::Acquire);
+        // SAFETY: by the invariant a non-null pointer is a live context
+        // (the Acquire load pairs with the Release of its publication, so
+        // its contents are visible), never freed before the slot, which
+        // outlives the returned borrow of `self`.
+        unsafe { p.as_ref() }
+    }
+
+    /// Publishes `ctx` if the slot has none; otherwise hands it back.
+    fn set(&self, ctx: Box<PerCpu>) -> Option<Box<PerCpu>> {
+        let p = Box::into_raw(ctx);
+        match self
+            .0
+            .compare_exchange(ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
+        {
+            // INVARIANT: set once, null to a context from `Box::into_raw`.
+            Ok(_) => None,
+            // SAFETY: `p` came from `Box::into_raw` just above and was not
+            // published: it is still ours alone.
+            Err(_) => Some(unsafe { Box::from_raw(p) }),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let p = self.0.load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: by the invariant `p` is from `Box::into_raw` and only
+            // freed here; `&mut self` means no borrow from `get` is alive.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
 
 /// Per-CPU compression contexts for one algorithm (Linux: the pool's
 /// `acomp_ctx` array).
@@ -306,9 +363,9 @@ struct Slot(RwLock<Option<Box<PerCpu>>>);
 /// for each CPU prepared later ([`Compressor::prepare`], Linux's cpuhp
 /// "prepare" callback). They are never freed while the compressor lives:
 /// a task may take CPU A's context, migrate, and still be compressing with
-/// it when A goes offline (the 2024-25 acomp_ctx races). A user holds the
-/// slot's read lock for the whole operation; only `prepare` of an
-/// unprepared CPU takes the write lock, so a slot in use is never written.
+/// it when A goes offline (the 2024-25 acomp_ctx races). A slot is
+/// written once, by the `prepare` that publishes its contexts (an atomic
+/// pointer: a user reads it with no lock), so a slot in use never changes.
 pub struct Compressor {
     kind: CompressorKind,
     percpu: Vec<Slot>,
@@ -355,7 +412,7 @@ impl Compressor {
             } else {
                 None
             };
-            percpu.push(Slot(RwLock::new(ctx)));
+            percpu.push(Slot::new(ctx));
         }
         // INVARIANT: nr >= 1 slots of `kind`, at least one prepared.
         Ok(Compressor { kind, percpu })
@@ -366,19 +423,12 @@ impl Compressor {
     /// no lock held. `ENOMEM`; `EINVAL` for a CPU past the possible ones.
     pub fn prepare(&self, cpu: usize, gfp: Gfp) -> Result<()> {
         let slot = self.percpu.get(cpu).ok_or(Error::EINVAL)?;
-        if slot.0.read().is_some() {
+        if slot.get().is_some() {
             return Ok(());
         }
         let ctx = try_box(PerCpu::try_new(self.kind, gfp)?, gfp)?;
-        let mut w = slot.0.write();
-        let spare = if w.is_none() {
-            *w = Some(ctx);
-            None
-        } else {
-            Some(ctx)
-        };
-        drop(w);
-        drop(spare);
+        // A racing prepare of the same CPU may have won: ours goes.
+        drop(slot.set(ctx));
         Ok(())
     }
 
@@ -394,23 +444,21 @@ impl Compressor {
 
     /// The number of CPUs whose contexts are prepared.
     pub fn nr_prepared(&self) -> usize {
-        self.percpu.iter().filter(|s| s.0.read().is_some()).count()
+        self.percpu.iter().filter(|s| s.get().is_some()).count()
     }
 
-    /// The contexts for `cpu` (clamped into range), read-locked for the
-    /// caller's whole use; a CPU not prepared yet (it cannot run tasks
-    /// before its `prepare`, so only a stale or bogus CPU number) borrows
-    /// the next prepared CPU's.
-    fn context(&self, cpu: usize) -> Result<RwLockReadGuard<'_, Option<Box<PerCpu>>>> {
+    /// The contexts for `cpu` (clamped into range); a CPU not prepared yet
+    /// (it cannot run tasks before its `prepare`, so only a stale or bogus
+    /// CPU number) borrows the next prepared CPU's.
+    fn context(&self, cpu: usize) -> Result<&PerCpu> {
         let nr = self.percpu.len();
         // `checked_rem` only fails for nr == 0, which the invariant rules
         // out; `get` keeps this panic-free regardless.
         let start = cpu.checked_rem(nr).ok_or(Error::EINVAL)?;
         for k in 0..nr {
             let slot = self.percpu.get((start + k) % nr).ok_or(Error::EINVAL)?;
-            let g = slot.0.read();
-            if g.is_some() {
-                return Ok(g);
+            if let Some(ctx) = slot.get() {
+                return Ok(ctx);
             }
         }
         Err(Error::EINVAL)
@@ -428,12 +476,9 @@ impl Compressor {
         src: &[u8; PAGE_SIZE],
         f: impl FnOnce(Result<&[u8]>) -> R,
     ) -> R {
-        let slot = match self.context(cpu) {
-            Ok(slot) => slot,
+        let ctx = match self.context(cpu) {
+            Ok(ctx) => ctx,
             Err(e) => return f(Err(e)),
-        };
-        let Some(ctx) = slot.as_deref() else {
-            return f(Err(Error::EINVAL));
         };
         let mut guard = ctx.comp.lock();
         f(guard.compress(src))
@@ -452,8 +497,7 @@ impl Compressor {
             // lz4 decompression is stateless: no context, no lock.
             lz4::decompress_split(a, b, dst)?
         } else {
-            let slot = self.context(cpu)?;
-            let ctx = slot.as_deref().ok_or(Error::EINVAL)?;
+            let ctx = self.context(cpu)?;
             ctx.decomp.lock().decompress(a, b, dst)?
         };
         if len == PAGE_SIZE {

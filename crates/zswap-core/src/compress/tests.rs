@@ -50,9 +50,13 @@ fn compress_to_vec(c: &Compressor, cpu: usize, page: &[u8; PAGE_SIZE]) -> Vec<u8
 }
 
 fn round_trip(c: &Compressor, page: &[u8; PAGE_SIZE]) -> Vec<u8> {
-    let z = compress_to_vec(c, 0, page);
+    round_trip_on(c, 0, page)
+}
+
+fn round_trip_on(c: &Compressor, cpu: usize, page: &[u8; PAGE_SIZE]) -> Vec<u8> {
+    let z = compress_to_vec(c, cpu, page);
     let mut out = Box::new([0xa5u8; PAGE_SIZE]);
-    c.decompress(0, &z, &[], &mut out).unwrap();
+    c.decompress(cpu, &z, &[], &mut out).unwrap();
     assert!(
         out[..] == page[..],
         "{} round trip changed the page",
@@ -126,6 +130,35 @@ fn new_builds_one_context_per_cpu_and_at_least_one() {
     }
 }
 
+/// CPUs brought up later get their contexts once, however many times (and
+/// from however many threads) they are prepared; until then a store on such
+/// a CPU number borrows a prepared CPU's contexts.
+#[test]
+fn prepare_publishes_a_cpus_contexts_once() {
+    for kind in kinds() {
+        let c = Compressor::new_online(kind, 3, &|cpu| cpu == 0, Gfp::KERNEL).unwrap();
+        assert_eq!(c.nr_prepared(), 1);
+        round_trip_on(&c, 2, &heap_like_page(2));
+        let first = |cpu: usize| c.percpu[cpu].get().map(|p| p as *const PerCpu);
+        assert_eq!(first(2), None);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| c.prepare(2, Gfp::KERNEL).unwrap());
+            }
+        });
+        let published = first(2).expect("CPU 2 prepared");
+        c.prepare(2, Gfp::KERNEL).unwrap();
+        assert_eq!(
+            first(2),
+            Some(published),
+            "a prepared CPU keeps its contexts"
+        );
+        assert_eq!(c.nr_prepared(), 2);
+        round_trip_on(&c, 2, &heap_like_page(3));
+        assert_eq!(c.prepare(3, Gfp::KERNEL), Err(Error::EINVAL));
+    }
+}
+
 #[cfg(not(feature = "zstd"))]
 #[test]
 fn zstd_without_the_feature_is_unavailable() {
@@ -140,8 +173,7 @@ fn zstd_without_the_feature_is_unavailable() {
 #[test]
 fn zstd_contexts_are_page_sized() {
     let c = Compressor::new(CompressorKind::Zstd, 1, Gfp::KERNEL).unwrap();
-    let slot = c.percpu[0].0.read();
-    let ctx = slot.as_deref().expect("CPU 0 prepared");
+    let ctx = c.percpu[0].get().expect("CPU 0 prepared");
     let comp = ctx.comp.lock();
     let CompEngine::Zstd(cz) = &comp.engine else {
         panic!("not a zstd compression context");
