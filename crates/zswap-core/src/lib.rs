@@ -71,16 +71,16 @@
 //!      writer, only swapon/swapoff, every CPU's in CPU order)
 //!     -> tree lock (one per 64 MiB of swap)
 //!       -> LRU map lock (big-reader lock, as the tree table's) -> LRU list
-//!          lock (one per cgroup and node)
+//!          lock (one per cgroup and node; store's add to root's lists,
+//!          whose record the LRU keeps for good, takes it with no map lock)
 //!       -> pool table -> pool class lock             (the debug_corrupt, debug_mutate_object test hooks)
 //!   -> pool table (RwLock, takes nothing: read by store for the pool-page
 //!      sum and the current pool's reference, write by a free that gives a
 //!      reference back to a pool no longer current, and to reap a dead pool)
 //!   -> folio page lock (swapcache's, held while a page is read or written)
-//!     -> context slot (RwLock, per CPU, read; no class)
-//!        -> compression lock (per CPU) -> pool class lock (zpool's)  (store)
+//!     -> compression lock (per CPU) -> pool class lock (zpool's)     (store)
 //!     -> pool class lock (find + pin; released)                    (load, writeback)
-//!        then context slot (read) -> decompression lock (per CPU, leaf),
+//!        then decompression lock (per CPU, leaf; zstd only),
 //!        no pool lock held
 //!        then pool class lock (unpin, and for load the free; released)
 //! pool table (read) -> pool class lock, one zspage per hold   (pool compaction shrinker)
@@ -106,10 +106,9 @@
 //! parallel, and the decompression lock is a leaf (lz4 takes none at all).
 //! Counters are atomics and nest anywhere.
 //!
-//! A CPU's context slot is read-locked for each use of its contexts; its
-//! write side is taken only by [`Zswap::cpu_up`] for a CPU with no
-//! contexts yet (no user can hold that slot), with nothing else held. It
-//! never nests with itself.
+//! A CPU's contexts are found with no lock: [`Zswap::cpu_up`] publishes
+//! them once (an atomic pointer, null until then) and they stay until the
+//! pool goes.
 //!
 //! The entry cache's per-(CPU, node) slab lock (`cache`) is a leaf: nothing
 //! is taken under it and no page is allocated or freed under it. Store takes
@@ -700,6 +699,11 @@ impl<P: ZswapPlatform> Zswap<P> {
                             .lru_root_pinned
                             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
                             .is_ok();
+                    if keep {
+                        // Pinned for good and never reparented: the LRU's
+                        // adds reach its lists with no map lookup.
+                        self.lru.keep(cpu, id);
+                    }
                     return Ok((id, !keep));
                 }
                 Err(Error::EAGAIN) => {

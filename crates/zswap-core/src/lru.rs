@@ -26,7 +26,9 @@
 //!
 //! Lock order inside this module: map lock (one CPU's for a reader, every
 //! CPU's in CPU order for a writer) -> list lock; two list locks
-//! (reparenting only) child -> parent.
+//! (reparenting only) child -> parent. An add to the lists of the record
+//! kept for the LRU's lifetime (root's: [`Lru::keep`]) takes its list lock
+//! alone.
 //!
 //! # Invariants
 //!
@@ -50,9 +52,10 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::ptr;
 
 use intrusive_collections::{Bound, KeyAdapter, RBTree, RBTreeLink, intrusive_adapter};
-use kbase::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, lock_class};
+use kbase::sync::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, lock_class};
 use kbase::{Error, Gfp, Result, try_box};
 use memcg::MemcgRef;
 use swapcache::SwpEntry;
@@ -253,6 +256,15 @@ type MapLock = BrLock<Map>;
 pub(crate) struct Lru {
     map: MapLock,
     nr_nodes: usize,
+    /// The record kept for the LRU's lifetime ([`Lru::keep`]): null until
+    /// then.
+    ///
+    /// # Invariants
+    ///
+    /// Null, or a record of `map` that holds a pin never dropped and is
+    /// never reparented (so never removed and never a redirect) while the
+    /// `Lru` lives; set at most once.
+    kept: AtomicPtr<MemcgLru>,
 }
 
 /// The live lists for `id`: its own, or those it redirects to.
@@ -280,7 +292,42 @@ impl Lru {
                 RBTree::new(MemcgLruAdapter::new()),
             )?,
             nr_nodes: nr_nodes.clamp(1, 256),
+            // INVARIANT: null.
+            kept: AtomicPtr::new(ptr::null_mut()),
         })
+    }
+
+    /// Keeps `memcg_id`'s record for the LRU's lifetime, so [`Lru::add`]
+    /// reaches its lists with no map lock and no lookup. The caller holds a
+    /// pin on it that it never drops, and the id is one that is never
+    /// reparented: root's, or 0 without cgroups (root has no parent;
+    /// [`Lru::reparent`] of the kept id does nothing). Only the first call
+    /// keeps a record.
+    pub(crate) fn keep(&self, cpu: usize, memcg_id: u32) {
+        let rec = self.map.read(cpu, |map| {
+            map.find(&memcg_id)
+                .get()
+                .map(|m| ptr::from_ref(m).cast_mut())
+        });
+        if let Some(p) = rec {
+            // INVARIANT: a record of `map`, pinned for good by the caller
+            // and never reparented (this function's contract); set once.
+            let _ =
+                self.kept
+                    .compare_exchange(ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+
+    /// The kept record, if it is `memcg_id`'s.
+    fn kept(&self, memcg_id: u32) -> Option<&MemcgLru> {
+        let p = self.kept.load(Ordering::Acquire);
+        // SAFETY: by the field's invariant a non-null `kept` is a record of
+        // the map that is never removed while the `Lru` lives (it is only
+        // freed with the map), and `&self` keeps the `Lru` alive for the
+        // borrow. Its `id` and `nodes` never change; its tree link, which
+        // map writers change, is not read here.
+        let m = unsafe { p.as_ref() }?;
+        (m.id == memcg_id).then_some(m)
     }
 
     /// The number of nodes.
@@ -416,6 +463,24 @@ impl Lru {
         id: EntryId,
         nid: usize,
     ) {
+        if let Some(m) = self.kept(entry.lru_memcg()) {
+            // A kept record is live for good: its own lists, no map lock.
+            let Some(node) = m.nodes.get(nid) else {
+                return;
+            };
+            let mut l = node.list.lock();
+            // SAFETY: we hold the lock of the list the entry's key resolves
+            // to (a kept record is never a redirect).
+            if unsafe { entry.lru_link() } != LruLink::UNLINKED {
+                return;
+            }
+            // SAFETY: as below: the lock is held, the list is the entry's,
+            // and the entry is unlinked before it is freed.
+            unsafe { l.push_back(cache, entry, id) };
+            // A live record's own list: counted under its lock.
+            l.nr_own += 1;
+            return;
+        }
         self.map.read(cpu, |map| {
             let Some(keyed) = map.find(&entry.lru_memcg()).get() else {
                 return;
@@ -598,7 +663,7 @@ impl Lru {
         gfp: Gfp,
     ) -> Result<()> {
         let parent_id = parent.id();
-        if child == parent_id {
+        if child == parent_id || self.kept(child).is_some() {
             return Ok(());
         }
         self.ensure(parent_id, Some(parent), gfp)?;
