@@ -71,8 +71,9 @@
 //!      writer, only swapon/swapoff, every CPU's in CPU order)
 //!     -> tree lock (one per 64 MiB of swap)
 //!       -> LRU map lock (big-reader lock, as the tree table's) -> LRU list
-//!          lock (one per cgroup and node; store's add to root's lists,
-//!          whose record the LRU keeps for good, takes it with no map lock)
+//!          lock (one per cgroup and node; an add to or a delete from
+//!          root's lists, whose record the LRU keeps for good, takes it
+//!          with no map lock)
 //!       -> pool table -> pool class lock             (the debug_corrupt, debug_mutate_object test hooks)
 //!   -> pool table (RwLock, takes nothing: read by store for the pool-page
 //!      sum and the current pool's reference, write by a free that gives a

@@ -26,9 +26,9 @@
 //!
 //! Lock order inside this module: map lock (one CPU's for a reader, every
 //! CPU's in CPU order for a writer) -> list lock; two list locks
-//! (reparenting only) child -> parent. An add to the lists of the record
-//! kept for the LRU's lifetime (root's: [`Lru::keep`]) takes its list lock
-//! alone.
+//! (reparenting only) child -> parent. An add to or a delete from the
+//! lists of the record kept for the LRU's lifetime (root's: [`Lru::keep`])
+//! takes its list lock alone.
 //!
 //! # Invariants
 //!
@@ -513,9 +513,29 @@ impl Lru {
 
     /// Unlinks `entry` (of node `nid`, its slab's) from its list, if it is
     /// on one, under CPU `cpu`'s map lock. The last entry keyed by an
-    /// offline cgroup's id frees its redirect (and cgroup reference).
+    /// offline cgroup's id frees its redirect (and cgroup reference). An
+    /// entry keyed by the kept record ([`Lru::keep`]) is unlinked under its
+    /// list lock alone, as [`Lru::add`] links it.
     pub(crate) fn del(&self, cpu: usize, cache: &EntryCache, entry: &ZswapEntry, nid: usize) {
         let key = entry.lru_memcg();
+        if let Some(m) = self.kept(key) {
+            // A kept record is live for good: its own lists, no map lock.
+            let Some(node) = m.nodes.get(nid) else {
+                return;
+            };
+            let mut l = node.list.lock();
+            // SAFETY: we hold the lock of the list the entry's key resolves
+            // to (a kept record is never a redirect).
+            if unsafe { entry.lru_link() } == LruLink::UNLINKED {
+                return;
+            }
+            // SAFETY: by the module invariant a linked entry is linked on the
+            // list its key resolves to, which is `l`, and we hold its lock.
+            unsafe { l.remove(cache, entry) };
+            // A live record's own list: counted under its lock.
+            l.nr_own -= 1;
+            return;
+        }
         let reap = self.map.read(cpu, |map| {
             let Some(keyed) = map.find(&key).get() else {
                 return false;
@@ -805,6 +825,48 @@ mod tests {
         free(&lru, es[3]);
         assert_eq!(lru.total(), 0);
         assert!(matches!(lru.isolate_head(tc(), 9, 0), Isolate::Empty));
+    }
+
+    /// Deletes from the kept record's lists (list lock alone) unlink the
+    /// right entries, whether they were added before the record was kept
+    /// (through the map) or after; other records' entries still go through
+    /// the map.
+    #[test]
+    fn del_from_the_kept_records_lists() {
+        let lru = Lru::new(1, 1).unwrap();
+        lru.ensure(0, None, Gfp::KERNEL).unwrap();
+        lru.ensure(9, None, Gfp::KERNEL).unwrap();
+        // Odd offsets: not referenced, so every head is a candidate.
+        let es: alloc::vec::Vec<_> = [1, 3, 5, 7, 9].iter().map(|&o| entry(o, 0)).collect();
+        let other = entry(11, 9);
+        lru.add(0, tc(), get(es[0]), es[0].id, 0);
+        lru.add(0, tc(), get(es[1]), es[1].id, 0);
+        lru.keep(0, 0);
+        assert!(lru.kept(0).is_some() && lru.kept(9).is_none());
+        for e in &es[2..] {
+            lru.add(0, tc(), get(*e), e.id, 0);
+        }
+        lru.add(0, tc(), get(other), other.id, 0);
+        assert_eq!(order(&lru, 0), [1, 3, 5, 7, 9]);
+        lru.del(0, tc(), get(es[2]), 0);
+        assert_eq!(order(&lru, 0), [1, 3, 7, 9]);
+        lru.del(0, tc(), get(es[0]), 0);
+        lru.del(0, tc(), get(es[4]), 0);
+        assert_eq!(order(&lru, 0), [3, 7]);
+        // A second del of an unlinked entry changes nothing.
+        lru.del(0, tc(), get(es[4]), 0);
+        assert_eq!(lru.count_one(0, 0), 2);
+        assert_eq!(lru.count_one(9, 0), 1);
+        for i in [2, 0, 4] {
+            // SAFETY: the test owns the entry; it is unlinked above.
+            drop(unsafe { OwnedEntry::from_erased(es[i]).free_memory(tc()) });
+        }
+        free(&lru, es[1]);
+        free(&lru, es[3]);
+        free(&lru, other);
+        assert_eq!(lru.total(), 0);
+        assert!(matches!(lru.isolate_head(tc(), 0, 0), Isolate::Empty));
+        assert_eq!(lru.nr_records(), 2, "the kept record stays");
     }
 
     #[test]
