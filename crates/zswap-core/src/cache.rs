@@ -236,6 +236,8 @@ pub(crate) struct EntryCache {
     /// Per CPU, one list per node: index `cpu * nr_nodes + nid`.
     cpus: Vec<Mutex<CpuSlabs>>,
     nr_nodes: usize,
+    /// `cpus.len() / nr_nodes` (at least 1): the CPUs with lists.
+    nr_cpus: usize,
     /// The directory's top: chunk `k` (`DIR_BASE << k` slab numbers, see
     /// `dir_pos`) or null; a chunk is [`DirSlot`]s from a `Box<[DirSlot]>`
     /// of its size.
@@ -296,6 +298,7 @@ impl EntryCache {
         }
         Ok(EntryCache {
             alloc,
+            nr_cpus: nr / nr_nodes,
             cpus,
             nr_nodes,
             dir: core::array::from_fn(|_| AtomicPtr::new(core::ptr::null_mut())),
@@ -437,8 +440,18 @@ impl EntryCache {
         if nid >= self.nr_nodes {
             return Err(Error::EINVAL);
         }
-        let nr_cpus = (self.cpus.len() / self.nr_nodes).max(1);
-        let idx = (cpu % nr_cpus) * self.nr_nodes + nid;
+        // A CPU in range (always, but for a bogus number) costs no division;
+        // with one node, no multiplication either.
+        let cpu = if cpu < self.nr_cpus {
+            cpu
+        } else {
+            cpu % self.nr_cpus.max(1)
+        };
+        let idx = if self.nr_nodes == 1 {
+            cpu
+        } else {
+            cpu * self.nr_nodes + nid
+        };
         let Some(lock) = self.cpus.get(idx) else {
             return Err(Error::EINVAL);
         };
@@ -835,6 +848,35 @@ mod tests {
         }
         assert_eq!(c.pages(), 0);
         drop(c);
+        assert_eq!(pa.allocated_pages(), 0);
+    }
+
+    #[test]
+    fn a_cpu_number_past_the_cpus_uses_its_modulo_cpus_lists() {
+        let pa = pages();
+        for nodes in [1, 2] {
+            let c = EntryCache::new(pa, 2, nodes).unwrap();
+            let a = c
+                .alloc(1, nodes - 1, Gfp::KERNEL)
+                .unwrap()
+                .write(entry(1))
+                .0;
+            // CPU 5 is CPU 1 (a stale or bogus number): same slab, same node.
+            let b = c
+                .alloc(5, nodes - 1, Gfp::KERNEL)
+                .unwrap()
+                .write(entry(2))
+                .0;
+            assert_eq!(slab_of(a.cast()), slab_of(b.cast()));
+            // SAFETY: handed out by `c`, not given back yet.
+            assert_eq!(unsafe { c.nid_of(b) }, nodes - 1);
+            assert_eq!(c.pages(), 1);
+            for p in [a, b] {
+                // SAFETY: ours, once.
+                unsafe { c.free(p) };
+            }
+            assert_eq!(c.pages(), 0);
+        }
         assert_eq!(pa.allocated_pages(), 0);
     }
 

@@ -948,9 +948,15 @@ impl<P: ZswapPlatform> Zswap<P> {
     ) -> Result<()> {
         // zswap_entry_cache_alloc(gfp, page_to_nid(page)): a slot of this
         // CPU's entry slabs of the page's node, whose LRU the entry joins.
-        let nid = folio
-            .with_page(index, |page| self.page_nid(page))
-            .unwrap_or(0);
+        // With one node every page is node 0's: no look at the page (and
+        // no hold of its lock) for it.
+        let nid = if self.lru.nr_nodes() == 1 {
+            0
+        } else {
+            folio
+                .with_page(index, |page| self.page_nid(page))
+                .unwrap_or(0)
+        };
         let mut entry = match ZswapEntry::new(swp, lru_memcg) {
             Ok(e) => e,
             Err(e) => {
