@@ -411,6 +411,9 @@ fn main() {
     let corpus = load_corpus();
     eprintln!();
     eprintln!("zswap memory bench: {}", corpus.source());
+    // lz4's all-in / ideal on all pages: zstd's target is to be within
+    // 0.01 of it (the 0.95 floor is lz4's target).
+    let mut lz4_all_in = None;
     for kind in [CompressorKind::Lz4, CompressorKind::Zstd] {
         eprintln!();
         eprintln!(
@@ -427,9 +430,19 @@ fn main() {
             print_row("all", &fig);
         }
         let all_in = fig.payload / fig.all_in();
+        let ratio_target = match (kind, lz4_all_in) {
+            (CompressorKind::Zstd, Some(l)) => {
+                let gap: f64 = l - all_in;
+                let ok = if gap <= 0.01 { "yes" } else { "NO" };
+                format!("{gap:.3} below lz4's {l:.3} (within 0.01: {ok})")
+            }
+            _ => format!("(>= 0.95: {})", if all_in >= 0.95 { "yes" } else { "NO" }),
+        };
+        if kind == CompressorKind::Lz4 {
+            lz4_all_in = Some(all_in);
+        }
         eprintln!(
-            "targets ({kind}, all pages): all-in / ideal {all_in:.3} (>= 0.95: {}), overhead {:.1} B/pg (<= 64: {}), pool density {:.4} (<= 1.012: {})",
-            if all_in >= 0.95 { "yes" } else { "NO" },
+            "targets ({kind}, all pages): all-in / ideal {all_in:.3} {ratio_target}, overhead {:.1} B/pg (<= 64: {}), pool density {:.4} (<= 1.012: {})",
             (fig.all_in() - fig.payload) / fig.stored.max(1) as f64,
             if (fig.all_in() - fig.payload) / (fig.stored.max(1) as f64) <= 64.0 {
                 "yes"
