@@ -218,6 +218,90 @@ unsafe impl Sync for MemcgLru {}
 // SAFETY: as above; owned data only.
 unsafe impl Send for MemcgLru {}
 
+impl MemcgLru {
+    /// Links `entry` (id `id` in `cache`) at the tail of this record's list
+    /// of node `nid`, unless it is already on a list, and counts it: in the
+    /// list's `nr_own` when `keyed` is this record, else in `keyed`'s
+    /// `nr_keyed` (module invariant). Shared by [`Lru::add`]'s two paths.
+    ///
+    /// # Safety
+    ///
+    /// `keyed` is the record `entry`'s key (`lru_memcg()`) names and `self`
+    /// the live record it resolves to (`keyed` itself when it is live); both
+    /// stay alive for the call (the map lock is held, or `self` is the kept
+    /// record). `nid` is the entry's node. `entry` is a live entry of
+    /// `cache` that is unlinked before it is freed.
+    unsafe fn link_tail(
+        &self,
+        keyed: &MemcgLru,
+        cache: &EntryCache,
+        entry: &ZswapEntry,
+        id: EntryId,
+        nid: usize,
+    ) {
+        let Some(node) = self.nodes.get(nid) else {
+            return;
+        };
+        let mut l = node.list.lock();
+        // SAFETY: we hold the lock of the list the entry's key resolves to
+        // (the caller's contract).
+        if unsafe { entry.lru_link() } != LruLink::UNLINKED {
+            return;
+        }
+        // SAFETY: the lock is held, the list is the entry's, and the entry
+        // is live and unlinked before it is freed (the caller's contract),
+        // so the list never holds a dangling id.
+        unsafe { l.push_back(cache, entry, id) };
+        if ptr::eq(self, keyed) {
+            // A live record's own list: counted under its lock (module
+            // invariant).
+            l.nr_own += 1;
+        } else {
+            keyed.nr_keyed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Unlinks `entry` (of `cache`) from this record's list of node `nid`
+    /// if it is linked, and uncounts it as [`MemcgLru::link_tail`] counted
+    /// it. Returns whether it was the last entry keyed by the redirect
+    /// `keyed` (the caller then reaps it; never for a live `keyed`). Shared
+    /// by [`Lru::del`]'s two paths.
+    ///
+    /// # Safety
+    ///
+    /// As for [`MemcgLru::link_tail`]: `keyed` is the record `entry`'s key
+    /// names and `self` the live record it resolves to, both alive for the
+    /// call; `nid` is the entry's node; `entry` is an entry of `cache`.
+    unsafe fn unlink(
+        &self,
+        keyed: &MemcgLru,
+        cache: &EntryCache,
+        entry: &ZswapEntry,
+        nid: usize,
+    ) -> bool {
+        let Some(node) = self.nodes.get(nid) else {
+            return false;
+        };
+        let mut l = node.list.lock();
+        // SAFETY: we hold the lock of the list the entry's key resolves to
+        // (the caller's contract).
+        if unsafe { entry.lru_link() } == LruLink::UNLINKED {
+            return false;
+        }
+        // SAFETY: by the module invariant a linked entry is linked on the
+        // list its key resolves to, which is `l` (the caller's contract),
+        // and we hold its lock.
+        unsafe { l.remove(cache, entry) };
+        if ptr::eq(self, keyed) {
+            // Live (the map lock or `Lru::kept` keeps it so): never reaped.
+            l.nr_own -= 1;
+            false
+        } else {
+            keyed.nr_keyed.fetch_sub(1, Ordering::Relaxed) == 1
+        }
+    }
+}
+
 intrusive_adapter!(MemcgLruAdapter = Box<MemcgLru>: MemcgLru { link => RBTreeLink });
 
 impl<'a> KeyAdapter<'a> for MemcgLruAdapter {
@@ -465,20 +549,11 @@ impl Lru {
     ) {
         if let Some(m) = self.kept(entry.lru_memcg()) {
             // A kept record is live for good: its own lists, no map lock.
-            let Some(node) = m.nodes.get(nid) else {
-                return;
-            };
-            let mut l = node.list.lock();
-            // SAFETY: we hold the lock of the list the entry's key resolves
-            // to (a kept record is never a redirect).
-            if unsafe { entry.lru_link() } != LruLink::UNLINKED {
-                return;
-            }
-            // SAFETY: as below: the lock is held, the list is the entry's,
-            // and the entry is unlinked before it is freed.
-            unsafe { l.push_back(cache, entry, id) };
-            // A live record's own list: counted under its lock.
-            l.nr_own += 1;
+            // SAFETY: `m` is the record the entry's key names and, never a
+            // redirect, the one it resolves to; `kept` keeps it alive while
+            // `&self` lives. The entry is live and unlinked before it is
+            // freed (this function's contract).
+            unsafe { m.link_tail(m, cache, entry, id, nid) };
             return;
         }
         self.map.read(cpu, |map| {
@@ -488,26 +563,11 @@ impl Lru {
             let Some(m) = resolve_from(map, keyed) else {
                 return;
             };
-            let Some(node) = m.nodes.get(nid) else {
-                return;
-            };
-            let mut l = node.list.lock();
-            // SAFETY: we hold the lock of the list the entry's key resolves
-            // to.
-            if unsafe { entry.lru_link() } != LruLink::UNLINKED {
-                return;
-            }
-            // SAFETY: the lock is held, the list is the entry's, and the
-            // entry is live and unlinked before it is freed (this function's
-            // contract), so the list never holds a dangling id.
-            unsafe { l.push_back(cache, entry, id) };
-            if core::ptr::eq(m, keyed) {
-                // A live record's own list: counted under its lock (module
-                // invariant).
-                l.nr_own += 1;
-            } else {
-                keyed.nr_keyed.fetch_add(1, Ordering::Relaxed);
-            }
+            // SAFETY: `keyed` is the record the entry's key names and `m` the
+            // live one it resolves to, both kept alive by the map lock we
+            // hold; the entry is live and unlinked before it is freed (this
+            // function's contract).
+            unsafe { m.link_tail(keyed, cache, entry, id, nid) };
         })
     }
 
@@ -519,21 +579,13 @@ impl Lru {
     pub(crate) fn del(&self, cpu: usize, cache: &EntryCache, entry: &ZswapEntry, nid: usize) {
         let key = entry.lru_memcg();
         if let Some(m) = self.kept(key) {
-            // A kept record is live for good: its own lists, no map lock.
-            let Some(node) = m.nodes.get(nid) else {
-                return;
-            };
-            let mut l = node.list.lock();
-            // SAFETY: we hold the lock of the list the entry's key resolves
-            // to (a kept record is never a redirect).
-            if unsafe { entry.lru_link() } == LruLink::UNLINKED {
-                return;
-            }
-            // SAFETY: by the module invariant a linked entry is linked on the
-            // list its key resolves to, which is `l`, and we hold its lock.
-            unsafe { l.remove(cache, entry) };
-            // A live record's own list: counted under its lock.
-            l.nr_own -= 1;
+            // A kept record is live for good: its own lists, no map lock; it
+            // is never reaped.
+            // SAFETY: `m` is the record the entry's key names and, never a
+            // redirect, the one it resolves to; `kept` keeps it alive while
+            // `&self` lives. The entry is of `cache` (this function's
+            // contract).
+            unsafe { m.unlink(m, cache, entry, nid) };
             return;
         }
         let reap = self.map.read(cpu, |map| {
@@ -543,25 +595,10 @@ impl Lru {
             let Some(m) = resolve_from(map, keyed) else {
                 return false;
             };
-            let Some(node) = m.nodes.get(nid) else {
-                return false;
-            };
-            let mut l = node.list.lock();
-            // SAFETY: we hold the lock of the list the entry's key resolves
-            // to.
-            if unsafe { entry.lru_link() } == LruLink::UNLINKED {
-                return false;
-            }
-            // SAFETY: by the module invariant a linked entry is linked on the
-            // list its key resolves to, which is `l`, and we hold its lock.
-            unsafe { l.remove(cache, entry) };
-            if core::ptr::eq(m, keyed) {
-                // Live (the map lock keeps it so): never reaped.
-                l.nr_own -= 1;
-                false
-            } else {
-                keyed.nr_keyed.fetch_sub(1, Ordering::Relaxed) == 1
-            }
+            // SAFETY: `keyed` is the record the entry's key names and `m` the
+            // live one it resolves to, both kept alive by the map lock we
+            // hold; the entry is of `cache` (this function's contract).
+            unsafe { m.unlink(keyed, cache, entry, nid) }
         });
         if reap {
             self.reap(key);
