@@ -10,6 +10,11 @@ use proptest::prelude::*;
 
 use super::*;
 
+/// Corpus pages, shared with the encoder's tests.
+pub(super) mod corpus;
+
+use corpus::{Take, corpus_pages};
+
 /// Every algorithm built into this test binary.
 fn kinds() -> Vec<CompressorKind> {
     CompressorKind::ALL
@@ -63,33 +68,6 @@ fn round_trip_on(c: &Compressor, cpu: usize, page: &[u8; PAGE_SIZE]) -> Vec<u8> 
         c.kind()
     );
     z
-}
-
-/// Reads up to `max` pages spread over a corpus file, if the corpus exists.
-fn corpus_pages(max: usize) -> Vec<Box<[u8; PAGE_SIZE]>> {
-    let mut pages = Vec::new();
-    let Ok(dir) = std::fs::read_dir(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/corpus"
-    )) else {
-        return pages;
-    };
-    let mut files: Vec<_> = dir
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
-        .collect();
-    files.sort();
-    for f in files {
-        let Ok(data) = std::fs::read(&f) else {
-            continue;
-        };
-        let n = data.len() / PAGE_SIZE;
-        let step = (n / max.max(1)).max(1);
-        for chunk in data.chunks_exact(PAGE_SIZE).step_by(step).take(max) {
-            pages.push(page_from(chunk));
-        }
-    }
-    pages
 }
 
 #[test]
@@ -228,7 +206,7 @@ fn lz4_output_is_plain_lz4_block_format() {
     // on its own (the per-CPU table's reuse changes nothing).
     let c = Compressor::new(CompressorKind::Lz4, 1, Gfp::KERNEL).unwrap();
     let mut pages = vec![heap_like_page(3), page_from(b"abcabcabd")];
-    pages.extend(corpus_pages(8));
+    pages.extend(corpus_pages(Take::PerFile(8)));
     for page in &pages {
         let ours = compress_to_vec(&c, 0, page);
         let mut plain = Box::new([0u8; super::lz4_enc::DST_LEN]);
@@ -414,7 +392,7 @@ fn decompress_works_while_the_same_cpu_compresses() {
 #[test]
 fn corpus_pages_round_trip() {
     // Real memory when the corpus beside the repository is present; nothing otherwise.
-    let pages = corpus_pages(64);
+    let pages = corpus_pages(Take::PerFile(64));
     if !kbase::testing::corpus_test("corpus_pages_round_trip", Some(pages.len())) {
         return;
     }
@@ -547,7 +525,7 @@ proptest! {
 fn mutated_corpus_objects_never_panic() {
     // Deterministic sweep over real objects: flip each byte position of a few
     // compressed corpus pages (synthetic pages without the corpus).
-    let mut pages = corpus_pages(1);
+    let mut pages = corpus_pages(Take::PerFile(1));
     // Runs over the synthetic page either way; reports the corpus part.
     kbase::testing::corpus_test("mutated_corpus_objects_never_panic", Some(pages.len()));
     pages.push(heap_like_page(21));

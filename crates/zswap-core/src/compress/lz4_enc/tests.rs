@@ -15,6 +15,7 @@ use proptest::prelude::*;
 
 use super::{BOUND, DST_LEN, Table, compress};
 use crate::compress::lz4_block;
+use crate::compress::tests::corpus::{Take, corpus_pages};
 use kbase::PAGE_SIZE;
 
 type Page = Box<[u8; PAGE_SIZE]>;
@@ -224,36 +225,6 @@ fn flex_len(page: &[u8; PAGE_SIZE]) -> usize {
     lz4_flex::block::compress_into(&page[..], &mut z).unwrap()
 }
 
-/// Reads up to `max` pages spread over the corpus files, if present.
-fn corpus_pages(max: usize) -> Vec<Page> {
-    let mut pages = Vec::new();
-    let Ok(dir) = std::fs::read_dir(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/corpus"
-    )) else {
-        return pages;
-    };
-    let mut files: Vec<_> = dir
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
-        .collect();
-    files.sort();
-    let per_file = max / files.len().max(1);
-    for f in files {
-        let Ok(data) = std::fs::read(&f) else {
-            continue;
-        };
-        let n = data.len() / PAGE_SIZE;
-        let step = (n / per_file.max(1)).max(1);
-        for i in (0..n).step_by(step).take(per_file) {
-            let mut p = Box::new([0u8; PAGE_SIZE]);
-            p.copy_from_slice(&data[i * PAGE_SIZE..][..PAGE_SIZE]);
-            pages.push(p);
-        }
-    }
-    pages
-}
-
 #[test]
 fn synthetic_pages_round_trip_through_both_decoders() {
     for (i, page) in synthetic().iter().enumerate() {
@@ -339,7 +310,7 @@ fn corpus_sizes_no_worse_than_lz4_flex() {
     // in total (a page that does not shrink counted as the page zswap
     // stores raw) no more bytes than lz4_flex. Both decoders round trip
     // every page.
-    let pages = corpus_pages(2048);
+    let pages = corpus_pages(Take::Total(2048));
     if !kbase::testing::corpus_test("lz4_enc_sizes_vs_lz4_flex", Some(pages.len())) {
         return;
     }
