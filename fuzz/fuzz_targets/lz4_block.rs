@@ -27,6 +27,8 @@ use kbase::{Error, PAGE_SIZE};
 use libfuzzer_sys::fuzz_target;
 use zswap_core::compress::lz4_block;
 
+mod common;
+
 fn compare(src: &[u8], cap: usize, split: usize) {
     let mut ours = vec![0xa5u8; cap];
     let mut theirs = vec![0x5au8; cap];
@@ -53,39 +55,14 @@ fn compare(src: &[u8], cap: usize, split: usize) {
     }
 }
 
-/// A page from a little program: pairs (op, arg) push a literal, repeat
-/// the last byte, or copy from up to 256 bytes back; the rest of the page
-/// repeats what was built (or is zero if nothing was).
+/// A page from the input's program (`common::page_from`): runs of 1 to 64
+/// bytes, copies of 4 to 67.
 fn page_from(prog: &[u8]) -> Vec<u8> {
-    let mut p: Vec<u8> = Vec::with_capacity(PAGE_SIZE + 64);
-    let mut it = prog.chunks_exact(2);
-    while p.len() < PAGE_SIZE {
-        let Some(&[op, arg]) = it.next() else { break };
-        match op % 4 {
-            0 | 3 => p.push(arg),
-            1 => {
-                let b = p.last().copied().unwrap_or(arg);
-                p.extend(std::iter::repeat_n(b, usize::from(arg % 64) + 1));
-            }
-            _ => {
-                let back = usize::from(op >> 2) * 4 + 1;
-                if back <= p.len() {
-                    for _ in 0..usize::from(arg % 64) + 4 {
-                        p.push(p[p.len() - back]);
-                    }
-                } else {
-                    p.push(arg);
-                }
-            }
-        }
-    }
-    let built = p.len();
-    for i in built..PAGE_SIZE {
-        let b = if built == 0 { 0 } else { p[i % built] };
-        p.push(b);
-    }
-    p.truncate(PAGE_SIZE);
-    p
+    common::page_from(
+        prog,
+        |arg| usize::from(arg % 64) + 1,
+        |arg| usize::from(arg % 64) + 4,
+    )
 }
 
 fn damaged_block(data: &[u8], cap: usize, split: usize) {

@@ -20,49 +20,22 @@ use kbase::PAGE_SIZE;
 use libfuzzer_sys::fuzz_target;
 use zswap_core::compress::{lz4_block, lz4_enc};
 
+mod common;
+use common::repeat_to_page;
+
 thread_local! {
     static TABLE: RefCell<lz4_enc::Table> =
         RefCell::new(lz4_enc::Table::try_new().expect("table"));
 }
 
-/// A page from pairs (op, arg): push a literal, repeat the last byte, or
-/// copy from up to 256 bytes back; the rest of the page repeats what was
-/// built (or is zero if nothing was).
+/// A page from the input's program (`common::page_from`): runs of 1 to 511
+/// bytes, copies of 5 to 260.
 fn page_from(prog: &[u8]) -> Vec<u8> {
-    let mut p: Vec<u8> = Vec::with_capacity(PAGE_SIZE + 600);
-    let mut it = prog.chunks_exact(2);
-    while p.len() < PAGE_SIZE {
-        let Some(&[op, arg]) = it.next() else { break };
-        match op % 4 {
-            0 | 3 => p.push(arg),
-            1 => {
-                let b = p.last().copied().unwrap_or(arg);
-                p.extend(std::iter::repeat_n(b, usize::from(arg) * 2 + 1));
-            }
-            _ => {
-                let back = usize::from(op >> 2) * 4 + 1;
-                if back <= p.len() {
-                    for _ in 0..usize::from(arg) + 5 {
-                        p.push(p[p.len() - back]);
-                    }
-                } else {
-                    p.push(arg);
-                }
-            }
-        }
-    }
-    repeat_to_page(p)
-}
-
-/// `p` cut or repeated to one page (zeros if empty).
-fn repeat_to_page(mut p: Vec<u8>) -> Vec<u8> {
-    let built = p.len();
-    for i in built..PAGE_SIZE {
-        let b = if built == 0 { 0 } else { p[i % built] };
-        p.push(b);
-    }
-    p.truncate(PAGE_SIZE);
-    p
+    common::page_from(
+        prog,
+        |arg| usize::from(arg) * 2 + 1,
+        |arg| usize::from(arg) + 5,
+    )
 }
 
 fuzz_target!(|data: &[u8]| {
