@@ -245,6 +245,38 @@ fn percent_of(n: u64, pct: u32) -> u64 {
     u64::try_from(v).unwrap_or(u64::MAX)
 }
 
+/// Cache lines of a page [`prefetch_page_head`] asks for: enough for the
+/// hardware prefetcher to take over the page's sequential read from there.
+const PREFETCH_LINES: usize = 16;
+
+/// Starts bringing the first [`PREFETCH_LINES`] cache lines of `page` into
+/// the cache (`prefetcht0` on x86-64; nothing elsewhere and under Miri). A
+/// hint only: it reads nothing the program sees and never faults.
+///
+/// Store compresses a page that reclaim picked because nobody touched it for
+/// a while, so its first lines usually come from memory; asked for at the
+/// start of the store, they arrive while the limit check, the pool
+/// reference and the entry allocation run instead of stalling the
+/// encoder's first reads.
+#[inline(always)]
+fn prefetch_page_head(page: &[u8; PAGE_SIZE]) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    for k in 0..PREFETCH_LINES {
+        let p = page.as_ptr().wrapping_add(k * 64);
+        // SAFETY: `prefetcht0` only hints the cache: it never faults, writes
+        // nothing and changes no register or flag; `p` is inside `page`.
+        unsafe {
+            core::arch::asm!(
+                "prefetcht0 [{p}]",
+                p = in(reg) p,
+                options(nostack, preserves_flags, readonly)
+            )
+        };
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = page;
+}
+
 /// Whether an entry's pool object is still there when the entry is read or
 /// freed (see [`Zswap::decompress`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -837,6 +869,9 @@ impl<P: ZswapPlatform> Zswap<P> {
             Counters::inc(&self.stats.reject_disabled);
             return Err(Error::ENOENT);
         }
+        // The first page's head is on its way while the checks, the pool
+        // reference, the LRU pin and the entry allocation run.
+        let _ = folio.with_page(0, prefetch_page_head);
         let memcg = self.folio_memcg(folio);
         let objcg = match memcg.as_ref() {
             Some(m) => m.obj_cgroup().ok(),
@@ -901,6 +936,10 @@ impl<P: ZswapPlatform> Zswap<P> {
                 r = Err(Error::EINVAL);
                 break;
             };
+            if i + 1 < nr {
+                // The next page's head comes in while this one compresses.
+                let _ = folio.with_page(i + 1, prefetch_page_head);
+            }
             r = self.store_page(
                 cpu,
                 folio,
