@@ -20,11 +20,11 @@
 //!
 //! | file | what it is |
 //! |---|---|
-//! | `arch/*/boot.rs` | entry: stack, `.bss`, (riscv64) PMP, trap delegation and `mret` to S-mode; UART console; power-off |
+//! | `arch/*/boot.rs` | entry: stack, `.bss`, (riscv64) PMP, trap delegation and `mret` to S-mode; the machine's UART console and power-off (`ci/bare-common/*_virt.rs`) |
 //! | `arch/*/trap.rs` | entering the user task and coming back on its traps; decoding them |
 //! | `arch/*/mmu.rs` | the page-table entry format, turning the MMU on, TLB flushes |
 //! | `trap.rs` | what a trap is, to the kernel's main loop |
-//! | `mm/frames.rs` | the page frame allocator |
+//! | `mm/frames` | the page frame allocator (`ci/bare-common/frames.rs`) |
 //! | `mm/pagetable.rs` | three-level tables; present, swap and empty PTEs |
 //! | `mm/fault.rs` | the page fault handler: demand-zero, swap-in (`read_swap_cache_async`, zswap `load`, device read) |
 //! | `mm/reclaim.rs` | the clock sweep, swap-out (`add_to_swap`, unmap, zswap `store`, device write), memcg and global reclaim, zswap's shrinker |
@@ -33,8 +33,11 @@
 //! | `workload.rs` | the user program |
 //! | this file | the kernel's main: bring-up, run, report, verdict |
 //!
-//! The heap (`#[global_allocator]`, for the crates' small metadata) is the
-//! self-test kernel's (`ci/bare-selftest/src/heap.rs`, shared by path).
+//! Shared by path with the self-test kernel (ci/bare-selftest), from
+//! `ci/bare-common/`: the console (`console.rs`), the page frame allocator
+//! (`frames.rs`), the heap (`heap.rs`: the `#[global_allocator]`, for the
+//! crates' small metadata) and each machine's UART and power-off
+//! (`*_virt.rs`).
 //!
 //! Exit status: 0 pass; 1..=19 a check of the first run failed, 21..=39
 //! of the second, 41..=59 of the third (the list in [`run`], the runs in
@@ -46,8 +49,9 @@
 extern crate alloc;
 
 mod arch;
+#[path = "../../bare-common/console.rs"]
 pub mod console;
-#[path = "../../bare-selftest/src/heap.rs"]
+#[path = "../../bare-common/heap.rs"]
 mod heap;
 mod mm;
 mod trap;

@@ -23,7 +23,7 @@ use memcg::{MemcgRef, MemcgTree, ReclaimHook};
 use swapcache::{Folio, MemBackend, SwapBackend, SwapEvent, SwapPlatform, SwapSpace, SwpEntry};
 use zswap_core::{Zswap, ZswapPlatform};
 
-use crate::pages::{NR_PAGES, PAGES};
+use crate::frames::{FRAMES, NR_FRAMES};
 
 /// What exists before zswap.
 pub struct Base {
@@ -124,7 +124,7 @@ pub fn uncharge_folio(folio: &Folio) {
 
 impl SwapPlatform for BareSwap {
     fn page_allocator(&self) -> &'static dyn PageAllocator {
-        &PAGES
+        &FRAMES
     }
 
     /// `mem_cgroup_swapin_charge_folio`: charges the cgroup recorded for the
@@ -248,13 +248,13 @@ impl ZswapPlatform for BareZswap {
     type Swap = BareSwap;
 
     fn page_allocator(&self) -> &'static dyn PageAllocator {
-        &PAGES
+        &FRAMES
     }
     fn cpu(&self) -> &dyn CpuInfo {
         &self.cpus
     }
     fn totalram_pages(&self) -> u64 {
-        NR_PAGES as u64
+        NR_FRAMES as u64
     }
     fn swap_space(&self) -> &SwapSpace<BareSwap> {
         &self.base.swap

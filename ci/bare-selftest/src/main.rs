@@ -6,7 +6,7 @@
 //!
 //! The kernel brings: boot code and a console per machine (`arch`), a
 //! global allocator (`heap`: size-class free lists over a static arena,
-//! null on exhaustion), a page allocator (`pages`: a free list of frames
+//! null on exhaustion), a page allocator (`frames`: a free list of frames
 //! over a static arena, counting bad frees), two CPUs, the swap platform, a
 //! memory cgroup tree with one cgroup, an in-memory swap device, and
 //! zswap's platform (`kernel`). The self-test (`selftest`) then swaps pages
@@ -37,10 +37,13 @@ extern crate alloc;
 #[cfg_attr(target_arch = "x86_64", path = "arch/linux.rs")]
 mod arch;
 mod checks;
+#[path = "../../bare-common/console.rs"]
 pub mod console;
+#[path = "../../bare-common/frames.rs"]
+mod frames;
+#[path = "../../bare-common/heap.rs"]
 mod heap;
 mod kernel;
-mod pages;
 mod selftest;
 
 #[global_allocator]
@@ -55,7 +58,7 @@ pub const TRAP_STATUS: u8 = 200;
 fn panic(info: &core::panic::PanicInfo) -> ! {
     kprintln!("PANIC: {info}");
     checks::summary(Some(PANIC_STATUS));
-    arch::exit(PANIC_STATUS)
+    arch::poweroff(PANIC_STATUS)
 }
 
 /// Called by the boot code once the machine is set up.
@@ -63,5 +66,5 @@ pub extern "C" fn kmain() -> ! {
     kprintln!("bare-selftest: zswap on {}", checks::MACHINE);
     let failed = selftest::run().err();
     checks::summary(failed);
-    arch::exit(failed.unwrap_or(0))
+    arch::poweroff(failed.unwrap_or(0))
 }

@@ -41,8 +41,8 @@ use memcg::{MemcgRef, MemcgTree};
 use swapcache::{Folio, MemBackend, SwapBackend, SwapSpace, SwpEntry};
 use zswap_core::{CompressorKind, Zswap, ZswapParams};
 
+use crate::frames::{FRAMES, NR_FRAMES};
 use crate::kernel::{BASE, BareSwap, BareZswap, EVENTS, Events, ZSWAP, uncharge_folio};
-use crate::pages::PAGES;
 
 /// Slots of the swap device.
 const SWAP_PAGES: u64 = 1024;
@@ -170,7 +170,7 @@ fn fill(i: usize, salt: u64, p: &mut [u8; PAGE_SIZE]) {
 /// then the folio leaves the swap cache and is freed. The slot keeps count
 /// 1 (the page table's).
 fn swap_out(k: &K, data: &[u8; PAGE_SIZE]) -> kbase::Result<SwpEntry> {
-    let folio = Folio::alloc(&PAGES, 1, Gfp::KERNEL)?;
+    let folio = Folio::alloc(&FRAMES, 1, Gfp::KERNEL)?;
     folio.with_page_mut(0, |p| p.copy_from_slice(data))?;
     folio.set_memcg_id(k.cg.id());
     folio.lock();
@@ -556,8 +556,8 @@ fn teardown(k: &K) -> Check {
     ensure(z.lru_entries() == 0, 133)?;
     z.swapoff(k.swp_type).map_err(|_| 124)?;
     k.swap().swapoff(k.swp_type).map_err(|_| 125)?;
-    ensure(PAGES.allocated() == 0, 126)?;
-    ensure(PAGES.bad_frees() == 0, 127)?;
+    ensure(FRAMES.nr_free() == NR_FRAMES, 126)?;
+    ensure(FRAMES.bad_frees() == 0, 127)?;
     ensure(crate::ALLOCATOR.failures() == 0, 128)?;
     let root = k.base.memcgs.root();
     ensure(

@@ -13,6 +13,7 @@
 //! briefly and never across a call that may reclaim (reclaim takes it too).
 
 pub mod fault;
+#[path = "../../../bare-common/frames.rs"]
 pub mod frames;
 pub mod pagetable;
 pub mod reclaim;

@@ -5,8 +5,9 @@
 //! - Boot: core 0 runs, the others park; FP/SIMD on (`CPACR_EL1.FPEN`: the
 //!   compiler uses NEON for copies); exception vectors; stack; `.bss`
 //!   zeroed (the heap and page arenas live there); then [`crate::kmain`].
-//! - Console: the PL011 UART at 0x0900_0000.
-//! - Exit: semihosting `SYS_EXIT` (QEMU needs `-semihosting`) with our status.
+//! - Console: the PL011 UART at 0x0900_0000, and power-off: semihosting
+//!   `SYS_EXIT` (QEMU needs `-semihosting`) with our status (both
+//!   `ci/bare-common/aarch64_virt.rs`, shared with bare-paging).
 //! - Traps: any exception prints its syndrome and ends with
 //!   [`crate::TRAP_STATUS`].
 
@@ -54,40 +55,12 @@ exception:
     trap = sym trap,
 );
 
-const UART: usize = 0x0900_0000;
-/// Flag register; bit 5: the transmit FIFO is full.
-const UART_FR: usize = UART + 0x18;
-const FR_TXFF: u32 = 1 << 5;
-
-/// Writes `bytes` to the UART.
-pub fn console_write(bytes: &[u8]) {
-    for &b in bytes {
-        // SAFETY: the PL011 registers of QEMU's virt machine: MMIO taking
-        // volatile 32-bit accesses, owned by this one core.
-        unsafe {
-            while core::ptr::read_volatile(UART_FR as *const u32) & FR_TXFF != 0 {}
-            core::ptr::write_volatile(UART as *mut u32, u32::from(b));
-        }
-    }
-}
-
-/// Ends QEMU with `code` (0 = pass): semihosting `SYS_EXIT` (0x18) with
-/// `ADP_Stopped_ApplicationExit` (0x20026) and the status.
-pub fn exit(code: u8) -> ! {
-    let block: [u64; 2] = [0x20026, u64::from(code)];
-    // SAFETY: the semihosting trap (`hlt #0xf000`) reads the two words of
-    // `block`, which lives across the call; QEMU ends the machine.
-    unsafe {
-        core::arch::asm!("hlt #0xf000", in("w0") 0x18u32, in("x1") block.as_ptr(), options(nostack));
-    }
-    loop {
-        // SAFETY: `wfe` only waits for an event.
-        unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
-    }
-}
+#[path = "../../../bare-common/aarch64_virt.rs"]
+mod virt;
+pub use virt::{console_write, poweroff};
 
 /// Any exception at EL1: report it and end the run.
 extern "C" fn trap(esr: usize, elr: usize, far: usize) -> ! {
     crate::kprintln!("TRAP: esr {esr:#x} elr {elr:#x} far {far:#x}");
-    exit(crate::TRAP_STATUS)
+    poweroff(crate::TRAP_STATUS)
 }

@@ -1,6 +1,6 @@
 //! x86_64: the kernel runs as a Linux process (the freestanding image is
 //! static, so Linux's loader starts it at `_start` with a stack and a
-//! zeroed `.bss`). Console: `write(1, ...)`; exit: `exit(status)`.
+//! zeroed `.bss`). Console: `write(1, ...)`; power-off: `exit(status)`.
 
 /// The entry point.
 #[unsafe(no_mangle)]
@@ -35,8 +35,8 @@ pub fn console_write(bytes: &[u8]) {
     }
 }
 
-/// Ends the process with `code` (Linux `exit`).
-pub fn exit(code: u8) -> ! {
+/// Ends the run with `code`: the process exits (Linux `exit`).
+pub fn poweroff(code: u8) -> ! {
     // SAFETY: Linux's exit syscall (60) takes the status in rdi and does not
     // return; it touches no memory of ours.
     unsafe {

@@ -4,8 +4,9 @@
 //! - Boot: hart 0 runs, the others park; stack; FPU on (`mstatus.FS`, the
 //!   target is hard-float); a trap vector; `.bss` zeroed (the heap and page
 //!   arenas live there); then [`crate::kmain`].
-//! - Console: the NS16550 UART at 0x1000_0000.
-//! - Exit: the SiFive test device at 0x10_0000 ends QEMU with our status.
+//! - Console: the NS16550 UART at 0x1000_0000, and power-off: the SiFive
+//!   test device at 0x10_0000 ends QEMU with our status (both
+//!   `ci/bare-common/riscv64_virt.rs`, shared with bare-paging).
 //! - Traps: any exception prints its cause and ends with [`crate::TRAP_STATUS`].
 
 core::arch::global_asm!(
@@ -42,41 +43,12 @@ trap_entry:
     trap = sym trap,
 );
 
-const UART: usize = 0x1000_0000;
-/// Line status register; bit 5: the transmit holding register is empty.
-const UART_LSR: usize = UART + 5;
-const LSR_THRE: u8 = 1 << 5;
-
-/// Writes `bytes` to the UART.
-pub fn console_write(bytes: &[u8]) {
-    for &b in bytes {
-        // SAFETY: the 16550 registers of QEMU's virt machine: MMIO that
-        // only takes volatile byte accesses, owned by this one hart.
-        unsafe {
-            while core::ptr::read_volatile(UART_LSR as *const u8) & LSR_THRE == 0 {}
-            core::ptr::write_volatile(UART as *mut u8, b);
-        }
-    }
-}
-
-/// Ends QEMU with `code` (0 = pass) through the SiFive test device:
-/// `0x5555` is "pass", `code << 16 | 0x3333` is "fail with code".
-pub fn exit(code: u8) -> ! {
-    let v: u32 = if code == 0 {
-        0x5555
-    } else {
-        (u32::from(code) << 16) | 0x3333
-    };
-    // SAFETY: the test device's register; the write ends the machine.
-    unsafe { core::ptr::write_volatile(0x10_0000 as *mut u32, v) };
-    loop {
-        // SAFETY: `wfi` only waits for an interrupt.
-        unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
-    }
-}
+#[path = "../../../bare-common/riscv64_virt.rs"]
+mod virt;
+pub use virt::{console_write, poweroff};
 
 /// Any exception in M-mode: report it and end the run.
 extern "C" fn trap(cause: usize, pc: usize, tval: usize) -> ! {
     crate::kprintln!("TRAP: mcause {cause:#x} mepc {pc:#x} mtval {tval:#x}");
-    exit(crate::TRAP_STATUS)
+    poweroff(crate::TRAP_STATUS)
 }

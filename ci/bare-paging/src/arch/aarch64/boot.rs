@@ -38,35 +38,7 @@ _start:
 /// What the kernel runs on, for the first line.
 pub const MACHINE: &str = "aarch64 (QEMU virt, Cortex-A57, EL1, 39-bit VA)";
 
-const UART: usize = 0x0900_0000;
-/// Flag register; bit 5: the transmit FIFO is full.
-const UART_FR: usize = UART + 0x18;
-const FR_TXFF: u32 = 1 << 5;
-
-/// Writes `bytes` to the PL011 UART (identity-mapped as Device memory once
-/// the MMU is on).
-pub fn console_write(bytes: &[u8]) {
-    for &b in bytes {
-        // SAFETY: the PL011 registers of QEMU virt: MMIO taking volatile
-        // 32-bit accesses; one core drives them.
-        unsafe {
-            while core::ptr::read_volatile(UART_FR as *const u32) & FR_TXFF != 0 {}
-            core::ptr::write_volatile(UART as *mut u32, u32::from(b));
-        }
-    }
-}
-
-/// Ends QEMU with `status` (0 = pass): semihosting `SYS_EXIT` (0x18) with
-/// `ADP_Stopped_ApplicationExit` (0x20026); QEMU needs `-semihosting`.
-pub fn poweroff(status: u8) -> ! {
-    let block: [u64; 2] = [0x20026, u64::from(status)];
-    // SAFETY: the semihosting trap reads the two words of `block` (live
-    // across the call, identity-mapped); QEMU ends the machine.
-    unsafe {
-        core::arch::asm!("hlt #0xf000", in("w0") 0x18u32, in("x1") block.as_ptr(), options(nostack));
-    }
-    loop {
-        // SAFETY: `wfe` only waits for an event.
-        unsafe { core::arch::asm!("wfe", options(nomem, nostack)) };
-    }
-}
+// Console and power-off: the machine's UART and exit device.
+#[path = "../../../../bare-common/aarch64_virt.rs"]
+mod virt;
+pub use virt::{console_write, poweroff};

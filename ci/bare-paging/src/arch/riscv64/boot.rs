@@ -72,45 +72,7 @@ extern "C" fn m_trap(cause: usize, pc: usize, tval: usize) -> ! {
 /// What the kernel runs on, for the first line.
 pub const MACHINE: &str = "riscv64 (QEMU virt, S-mode, Sv39)";
 
-// ---------------------------------------------------------------------------
-// Console: the NS16550 UART
-// ---------------------------------------------------------------------------
-
-const UART: usize = 0x1000_0000;
-/// Line status register; bit 5: the transmit holding register is empty.
-const UART_LSR: usize = UART + 5;
-const LSR_THRE: u8 = 1 << 5;
-
-/// Writes `bytes` to the UART (identity-mapped before and after the MMU is
-/// on).
-pub fn console_write(bytes: &[u8]) {
-    for &b in bytes {
-        // SAFETY: the 16550's registers on QEMU virt: MMIO that takes
-        // volatile byte accesses; one hart, so no one else drives it.
-        unsafe {
-            while core::ptr::read_volatile(UART_LSR as *const u8) & LSR_THRE == 0 {}
-            core::ptr::write_volatile(UART as *mut u8, b);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Power-off: the SiFive test device
-// ---------------------------------------------------------------------------
-
-/// Ends QEMU with `status` (0 = pass): `0x5555` is "pass", `code << 16 |
-/// 0x3333` "fail with code".
-pub fn poweroff(status: u8) -> ! {
-    let v: u32 = if status == 0 {
-        0x5555
-    } else {
-        (u32::from(status) << 16) | 0x3333
-    };
-    // SAFETY: the test device's register (identity-mapped); the write ends
-    // the machine.
-    unsafe { core::ptr::write_volatile(0x10_0000 as *mut u32, v) };
-    loop {
-        // SAFETY: `wfi` only waits for an interrupt.
-        unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
-    }
-}
+// Console and power-off: the machine's UART and exit device.
+#[path = "../../../../bare-common/riscv64_virt.rs"]
+mod virt;
+pub use virt::{console_write, poweroff};

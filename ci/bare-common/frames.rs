@@ -1,11 +1,13 @@
-//! Page frames: the RAM the task, its page tables, the swap cache and
-//! zswap's pool share (Linux's buddy allocator, reduced to one order).
+//! Page frames: the RAM a kernel's pages come from (Linux's buddy
+//! allocator, reduced to one order). In bare-paging the task, its page
+//! tables, the swap cache and zswap's pool share them; in bare-selftest the
+//! folios and zswap's pool.
 //!
 //! [`NR_FRAMES`] frames in a static, page-aligned arena; a stack of free
 //! frame numbers and a bitmap of allocated ones (a free of a frame that is
-//! not allocated is counted and ignored). The kernel runs identity-mapped,
-//! so a frame's address is both its physical and its kernel virtual
-//! address.
+//! not allocated, a double free or a foreign pointer, is counted and
+//! ignored). The kernels run with the MMU off or identity-mapped, so a
+//! frame's address is both its physical and its kernel virtual address.
 //!
 //! # Invariants
 //!
@@ -79,6 +81,7 @@ impl Frames {
     }
 
     /// Allocations refused for want of a frame.
+    #[allow(dead_code, reason = "bare-paging reports it; bare-selftest does not")]
     pub fn alloc_failures(&self) -> usize {
         self.state.lock().alloc_failures
     }

@@ -2,8 +2,9 @@
 //!
 //! Blocks are carved from the arena by a bump pointer and, once freed, kept
 //! on a free list per size class (the next pointer lives in the free block)
-//! for reuse by the same class. No coalescing, no splitting: enough for a
-//! self-test whose allocations are small and recur. Exhaustion returns null
+//! for reuse by the same class. No coalescing, no splitting: enough for
+//! these kernels, whose heap allocations (the crates' metadata) are small
+//! and recur. Exhaustion returns null
 //! (callers in the zswap crates turn it into `ENOMEM`); nothing here panics.
 //!
 //! # Invariants
