@@ -259,6 +259,16 @@ unsafe fn put<T>(out: *mut T, v: T) -> Result<()> {
     Ok(())
 }
 
+/// `EINVAL` for a NULL pointer argument: checked before the call changes
+/// anything, where [`put`] or a read would come too late.
+fn non_null<T>(p: *const T) -> Result<()> {
+    if p.is_null() {
+        Err(Error::EINVAL)
+    } else {
+        Ok(())
+    }
+}
+
 // ---------------------------------------------------------------------------
 // create / destroy
 // ---------------------------------------------------------------------------
@@ -424,9 +434,7 @@ pub unsafe extern "C" fn zswap_destroy(z: *mut zswap) -> c_int {
 pub unsafe extern "C" fn zswap_swapon(z: *mut zswap, nr_pages: u64, type_out: *mut u32) -> c_int {
     rc((|| {
         let z = inst(z)?;
-        if type_out.is_null() {
-            return Err(Error::EINVAL);
-        }
+        non_null(type_out)?;
         let t = z.swap().swapon(nr_pages, Gfp::KERNEL)?;
         if let Err(e) = z.zswap.swapon(t, nr_pages) {
             let _ = z.swap().swapoff(t);
@@ -510,9 +518,8 @@ pub unsafe extern "C" fn zswap_swap_alloc(
 ) -> c_int {
     rc((|| {
         let z = inst(z)?;
-        if type_out.is_null() || offset_out.is_null() {
-            return Err(Error::EINVAL);
-        }
+        non_null(type_out)?;
+        non_null(offset_out)?;
         let e = z.swap().get_swap_pages(1, Gfp::KERNEL)?;
         // SAFETY: both checked non-NULL; valid for writes (contract).
         unsafe {
@@ -584,9 +591,7 @@ pub unsafe extern "C" fn zswap_store(
     rc((|| {
         let z = inst(z)?;
         let swp = entry(swp_type, offset)?;
-        if page.is_null() {
-            return Err(Error::EINVAL);
-        }
+        non_null(page)?;
         // SAFETY: non-NULL, and valid for reads of PAGE_SIZE bytes by the
         // caller's contract; u8 has no alignment.
         let src = unsafe { &*page.cast::<[u8; PAGE_SIZE]>() };
@@ -672,9 +677,7 @@ pub unsafe extern "C" fn zswap_load(
     rc((|| {
         let z = inst(z)?;
         let swp = entry(swp_type, offset)?;
-        if page.is_null() {
-            return Err(Error::EINVAL);
-        }
+        non_null(page)?;
         // SAFETY: non-NULL, valid for writes of PAGE_SIZE bytes and not
         // aliased during the call (contract); u8 has no alignment.
         let dst = unsafe { &mut *page.cast::<[u8; PAGE_SIZE]>() };
@@ -801,6 +804,65 @@ fn shrink_control(z: &zswap, sc: &zswap_shrink_control) -> Result<ShrinkControl>
     Ok(c)
 }
 
+/// The count half of a shrinker (`zswap_shrinker_count`,
+/// `zswap_pool_shrinker_count`): checks the arguments, runs `count_fn` on
+/// the control and writes its result to `*count`.
+///
+/// # Safety
+///
+/// `sc` is NULL or valid for a read; `count` NULL or valid for a write.
+unsafe fn shrinker_count(
+    z: *mut zswap,
+    sc: *const zswap_shrink_control,
+    count: *mut u64,
+    count_fn: impl FnOnce(&Zswap<CZswap>, &ShrinkControl) -> u64,
+) -> c_int {
+    rc((|| {
+        let z = inst(z)?;
+        non_null(sc)?;
+        non_null(count)?;
+        // SAFETY: non-NULL and valid for a read (contract).
+        let c = shrink_control(z, unsafe { &*sc })?;
+        let n = count_fn(&z.zswap, &c);
+        // SAFETY: non-NULL and valid for a write (contract).
+        unsafe { put(count, n) }
+    })())
+}
+
+/// The scan half of a shrinker (`zswap_shrinker_scan`,
+/// `zswap_pool_shrinker_scan`): checks the arguments, runs `scan_fn` on the
+/// control, and writes back `sc->nr_scanned` and `*freed` (its count, or
+/// `ZSWAP_SHRINK_STOP`).
+///
+/// # Safety
+///
+/// `sc` is NULL or valid for reads and writes, with no other reference to
+/// it during the call; `freed` NULL or valid for a write.
+unsafe fn shrinker_scan(
+    z: *mut zswap,
+    sc: *mut zswap_shrink_control,
+    freed: *mut u64,
+    scan_fn: impl FnOnce(&Zswap<CZswap>, &mut ShrinkControl) -> ShrinkResult,
+) -> c_int {
+    rc((|| {
+        let z = inst(z)?;
+        non_null(sc)?;
+        non_null(freed)?;
+        // SAFETY: non-NULL and valid for reads and writes (contract); no
+        // other reference to it exists during the call.
+        let sc = unsafe { &mut *sc };
+        let mut c = shrink_control(z, sc)?;
+        let r = scan_fn(&z.zswap, &mut c);
+        sc.nr_scanned = c.nr_scanned as u64;
+        let n = match r {
+            ShrinkResult::Freed(n) => n as u64,
+            ShrinkResult::Stop => ZSWAP_SHRINK_STOP,
+        };
+        // SAFETY: non-NULL and valid for a write (contract).
+        unsafe { put(freed, n) }
+    })())
+}
+
 /// `zswap_shrinker_count`: how many entries the memory-pressure shrinker
 /// offers for (`memcg_id`, `nid`), scaled by the compression ratio, into
 /// `*count`. 0 with the shrinker disabled (`shrinker_enabled`), writeback
@@ -816,17 +878,9 @@ pub unsafe extern "C" fn zswap_shrinker_count(
     sc: *const zswap_shrink_control,
     count: *mut u64,
 ) -> c_int {
-    rc((|| {
-        let z = inst(z)?;
-        if sc.is_null() || count.is_null() {
-            return Err(Error::EINVAL);
-        }
-        // SAFETY: non-NULL and valid for a read (contract).
-        let c = shrink_control(z, unsafe { &*sc })?;
-        let n = z.zswap.shrinker_count(&c);
-        // SAFETY: non-NULL and valid for a write (contract).
-        unsafe { put(count, n) }
-    })())
+    // SAFETY: `sc` and `count` are NULL or valid as `shrinker_count` needs
+    // (this function's contract).
+    unsafe { shrinker_count(z, sc, count, Zswap::shrinker_count) }
 }
 
 /// `zswap_shrinker_scan`: writes back up to `sc->nr_to_scan` entries of the
@@ -846,24 +900,9 @@ pub unsafe extern "C" fn zswap_shrinker_scan(
     sc: *mut zswap_shrink_control,
     freed: *mut u64,
 ) -> c_int {
-    rc((|| {
-        let z = inst(z)?;
-        if sc.is_null() || freed.is_null() {
-            return Err(Error::EINVAL);
-        }
-        // SAFETY: non-NULL and valid for reads and writes (contract); no
-        // other reference to it exists during the call.
-        let sc = unsafe { &mut *sc };
-        let mut c = shrink_control(z, sc)?;
-        let r = z.zswap.shrinker_scan(&mut c);
-        sc.nr_scanned = c.nr_scanned as u64;
-        let n = match r {
-            ShrinkResult::Freed(n) => n as u64,
-            ShrinkResult::Stop => ZSWAP_SHRINK_STOP,
-        };
-        // SAFETY: non-NULL and valid for a write (contract).
-        unsafe { put(freed, n) }
-    })())
+    // SAFETY: `sc` and `freed` are NULL or valid (and `sc` not aliased) as
+    // `shrinker_scan` needs (this function's contract).
+    unsafe { shrinker_scan(z, sc, freed, Zswap::shrinker_scan) }
 }
 
 /// `shrink_worker`: the work item `queue_shrink_work` asked for. Shrinks
@@ -911,17 +950,9 @@ pub unsafe extern "C" fn zswap_pool_shrinker_count(
     sc: *const zswap_shrink_control,
     count: *mut u64,
 ) -> c_int {
-    rc((|| {
-        let z = inst(z)?;
-        if sc.is_null() || count.is_null() {
-            return Err(Error::EINVAL);
-        }
-        // SAFETY: non-NULL and valid for a read (contract).
-        let c = shrink_control(z, unsafe { &*sc })?;
-        let n = z.zswap.pool_shrinker_count(&c);
-        // SAFETY: non-NULL and valid for a write (contract).
-        unsafe { put(count, n) }
-    })())
+    // SAFETY: `sc` and `count` are NULL or valid as `shrinker_count` needs
+    // (this function's contract).
+    unsafe { shrinker_count(z, sc, count, Zswap::pool_shrinker_count) }
 }
 
 /// The pool's compaction shrinker, scan half (`zs_shrinker_scan`): moves
@@ -941,24 +972,9 @@ pub unsafe extern "C" fn zswap_pool_shrinker_scan(
     sc: *mut zswap_shrink_control,
     freed: *mut u64,
 ) -> c_int {
-    rc((|| {
-        let z = inst(z)?;
-        if sc.is_null() || freed.is_null() {
-            return Err(Error::EINVAL);
-        }
-        // SAFETY: non-NULL and valid for reads and writes (contract); no
-        // other reference to it exists during the call.
-        let sc = unsafe { &mut *sc };
-        let mut c = shrink_control(z, sc)?;
-        let r = z.zswap.pool_shrinker_scan(&mut c);
-        sc.nr_scanned = c.nr_scanned as u64;
-        let n = match r {
-            ShrinkResult::Freed(n) => n as u64,
-            ShrinkResult::Stop => ZSWAP_SHRINK_STOP,
-        };
-        // SAFETY: non-NULL and valid for a write (contract).
-        unsafe { put(freed, n) }
-    })())
+    // SAFETY: `sc` and `freed` are NULL or valid (and `sc` not aliased) as
+    // `shrinker_scan` needs (this function's contract).
+    unsafe { shrinker_scan(z, sc, freed, Zswap::pool_shrinker_scan) }
 }
 
 /// `zs_compact`: compacts every pool completely (the pool's `compact`
@@ -972,9 +988,7 @@ pub unsafe extern "C" fn zswap_pool_shrinker_scan(
 pub unsafe extern "C" fn zswap_compact(z: *mut zswap, pages: *mut u64) -> c_int {
     rc((|| {
         let z = inst(z)?;
-        if pages.is_null() {
-            return Err(Error::EINVAL);
-        }
+        non_null(pages)?;
         let n = z.zswap.compact_pools() as u64;
         // SAFETY: non-NULL and valid for a write (contract).
         unsafe { put(pages, n) }
@@ -1178,9 +1192,7 @@ pub unsafe extern "C" fn zswap_memcg_create(
         let t = tree(z)?;
         // SAFETY: NULL or NUL-terminated (contract).
         let p = unsafe { c_str(path)? };
-        if id_out.is_null() {
-            return Err(Error::EINVAL);
-        }
+        non_null(id_out)?;
         let m = t.create(p, Gfp::KERNEL)?;
         // SAFETY: non-NULL and valid for a write (contract).
         unsafe { put(id_out, m.id()) }
