@@ -247,10 +247,11 @@ fn percent_of(n: u64, pct: u32) -> u64 {
 
 /// Cache lines of a page [`prefetch_page_head`] asks for: enough for the
 /// hardware prefetcher to take over the page's sequential read from there.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 const PREFETCH_LINES: usize = 16;
 
-/// Starts bringing the first [`PREFETCH_LINES`] cache lines of `page` into
-/// the cache (`prefetcht0` on x86-64; nothing elsewhere and under Miri). A
+/// Starts bringing the first 16 cache lines of `page` into the cache
+/// (`prefetcht0` on x86-64; nothing elsewhere and under Miri). A
 /// hint only: it reads nothing the program sees and never faults.
 ///
 /// Store compresses a page that reclaim picked because nobody touched it for
