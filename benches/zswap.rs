@@ -35,6 +35,12 @@
 //! the ratios are printed as tables at the end. Run with
 //! `cargo bench --bench zswap -- --quick`. Memory is measured by the
 //! `zswap_mem` bench.
+//!
+//! The 2-thread scaling moves from run to run with where the host places
+//! the two vCPUs; `ZSWAP_BENCH_2T_ONLY=N cargo bench --bench zswap --
+//! --quick` runs that row alone N times (under a second each), printing
+//! the decoder's scaling and both concurrencies beside it, so a range can
+//! be taken from many runs or two builds alternated quickly.
 
 mod common;
 
@@ -662,6 +668,26 @@ fn bench_zswap(c: &mut Criterion) {
     let pages = timed_subset(&corpus, TIMED_PAGES);
     let n = pages.len();
     set_cpu(0);
+    // Only the 2-thread load scaling, `ZSWAP_BENCH_2T_ONLY` times (see the
+    // module docs).
+    if let Some(reps) = std::env::var("ZSWAP_BENCH_2T_ONLY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let two = TwoSets::new(pages.clone());
+        eprintln!(
+            "| run | zswap load 2T / 1T | CPU/wall 2T | decoder alone 2T / 1T | CPU/wall 2T |"
+        );
+        eprintln!("|---|---|---|---|---|");
+        for run in 1..=reps {
+            let (zs, dec) = two.load_scaling();
+            eprintln!(
+                "| {run} | {:.3} | {:.2} | {:.3} | {:.2} |",
+                zs.ratio, zs.concurrency2, dec.ratio, dec.concurrency2
+            );
+        }
+        return;
+    }
 
     let lz4 = Fixture::new(CompressorKind::Lz4, 1, pages.clone());
     let zstd = Fixture::new(CompressorKind::Zstd, 1, pages.clone());
