@@ -46,7 +46,6 @@ mod common;
 
 use std::ffi::{c_char, c_int, c_void};
 use std::hint::black_box;
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use common::{
@@ -468,16 +467,23 @@ fn single_zstd(fx: &Fixture) -> Single {
 /// Wall time of one run of `work(t)` on `nr` threads (thread `t` is CPU
 /// `t`), released together, and the CPU time the threads used. The wall
 /// time runs from the first thread's start to the last one's end, both
-/// taken by the workers themselves.
+/// taken by the workers themselves. The threads wait for each other at the
+/// start by spinning: with a sleeping barrier, the threads that arrived
+/// first start one scheduler wake-up after the last (tens of microseconds
+/// of a run of about a millisecond, different every round), which the wall
+/// time counts.
 fn run_threads(nr: usize, work: &(dyn Fn(usize) + Sync)) -> (Duration, Duration) {
-    let start = Barrier::new(nr);
+    let arrived = std::sync::atomic::AtomicUsize::new(0);
     let spans = std::sync::Mutex::new(Vec::with_capacity(nr));
     std::thread::scope(|s| {
         for t in 0..nr {
-            let (start, spans) = (&start, &spans);
+            let (arrived, spans) = (&arrived, &spans);
             s.spawn(move || {
                 set_cpu(t);
-                start.wait();
+                arrived.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                while arrived.load(std::sync::atomic::Ordering::Acquire) < nr {
+                    std::hint::spin_loop();
+                }
                 let (w, c) = (Instant::now(), thread_cpu_ns());
                 work(t);
                 let (c, e) = (thread_cpu_ns() - c, Instant::now());
