@@ -12,8 +12,11 @@ use super::*;
 
 /// Corpus pages, shared with the encoder's tests.
 pub(super) mod corpus;
+/// Synthetic pages, shared with the decoder's and the encoder's tests.
+pub(super) mod pages;
 
 use corpus::{Take, corpus_pages};
+use pages::{heap_like_page, page_from};
 
 /// Every algorithm built into this test binary.
 fn kinds() -> Vec<CompressorKind> {
@@ -21,33 +24,6 @@ fn kinds() -> Vec<CompressorKind> {
         .into_iter()
         .filter(|k| k.is_available())
         .collect()
-}
-
-fn page_from(bytes: &[u8]) -> Box<[u8; PAGE_SIZE]> {
-    let mut p = Box::new([0u8; PAGE_SIZE]);
-    for (d, s) in p.iter_mut().zip(bytes.iter().cycle()) {
-        *d = *s;
-    }
-    p
-}
-
-/// A page of words like a heap holds: small integers, pointers, zeros.
-fn heap_like_page(seed: u64) -> Box<[u8; PAGE_SIZE]> {
-    let mut p = Box::new([0u8; PAGE_SIZE]);
-    let mut x = seed | 1;
-    for w in p.chunks_exact_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let v: u64 = match x % 4 {
-            0 => 0,
-            1 => 0x0000_5555_0000_0000 | (x >> 40) << 4,
-            2 => x % 100,
-            _ => x,
-        };
-        w.copy_from_slice(&v.to_le_bytes());
-    }
-    p
 }
 
 fn compress_to_vec(c: &Compressor, cpu: usize, page: &[u8; PAGE_SIZE]) -> Vec<u8> {

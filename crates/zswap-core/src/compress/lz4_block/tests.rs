@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use proptest::prelude::*;
 
 use super::{decompress, decompress_split};
+use crate::compress::tests::pages::{heap_like_page, page_from};
 use kbase::PAGE_SIZE;
 
 /// The format as the module docs define it, one byte at a time: the output
@@ -134,25 +135,6 @@ fn lz4_flex_compress(data: &[u8]) -> Vec<u8> {
     let n = lz4_flex::block::compress_into(data, &mut z).unwrap();
     z.truncate(n);
     z
-}
-
-/// A page of words like a heap holds: zeros, pointers, small integers.
-fn heap_like(seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut p = Vec::with_capacity(PAGE_SIZE);
-    while p.len() < PAGE_SIZE {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let v: u64 = match x % 4 {
-            0 => 0,
-            1 => 0x0000_5555_0000_0000 | (x >> 40) << 4,
-            2 => x % 100,
-            _ => x,
-        };
-        p.extend_from_slice(&v.to_le_bytes());
-    }
-    p
 }
 
 fn noise(len: usize, seed: u64) -> Vec<u8> {
@@ -288,14 +270,9 @@ fn overlong_lengths_are_errors() {
 }
 
 fn sample_objects() -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut text = Vec::new();
-    while text.len() < PAGE_SIZE {
-        text.extend_from_slice(b"The quick brown fox jumps over the lazy dog. ");
-    }
-    text.truncate(PAGE_SIZE);
-    let mut pages = vec![heap_like(5)];
+    let mut pages = vec![heap_like_page(5).to_vec()];
     if !cfg!(miri) {
-        pages.push(text);
+        pages.push(page_from(b"The quick brown fox jumps over the lazy dog. ").to_vec());
         pages.push(vec![0u8; PAGE_SIZE]);
         pages.push(noise(PAGE_SIZE, 6));
         let mut half = noise(PAGE_SIZE / 2, 7);
@@ -453,7 +430,7 @@ fn compressor_decodes_through_this_decoder() {
     use super::super::{Compressor, CompressorKind};
     use kbase::{Error, Gfp};
     let c = Compressor::new(CompressorKind::Lz4, 1, Gfp::KERNEL).unwrap();
-    let page: [u8; PAGE_SIZE] = heap_like(9).try_into().unwrap();
+    let page = *heap_like_page(9);
     let z = c.compress(0, &page, |r| r.unwrap().to_vec());
     let mut out = [0u8; PAGE_SIZE];
     assert_eq!(c.decompress(0, &z, &[], &mut out), Ok(()));
@@ -614,7 +591,7 @@ fn compressor_decodes_split_objects() {
     use super::super::{Compressor, CompressorKind};
     use kbase::{Error, Gfp};
     let c = Compressor::new(CompressorKind::Lz4, 1, Gfp::KERNEL).unwrap();
-    let page: [u8; PAGE_SIZE] = heap_like(23).try_into().unwrap();
+    let page = *heap_like_page(23);
     let z = c.compress(0, &page, |r| r.unwrap().to_vec());
     let step = if cfg!(miri) { 401 } else { 1 };
     let mut out = [0u8; PAGE_SIZE];
@@ -635,7 +612,7 @@ fn compressor_decodes_split_objects() {
 
 /// Pages shaped like memory (as the compressor's own tests make them).
 fn any_page() -> impl Strategy<Value = Vec<u8>> {
-    let fill = |pat: Vec<u8>| -> Vec<u8> { pat.iter().copied().cycle().take(PAGE_SIZE).collect() };
+    let fill = |pat: Vec<u8>| page_from(&pat).to_vec();
     prop_oneof![
         any::<u8>().prop_map(|b| vec![b; PAGE_SIZE]),
         prop::collection::vec(any::<u8>(), 1..64).prop_map(fill),
@@ -646,7 +623,7 @@ fn any_page() -> impl Strategy<Value = Vec<u8>> {
                     .collect(),
             )
         }),
-        any::<u64>().prop_map(heap_like),
+        any::<u64>().prop_map(|s| heap_like_page(s).to_vec()),
         prop::collection::vec(prop::sample::select(b" etaoinshrdlu\n".to_vec()), 64..2048)
             .prop_map(fill),
         prop::collection::vec(any::<u8>(), 0..PAGE_SIZE).prop_map(|mut head| {

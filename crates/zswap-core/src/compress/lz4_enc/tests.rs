@@ -16,6 +16,7 @@ use proptest::prelude::*;
 use super::{BOUND, DST_LEN, Table, compress};
 use crate::compress::lz4_block;
 use crate::compress::tests::corpus::{Take, corpus_pages};
+use crate::compress::tests::pages::page_from;
 use kbase::PAGE_SIZE;
 
 type Page = Box<[u8; PAGE_SIZE]>;
@@ -27,11 +28,6 @@ fn page_of(mut f: impl FnMut(usize) -> u8) -> Page {
         *b = f(i);
     }
     p
-}
-
-/// `pat` repeated over a page.
-fn page_from(pat: &[u8]) -> Page {
-    page_of(|i| pat[i % pat.len()])
 }
 
 /// A xorshift stream.
