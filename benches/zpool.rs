@@ -20,11 +20,12 @@
 //!
 //! Run: `cargo bench --bench zpool -- --quick`.
 
+mod common;
 #[allow(dead_code, unused_imports, clippy::all)]
 mod zpool_v1;
 
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::Path;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use kbase::{Gfp, HeapPageAllocator, PAGE_SIZE, is_same_filled};
@@ -44,13 +45,7 @@ impl Rng {
 }
 
 fn corpus_sizes() -> Option<(String, Vec<usize>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
-        .collect();
-    files.sort();
+    let files = common::corpus_files(Path::new(common::CORPUS_DIR))?;
     let mut sizes = Vec::new();
     for f in &files {
         let data = std::fs::read(f).ok()?;

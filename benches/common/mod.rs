@@ -1,4 +1,4 @@
-//! What the zswap benches share: pages (the corpus or synthetic ones), a
+//! What the benches share: pages (the corpus or synthetic ones), a
 //! minimal platform with one or more CPUs, swap-cache folios, CPU time.
 //!
 //! The platform: memory cgroups disabled (`memcg_tree` is `None`), a pool
@@ -328,6 +328,18 @@ fn readme_ratios(dir: &Path) -> Vec<(String, f64)> {
     out
 }
 
+/// The `*.bin` files of the corpus directory `dir`, in name order; `None`
+/// if the directory cannot be read.
+pub fn corpus_files(dir: &Path) -> Option<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+        .collect();
+    files.sort();
+    Some(files)
+}
+
 /// `../shared/corpus/*.bin` (or `ZSWAP_CORPUS_DIR`), else synthetic pages.
 pub fn load_corpus() -> Corpus {
     let dir = std::env::var_os("ZSWAP_CORPUS_DIR")
@@ -335,12 +347,7 @@ pub fn load_corpus() -> Corpus {
         .unwrap_or_else(|| PathBuf::from(CORPUS_DIR));
     let ratios = readme_ratios(&dir);
     let mut files = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(&dir) {
-        let mut paths: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "bin"))
-            .collect();
-        paths.sort();
+    if let Some(paths) = corpus_files(&dir) {
         for p in paths {
             let Ok(data) = std::fs::read(&p) else {
                 continue;
