@@ -24,19 +24,18 @@ fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> thread::J
     thread::Builder::new().stack_size(4 << 20).spawn(f).unwrap()
 }
 
-fn tiny() -> Arc<Kernel> {
-    Kernel::new(Config {
+/// The models' machine: 64 pages of RAM, an 8-slot swap device, one CPU,
+/// memory cgroups, the shrinker on.
+fn tiny_config() -> Config {
+    Config {
         totalram: 64,
         swap_pages: 8,
-        memcg: true,
-        nr_nodes: 1,
-        nr_cpus: 1,
-        online_cpus: 1,
-        params: ZswapParams {
-            shrinker_enabled: true,
-            ..ZswapParams::default()
-        },
-    })
+        ..Config::default()
+    }
+}
+
+fn tiny() -> Arc<Kernel> {
+    Kernel::new(tiny_config())
 }
 
 /// Runs a bounded model and reports its size.
@@ -290,18 +289,13 @@ fn loom_store_vs_writeback_same_slot() {
 fn loom_shrink_worker_vs_memcg_offline() {
     model("shrink worker vs memcg offline", || {
         let k = Kernel::new(Config {
-            totalram: 64,
-            swap_pages: 8,
-            memcg: true,
-            nr_nodes: 1,
-            nr_cpus: 1,
-            online_cpus: 1,
             params: ZswapParams {
                 max_pool_percent: 10,
                 accept_threshold_percent: 50,
                 shrinker_enabled: true,
                 ..ZswapParams::default()
             },
+            ..tiny_config()
         });
         let cg = k.cgroup("a");
         let pages = [incompressible(1), incompressible(2)];
@@ -436,13 +430,8 @@ fn loom_invalidate_vs_compaction() {
     COMPACTED.store(0, Ordering::Relaxed);
     model("invalidate X vs compaction", || {
         let k = Kernel::new(Config {
-            totalram: 64,
-            swap_pages: 8,
-            memcg: true,
-            nr_nodes: 1,
-            nr_cpus: 1,
-            online_cpus: 1,
             params: ZswapParams::default(),
+            ..tiny_config()
         });
         let cg = k.cgroup("a");
         let pages: Vec<_> = (0..3u64).map(|i| incompressible(100 + i)).collect();
