@@ -12,7 +12,7 @@
 #![cfg(not(loom))]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_zswap-sim");
 
@@ -133,6 +133,24 @@ fn temp(name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// Runs the scenario file `p` (then `args`), asserting that it passes (exit
+/// code 0, its output in the message); its output.
+fn run_passing(p: &Path, args: &[&str]) -> Output {
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg(p)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
 #[test]
 fn bad_scenario_exits_2_with_file_line_and_reason() {
     let p = temp(
@@ -201,18 +219,7 @@ read = "r"
 expect = ["a.zswpin > 0"]
 "#,
     );
-    let out = Command::new(BIN)
-        .arg("run")
-        .arg(&p)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let out = run_passing(&p, &["--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     assert_eq!(v["steps"][0]["index"], 0);
     assert_eq!(v["steps"][0]["label"], "after-alloc");
@@ -274,13 +281,7 @@ expect = ["global.mismatches == 0", "a.zswpin > 0", "global.compression_ratio > 
             corpus.display()
         ),
     );
-    let out = Command::new(BIN).arg("run").arg(&p).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    run_passing(&p, &[]);
     let _ = std::fs::remove_file(&p);
 }
 
@@ -328,13 +329,7 @@ expect = ["a.pswpout > 0", "a.pswpin > 0", "global.mismatches == 0"]
             dir.display()
         ),
     );
-    let out = Command::new(BIN).arg("run").arg(&p).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    run_passing(&p, &[]);
     assert!(dir.join("swap.0").metadata().unwrap().len() > 0);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&p);
