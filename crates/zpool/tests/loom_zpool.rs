@@ -11,7 +11,7 @@
 use kbase::{Gfp, HeapPageAllocator, PageAllocator, PageFrame, Result};
 use loom::sync::Arc;
 use loom::thread;
-use zpool::{ZsConfig, ZsPool};
+use zpool::{Handle, ZsConfig, ZsPool};
 
 type Pool = ZsPool<HeapPageAllocator>;
 
@@ -40,6 +40,32 @@ fn pool() -> Arc<Pool> {
         max_pages_per_zspage: 1,
     };
     Arc::new(ZsPool::with_config(HeapPageAllocator::new(), cfg).unwrap())
+}
+
+/// `n` objects of `size` bytes, object `i` filled with byte `i`.
+fn objects(p: &Pool, n: usize, size: usize) -> Vec<Handle> {
+    let hs: Vec<_> = (0..n)
+        .map(|_| p.malloc(size, Gfp::KERNEL).unwrap())
+        .collect();
+    for (i, h) in hs.iter().enumerate() {
+        p.write(*h, &vec![i as u8; size]).unwrap();
+    }
+    hs
+}
+
+/// Whether every byte of object `h` is `byte`.
+fn holds(p: &Pool, h: Handle, byte: u8) -> bool {
+    p.read_with(h, |a, b| a.iter().chain(b).all(|&x| x == byte))
+        .unwrap()
+}
+
+/// Checks that each object `hs[i]` named in `which` still holds byte `i`
+/// (as [`objects`] filled it), then frees it.
+fn check_and_free(p: &Pool, hs: &[Handle], which: &[usize]) {
+    for &i in which {
+        assert!(holds(p, hs[i], i as u8), "object {i}");
+        p.free(hs[i]).unwrap();
+    }
 }
 
 fn round_trip(p: &Pool, size: usize, byte: u8) {
@@ -109,12 +135,7 @@ fn compaction_races_a_read() {
         let p = pool();
         // 1000-byte class: 4 per page. Zspage A keeps one object, B three:
         // compaction moves A's object into B's hole and frees A.
-        let hs: Vec<_> = (0..8)
-            .map(|_| p.malloc(1000, Gfp::KERNEL).unwrap())
-            .collect();
-        for (i, h) in hs.iter().enumerate() {
-            p.write(*h, &[i as u8; 1000]).unwrap();
-        }
+        let hs = objects(&p, 8, 1000);
         for i in [0, 1, 2, 6] {
             p.free(hs[i]).unwrap();
         }
@@ -122,23 +143,14 @@ fn compaction_races_a_read() {
         let q = p.clone();
         let moved = hs[3];
         let t = thread::spawn(move || q.compact());
-        let ok = p
-            .read_with(moved, |a, b| a.iter().chain(b).all(|&x| x == 3))
-            .unwrap();
-        assert!(ok);
+        assert!(holds(&p, moved, 3));
         // The load pins its zspage: compaction either ran around it (1 page
         // freed) or skipped the pinned zspage (0); a second pass finishes.
         let first = t.join().unwrap();
         assert!(first <= 1);
         assert_eq!(first + p.compact(), 1);
         assert_eq!(p.total_pages(), 1);
-        for i in [3, 4, 5, 7] {
-            let ok = p
-                .read_with(hs[i], |a, b| a.iter().chain(b).all(|&x| x == i as u8))
-                .unwrap();
-            assert!(ok);
-            p.free(hs[i]).unwrap();
-        }
+        check_and_free(&p, &hs, &[3, 4, 5, 7]);
         assert_eq!(p.allocator().allocated_pages(), 0);
     });
 }
@@ -239,12 +251,7 @@ fn load_races_compaction_and_free_in_one_zspage() {
         // 1000-byte class, 4 per page. Zspage A: objects 0 (read) and 1
         // (freed concurrently); zspage B: 4 and 5. Compaction would move
         // A's objects into B's holes and free A, unless the load pins A.
-        let hs: Vec<_> = (0..8)
-            .map(|_| p.malloc(1000, Gfp::KERNEL).unwrap())
-            .collect();
-        for (i, h) in hs.iter().enumerate() {
-            p.write(*h, &[i as u8; 1000]).unwrap();
-        }
+        let hs = objects(&p, 8, 1000);
         for i in [2, 3, 6, 7] {
             p.free(hs[i]).unwrap();
         }
@@ -266,13 +273,7 @@ fn load_races_compaction_and_free_in_one_zspage() {
         assert!(compacted <= 1);
         p.compact();
         assert_eq!(p.total_pages(), 1);
-        for i in [0, 4, 5] {
-            let ok = p
-                .read_with(hs[i], |a, b| a.iter().chain(b).all(|&x| x == i as u8))
-                .unwrap();
-            assert!(ok);
-            p.free(hs[i]).unwrap();
-        }
+        check_and_free(&p, &hs, &[0, 4, 5]);
         assert_eq!(p.total_pages(), 0);
         assert_eq!(p.allocator().allocated_pages(), 0);
     });
@@ -392,12 +393,7 @@ fn read_and_free_races_compaction_and_free_in_one_zspage() {
         // load: object 0 of zspage A is read and freed in the hold that
         // unpins it while object 1 of A is freed and compaction runs. A
         // empties, whoever frees last gives its page back; B keeps 4 and 5.
-        let hs: Vec<_> = (0..8)
-            .map(|_| p.malloc(1000, Gfp::KERNEL).unwrap())
-            .collect();
-        for (i, h) in hs.iter().enumerate() {
-            p.write(*h, &[i as u8; 1000]).unwrap();
-        }
+        let hs = objects(&p, 8, 1000);
         for i in [2, 3, 6, 7] {
             p.free(hs[i]).unwrap();
         }
@@ -423,13 +419,7 @@ fn read_and_free_races_compaction_and_free_in_one_zspage() {
         );
         p.compact();
         assert_eq!(p.total_pages(), 1);
-        for i in [4, 5] {
-            let ok = p
-                .read_with(hs[i], |a, b| a.iter().chain(b).all(|&x| x == i as u8))
-                .unwrap();
-            assert!(ok);
-            p.free(hs[i]).unwrap();
-        }
+        check_and_free(&p, &hs, &[4, 5]);
         assert_eq!(p.total_pages(), 0);
         assert_eq!(p.allocator().allocated_pages(), 0);
     });
