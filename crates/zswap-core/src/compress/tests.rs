@@ -16,7 +16,7 @@ pub(super) mod corpus;
 pub(super) mod pages;
 
 use corpus::{Take, corpus_pages};
-use pages::{heap_like_page, page_from};
+use pages::{any_page, heap_like_page, page_from};
 
 /// Every algorithm built into this test binary.
 fn kinds() -> Vec<CompressorKind> {
@@ -378,31 +378,6 @@ fn corpus_pages_round_trip() {
             round_trip(&c, page);
         }
     }
-}
-
-/// Pages shaped like memory: fills, repeated patterns, runs, heap words,
-/// text, random heads with zero tails, and plain noise.
-fn any_page() -> impl Strategy<Value = Box<[u8; PAGE_SIZE]>> {
-    prop_oneof![
-        any::<u8>().prop_map(|b| Box::new([b; PAGE_SIZE])),
-        prop::collection::vec(any::<u8>(), 1..64).prop_map(|pat| page_from(&pat)),
-        prop::collection::vec((any::<u8>(), 1usize..512), 1..32).prop_map(|runs| {
-            let bytes: Vec<u8> = runs
-                .into_iter()
-                .flat_map(|(b, n)| core::iter::repeat_n(b, n))
-                .collect();
-            page_from(&bytes)
-        }),
-        any::<u64>().prop_map(heap_like_page),
-        prop::collection::vec(prop::sample::select(b" etaoinshrdlu\n".to_vec()), 64..2048)
-            .prop_map(|t| page_from(&t)),
-        (prop::collection::vec(any::<u8>(), 0..PAGE_SIZE)).prop_map(|head| {
-            let mut p = Box::new([0u8; PAGE_SIZE]);
-            p[..head.len()].copy_from_slice(&head);
-            p
-        }),
-        prop::collection::vec(any::<u8>(), PAGE_SIZE).prop_map(|v| page_from(&v)),
-    ]
 }
 
 /// A damage to a compressed object.

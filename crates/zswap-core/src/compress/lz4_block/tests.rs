@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use proptest::prelude::*;
 
 use super::{decompress, decompress_split};
-use crate::compress::tests::pages::{heap_like_page, page_from};
+use crate::compress::tests::pages::{self, heap_like_page, page_from};
 use kbase::PAGE_SIZE;
 
 /// The format as the module docs define it, one byte at a time: the output
@@ -610,28 +610,10 @@ fn compressor_decodes_split_objects() {
     }
 }
 
-/// Pages shaped like memory (as the compressor's own tests make them).
+/// Pages shaped like memory, as bytes: the compressor's tests' pages
+/// (`pages::any_page`).
 fn any_page() -> impl Strategy<Value = Vec<u8>> {
-    let fill = |pat: Vec<u8>| page_from(&pat).to_vec();
-    prop_oneof![
-        any::<u8>().prop_map(|b| vec![b; PAGE_SIZE]),
-        prop::collection::vec(any::<u8>(), 1..64).prop_map(fill),
-        prop::collection::vec((any::<u8>(), 1usize..512), 1..32).prop_map(move |runs| {
-            fill(
-                runs.into_iter()
-                    .flat_map(|(b, n)| core::iter::repeat_n(b, n))
-                    .collect(),
-            )
-        }),
-        any::<u64>().prop_map(|s| heap_like_page(s).to_vec()),
-        prop::collection::vec(prop::sample::select(b" etaoinshrdlu\n".to_vec()), 64..2048)
-            .prop_map(fill),
-        prop::collection::vec(any::<u8>(), 0..PAGE_SIZE).prop_map(|mut head| {
-            head.resize(PAGE_SIZE, 0);
-            head
-        }),
-        prop::collection::vec(any::<u8>(), PAGE_SIZE),
-    ]
+    pages::any_page().prop_map(|p| p.to_vec())
 }
 
 proptest! {
