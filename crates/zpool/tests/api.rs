@@ -19,6 +19,15 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Stores an object of `size` bytes holding `pattern(seed, size)`: its
+/// handle and its bytes.
+fn stored(p: &ZsPool<Arc<HeapPageAllocator>>, seed: u64, size: usize) -> (Handle, Vec<u8>) {
+    let h = p.malloc(size, Gfp::KERNEL).unwrap();
+    let d = pattern(seed, size);
+    p.write(h, &d).unwrap();
+    (h, d)
+}
+
 fn pool() -> ZsPool<Arc<HeapPageAllocator>> {
     ZsPool::new(Arc::new(HeapPageAllocator::new())).unwrap()
 }
@@ -285,10 +294,7 @@ fn objects_are_freed_from_any_place_of_a_full_zspage() {
     let mut live: Vec<(Handle, Vec<u8>)> = (0..256)
         .map(|i| {
             let size = 24 + (i * 7) % 40;
-            let h = p.malloc(size, Gfp::KERNEL).unwrap();
-            let d = pattern(i as u64, size);
-            p.write(h, &d).unwrap();
-            (h, d)
+            stored(&p, i as u64, size)
         })
         .collect();
     let (gone, kept): (Vec<_>, Vec<_>) =
@@ -299,10 +305,7 @@ fn objects_are_freed_from_any_place_of_a_full_zspage() {
     live = kept.into_iter().map(|(_, x)| x).collect();
     for i in 0..live.len() / 9 {
         let size = 20 + i % 5;
-        let h = p.malloc(size, Gfp::KERNEL).unwrap();
-        let d = pattern(1000 + i as u64, size);
-        p.write(h, &d).unwrap();
-        live.push((h, d));
+        live.push(stored(&p, 1000 + i as u64, size));
     }
     let mut order = Vec::new();
     while !live.is_empty() {
@@ -340,10 +343,7 @@ fn compaction_moves_objects_keeps_handles_and_frees_pages() {
     };
     for i in 0..count {
         let size = base + (i * 37) % span;
-        let h = p.malloc(size, Gfp::KERNEL).unwrap();
-        let d = pattern(i as u64, size);
-        p.write(h, &d).unwrap();
-        live.push((h, d));
+        live.push(stored(&p, i as u64, size));
     }
     let full = p.total_pages();
     // Free two objects of every three.
@@ -533,10 +533,7 @@ fn threads_in_same_and_different_classes() {
                         0 | 1 => 100 + (i % 3) * 16,
                         _ => 1000 + t * 500 + i % 50,
                     };
-                    let h = p.malloc(size, Gfp::KERNEL).unwrap();
-                    let d = pattern((t * 1_000_000 + i) as u64, size);
-                    p.write(h, &d).unwrap();
-                    live.push((h, d));
+                    live.push(stored(&p, (t * 1_000_000 + i) as u64, size));
                     if i % 3 == 2 {
                         let (h, d) = live.swap_remove(i % live.len());
                         assert_eq!(p.read_with(h, |a, b| [a, b].concat()).unwrap(), d);
@@ -564,14 +561,7 @@ fn threads_in_same_and_different_classes() {
 fn a_load_runs_with_no_pool_lock_and_pins_only_its_object() {
     let p = pool();
     // Several objects of one class sharing zspages, some spanning pages.
-    let hs: Vec<(Handle, Vec<u8>)> = (0..12)
-        .map(|i| {
-            let h = p.malloc(1550, Gfp::KERNEL).unwrap();
-            let d = pattern(100 + i, 1550);
-            p.write(h, &d).unwrap();
-            (h, d)
-        })
-        .collect();
+    let hs: Vec<(Handle, Vec<u8>)> = (0..12).map(|i| stored(&p, 100 + i, 1550)).collect();
     let (target, want) = &hs[2];
     let pages_before = p.total_pages();
     let seen = p
@@ -627,12 +617,7 @@ fn loads_race_free_and_compaction_in_one_class() {
     let rounds = if cfg!(miri) { 2 } else { 30 };
     for round in 0..rounds {
         let objs: Vec<(Handle, Vec<u8>)> = (0..n)
-            .map(|i| {
-                let h = p.malloc(700, Gfp::KERNEL).unwrap();
-                let d = pattern((round * n + i) as u64, 700);
-                p.write(h, &d).unwrap();
-                (h, d)
-            })
+            .map(|i| stored(&p, (round * n + i) as u64, 700))
             .collect();
         let objs = Arc::new(objs);
         let readers: Vec<_> = (0..2)
@@ -684,10 +669,7 @@ fn compaction_with_no_room_elsewhere_moves_nothing() {
                 break;
             }
         }
-        let h = p.malloc(size, Gfp::KERNEL).unwrap();
-        let d = pattern(i, size);
-        p.write(h, &d).unwrap();
-        objs.push((h, d));
+        objs.push(stored(&p, i, size));
     }
     let before = p.class_stats(class).unwrap();
     assert_eq!(before.zspages, 3);
@@ -705,14 +687,7 @@ fn compaction_with_no_room_elsewhere_moves_nothing() {
 #[test]
 fn a_consuming_read_frees_its_object_in_the_unpinning_hold() {
     let p = pool();
-    let hs: Vec<(Handle, Vec<u8>)> = (0..6)
-        .map(|i| {
-            let h = p.malloc(1300, Gfp::KERNEL).unwrap();
-            let d = pattern(40 + i, 1300);
-            p.write(h, &d).unwrap();
-            (h, d)
-        })
-        .collect();
+    let hs: Vec<(Handle, Vec<u8>)> = (0..6).map(|i| stored(&p, 40 + i, 1300)).collect();
     // A reader that fails keeps the object, unpinned.
     let (h0, d0) = &hs[0];
     let r = p.read_and_free(*h0, |a, b| Err::<(), _>([a, b].concat()));
