@@ -156,6 +156,19 @@ impl Model {
             s.memcg = 0;
         }
     }
+
+    /// The `nr` slots from `first` leave the swap cache (their folio was
+    /// deleted from it); those no longer in use are freed.
+    fn uncache(&mut self, first: SwpEntry, nr: usize) {
+        for k in 0..nr as u64 {
+            let ek = first.checked_add(k).unwrap();
+            let sk = self.slot(ek);
+            let was = sk.in_use();
+            sk.cached = None;
+            sk.has_cache = false;
+            self.maybe_free(ek, was);
+        }
+    }
 }
 
 fn entry_for(model: &Model, i: usize) -> SwpEntry {
@@ -283,14 +296,7 @@ fn run(ops: Vec<Op>) {
                     let all_unused = (0..f.nr_pages() as u64)
                         .all(|k| m.slot(first.checked_add(k).unwrap()).count == 0);
                     if all_unused {
-                        for k in 0..f.nr_pages() as u64 {
-                            let ek = first.checked_add(k).unwrap();
-                            let sk = m.slot(ek);
-                            let was = sk.in_use();
-                            sk.cached = None;
-                            sk.has_cache = false;
-                            m.maybe_free(ek, was);
-                        }
+                        m.uncache(first, f.nr_pages());
                     }
                 }
             }
@@ -349,14 +355,7 @@ fn run(ops: Vec<Op>) {
                     let (f, first) = m.folios[id].clone();
                     space.delete_from_swap_cache(&f);
                     assert!(!f.test_swapcache());
-                    for k in 0..f.nr_pages() as u64 {
-                        let ek = first.checked_add(k).unwrap();
-                        let sk = m.slot(ek);
-                        let was = sk.in_use();
-                        sk.cached = None;
-                        sk.has_cache = false;
-                        m.maybe_free(ek, was);
-                    }
+                    m.uncache(first, f.nr_pages());
                 }
             }
             Op::Record(i, id) => {
