@@ -82,10 +82,8 @@ fn recursion(wait_on_exists: bool) {
     }
     let cg = k.cgroup("a");
     let page = compressible(1);
-    let (x, r) = k.swap_out(&page, Some(&cg));
-    r.unwrap();
-    let (y, r) = k.swap_out(&compressible(2), Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&page, Some(&cg));
+    let y = k.swap_out_stored(&compressible(2), Some(&cg));
     rotate_all(&k, &cg);
     k.zswap
         .test_only_writeback_waits_on_busy_slots(wait_on_exists);
@@ -132,8 +130,7 @@ fn loom_writeback_vs_invalidate_and_reuse() {
     model("writeback vs invalidate+reuse", || {
         let k = tiny();
         let cg = k.cgroup("a");
-        let (x, r) = k.swap_out(&compressible(1), Some(&cg));
-        r.unwrap();
+        let x = k.swap_out_stored(&compressible(1), Some(&cg));
         // Take every other slot, so a new swap-out reuses X.
         let mut others = Vec::new();
         while let Ok(s) = k.swap.get_swap_pages(1, kbase::Gfp::KERNEL) {
@@ -205,8 +202,7 @@ fn loom_load_vs_invalidate() {
         let k = tiny();
         let cg = k.cgroup("a");
         let page = compressible(3);
-        let (x, r) = k.swap_out(&page, Some(&cg));
-        r.unwrap();
+        let x = k.swap_out_stored(&page, Some(&cg));
         k.swap.swap_duplicate(x).unwrap(); // shared by two processes
         let k2 = k.clone();
         let t = spawn(move || k2.release(x));
@@ -229,8 +225,7 @@ fn loom_store_vs_writeback_same_slot() {
         let k = tiny();
         let cg = k.cgroup("a");
         let v1 = compressible(5);
-        let (x, r) = k.swap_out(&v1, Some(&cg));
-        r.unwrap();
+        let x = k.swap_out_stored(&v1, Some(&cg));
         k.swap.swap_duplicate(x).unwrap(); // the folio stays cached after the fault
         rotate_all(&k, &cg);
         // A bounded wait: the fault gives up (EDEADLK) if writeback holds X.
@@ -301,11 +296,7 @@ fn loom_shrink_worker_vs_memcg_offline() {
         let pages = [incompressible(1), incompressible(2)];
         let slots: Vec<_> = pages
             .iter()
-            .map(|p| {
-                let (s, r) = k.swap_out(p, Some(&cg));
-                r.unwrap();
-                s
-            })
+            .map(|p| k.swap_out_stored(p, Some(&cg)))
             .collect();
         rotate_all(&k, &cg);
         // Shrink the limit to one page: the worker writes everything back.
@@ -341,8 +332,7 @@ fn loom_store_of_y_vs_shrink_of_x() {
         let k = tiny();
         let cg = k.cgroup("a");
         let px = compressible(1);
-        let (x, r) = k.swap_out(&px, Some(&cg));
-        r.unwrap();
+        let x = k.swap_out_stored(&px, Some(&cg));
         rotate_all(&k, &cg);
         let py = compressible(2);
         let fy = k.page_folio(&py);
@@ -383,11 +373,9 @@ fn loom_load_of_y_vs_writeback_of_x() {
         let k = tiny();
         let cg = k.cgroup("a");
         let px = compressible(3);
-        let (x, r) = k.swap_out(&px, Some(&cg));
-        r.unwrap();
+        let x = k.swap_out_stored(&px, Some(&cg));
         let py = compressible(4);
-        let (y, r) = k.swap_out(&py, Some(&cg));
-        r.unwrap();
+        let y = k.swap_out_stored(&py, Some(&cg));
         rotate_all(&k, &cg);
         let (fy, new) = k
             .swap
@@ -437,11 +425,7 @@ fn loom_invalidate_vs_compaction() {
         let pages: Vec<_> = (0..3u64).map(|i| incompressible(100 + i)).collect();
         let slots: Vec<_> = pages
             .iter()
-            .map(|p| {
-                let (s, r) = k.swap_out(p, Some(&cg));
-                r.unwrap();
-                s
-            })
+            .map(|p| k.swap_out_stored(p, Some(&cg)))
             .collect();
         k.release(slots[0]);
         let sc0 = ShrinkControl::new(None, 0);
@@ -510,8 +494,7 @@ fn loom_load_vs_compressor_switch() {
     model("load vs compressor switch", || {
         let k = tiny();
         let page = compressible(4);
-        let (x, r) = k.swap_out(&page, None);
-        r.unwrap();
+        let x = k.swap_out_stored(&page, None);
         let k2 = k.clone();
         let t = spawn(move || k2.zswap.set_param("compressor", "zstd"));
         let back = k.swap_in(x).unwrap();
@@ -540,8 +523,7 @@ fn loom_load_and_store_vs_memcg_offline_on_two_cpus() {
         });
         let cg = k.cgroup("a");
         let (px, py) = (compressible(4), compressible(5));
-        let (x, r) = k.swap_out(&px, Some(&cg));
-        r.unwrap();
+        let x = k.swap_out_stored(&px, Some(&cg));
         let k2 = k.clone();
         let cg2 = cg.clone();
         let t = spawn(move || {
@@ -550,8 +532,7 @@ fn loom_load_and_store_vs_memcg_offline_on_two_cpus() {
             k2.zswap.memcg_offline(&cg2).unwrap();
         });
         assert_eq!(&k.swap_in(x).unwrap()[..], &px[..]);
-        let (y, r) = k.swap_out(&py, Some(&cg));
-        r.unwrap();
+        let y = k.swap_out_stored(&py, Some(&cg));
         t.join().unwrap();
         assert_eq!(k.zswap.lru_count(Some(&cg)), 0);
         assert_eq!(k.zswap.lru_entries(), 1);
@@ -578,17 +559,13 @@ fn loom_first_uncharged_stores_on_two_cpus() {
         let k2 = k.clone();
         let t = spawn(move || {
             k2.zswap.platform().cpus.current.store(1, Ordering::SeqCst);
-            let (y, r) = k2.swap_out(&py, None);
-            r.unwrap();
-            y
+            k2.swap_out_stored(&py, None)
         });
-        let (x, r) = k.swap_out(&px, None);
-        r.unwrap();
+        let x = k.swap_out_stored(&px, None);
         let y = t.join().unwrap();
         assert_eq!(k.zswap.lru_count(None), 2);
         // A third store takes the lifetime pin's way.
-        let (z, r) = k.swap_out(&compressible(8), None);
-        r.unwrap();
+        let z = k.swap_out_stored(&compressible(8), None);
         assert_eq!(k.zswap.lru_count(None), 3);
         for s in [x, y, z] {
             k.release(s);

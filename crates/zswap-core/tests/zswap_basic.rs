@@ -34,8 +34,7 @@ fn store_then_load_round_trips_and_is_exclusive() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("a");
     let page = compressible(7);
-    let (swp, r) = k.swap_out(&page, Some(&cg));
-    r.unwrap();
+    let swp = k.swap_out_stored(&page, Some(&cg));
     let s = k.zswap.stats();
     assert_eq!(s.stored_pages, 1);
     assert_eq!(s.zswpout, 1);
@@ -84,8 +83,7 @@ fn same_value_pages_are_compressed_and_written_back_like_any_page() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("same");
     let page = same_filled(0x5a);
-    let (swp, r) = k.swap_out(&page, Some(&cg));
-    r.unwrap();
+    let swp = k.swap_out_stored(&page, Some(&cg));
     let s = k.zswap.stats();
     assert_eq!(s.stored_pages, 1);
     assert!(s.pool_total_size > 0);
@@ -103,8 +101,7 @@ fn invalidate_on_slot_free_drops_the_entry_and_pool_pages() {
     let before = k.pages_allocated();
     let mut slots = Vec::new();
     for i in 0..64 {
-        let (swp, r) = k.swap_out(&compressible(i), None);
-        r.unwrap();
+        let swp = k.swap_out_stored(&compressible(i), None);
         slots.push(swp);
     }
     assert_eq!(k.zswap.stats().stored_pages, 64);
@@ -167,8 +164,7 @@ fn incompressible_pages_are_stored_raw_when_writeback_is_on() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("incomp");
     let page = incompressible(3);
-    let (swp, r) = k.swap_out(&page, Some(&cg));
-    r.unwrap();
+    let swp = k.swap_out_stored(&page, Some(&cg));
     let s = k.zswap.stats();
     assert_eq!(s.stored_incompressible_pages, 1);
     assert_eq!(cg.stat().zswap_incomp, PAGE_SIZE as u64);
@@ -235,8 +231,7 @@ fn global_limit_with_hysteresis_queues_the_worker() {
     // The worker shrinks to the accept threshold; then stores are accepted.
     k.zswap.shrink_worker();
     assert!(k.zswap.total_pages() as u64 <= k.zswap.accept_thr_pages());
-    let (_, r) = k.swap_out(&incompressible(1000), None);
-    r.unwrap();
+    let _ = k.swap_out_stored(&incompressible(1000), None);
 }
 
 #[test]
@@ -245,8 +240,7 @@ fn memcg_zswap_max_shrinks_once_then_stores() {
     let cg = k.cgroup("lim");
     cg.set_zswap_max("4096").unwrap();
     // One raw page: 4096 bytes, the cgroup is at its one-page limit.
-    let (first, r) = k.swap_out(&incompressible(1), Some(&cg));
-    r.unwrap();
+    let first = k.swap_out_stored(&incompressible(1), Some(&cg));
     // The next store calls shrink_memcg once, which examines one entry:
     // the first page only loses its second chance, nothing is written back
     // and the store is refused.
@@ -257,8 +251,7 @@ fn memcg_zswap_max_shrinks_once_then_stores() {
     assert!(k.zswap.is_present(first));
     // The one after writes the first page back and proceeds, even though
     // the cgroup stays at its limit.
-    let (_, r) = k.swap_out(&incompressible(3), Some(&cg));
-    r.unwrap();
+    let _ = k.swap_out_stored(&incompressible(3), Some(&cg));
     assert_eq!(k.zswap.stats().written_back_pages, 1);
     assert_eq!(&k.swap_in(second).unwrap()[..], &incompressible(2)[..]);
     assert!(!k.zswap.is_present(first));
@@ -271,8 +264,7 @@ fn memcg_zswap_max_shrinks_once_then_stores() {
 fn memcg_zswap_max_zero_shrinks_once_like_any_limit() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("zero");
-    let (first, r) = k.swap_out(&compressible(1), Some(&cg));
-    r.unwrap();
+    let first = k.swap_out_stored(&compressible(1), Some(&cg));
     cg.set_zswap_max("0").unwrap();
     // The first entry is referenced: the one examined entry only loses its
     // second chance, nothing is written back, the store is refused.
@@ -286,8 +278,7 @@ fn memcg_zswap_max_zero_shrinks_once_like_any_limit() {
     assert_eq!(s.reject_memcg_limit, 1);
     assert_eq!(&k.swap_in(swp).unwrap()[..], &compressible(2)[..]);
     // Now the first entry is written back and the store proceeds.
-    let (third, r) = k.swap_out(&compressible(3), Some(&cg));
-    r.unwrap();
+    let third = k.swap_out_stored(&compressible(3), Some(&cg));
     let s = k.zswap.stats();
     assert_eq!((s.written_back_pages, cg.stat().zswpwb), (1, 1));
     assert!(!k.zswap.is_present(first) && k.zswap.is_present(third));
@@ -425,8 +416,7 @@ fn stats_iterate_with_linux_names() {
 #[test]
 fn swapoff_refuses_while_entries_remain() {
     let k = Kernel::default_kernel();
-    let (swp, r) = k.swap_out(&compressible(1), None);
-    r.unwrap();
+    let swp = k.swap_out_stored(&compressible(1), None);
     assert_eq!(k.zswap.swapoff(k.swp_type), Err(Error::EBUSY));
     k.swap_in(swp).unwrap();
     k.swap.swapoff(k.swp_type).unwrap();
@@ -443,8 +433,7 @@ fn trees_are_split_per_64_mib() {
     // Slots in different trees work independently.
     let mut slots = Vec::new();
     for i in 0..3 {
-        let (s, r) = k.swap_out(&compressible(i), None);
-        r.unwrap();
+        let s = k.swap_out_stored(&compressible(i), None);
         slots.push(s);
     }
     assert!(slots.iter().all(|s| k.zswap.is_present(*s)));
@@ -467,8 +456,7 @@ fn explicit_writeback_of_one_slot() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("wb1");
     let page = compressible(11);
-    let (x, r) = k.swap_out(&page, Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&page, Some(&cg));
     let (zero, r) = k.swap_out(&same_filled(0), Some(&cg));
     assert_eq!(r, Err(Error::ENOENT));
     assert_eq!(k.zswap.writeback(zero), Err(Error::ENOENT), "not in zswap");
@@ -517,8 +505,7 @@ fn writeback_device_write_failure_keeps_the_page_in_the_swap_cache() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("ioerr");
     let page = compressible(21);
-    let (x, r) = k.swap_out(&page, Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&page, Some(&cg));
     k.backend.fail_next_writes(1);
     assert_eq!(k.zswap.writeback(x), Err(Error::EIO));
     assert!(!k.zswap.is_present(x));
@@ -569,11 +556,7 @@ fn uncharged_pages_stay_on_roots_lru_through_frees_and_reparenting() {
     let tree = k.memcg.as_ref().unwrap();
     let root = tree.root();
     let first: Vec<_> = (0..4)
-        .map(|i| {
-            let (s, r) = k.swap_out(&compressible(i), None);
-            r.unwrap();
-            s
-        })
+        .map(|i| k.swap_out_stored(&compressible(i), None))
         .collect();
     assert_eq!(k.zswap.lru_count(Some(&root)), 4);
     for s in first {
@@ -582,20 +565,12 @@ fn uncharged_pages_stay_on_roots_lru_through_frees_and_reparenting() {
     assert_eq!(k.zswap.lru_entries(), 0);
     let cg = k.cgroup("x");
     let theirs: Vec<_> = (10..13)
-        .map(|i| {
-            let (s, r) = k.swap_out(&compressible(i), Some(&cg));
-            r.unwrap();
-            s
-        })
+        .map(|i| k.swap_out_stored(&compressible(i), Some(&cg)))
         .collect();
     tree.offline("x").unwrap();
     k.zswap.memcg_offline(&cg).unwrap();
     let ours: Vec<_> = (20..22)
-        .map(|i| {
-            let (s, r) = k.swap_out(&compressible(i), None);
-            r.unwrap();
-            s
-        })
+        .map(|i| k.swap_out_stored(&compressible(i), None))
         .collect();
     assert_eq!(k.zswap.lru_count(None), 5);
     assert_eq!(k.zswap.lru_count(Some(&cg)), 0);

@@ -11,16 +11,14 @@ use kbase::Error;
 fn an_untouched_object_still_loads_and_a_damaged_one_gives_eio() {
     let k = Kernel::default_kernel();
     let page = compressible(3);
-    let (x, r) = k.swap_out(&page, None);
-    r.unwrap();
+    let x = k.swap_out_stored(&page, None);
     // Reading the object out and writing it back unchanged keeps the page.
     let mut len = 0;
     k.zswap
         .debug_mutate_object(x, |obj| len = obj.len())
         .unwrap();
     assert!(len > 0 && len < page.len(), "a compressed object");
-    let (y, r) = k.swap_out(&compressible(4), None);
-    r.unwrap();
+    let y = k.swap_out_stored(&compressible(4), None);
     // Every byte flipped: no lz4 block decodes to exactly this page's size.
     k.zswap
         .debug_mutate_object(y, |obj| obj.iter_mut().for_each(|b| *b ^= 0xa5))

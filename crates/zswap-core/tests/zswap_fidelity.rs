@@ -21,10 +21,8 @@ use zswap_core::{ShrinkControl, ShrinkResult};
 fn busy_slot_without_folio_does_not_stop_the_dynamic_shrinker() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("busy");
-    let (a, r) = k.swap_out(&compressible(1), Some(&cg));
-    r.unwrap();
-    let (b, r) = k.swap_out(&compressible(2), Some(&cg));
-    r.unwrap();
+    let a = k.swap_out_stored(&compressible(1), Some(&cg));
+    let b = k.swap_out_stored(&compressible(2), Some(&cg));
     // A is being brought in: HAS_CACHE set, no folio yet.
     k.swap.swapcache_prepare(a).unwrap();
     // Two rotations (second chances), A skipped, B written back.
@@ -58,10 +56,8 @@ fn busy_slot_without_folio_does_not_stop_the_dynamic_shrinker() {
 fn folio_found_in_the_swap_cache_stops_the_dynamic_shrinker() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("found");
-    let (a, r) = k.swap_out(&compressible(3), Some(&cg));
-    r.unwrap();
-    let (b, r) = k.swap_out(&compressible(4), Some(&cg));
-    r.unwrap();
+    let a = k.swap_out_stored(&compressible(3), Some(&cg));
+    let b = k.swap_out_stored(&compressible(4), Some(&cg));
     let (f, new) = k.swap.read_swap_cache_async(a, Gfp::KERNEL, false).unwrap();
     assert!(new);
     let mut sc = ShrinkControl::new(Some(cg.clone()), 4);
@@ -247,8 +243,7 @@ fn cpu_down_mid_store_keeps_the_context_and_up_is_idempotent() {
         }
     })));
     let page = compressible(10);
-    let (x, r) = k.swap_out(&page, None);
-    r.unwrap();
+    let x = k.swap_out_stored(&page, None);
     k.set_hook(None);
     assert_eq!(downs.load(Ordering::SeqCst), 1);
     assert_eq!(k.zswap.nr_compression_contexts(), 2, "nothing freed");

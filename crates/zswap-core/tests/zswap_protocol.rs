@@ -18,8 +18,7 @@ fn load_erases_the_entry_before_the_slot_is_freed() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("excl");
     let page = compressible(9);
-    let (swp, r) = k.swap_out(&page, Some(&cg));
-    r.unwrap();
+    let swp = k.swap_out_stored(&page, Some(&cg));
     assert!(k.zswap.is_present(swp));
     let (folio, new) = k
         .swap
@@ -55,11 +54,9 @@ fn load_erases_the_entry_before_the_slot_is_freed() {
 fn walker_rotates_a_busy_entry_to_the_tail() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("rot");
-    let (a, r) = k.swap_out(&compressible(1), Some(&cg));
-    r.unwrap();
+    let a = k.swap_out_stored(&compressible(1), Some(&cg));
     let pb = compressible(2);
-    let (b, r) = k.swap_out(&pb, Some(&cg));
-    r.unwrap();
+    let b = k.swap_out_stored(&pb, Some(&cg));
     // A swap-in of `a` is in progress: its folio is in the swap cache,
     // locked, not yet read.
     let (fa, new) = k.swap.read_swap_cache_async(a, Gfp::KERNEL, false).unwrap();

@@ -25,8 +25,7 @@ fn two_faults_on_one_slot_racing_writeback_leave_no_orphan_folio() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("r13");
     let page = compressible(13);
-    let (x, r) = k.swap_out(&page, Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&page, Some(&cg));
     k.swap.swap_duplicate(x).unwrap(); // two mappings: faults A and B
     // Writeback's folio: new in the swap cache, filled, unlocked (its
     // device write in flight).
@@ -73,8 +72,7 @@ fn load_into_a_folio_outside_the_swap_cache_keeps_the_entry() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("r6");
     let page = compressible(6);
-    let (x, r) = k.swap_out(&page, Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&page, Some(&cg));
     let private = Folio::alloc(k.alloc, 1, Gfp::KERNEL).unwrap();
     private.lock();
     assert_eq!(k.zswap.load(&private), Err(Error::EINVAL));
@@ -170,8 +168,7 @@ fn store_publishes_in_the_tree_before_the_lru() {
     };
     let mut slots = Vec::new();
     for i in 0..600u32 {
-        let (s, r) = k.swap_out(&compressible(i as u8), Some(&cg));
-        r.unwrap();
+        let s = k.swap_out_stored(&compressible(i as u8), Some(&cg));
         slots.push((s, i as u8));
     }
     done.store(true, Ordering::SeqCst);

@@ -70,8 +70,7 @@ fn writeback_racing_invalidate_with_slot_reuse() {
     let cg = k.cgroup("r1");
     let old = compressible(1);
     let new = compressible(200);
-    let (x, r) = k.swap_out(&old, Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&old, Some(&cg));
     // Fill every other slot, so the freed slot is the only one to reuse.
     let mut others = Vec::new();
     while let Ok(s) = k.swap.get_swap_pages(1, Gfp::KERNEL) {
@@ -84,8 +83,7 @@ fn writeback_racing_invalidate_with_slot_reuse() {
     let cg2 = cg.clone();
     k.set_hook(Some(once(picked, move |k, s| {
         k.release(s); // invalidate: the entry is freed
-        let (y, r) = k.swap_out(&new2, Some(&cg2)); // reuse
-        r.unwrap();
+        let y = k.swap_out_stored(&new2, Some(&cg2)); // reuse
         *reused2.lock().unwrap() = Some(y);
     })));
     let _ = k.zswap.shrink_memcg(&cg);
@@ -116,8 +114,7 @@ fn slot_freed_runs_before_the_slot_can_be_reused() {
         swap_pages: 1,
         ..Config::default()
     });
-    let (x, r) = k.swap_out(&compressible(1), None);
-    r.unwrap();
+    let x = k.swap_out_stored(&compressible(1), None);
     let new = compressible(2);
     let new2 = new.clone();
     let in_window = Arc::new(std::sync::Mutex::new(None));
@@ -150,8 +147,7 @@ fn slot_freed_runs_before_the_slot_can_be_reused() {
         "slot reusable before slot_freed returned"
     );
     // Once the hook returned, the slot is free for a new owner.
-    let (y, r) = k.swap_out(&new, None);
-    r.unwrap();
+    let y = k.swap_out_stored(&new, None);
     assert_eq!(y, x);
     assert_eq!(&k.swap_in(y).unwrap()[..], &new[..]);
 }
@@ -163,8 +159,7 @@ fn writeback_abort_path_leaves_no_folio_locked_or_cached() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("r2");
     let page = compressible(9);
-    let (x, r) = k.swap_out(&page, Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&page, Some(&cg));
     k.swap.swap_duplicate(x).unwrap(); // a second mapping keeps the slot
     k.age(&cg, 1);
     let got = Arc::new(std::sync::Mutex::new(None));
@@ -199,8 +194,7 @@ fn writeback_abort_path_leaves_no_folio_locked_or_cached() {
 fn writeback_racing_swapoff() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("r3");
-    let (x, r) = k.swap_out(&compressible(3), Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&compressible(3), Some(&cg));
     k.age(&cg, 1);
     // While writeback owns the swap-cache folio, swapoff cannot finish.
     k.set_hook(Some(once(owned, |k, _| {
@@ -209,8 +203,7 @@ fn writeback_racing_swapoff() {
     })));
     k.zswap.shrink_memcg(&cg).unwrap();
     assert_eq!(k.zswap.stats().written_back_pages, 1);
-    let (y, r) = k.swap_out(&compressible(4), Some(&cg));
-    r.unwrap();
+    let y = k.swap_out_stored(&compressible(4), Some(&cg));
     k.age(&cg, 1);
     // Picked, then the device is swapped off under the shrinker: writeback
     // fails cleanly.
@@ -240,8 +233,7 @@ fn fault_plus_reclaim_recursion_on_the_same_slot() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("r4");
     let page = compressible(4);
-    let (x, r) = k.swap_out(&page, Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&page, Some(&cg));
     k.age(&cg, 1);
     k.sp().reclaim_on_charge.store(1, Ordering::SeqCst);
     let back = k.swap_in(x).unwrap();
@@ -262,8 +254,7 @@ fn fault_plus_reclaim_recursion_without_skip_is_a_self_wait() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("r4b");
     let page = compressible(5);
-    let (x, r) = k.swap_out(&page, Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&page, Some(&cg));
     k.age(&cg, 1);
     k.zswap.test_only_writeback_waits_on_busy_slots(true);
     k.sp().wait_limit.store(8, Ordering::SeqCst);
@@ -281,8 +272,7 @@ fn load_racing_invalidate_frees_once() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("r5");
     let page = compressible(5);
-    let (x, r) = k.swap_out(&page, Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&page, Some(&cg));
     k.set_hook(Some(once(load_erased, |k, s| k.zswap.invalidate(s))));
     assert_eq!(&k.swap_in(x).unwrap()[..], &page[..]);
     k.set_hook(None);
@@ -398,8 +388,7 @@ fn entry_free_order_with_offlined_cgroup() {
     assert_eq!(k.zswap.lru_count(Some(&parent)), 6);
     assert_eq!(k.zswap.shrink_memcg(&child), Err(Error::ENOENT));
     // New stores of the dead cgroup's pages go to the parent too.
-    let (late, r) = k.swap_out(&compressible(50), Some(&child));
-    r.unwrap();
+    let late = k.swap_out_stored(&compressible(50), Some(&child));
     assert_eq!(k.zswap.lru_count(Some(&parent)), 7);
     tree.remove("p/c").unwrap();
     drop(child);
@@ -519,8 +508,7 @@ fn zswap_max_zero_shrinks_once_per_store() {
     assert_eq!(k.zswap.stats().zswpwb, 0);
     assert_eq!(cg.stat().zswpwb, 0);
     assert_eq!(k.zswap.stats().reject_memcg_limit, 4);
-    let (s, r) = k.swap_out(&compressible(20), Some(&cg));
-    r.unwrap();
+    let s = k.swap_out_stored(&compressible(20), Some(&cg));
     assert!(k.zswap.is_present(s));
     assert_eq!((k.zswap.stats().zswpwb, cg.stat().zswpwb), (1, 1));
     assert_eq!(k.zswap.stats().reject_memcg_limit, 4);
@@ -532,8 +520,7 @@ fn zswap_max_zero_shrinks_once_per_store() {
 fn decompression_failure_on_load_and_writeback() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("r19");
-    let (x, r) = k.swap_out(&compressible(8), Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&compressible(8), Some(&cg));
     k.zswap.debug_corrupt(x).unwrap();
     assert_eq!(k.swap_in(x).unwrap_err(), Error::EIO);
     let s = k.zswap.stats();
@@ -567,8 +554,7 @@ fn incompressible_page_with_writeback_on_and_off() {
     let on = k.cgroup("on");
     let off = k.cgroup("off");
     off.set_zswap_writeback("0").unwrap();
-    let (a, r) = k.swap_out(&incompressible(1), Some(&on));
-    r.unwrap();
+    let a = k.swap_out_stored(&incompressible(1), Some(&on));
     let (b, r) = k.swap_out(&incompressible(2), Some(&off));
     assert!(r.is_err());
     let s = k.zswap.stats();
@@ -664,13 +650,11 @@ fn compressor_switch_while_old_entries_remain() {
     let k = Kernel::default_kernel();
     let a = compressible(1);
     let b = compressible(2);
-    let (xa, r) = k.swap_out(&a, None);
-    r.unwrap();
+    let xa = k.swap_out_stored(&a, None);
     k.zswap.set_param("compressor", "zstd").unwrap();
     assert_eq!(k.zswap.params().compressor.name(), "zstd");
     assert_eq!(k.zswap.nr_pools(), 2);
-    let (xb, r) = k.swap_out(&b, None);
-    r.unwrap();
+    let xb = k.swap_out_stored(&b, None);
     assert_eq!(&k.swap_in(xa).unwrap()[..], &a[..]);
     assert_eq!(k.zswap.nr_pools(), 1, "old pool freed with its last entry");
     // Switching back revives nothing dead: a fresh lz4 pool.
@@ -752,8 +736,7 @@ fn compressor_switch_during_a_failing_store_frees_the_old_pool() {
     assert_eq!(st.stored_pages, 0);
     assert_eq!(st.pool_total_size, 0);
     assert_eq!(&k.swap_in(x).unwrap()[..], &incompressible(9)[..]);
-    let (y, r) = k.swap_out(&compressible(4), Some(&cg));
-    r.unwrap();
+    let y = k.swap_out_stored(&compressible(4), Some(&cg));
     assert_eq!(k.zswap.stats().stored_pages, 1);
     assert_eq!(&k.swap_in(y).unwrap()[..], &compressible(4)[..]);
     assert_eq!(k.zswap.nr_pools(), 1);
@@ -765,8 +748,7 @@ fn compressor_switch_during_a_failing_store_frees_the_old_pool() {
 #[test]
 fn compressor_switch_while_old_entries_remain() {
     let k = Kernel::default_kernel();
-    let (xa, r) = k.swap_out(&compressible(1), None);
-    r.unwrap();
+    let xa = k.swap_out_stored(&compressible(1), None);
     assert_eq!(k.zswap.set_param("compressor", "zstd"), Err(Error::ENOENT));
     k.zswap.set_param("compressor", "lz4").unwrap();
     assert_eq!(k.zswap.nr_pools(), 1);

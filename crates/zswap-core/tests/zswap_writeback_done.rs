@@ -53,15 +53,13 @@ fn at_owned(f: impl Fn(&Kernel, SwpEntry) + Send + Sync + 'static) -> Hook {
 fn writeback_success_reports_its_folio_once() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("ok");
-    let (x, r) = k.swap_out(&compressible(1), Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&compressible(1), Some(&cg));
     take(&k);
     k.zswap.writeback(x).unwrap();
     assert_eq!(k.zswap.stats().written_back_pages, 1);
     assert_done_once(&k, false);
     // The same through the shrinker's LRU walk.
-    let (y, r) = k.swap_out(&compressible(2), Some(&cg));
-    r.unwrap();
+    let y = k.swap_out_stored(&compressible(2), Some(&cg));
     take(&k);
     k.age(&cg, 1);
     k.zswap.shrink_memcg(&cg).unwrap();
@@ -74,8 +72,7 @@ fn writeback_tree_mismatch_reports_its_folio_once() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("mismatch");
     let page = compressible(3);
-    let (x, r) = k.swap_out(&page, Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&page, Some(&cg));
     k.swap.swap_duplicate(x).unwrap(); // a second mapping keeps the slot
     k.age(&cg, 1);
     take(&k);
@@ -119,8 +116,7 @@ fn writeback_tree_mismatch_reports_its_folio_once() {
 fn writeback_decompress_failure_reports_its_folio_once() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("corrupt");
-    let (x, r) = k.swap_out(&compressible(4), Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&compressible(4), Some(&cg));
     k.zswap.debug_corrupt(x).unwrap();
     take(&k);
     assert_eq!(k.zswap.writeback(x), Err(Error::EIO));
@@ -132,8 +128,7 @@ fn writeback_decompress_failure_reports_its_folio_once() {
 fn writeback_bounce_page_failure_reports_its_folio_once() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("bounce");
-    let (x, r) = k.swap_out(&compressible(5), Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&compressible(5), Some(&cg));
     take(&k);
     // The folio is allocated; the bounce page allocation right after fails.
     k.set_hook(Some(at_owned(|k, _| k.alloc.fail_next(1))));
@@ -152,8 +147,7 @@ fn writeback_device_write_failure_keeps_its_folio_charged_and_unreported() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("eio");
     let page = compressible(6);
-    let (x, r) = k.swap_out(&page, Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&page, Some(&cg));
     take(&k);
     k.backend.fail_next_writes(1);
     assert_eq!(k.zswap.writeback(x), Err(Error::EIO));
@@ -177,8 +171,7 @@ fn shrink_with_a_failed_device_write_counts_one_failure_and_no_writeback() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("eio-walk");
     let page = compressible(8);
-    let (x, r) = k.swap_out(&page, Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&page, Some(&cg));
     take(&k);
     k.backend.fail_next_writes(1);
     // The first walk gives the entry its second chance; a later one tries it.
@@ -202,8 +195,7 @@ fn writeback_skipping_a_cached_slot_reports_nothing() {
     let k = Kernel::default_kernel();
     let cg = k.cgroup("eexist");
     let page = compressible(7);
-    let (x, r) = k.swap_out(&page, Some(&cg));
-    r.unwrap();
+    let x = k.swap_out_stored(&page, Some(&cg));
     take(&k);
     // A fault holds X's folio in the swap cache.
     let (f, new) = k.swap.read_swap_cache_async(x, Gfp::KERNEL, false).unwrap();

@@ -436,6 +436,15 @@ impl Kernel {
         self.swap_out_folio(&f, memcg)
     }
 
+    /// Swaps out one page of `data` charged to `memcg`, which zswap must
+    /// store (the test fails where it does not); the page's slot.
+    #[track_caller]
+    pub fn swap_out_stored(&self, data: &[u8; PAGE_SIZE], memcg: Option<&MemcgRef>) -> SwpEntry {
+        let (swp, r) = self.swap_out(data, memcg);
+        r.unwrap();
+        swp
+    }
+
     /// A fault on `swp`: brings the page into the swap cache (from zswap or
     /// the device), then maps it: drops the slot's count and, if that was the
     /// last reference, the swap-cache folio too (which frees the slot). With
