@@ -31,18 +31,10 @@ use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_ma
 use kbase::{Gfp, HeapPageAllocator, PAGE_SIZE, is_same_filled};
 use zpool::{Handle, METADATA_BYTES_PER_OBJECT, ZsPool};
 
+use common::Rng;
+
 /// Objects per batch of the `load` rows.
 const LOAD_BATCH: usize = 512;
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 fn corpus_sizes() -> Option<(String, Vec<usize>)> {
     let files = common::corpus_files(Path::new(common::CORPUS_DIR))?;

@@ -437,6 +437,11 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
+
+    /// The next number, reduced below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
 }
 
 /// The `q` quantile (0..=1) of `v` (sorted in place).
