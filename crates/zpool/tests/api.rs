@@ -32,6 +32,26 @@ fn pool() -> ZsPool<Arc<HeapPageAllocator>> {
     ZsPool::new(Arc::new(HeapPageAllocator::new())).unwrap()
 }
 
+/// The bytes of the object behind `h`, its one or two segments joined.
+fn bytes(p: &ZsPool<Arc<HeapPageAllocator>>, h: Handle) -> Vec<u8> {
+    p.read_with(h, |a, b| [a, b].concat()).unwrap()
+}
+
+/// Every read the API offers (a copy, the size, in place) gives `data`.
+fn assert_reads_back(p: &ZsPool<Arc<HeapPageAllocator>>, h: Handle, data: &[u8]) {
+    let mut buf = vec![0u8; PAGE_SIZE];
+    assert_eq!(p.read(h, &mut buf).unwrap(), data.len());
+    assert_eq!(&buf[..data.len()], data);
+    assert_eq!(p.obj_size(h).unwrap(), data.len());
+    assert_eq!(bytes(p, h), data);
+}
+
+/// The pool holds no page, and its allocator has none out.
+fn assert_no_pages(p: &ZsPool<Arc<HeapPageAllocator>>) {
+    assert_eq!(p.total_pages(), 0);
+    assert_eq!(p.allocator().allocated_pages(), 0);
+}
+
 #[test]
 fn every_size_round_trips() {
     let p = pool();
@@ -44,12 +64,7 @@ fn every_size_round_trips() {
         live.push((h, data));
     }
     for (h, data) in &live {
-        let mut buf = vec![0u8; PAGE_SIZE];
-        assert_eq!(p.read(*h, &mut buf).unwrap(), data.len());
-        assert_eq!(&buf[..data.len()], &data[..]);
-        assert_eq!(p.obj_size(*h).unwrap(), data.len());
-        let joined = p.read_with(*h, |a, b| [a, b].concat()).unwrap();
-        assert_eq!(&joined, data);
+        assert_reads_back(&p, *h, data);
     }
     let st = p.stats();
     assert_eq!(st.objects, live.len());
@@ -60,8 +75,7 @@ fn every_size_round_trips() {
     for (h, _) in live {
         p.free(h).unwrap();
     }
-    assert_eq!(p.total_pages(), 0);
-    assert_eq!(p.allocator().allocated_pages(), 0);
+    assert_no_pages(&p);
     assert_eq!(p.stats().objects, 0);
 }
 
@@ -76,12 +90,7 @@ fn malloc_write_stores_every_size_in_one_call() {
         live.push((h, data));
     }
     for (h, data) in &live {
-        let mut buf = vec![0u8; PAGE_SIZE];
-        assert_eq!(p.read(*h, &mut buf).unwrap(), data.len());
-        assert_eq!(&buf[..data.len()], &data[..]);
-        assert_eq!(p.obj_size(*h).unwrap(), data.len());
-        let joined = p.read_with(*h, |a, b| [a, b].concat()).unwrap();
-        assert_eq!(&joined, data);
+        assert_reads_back(&p, *h, data);
     }
     // Objects that span a page boundary were written whole.
     assert!(
@@ -92,8 +101,7 @@ fn malloc_write_stores_every_size_in_one_call() {
     for (h, _) in live {
         p.free(h).unwrap();
     }
-    assert_eq!(p.total_pages(), 0);
-    assert_eq!(p.allocator().allocated_pages(), 0);
+    assert_no_pages(&p);
 }
 
 #[test]
@@ -105,8 +113,7 @@ fn malloc_write_refuses_bad_sizes_and_leaves_nothing() {
         Err(Error::ENOSPC)
     );
     assert_eq!(p.stats().objects, 0);
-    assert_eq!(p.total_pages(), 0);
-    assert_eq!(p.allocator().allocated_pages(), 0);
+    assert_no_pages(&p);
     // Page allocation failure: ENOMEM, no object, no page kept.
     let a = Arc::new(FaultInjector::new(HeapPageAllocator::new()));
     let q = ZsPool::new(a.clone()).unwrap();
@@ -243,8 +250,7 @@ fn objects_pack_back_to_back_and_chains_grow_a_page_at_a_time() {
     for h in hs {
         p.free(h).unwrap();
     }
-    assert_eq!(p.total_pages(), 0);
-    assert_eq!(p.allocator().allocated_pages(), 0);
+    assert_no_pages(&p);
 }
 #[test]
 fn freed_bytes_are_reused_exactly() {
@@ -321,7 +327,7 @@ fn objects_are_freed_from_any_place_of_a_full_zspage() {
         // Under Miri every 32nd round only (250 rounds of 250 reads).
         if !cfg!(miri) || order.len() % 32 == 1 {
             for (h, d) in &live {
-                assert_eq!(p.read_with(*h, |a, b| [a, b].concat()).unwrap(), *d);
+                assert_eq!(bytes(&p, *h), *d);
             }
         }
         let (objs, _, _, zspages) = p.class_recount(ci).unwrap();
@@ -374,7 +380,7 @@ fn compaction_moves_objects_keeps_handles_and_frees_pages() {
         p.total_pages()
     );
     for (h, d) in &kept {
-        assert_eq!(&p.read_with(*h, |a, b| [a, b].concat()).unwrap(), d);
+        assert_eq!(&bytes(&p, *h), d);
     }
     // Compaction converges: repeated passes soon find nothing more.
     let mut rounds = 0;
@@ -553,8 +559,7 @@ fn threads_in_same_and_different_classes() {
     for t in ths {
         t.join().unwrap();
     }
-    assert_eq!(p.total_pages(), 0);
-    assert_eq!(p.allocator().allocated_pages(), 0);
+    assert_no_pages(&p);
 }
 
 #[test]
@@ -602,8 +607,7 @@ fn a_load_runs_with_no_pool_lock_and_pins_only_its_object() {
     for (h, _) in &hs[1..4] {
         p.free(*h).unwrap();
     }
-    assert_eq!(p.total_pages(), 0);
-    assert_eq!(p.allocator().allocated_pages(), 0);
+    assert_no_pages(&p);
 }
 
 #[test]
@@ -626,7 +630,7 @@ fn loads_race_free_and_compaction_in_one_class() {
                 std::thread::spawn(move || {
                     // Odd objects stay: read them again and again.
                     for (h, d) in objs.iter().skip(1 + 2 * t).step_by(4) {
-                        let got = p.read_with(*h, |a, b| [a, b].concat()).unwrap();
+                        let got = bytes(&p, *h);
                         assert_eq!(&got, d);
                     }
                 })
@@ -641,7 +645,7 @@ fn loads_race_free_and_compaction_in_one_class() {
             r.join().unwrap();
         }
         for (h, d) in objs.iter().skip(1).step_by(2) {
-            assert_eq!(&p.read_with(*h, |a, b| [a, b].concat()).unwrap(), d);
+            assert_eq!(&bytes(&p, *h), d);
             p.free(*h).unwrap();
         }
         assert_eq!(p.total_pages(), 0);
@@ -680,7 +684,7 @@ fn compaction_with_no_room_elsewhere_moves_nothing() {
         (3, before.pages, before.objects)
     );
     for (h, d) in &objs {
-        assert_eq!(&p.read_with(*h, |a, b| [a, b].concat()).unwrap(), d);
+        assert_eq!(&bytes(&p, *h), d);
     }
 }
 
@@ -705,6 +709,5 @@ fn a_consuming_read_frees_its_object_in_the_unpinning_hold() {
         );
     }
     assert_eq!(p.stats().objects, 0);
-    assert_eq!(p.total_pages(), 0);
-    assert_eq!(p.allocator().allocated_pages(), 0);
+    assert_no_pages(&p);
 }
