@@ -82,7 +82,7 @@ pub mod lock_class {
     /// `Zswap::trees`: the table of per-swap-type trees (a big-reader
     /// lock: one lock per CPU; a writer nests all of them, in CPU order).
     pub static ZSWAP_TREES: LockClass = LockClass::nesting("zswap tree table", 10);
-    /// One entry tree's lock (per 64 MiB of swap).
+    /// An entry tree's lock (one per swap cluster of the tree's slots).
     pub static ZSWAP_TREE: LockClass = LockClass::new("zswap tree lock", 20);
     /// The LRU's memcg map (a big-reader lock: one lock per CPU; a writer
     /// nests all of them, in CPU order).

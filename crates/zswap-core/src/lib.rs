@@ -69,7 +69,8 @@
 //! folio lock (PG_locked, the caller's)
 //!   -> tree table (big-reader lock: a reader takes its CPU's lock, a
 //!      writer, only swapon/swapoff, every CPU's in CPU order)
-//!     -> tree lock (one per 64 MiB of swap)
+//!     -> tree lock (one per swap cluster of a tree's slots; never two
+//!        held together)
 //!       -> LRU map lock (big-reader lock, as the tree table's) -> LRU list
 //!          lock (one per cgroup and node; an add to or a delete from
 //!          root's lists, whose record the LRU keeps for good, takes it
@@ -163,7 +164,7 @@
 //! - `entry`: `struct zswap_entry` and its ownership handles.
 //! - `cache`: `zswap_entry_cache`, per-CPU slabs of entries carved from
 //!   pages of the platform's page allocator.
-//! - `tree`: the per-64 MiB entry trees.
+//! - `tree`: the per-64 MiB entry trees, locked per swap cluster.
 //! - [`compress`]: per-CPU compressors (lz4, zstd).
 //! - `writeback`: writing entries back to the swap device.
 //! - `shrink`: `shrink_memcg`, the dynamic shrinker and the global worker.
@@ -229,8 +230,8 @@ pub const ENTRY_SIZE: usize = core::mem::size_of::<ZswapEntry>();
 /// table entry 8 and reverse-map entry 4 bytes: the price of byte-granular
 /// packing, which saves about 2 % of the payload), 48 bytes on 64-bit
 /// targets (1.2 % of a 4 KiB page). Not counted: the pool's per-zspage descriptors (amortised over the
-/// zspage's objects), partially filled tree leaves, and the 1 KiB top array
-/// per 64 MiB of swap.
+/// zspage's objects), partially filled tree leaves, and the 2 KiB top array
+/// of lock groups per 64 MiB of swap (32 KiB per GiB, allocated at swapon).
 pub const METADATA_BYTES_PER_STORED_PAGE: usize =
     METADATA_BYTES_PER_PAGE + zpool::METADATA_BYTES_PER_OBJECT;
 

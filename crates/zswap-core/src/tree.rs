@@ -1,12 +1,22 @@
-//! The entry tree: one small radix tree per 64 MiB of swap.
+//! The entry tree: one small radix tree per 64 MiB of swap, locked per
+//! swap cluster.
 //!
 //! Linux keeps `zswap_trees[type]`, an array of xarrays, one per
 //! [`TREE_PAGES`] (16384) slots of a swap device, so faults on unrelated
 //! parts of swap do not share a lock. Here each tree is a two-level radix
-//! tree under its own spinlock: a top array of [`TOP_SLOTS`] leaf pointers,
-//! allocated when the device is switched on, and leaves of [`LEAF_SLOTS`]
-//! entry ids, allocated on the first insert into their range and freed
-//! when they become empty.
+//! tree: a top array of [`TREE_GROUPS`] lock groups, allocated when the
+//! device is switched on, each holding the pointers to its
+//! [`LEAVES_PER_GROUP`] leaves under its own spinlock, and leaves of
+//! [`LEAF_SLOTS`] entry ids, allocated on the first insert into their range
+//! and freed when they become empty.
+//!
+//! A lock group covers [`GROUP_SLOTS`] slots, one swap cluster
+//! (`swapcache::SWAPFILE_CLUSTER`): the swap allocator hands out slots by
+//! cluster, each CPU from a cluster of its own, so the faults of CPUs that
+//! swapped out into different clusters take different locks. Each group
+//! (lock, leaf pointers, count) fills one cache line of its own, so they do
+//! not write a common line either: 64 bytes per 2 MiB of swap (32 KiB per
+//! GiB, against 16 KiB for one lock and a 1 KiB top array per tree).
 //!
 //! A slot holds the entry's 32-bit id from the entry cache
 //! ([`EntryId`]), not its address: a leaf is 516 bytes, 4 bytes a slot. The
@@ -17,14 +27,22 @@
 //! allocated with the lock dropped and installed on the next attempt
 //! ([`TreeRef::store`] reports [`Error::EAGAIN`] with the entry handed back).
 //!
+//! Every operation on a slot takes its group's lock alone; no two group
+//! locks are ever held together. What looks at the whole tree
+//! ([`ZswapTree::len`], [`TreeRef::erase_any`]) takes the groups' locks one
+//! after the other: it is exact when nothing stores into the tree meanwhile
+//! (swapoff holds the tree table's write side, which every store, load and
+//! invalidate holds a read side of; teardown owns zswap).
+//!
 //! # Invariants
 //!
 //! Every id held by a tree is that of an entry from [`EntryPtr::new_in`] in
 //! the zswap's entry cache, owned by the tree; the entry stays live at least
-//! as long as its id is in the tree, and is only removed under the tree
-//! lock, by a caller that then owns it ([`OwnedEntry`]). `Leaf::nr` counts
-//! the occupied slots of its leaf, and `TreeInner::nr` those of the whole
-//! tree.
+//! as long as its id is in the tree, and is only removed under the lock of
+//! its slot's group, by a caller that then owns it ([`OwnedEntry`]).
+//! `Leaf::nr` counts the occupied slots of its leaf, and `GroupInner::nr`
+//! those of the group's leaves; a leaf is only reached, changed, installed
+//! or removed under its group's lock.
 
 use alloc::boxed::Box;
 
@@ -41,8 +59,18 @@ pub const TREE_PAGES: u64 = 1 << TREE_SHIFT;
 const LEAF_SHIFT: u32 = 7;
 /// Entry ids per leaf.
 pub const LEAF_SLOTS: usize = 1 << LEAF_SHIFT;
-/// Leaves per tree.
-pub const TOP_SLOTS: usize = (TREE_PAGES as usize) >> LEAF_SHIFT;
+const GROUP_SHIFT: u32 = 9;
+/// Slots per lock group: one swap cluster.
+pub const GROUP_SLOTS: usize = 1 << GROUP_SHIFT;
+/// Leaves per lock group.
+pub const LEAVES_PER_GROUP: usize = GROUP_SLOTS >> LEAF_SHIFT;
+/// Lock groups per tree.
+pub const TREE_GROUPS: usize = (TREE_PAGES as usize) >> GROUP_SHIFT;
+
+// A group is one swap cluster, a whole number of leaves, and a tree a
+// whole number of groups.
+const _: () = assert!(GROUP_SLOTS == swapcache::SWAPFILE_CLUSTER);
+const _: () = assert!(LEAF_SHIFT <= GROUP_SHIFT && GROUP_SHIFT <= TREE_SHIFT);
 
 /// A leaf: 128 entry ids and a count (516 bytes).
 pub(crate) struct Leaf {
@@ -63,13 +91,15 @@ impl Leaf {
     }
 }
 
-struct TreeInner {
-    leaves: Box<[Option<Box<Leaf>>; TOP_SLOTS]>,
-    nr: usize,
+/// The leaves of one swap cluster's slots.
+struct GroupInner {
+    leaves: [Option<Box<Leaf>>; LEAVES_PER_GROUP],
+    /// Occupied slots of the group's leaves.
+    nr: u32,
 }
 
-impl TreeInner {
-    /// The entry id at `offset`, if any.
+impl GroupInner {
+    /// The entry id at `offset` (of this group), if any.
     fn get(&self, offset: u64) -> Option<EntryId> {
         let (l, s) = split(offset);
         self.leaves
@@ -82,14 +112,31 @@ impl TreeInner {
     }
 }
 
-/// One tree: the entries of [`TREE_PAGES`] consecutive swap slots.
-pub(crate) struct ZswapTree {
-    inner: Mutex<TreeInner>,
+/// One lock group: a cache line of its own (the lock, the leaf pointers
+/// and the count), so CPUs working in different swap clusters write no
+/// common line.
+#[repr(align(64))]
+struct Group {
+    inner: Mutex<GroupInner>,
 }
 
-/// The position of a swap offset inside its tree.
+// One line per group (the lock checker's class pointer included).
+#[cfg(not(loom))]
+const _: () = assert!(core::mem::size_of::<Group>() == 64);
+
+/// One tree: the entries of [`TREE_PAGES`] consecutive swap slots.
+pub(crate) struct ZswapTree {
+    groups: Box<[Group; TREE_GROUPS]>,
+}
+
+/// The group of a swap offset inside its tree.
+fn group_of(offset: u64) -> usize {
+    ((offset & (TREE_PAGES - 1)) >> GROUP_SHIFT) as usize
+}
+
+/// The position of a swap offset inside its group: leaf and slot.
 fn split(offset: u64) -> (usize, usize) {
-    let local = (offset & (TREE_PAGES - 1)) as usize;
+    let local = (offset & (GROUP_SLOTS as u64 - 1)) as usize;
     (local >> LEAF_SHIFT, local & (LEAF_SLOTS - 1))
 }
 
@@ -102,17 +149,33 @@ pub(crate) struct StoreError {
 }
 
 impl ZswapTree {
-    /// An empty tree (allocates the 1 KiB top array).
+    /// An empty tree (allocates the 2 KiB top array of lock groups).
     pub(crate) fn try_new(gfp: Gfp) -> Result<ZswapTree> {
-        let leaves = try_box(core::array::from_fn(|_| None), gfp)?;
-        Ok(ZswapTree {
-            inner: Mutex::new_class(TreeInner { leaves, nr: 0 }, &lock_class::ZSWAP_TREE),
-        })
+        let groups = try_box(
+            core::array::from_fn(|_| Group {
+                inner: Mutex::new_class(
+                    GroupInner {
+                        leaves: core::array::from_fn(|_| None),
+                        nr: 0,
+                    },
+                    &lock_class::ZSWAP_TREE,
+                ),
+            }),
+            gfp,
+        )?;
+        Ok(ZswapTree { groups })
     }
 
-    /// Number of entries.
+    /// The lock group of `offset`.
+    fn group(&self, offset: u64) -> &Mutex<GroupInner> {
+        // `group_of` is below TREE_GROUPS: the index is always in bounds.
+        &self.groups[group_of(offset)].inner
+    }
+
+    /// Number of entries (the groups' counts, one lock at a time: exact
+    /// while nothing stores into the tree, see the module docs).
     pub(crate) fn len(&self) -> usize {
-        self.inner.lock().nr
+        self.groups.iter().map(|g| g.inner.lock().nr as usize).sum()
     }
 
     /// The tree with the entry cache its ids are from.
@@ -150,15 +213,15 @@ impl<'a> TreeRef<'a> {
 
     /// The id of the entry at `offset`, if any. (Identity only.)
     pub(crate) fn load(&self, offset: u64) -> Option<EntryId> {
-        self.tree.inner.lock().get(offset)
+        self.tree.group(offset).lock().get(offset)
     }
 
     /// Would a store at `offset` need a new leaf?
     #[cfg(all(test, not(loom)))]
     pub(crate) fn needs_leaf(&self, offset: u64) -> bool {
         let (l, _) = split(offset);
-        let inner = self.tree.inner.lock();
-        !matches!(inner.leaves.get(l), Some(Some(_)))
+        let group = self.tree.group(offset).lock();
+        !matches!(group.leaves.get(l), Some(Some(_)))
     }
 
     /// Publishes `entry` at `offset`; returns the entry it replaced, now
@@ -176,9 +239,9 @@ impl<'a> TreeRef<'a> {
         publish: &mut dyn FnMut(&ZswapEntry, EntryId),
     ) -> core::result::Result<Option<OwnedEntry>, StoreError> {
         let (l, s) = split(offset);
-        let mut inner = self.tree.inner.lock();
-        let inner = &mut *inner;
-        let Some(top) = inner.leaves.get_mut(l) else {
+        let mut group = self.tree.group(offset).lock();
+        let group = &mut *group;
+        let Some(top) = group.leaves.get_mut(l) else {
             return Err(StoreError {
                 error: Error::EINVAL,
                 entry,
@@ -225,7 +288,7 @@ impl<'a> TreeRef<'a> {
         *slot = Some(entry.id);
         if old.is_none() {
             leaf.nr += 1;
-            inner.nr += 1;
+            group.nr += 1;
         }
         // SAFETY: `entry` is live (tree invariant, now that it is in the
         // tree) and cannot leave the tree while we hold the lock.
@@ -246,9 +309,9 @@ impl<'a> TreeRef<'a> {
         freed_leaf: &mut Option<Box<Leaf>>,
     ) -> Option<OwnedEntry> {
         let (l, s) = split(offset);
-        let mut inner = self.tree.inner.lock();
-        let inner = &mut *inner;
-        let top = inner.leaves.get_mut(l)?;
+        let mut group = self.tree.group(offset).lock();
+        let group = &mut *group;
+        let top = group.leaves.get_mut(l)?;
         let leaf = top.as_mut()?;
         let slot = leaf.slots.get_mut(s)?;
         // SAFETY: read from the tree under the lock we hold.
@@ -260,7 +323,7 @@ impl<'a> TreeRef<'a> {
         }
         *slot = None;
         leaf.nr -= 1;
-        inner.nr -= 1;
+        group.nr -= 1;
         if leaf.nr == 0 {
             *freed_leaf = top.take();
         }
@@ -286,40 +349,51 @@ impl<'a> TreeRef<'a> {
         r
     }
 
-    /// Erases some entry, if any (teardown).
+    /// Erases some entry, if any (teardown). Takes the groups' locks one
+    /// after the other, skipping empty groups without looking at their
+    /// leaves.
     pub(crate) fn erase_any(&self) -> Option<OwnedEntry> {
-        let mut freed_leaf = None;
-        let r = {
-            let mut inner = self.tree.inner.lock();
-            let inner = &mut *inner;
-            let mut found = None;
-            for top in inner.leaves.iter_mut() {
-                let Some(leaf) = top.as_mut() else { continue };
-                if let Some(slot) = leaf.slots.iter_mut().find(|s| s.is_some()) {
-                    found = slot.take();
-                    leaf.nr -= 1;
-                    inner.nr -= 1;
-                    if leaf.nr == 0 {
-                        freed_leaf = top.take();
-                    }
-                    break;
+        for g in self.tree.groups.iter() {
+            let mut freed_leaf = None;
+            let r = {
+                let mut group = g.inner.lock();
+                let group = &mut *group;
+                if group.nr == 0 {
+                    continue;
                 }
+                let mut found = None;
+                for top in group.leaves.iter_mut() {
+                    let Some(leaf) = top.as_mut() else { continue };
+                    if let Some(slot) = leaf.slots.iter_mut().find(|s| s.is_some()) {
+                        found = slot.take();
+                        leaf.nr -= 1;
+                        group.nr -= 1;
+                        if leaf.nr == 0 {
+                            freed_leaf = top.take();
+                        }
+                        break;
+                    }
+                }
+                // SAFETY: `found` was read from the tree under its group's
+                // lock, still held.
+                let found = found.and_then(|id| unsafe { self.resolve(id) });
+                // SAFETY: `found` was in the tree and was removed under the
+                // lock.
+                found.map(|p| unsafe { OwnedEntry::from_erased(p) })
+            };
+            drop(freed_leaf);
+            if r.is_some() {
+                return r;
             }
-            // SAFETY: `found` was read from the tree under the lock, still
-            // held.
-            let found = found.and_then(|id| unsafe { self.resolve(id) });
-            // SAFETY: `found` was in the tree and was removed under the lock.
-            found.map(|p| unsafe { OwnedEntry::from_erased(p) })
-        };
-        drop(freed_leaf);
-        r
+        }
+        None
     }
 
     /// Runs `f` on the entry at `offset` with the tree lock held (the entry
     /// cannot be freed meanwhile). For diagnostics and test hooks.
     pub(crate) fn with_entry<R>(&self, offset: u64, f: impl FnOnce(&ZswapEntry) -> R) -> Option<R> {
-        let inner = self.tree.inner.lock();
-        let id = inner.get(offset)?;
+        let group = self.tree.group(offset).lock();
+        let id = group.get(offset)?;
         // SAFETY: read from the tree under the lock we hold.
         let p = unsafe { self.resolve(id) }?;
         // SAFETY: by the tree invariant `p` is live while it is in the tree,
@@ -332,6 +406,7 @@ impl<'a> TreeRef<'a> {
 mod tests {
     use super::*;
     use crate::cache::test_cache;
+    use core::ptr;
     use swapcache::SwpEntry;
 
     fn boxed(off: u64) -> EntryPtr {
@@ -388,5 +463,92 @@ mod tests {
         assert!(t.needs_leaf(5), "empty leaf freed");
         assert!(t.erase(5).is_none());
         assert!(t.load(TREE_PAGES + 5).is_none());
+    }
+
+    fn spare() -> Option<Box<Leaf>> {
+        Some(Leaf::try_new(Gfp::KERNEL).unwrap())
+    }
+
+    /// Offsets on both sides of every kind of boundary (leaf, group, tree)
+    /// land in their own slots; the count covers every group, and erasing
+    /// frees each group's leaves independently.
+    #[test]
+    fn slots_across_leaf_group_and_tree_boundaries() {
+        let tree = ZswapTree::try_new(Gfp::KERNEL).unwrap();
+        let t = tree.with_cache(test_cache());
+        let g = GROUP_SLOTS as u64;
+        let l = LEAF_SLOTS as u64;
+        let offs = [
+            0,
+            l - 1,
+            l,
+            g - 1,
+            g,
+            g + l,
+            3 * g - 1,
+            TREE_PAGES - g,
+            TREE_PAGES - 1,
+        ];
+        for &o in &offs {
+            let mut sp = spare();
+            let mut e = boxed(o);
+            loop {
+                match t.store(o, e, &mut sp, &mut nothing) {
+                    Ok(old) => {
+                        assert!(old.is_none());
+                        break;
+                    }
+                    Err(err) => {
+                        assert_eq!(err.error, Error::EAGAIN);
+                        e = err.entry;
+                        sp = spare();
+                    }
+                }
+            }
+        }
+        assert_eq!(tree.len(), offs.len());
+        for &o in &offs {
+            assert!(t.load(o).is_some());
+            assert_eq!(t.with_entry(o, |e| e.swpentry().offset()), Some(o));
+            // A neighbouring slot holds only what was stored there.
+            assert_eq!(t.load(o ^ 1).is_some(), offs.contains(&(o ^ 1)));
+        }
+        // Erase the group-boundary pair: group 0 keeps its first leaves,
+        // group 1 its second leaf.
+        free(t.erase(g - 1).unwrap());
+        free(t.erase(g).unwrap());
+        assert!(t.needs_leaf(g - 1) && t.needs_leaf(g));
+        assert!(!t.needs_leaf(0) && !t.needs_leaf(g + l));
+        assert_eq!(tree.len(), offs.len() - 2);
+        // Teardown drains every group.
+        let mut n = 0;
+        while let Some(e) = t.erase_any() {
+            free(e);
+            n += 1;
+        }
+        assert_eq!(n, offs.len() - 2);
+        assert_eq!(tree.len(), 0);
+        for &o in &offs {
+            assert!(t.needs_leaf(o), "every leaf freed");
+        }
+    }
+
+    /// Slots of one swap cluster share a lock; slots of different clusters
+    /// take locks on different cache lines.
+    #[test]
+    fn one_lock_line_per_swap_cluster() {
+        let tree = ZswapTree::try_new(Gfp::KERNEL).unwrap();
+        let at = |o: u64| ptr::from_ref(tree.group(o)).addr();
+        let c = GROUP_SLOTS as u64;
+        assert_eq!(at(0), at(c - 1));
+        assert_eq!(at(5 * c), at(5 * c + 300));
+        let lines: alloc::vec::Vec<usize> =
+            (0..TREE_GROUPS as u64).map(|k| at(k * c) / 64).collect();
+        let mut dedup = lines.clone();
+        dedup.sort_unstable();
+        dedup.dedup();
+        assert_eq!(dedup.len(), TREE_GROUPS, "one cache line per group");
+        assert_eq!(core::mem::align_of::<Group>(), 64);
+        assert_eq!(TREE_GROUPS * GROUP_SLOTS, TREE_PAGES as usize);
     }
 }

@@ -574,3 +574,61 @@ fn loom_first_uncharged_stores_on_two_cpus() {
         assert_eq!(k.zswap.lru_records(), 1, "root's record stays");
     });
 }
+
+/// The tree is locked per swap cluster: a fault loads X from cluster 0 on
+/// CPU 0 (the slot's leaf empties and is freed after the lock is dropped)
+/// while a store of Y into cluster 1 on CPU 1 finds no leaf, allocates one
+/// with the lock dropped and publishes Y on the retry (and adds it to the
+/// LRU under that cluster's lock). The two take different tree locks and
+/// touch different leaves; whatever the interleaving, X comes back, Y is
+/// stored once and reads back, and what counts the whole tree (swapoff's
+/// "entries left" check, one cluster lock at a time) sees Y and then none.
+#[test]
+fn loom_load_and_store_in_two_swap_clusters() {
+    model("load and store in two swap clusters", || {
+        let k = Kernel::new(Config {
+            nr_cpus: 2,
+            online_cpus: 2,
+            swap_pages: 2 * swapcache::SWAPFILE_CLUSTER as u64,
+            ..Config::default()
+        });
+        let (px, py) = (compressible(9), compressible(10));
+        let x = k.swap_out_stored(&px, None);
+        // Cluster 0 holds X: a whole cluster's run is cluster 1.
+        let y = k
+            .swap
+            .get_swap_pages(swapcache::SWAPFILE_CLUSTER, kbase::Gfp::KERNEL)
+            .unwrap();
+        assert_eq!(y.offset(), swapcache::SWAPFILE_CLUSTER as u64);
+        assert_eq!(x.offset() / swapcache::SWAPFILE_CLUSTER as u64, 0);
+        let (fy, new) = k
+            .swap
+            .read_swap_cache_async(y, kbase::Gfp::KERNEL, false)
+            .unwrap();
+        assert!(new);
+        fy.with_page_mut(0, |p| p.copy_from_slice(&py[..])).unwrap();
+        let k2 = k.clone();
+        let fy2 = fy.clone();
+        let t = spawn(move || {
+            k2.zswap.platform().cpus.current.store(1, Ordering::SeqCst);
+            k2.zswap.store(&fy2)
+        });
+        assert_eq!(&k.swap_in(x).unwrap()[..], &px[..]);
+        t.join().unwrap().unwrap();
+        assert!(!k.zswap.is_present(x));
+        assert!(k.zswap.is_present(y));
+        let s = k.zswap.stats();
+        assert_eq!((s.stored_pages, s.zswpin), (1, 1));
+        assert_eq!(k.zswap.lru_entries(), 1);
+        assert_eq!(k.zswap.swapoff(y.swp_type()), Err(Error::EBUSY));
+        // Y's fault: its folio is still the swap cache's, locked.
+        fy.with_page_mut(0, |p| p.fill(0)).unwrap();
+        k.zswap.load(&fy).unwrap();
+        fy.with_page(0, |p| assert_eq!(&p[..], &py[..])).unwrap();
+        assert!(!k.zswap.is_present(y));
+        assert_eq!(k.zswap.lru_entries(), 0);
+        assert_eq!(k.zswap.stats().stored_pages, 0);
+        assert_eq!(k.zswap.swapoff(y.swp_type()), Ok(()));
+        fy.unlock();
+    });
+}
