@@ -188,7 +188,11 @@ impl LruList {
     }
 }
 
-/// One node's list and its lruvec state.
+/// One node's list and its lruvec state, in a cache line of its own
+/// (Linux's `list_lru_node` is `____cacheline_aligned_in_smp`): every add
+/// and delete writes the lock, the head or tail and the counts, all in this
+/// one line, and nothing else shares it.
+#[repr(align(64))]
 pub(crate) struct NodeLru {
     list: Mutex<LruList>,
     /// Linux's `zswap_lruvec_state.nr_disk_swapins`.
@@ -1087,6 +1091,26 @@ mod tests {
         free(&lru, p);
         assert_eq!(lru.total(), 0);
         assert_eq!(lru.nr_records(), 1, "a live record stays");
+    }
+
+    /// Each node's list (lock, head, tail, counts) is alone in its cache
+    /// line, as Linux's `list_lru_node`: deletes on one node's list never
+    /// write a line another list's users write.
+    #[test]
+    fn each_node_list_has_a_cache_line_of_its_own() {
+        let lru = Lru::new(3, 1).unwrap();
+        lru.ensure(4, None, Gfp::KERNEL).unwrap();
+        let addrs = lru.map.read(0, |map| {
+            let m = map.find(&4).get().unwrap();
+            m.nodes
+                .iter()
+                .map(|n| ptr::from_ref(n).addr())
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(addrs.len(), 3);
+        for w in addrs.windows(2) {
+            assert!(w[0] % 64 == 0 && w[1] - w[0] >= 64);
+        }
     }
 
     #[test]
