@@ -208,6 +208,19 @@ struct CpuSlabs {
 // only followed under the lock that owns this value (type invariants).
 unsafe impl Send for CpuSlabs {}
 
+/// One (CPU, node)'s lock and slab list, in a cache line of its own: the
+/// lists of two CPUs never share one, so stores and loads on different CPUs
+/// do not bounce it.
+#[repr(align(64))]
+struct CpuLists(Mutex<CpuSlabs>);
+
+impl core::ops::Deref for CpuLists {
+    type Target = Mutex<CpuSlabs>;
+    fn deref(&self) -> &Mutex<CpuSlabs> {
+        &self.0
+    }
+}
+
 /// An entry slot handed out by [`EntryCache::alloc`], not yet initialised.
 ///
 /// # Invariants
@@ -234,7 +247,7 @@ impl EntrySlot {
 pub(crate) struct EntryCache {
     alloc: &'static dyn PageAllocator,
     /// Per CPU, one list per node: index `cpu * nr_nodes + nid`.
-    cpus: Vec<Mutex<CpuSlabs>>,
+    cpus: Vec<CpuLists>,
     nr_nodes: usize,
     /// `cpus.len() / nr_nodes` (at least 1): the CPUs with lists.
     nr_cpus: usize,
@@ -287,14 +300,14 @@ impl EntryCache {
         let mut cpus = Vec::new();
         cpus.try_reserve_exact(nr)?;
         for _ in 0..nr {
-            cpus.push(Mutex::new_class(
+            cpus.push(CpuLists(Mutex::new_class(
                 CpuSlabs {
                     partial: None,
                     nr_slabs: 0,
                     free_nos: 0,
                 },
                 &lock_class::ZSWAP_ENTRY_CACHE,
-            ));
+            )));
         }
         Ok(EntryCache {
             alloc,
@@ -849,6 +862,22 @@ mod tests {
         assert_eq!(c.pages(), 0);
         drop(c);
         assert_eq!(pa.allocated_pages(), 0);
+    }
+
+    /// Each (CPU, node)'s lock and list head sits in a cache line of its
+    /// own: stores and loads on two CPUs never write a common line here.
+    #[test]
+    fn each_cpus_lists_have_a_cache_line_of_their_own() {
+        let c = EntryCache::new(pages(), 3, 2).unwrap();
+        let lines: alloc::vec::Vec<usize> = c
+            .cpus
+            .iter()
+            .map(|l| core::ptr::from_ref(l).addr())
+            .collect();
+        assert_eq!(lines.len(), 6);
+        for w in lines.windows(2) {
+            assert!(w[0] % 64 == 0 && w[1] - w[0] >= 64);
+        }
     }
 
     #[test]
