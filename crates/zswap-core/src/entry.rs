@@ -256,13 +256,15 @@ impl ZswapEntry {
         self.lru.with_mut(|p| unsafe { *p = link })
     }
 
-    /// Sets or clears the second-chance bit.
-    pub(crate) fn set_referenced(&self, on: bool) {
-        if on {
-            self.meta.fetch_or(META_REFERENCED, Ordering::Relaxed);
-        } else {
-            self.meta.fetch_and(!META_REFERENCED, Ordering::Relaxed);
-        }
+    /// Sets or clears the second-chance bit of an entry no other thread can
+    /// reach yet (`&mut self`, as [`ZswapEntry::set_object`]): a plain
+    /// store, no read-modify-write. Once the entry is published only the LRU
+    /// walker changes the bit ([`ZswapEntry::take_referenced`], atomic).
+    /// (Store sets it on every page: one locked instruction fewer.)
+    pub(crate) fn set_referenced(&mut self, on: bool) {
+        let meta = self.meta.load(Ordering::Relaxed) & !META_REFERENCED;
+        let bit = if on { META_REFERENCED } else { 0 };
+        self.meta.store(meta | bit, Ordering::Relaxed);
     }
 
     /// Clears the second-chance bit; was it set?

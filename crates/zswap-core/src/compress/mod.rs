@@ -451,6 +451,11 @@ impl Compressor {
     /// (it cannot run tasks before its `prepare`, so only a stale or bogus
     /// CPU number) borrows the next prepared CPU's.
     fn context(&self, cpu: usize) -> Result<&PerCpu> {
+        // Every store asks: a prepared CPU in range (the only case but for
+        // a stale or bogus number) costs no division.
+        if let Some(ctx) = self.percpu.get(cpu).and_then(|s| s.get()) {
+            return Ok(ctx);
+        }
         let nr = self.percpu.len();
         // `checked_rem` only fails for nr == 0, which the invariant rules
         // out; `get` keeps this panic-free regardless.

@@ -496,3 +496,28 @@ fn mutated_corpus_objects_never_panic() {
         }
     }
 }
+
+/// A CPU's own contexts when it is prepared (past the last CPU, those of
+/// `cpu % n`); a CPU not prepared borrows the next prepared one's, wrapping.
+#[test]
+fn context_is_the_cpus_own_or_the_next_prepared() {
+    for kind in kinds() {
+        let c = Compressor::new_online(kind, 4, &|cpu| cpu == 1 || cpu == 2, Gfp::KERNEL).unwrap();
+        let own = |cpu: usize| c.percpu[cpu].get().map(|p| p as *const PerCpu);
+        let ctx = |cpu: usize| c.context(cpu).ok().map(|p| p as *const PerCpu);
+        let cases = [
+            (0, 1),
+            (1, 1),
+            (2, 2),
+            (3, 1),
+            (5, 1),
+            (6, 2),
+            (7, 1),
+            (usize::MAX, 1),
+        ];
+        for (cpu, expect) in cases {
+            assert!(own(expect).is_some());
+            assert_eq!(ctx(cpu), own(expect), "cpu {cpu}");
+        }
+    }
+}
