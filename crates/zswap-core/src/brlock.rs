@@ -61,10 +61,12 @@ impl<T> BrLock<T> {
     /// Runs `f` on the data with CPU `cpu`'s lock held (`cpu % n` past the
     /// locks).
     pub(crate) fn read<R>(&self, cpu: usize, f: impl FnOnce(&T) -> R) -> R {
-        let lock = match cpu
-            .checked_rem(self.locks.len())
-            .and_then(|c| self.locks.get(c))
-        {
+        // A CPU below the number of locks (every CPU up to MAX_LOCKS) costs
+        // no division: this runs on every store, load and invalidate.
+        let lock = match self.locks.get(cpu).or_else(|| {
+            cpu.checked_rem(self.locks.len())
+                .and_then(|c| self.locks.get(c))
+        }) {
             Some(l) => l,
             // No lock at all is ruled out by `new`; the write side is right
             // whatever the number of locks.
@@ -113,5 +115,18 @@ mod tests {
         let one = BrLock::new(0, &lock_class::ZSWAP_TREES, 1u8).unwrap();
         assert_eq!(one.locks.len(), 1);
         assert_eq!(one.read(3, |v| *v), 1);
+    }
+
+    #[test]
+    fn a_reader_holds_the_lock_of_its_cpu_modulo_the_locks() {
+        let l = BrLock::new(4, &lock_class::ZSWAP_TREES, ()).unwrap();
+        for cpu in [0, 1, 3, 4, 6, 13, usize::MAX] {
+            l.read(cpu, |_| {
+                for (i, lock) in l.locks.iter().enumerate() {
+                    let held = lock.0.try_lock().is_none();
+                    assert_eq!(held, i == cpu % 4, "cpu {cpu}, lock {i}");
+                }
+            });
+        }
     }
 }
