@@ -1,6 +1,8 @@
 //! Loom models of zswap's races, driving the real crates (zswap-core,
 //! swapcache, memcg, zpool) through the sync shim. Tiny configurations:
-//! an 8-slot swap device, 64 pages of RAM, one CPU.
+//! an 8-slot swap device (two swap clusters where a model needs two),
+//! 64 pages of RAM, one CPU (two in the models named "on two CPUs" and
+//! "in two swap clusters").
 //!
 //! Run with
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo nextest run --release -p zswap-core --test loom_zswap`.
@@ -519,7 +521,7 @@ fn loom_load_and_store_vs_memcg_offline_on_two_cpus() {
         let k = Kernel::new(Config {
             nr_cpus: 2,
             online_cpus: 2,
-            ..Config::default()
+            ..tiny_config()
         });
         let cg = k.cgroup("a");
         let (px, py) = (compressible(4), compressible(5));
@@ -553,7 +555,7 @@ fn loom_first_uncharged_stores_on_two_cpus() {
         let k = Kernel::new(Config {
             nr_cpus: 2,
             online_cpus: 2,
-            ..Config::default()
+            ..tiny_config()
         });
         let (px, py) = (compressible(6), compressible(7));
         let k2 = k.clone();
@@ -590,7 +592,7 @@ fn loom_load_and_store_in_two_swap_clusters() {
             nr_cpus: 2,
             online_cpus: 2,
             swap_pages: 2 * swapcache::SWAPFILE_CLUSTER as u64,
-            ..Config::default()
+            ..tiny_config()
         });
         let (px, py) = (compressible(9), compressible(10));
         let x = k.swap_out_stored(&px, None);
