@@ -12,7 +12,9 @@
 //!
 //! The class lives in the handle because an object never changes class (it
 //! only moves between zspages of its class), so every data-path call goes
-//! straight to one class lock; no pool-wide table or lock is touched. The
+//! straight to one class lock; no pool-wide table or lock is touched. With
+//! per-CPU shards (`ZsConfig::shards`) the field names the class *slot*,
+//! band x shards + shard: each shard is a class of its own. The
 //! slot indexes that class's [`HandleTable`], whose entry holds the object's
 //! current location and exact size; compaction rewrites the entry, never the
 //! handle. The pool id (never 0, so no valid handle is 0) and the slot's
@@ -26,6 +28,8 @@ use kbase::{Error, Result};
 const SLOT_BITS: u32 = 28;
 const GEN_BITS: u32 = 16;
 const CLASS_BITS: u32 = 8;
+/// Class slots a handle can name (bands x shards, see `lib.rs`).
+pub(crate) const MAX_CLASS_SLOTS: usize = 1 << CLASS_BITS;
 const POOL_BITS: u32 = 12;
 const GEN_SHIFT: u32 = SLOT_BITS;
 const CLASS_SHIFT: u32 = GEN_SHIFT + GEN_BITS;

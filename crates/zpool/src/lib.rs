@@ -28,6 +28,35 @@
 //! objects of similar size refill each other's holes after frees. Each band
 //! strands at most the tail of one page, eight pages in all.
 //!
+//! ## Class shards per CPU
+//!
+//! With [`ZsConfig::shards`] = K > 1 (at most [`MAX_SHARDS`], 16), each
+//! band is split into K *shards*: independent classes (lock, handle table,
+//! zspage slab, gap buckets, fullness groups), band b's shard s at index
+//! b x K + s of the pool's class array. [`ZsPool::malloc_on`] and
+//! [`ZsPool::malloc_write_on`] take the calling CPU and allocate in shard
+//! `cpu % K` of the object's band ([`ZsPool::malloc`] and
+//! [`ZsPool::malloc_write`] use shard 0); the shard is part of the handle
+//! (below), so `free`, `read`, `read_with`, `read_and_free`, `write` and
+//! `obj_size` find it as they find the class, and a CPU loading another
+//! CPU's object takes that object's shard lock. zswap creates its pools
+//! with one shard per CPU: CPUs that store and load their own pages then
+//! write no cache line of the pool in common (the class lock and the gap
+//! lists and buckets a store and a load write are per shard).
+//!
+//! What a shard costs: objects refill holes only within their shard and
+//! compaction moves objects only within a shard (an object never changes
+//! shard, as it never changes class), so each shard strands its own
+//! partly filled zspage per band, and after frees the shards' sparse
+//! zspages do not fill each other. The class array grows by K
+//! (`MetadataBytes::classes`: 8 x K cache-line-aligned classes of
+//! `size_of::<Class>()` bytes, a few hundred each). Measured on the
+//! corpus (see the trade-offs below). Compaction, the shrinker pair
+//! (count exact per shard, scan round robin over every shard of every
+//! band), the statistics and pool destruction cover every shard;
+//! [`ZsPool::class_stats`] sums a band's shards (what a band-by-band
+//! listing prints), [`ZsPool::shard_stats`] gives one shard.
+//!
 //! ## Zspage layout
 //!
 //! A zspage is a chain of up to [`ZsConfig::max_pages_per_zspage`] pages
@@ -82,10 +111,13 @@
 //! ## Handles
 //!
 //! A [`Handle`] is a `u64`: pool id (12 bits) | class (8) | generation (16) |
-//! slot (28). The class never changes for an object, so every data-path call
-//! (`free`, `read`, `read_with`, `write`, `obj_size`) decodes the class from
-//! the handle and takes only that class's lock: there is no pool-wide handle
-//! table and no pool-wide lock. The slot indexes the class's handle table,
+//! slot (28). The class field is the index of the object's class in the
+//! pool's class array, band x K + shard with K shards (at most 8 x 16 =
+//! 128 of the 256 the field can name). The class never changes for an
+//! object, so every data-path call (`free`, `read`, `read_with`,
+//! `read_and_free`, `write`, `obj_size`) decodes the class from the handle
+//! and takes only that class's lock: there is no pool-wide handle table and
+//! no pool-wide lock. The slot indexes the class's handle table,
 //! whose 8-byte entry packs the object's zspage (18 bits), byte offset in
 //! the chain (18), exact size (12, as size - 1) and generation; compaction
 //! rewrites the entry, so handles stay valid while objects move. A class
@@ -171,7 +203,8 @@
 //!
 //! ## Lock order
 //!
-//! One lock per class. No two class locks are ever held together and the
+//! One lock per class (per shard of a band with several shards: each shard
+//! is a class). No two class locks are ever held together and the
 //! pool takes no other lock of its own under one. The page allocator is
 //! called with no lock held when it allocates; pages and metadata are given
 //! back (which never blocks) under the class lock, like Linux's
@@ -307,12 +340,25 @@ pub struct ZsConfig {
     /// pages they cost nothing extra, but a compaction step (one zspage per
     /// lock hold) moves more.
     pub max_pages_per_zspage: usize,
+    /// Class shards per size band, `1..=MAX_SHARDS` (default 1). Each shard
+    /// is a class of its own (lock, zspages, handle table); an allocation
+    /// through [`ZsPool::malloc_on`] or [`ZsPool::malloc_write_on`] goes to
+    /// the shard of its CPU (`cpu % shards`), so CPUs storing and loading
+    /// their own objects share no class lock. Every extra shard can strand
+    /// its own partly filled zspage per band (see the crate docs).
+    pub shards: usize,
 }
+
+/// Most class shards per size band ([`ZsConfig::shards`]): eight bands of
+/// sixteen shards are 128 class slots, which a handle's 8 class bits name.
+pub const MAX_SHARDS: usize = 16;
+const _: () = assert!(class::NR_CLASSES * MAX_SHARDS <= handle::MAX_CLASS_SLOTS);
 
 impl Default for ZsConfig {
     fn default() -> Self {
         ZsConfig {
             max_pages_per_zspage: DEFAULT_PAGES_PER_ZSPAGE,
+            shards: 1,
         }
     }
 }
@@ -419,6 +465,10 @@ pub struct ZsPool<A: PageAllocator> {
     cfg: ZsConfig,
     id: u16,
     table: ClassTable,
+    /// Class shards per band ([`ZsConfig::shards`]).
+    shards: usize,
+    /// Band `b`'s shard `s` is `classes[b * shards + s]`; a handle's class
+    /// field is that index.
     classes: Vec<Class>,
     pages: AtomicUsize,
     compacted: AtomicUsize,
@@ -480,22 +530,30 @@ impl<A: PageAllocator> ZsPool<A> {
     }
 
     /// A pool with `cfg`. EINVAL for a chain length outside
-    /// `1..=MAX_PAGES_PER_ZSPAGE`; ENOMEM if the class table cannot be
-    /// allocated. Holds no page until the first `malloc`.
+    /// `1..=MAX_PAGES_PER_ZSPAGE` or a shard count outside
+    /// `1..=MAX_SHARDS`; ENOMEM if the class table cannot be allocated.
+    /// Holds no page until the first `malloc`.
     pub fn with_config(alloc: A, cfg: ZsConfig) -> Result<ZsPool<A>> {
         let table = ClassTable::new(cfg.max_pages_per_zspage)?;
-        let mut classes = try_vec(table.classes.len())?;
+        let shards = cfg.shards;
+        if !(1..=MAX_SHARDS).contains(&shards) {
+            return Err(Error::EINVAL);
+        }
+        let mut classes = try_vec(table.classes.len() * shards)?;
         for info in &table.classes {
-            classes.push(Class {
-                info: *info,
-                state: Mutex::new_class(ClassState::new(), &lock_class::ZPOOL_CLASS),
-            });
+            for _ in 0..shards {
+                classes.push(Class {
+                    info: *info,
+                    state: Mutex::new_class(ClassState::new(), &lock_class::ZPOOL_CLASS),
+                });
+            }
         }
         Ok(ZsPool {
             alloc,
             cfg,
             id: next_pool_id(),
             table,
+            shards,
             classes,
             pages: AtomicUsize::new(0),
             compacted: AtomicUsize::new(0),
@@ -517,8 +575,20 @@ impl<A: PageAllocator> ZsPool<A> {
     /// undefined until written. Errors: EINVAL for `size == 0`, ENOSPC for
     /// `size > PAGE_SIZE`, ENOMEM when a page or metadata cannot be
     /// allocated with `gfp`.
+    ///
+    /// The object goes to shard 0 of its band; see
+    /// [`malloc_on`](Self::malloc_on).
     pub fn malloc(&self, size: usize, gfp: Gfp) -> Result<Handle> {
-        self.alloc_object(size, None, gfp)
+        self.alloc_object(0, size, None, gfp)
+    }
+
+    /// [`malloc`](Self::malloc) on CPU `cpu`: the object goes to the class
+    /// shard `cpu % shards` of its band. Any `cpu` is accepted (the caller
+    /// need not be pinned to it: a shard is only a lock and a set of
+    /// zspages, and every call on the object later takes the lock of the
+    /// shard its handle names, whichever CPU it runs on).
+    pub fn malloc_on(&self, cpu: usize, size: usize, gfp: Gfp) -> Result<Handle> {
+        self.alloc_object(self.shard_of(cpu), size, None, gfp)
     }
 
     /// Allocates an object of `src.len()` bytes and copies `src` into it,
@@ -526,14 +596,45 @@ impl<A: PageAllocator> ZsPool<A> {
     /// [`write`](Self::write) with one lock round trip and no handle
     /// lookup; what zswap's store does with a compressed page). The errors
     /// of `malloc` for `src.len()`; on any error no object is left behind.
+    ///
+    /// The object goes to shard 0 of its band; see
+    /// [`malloc_write_on`](Self::malloc_write_on).
     pub fn malloc_write(&self, src: &[u8], gfp: Gfp) -> Result<Handle> {
-        self.alloc_object(src.len(), Some(src), gfp)
+        self.alloc_object(0, src.len(), Some(src), gfp)
     }
 
-    /// [`malloc`](Self::malloc) of `size` bytes, plus, with `src` (of
-    /// `size` bytes), its copy into the new object under the same hold.
-    fn alloc_object(&self, size: usize, src: Option<&[u8]>, gfp: Gfp) -> Result<Handle> {
-        let ci = self.table.index_for(size)?;
+    /// [`malloc_write`](Self::malloc_write) on CPU `cpu`: the object goes to
+    /// the class shard `cpu % shards` of its band (zswap's store, which
+    /// knows its CPU). As [`malloc_on`](Self::malloc_on), any `cpu` is
+    /// accepted.
+    pub fn malloc_write_on(&self, cpu: usize, src: &[u8], gfp: Gfp) -> Result<Handle> {
+        self.alloc_object(self.shard_of(cpu), src.len(), Some(src), gfp)
+    }
+
+    /// The class shard of CPU `cpu` (no division for the CPUs below the
+    /// shard count, nor with one shard).
+    #[inline]
+    fn shard_of(&self, cpu: usize) -> usize {
+        if cpu < self.shards {
+            cpu
+        } else if self.shards == 1 {
+            0
+        } else {
+            cpu % self.shards
+        }
+    }
+
+    /// [`malloc`](Self::malloc) of `size` bytes in shard `shard`
+    /// (`< shards`) of its band, plus, with `src` (of `size` bytes), its
+    /// copy into the new object under the same hold.
+    fn alloc_object(
+        &self,
+        shard: usize,
+        size: usize,
+        src: Option<&[u8]>,
+        gfp: Gfp,
+    ) -> Result<Handle> {
+        let ci = self.table.index_for(size)? * self.shards + shard;
         let class = self.classes.get(ci).ok_or(Error::EINVAL)?;
         let mut spare = Spare {
             alloc: &self.alloc,
@@ -798,8 +899,8 @@ impl<A: PageAllocator> ZsPool<A> {
         freed
     }
 
-    /// Compacts every class (`zs_compact`); returns the pages freed, also
-    /// counted in `pages_compacted`.
+    /// Compacts every class, every shard of each (`zs_compact`); returns
+    /// the pages freed, also counted in `pages_compacted`.
     pub fn compact(&self) -> usize {
         let total = self
             .classes
@@ -813,14 +914,15 @@ impl<A: PageAllocator> ZsPool<A> {
     /// The pool's shrinker count (`zs_shrinker_count`): pages compaction
     /// could give back, reckoned as what packing every zspage in place would
     /// free. Exact per class at the time each class is read; takes each
-    /// class lock for a moment.
+    /// class lock (every shard's) for a moment.
     pub fn shrinker_count(&self) -> usize {
         self.classes.iter().map(|c| c.state.lock().freeable).sum()
     }
 
-    /// The pool's shrinker scan (`zs_shrinker_scan`): compacts classes,
-    /// round robin from where the last scan stopped, until `nr_to_scan`
-    /// pages were freed or every class was tried. Returns the pages freed,
+    /// The pool's shrinker scan (`zs_shrinker_scan`): compacts classes
+    /// (every shard of every band, each a class of its own), round robin
+    /// from where the last scan stopped, until `nr_to_scan` pages were freed
+    /// or every class was tried. Returns the pages freed,
     /// also counted in `pages_compacted`. Each lock hold covers one zspage.
     pub fn shrinker_scan(&self, nr_to_scan: usize) -> usize {
         let n = self.classes.len();
@@ -877,14 +979,35 @@ impl<A: PageAllocator> ZsPool<A> {
         }
     }
 
-    /// Number of size classes.
+    /// Number of size classes (bands; each has [`nr_shards`](Self::nr_shards)
+    /// shards).
     pub fn nr_classes(&self) -> usize {
-        self.classes.len()
+        self.table.classes.len()
     }
 
-    /// Counters of class `index` (`0..nr_classes()`, by increasing size).
+    /// Class shards per band ([`ZsConfig::shards`]).
+    pub fn nr_shards(&self) -> usize {
+        self.shards
+    }
+
+    /// Counters of class `index` (`0..nr_classes()`, by increasing size),
+    /// summed over its shards (each shard read under its lock in turn).
     pub fn class_stats(&self, index: usize) -> Option<ClassStats> {
-        let class = self.classes.get(index)?;
+        let mut sum = self.shard_stats(index, 0)?;
+        for s in 1..self.shards {
+            let c = self.shard_stats(index, s)?;
+            sum.objects += c.objects;
+            sum.bytes += c.bytes;
+            sum.zspages += c.zspages;
+            sum.pages += c.pages;
+            sum.freeable += c.freeable;
+        }
+        Some(sum)
+    }
+
+    /// Counters of shard `shard` (`0..nr_shards()`) of class `index`.
+    pub fn shard_stats(&self, index: usize, shard: usize) -> Option<ClassStats> {
+        let class = self.shard(index, shard)?;
         let st = class.state.lock();
         Some(ClassStats {
             min_size: class.info.min,
@@ -899,17 +1022,56 @@ impl<A: PageAllocator> ZsPool<A> {
     }
 
     /// Class `index`'s counters recounted from its zspages, for checking
-    /// [`class_stats`](Self::class_stats): (objects, bytes, pages, zspages);
-    /// zspages is `usize::MAX` if the class's lists are inconsistent.
+    /// [`class_stats`](Self::class_stats): (objects, bytes, pages, zspages),
+    /// summed over its shards; zspages is `usize::MAX` if any shard's lists
+    /// are inconsistent.
     #[doc(hidden)]
     pub fn class_recount(&self, index: usize) -> Option<(usize, usize, usize, usize)> {
-        let class = self.classes.get(index)?;
+        let mut sum = (0, 0, 0, 0);
+        for s in 0..self.shards {
+            let r = self.shard_recount(index, s)?;
+            sum.0 += r.0;
+            sum.1 += r.1;
+            sum.2 += r.2;
+            sum.3 = if r.3 == usize::MAX || sum.3 == usize::MAX {
+                usize::MAX
+            } else {
+                sum.3 + r.3
+            };
+        }
+        Some(sum)
+    }
+
+    /// [`class_recount`](Self::class_recount) of one shard, for checking
+    /// [`shard_stats`](Self::shard_stats).
+    #[doc(hidden)]
+    pub fn shard_recount(
+        &self,
+        index: usize,
+        shard: usize,
+    ) -> Option<(usize, usize, usize, usize)> {
+        let class = self.shard(index, shard)?;
         Some(class.state.lock().recount(&class.info))
     }
 
     /// The class index serving `size`-byte objects.
     pub fn class_index(&self, size: usize) -> Result<usize> {
         self.table.index_for(size)
+    }
+
+    /// The class (band) and shard of a handle of this pool, as decoded from
+    /// it (EINVAL for another pool's or an impossible one). The object need
+    /// not be live.
+    pub fn shard_of_handle(&self, h: Handle) -> Result<(usize, usize)> {
+        let (p, _) = self.class_of(h)?;
+        Ok((p.class / self.shards, p.class % self.shards))
+    }
+
+    fn shard(&self, index: usize, shard: usize) -> Option<&Class> {
+        if index >= self.nr_classes() || shard >= self.shards {
+            return None;
+        }
+        self.classes.get(index * self.shards + shard)
     }
 
     fn class_of(&self, h: Handle) -> Result<(HandleParts, &Class)> {

@@ -193,7 +193,8 @@ fn config_is_validated() {
         ZsPool::with_config(
             &a,
             ZsConfig {
-                max_pages_per_zspage: 0
+                max_pages_per_zspage: 0,
+                ..ZsConfig::default()
             }
         )
         .is_err()
@@ -202,7 +203,8 @@ fn config_is_validated() {
         ZsPool::with_config(
             &a,
             ZsConfig {
-                max_pages_per_zspage: zpool::MAX_PAGES_PER_ZSPAGE + 1
+                max_pages_per_zspage: zpool::MAX_PAGES_PER_ZSPAGE + 1,
+                ..ZsConfig::default()
             }
         )
         .is_err()
@@ -211,6 +213,7 @@ fn config_is_validated() {
         &a,
         ZsConfig {
             max_pages_per_zspage: 1,
+            ..ZsConfig::default()
         },
     )
     .unwrap();
@@ -709,5 +712,282 @@ fn a_consuming_read_frees_its_object_in_the_unpinning_hold() {
         );
     }
     assert_eq!(p.stats().objects, 0);
+    assert_no_pages(&p);
+}
+
+fn sharded(shards: usize) -> ZsPool<Arc<HeapPageAllocator>> {
+    let cfg = ZsConfig {
+        shards,
+        ..ZsConfig::default()
+    };
+    ZsPool::with_config(Arc::new(HeapPageAllocator::new()), cfg).unwrap()
+}
+
+#[test]
+fn shard_count_is_validated_and_classes_stay_bands() {
+    let a = HeapPageAllocator::new();
+    for bad in [0, zpool::MAX_SHARDS + 1] {
+        let cfg = ZsConfig {
+            shards: bad,
+            ..ZsConfig::default()
+        };
+        assert!(ZsPool::with_config(&a, cfg).is_err(), "{bad} shards");
+    }
+    let one = pool();
+    let p = sharded(zpool::MAX_SHARDS);
+    assert_eq!(p.nr_shards(), zpool::MAX_SHARDS);
+    assert_eq!(one.nr_shards(), 1);
+    // Classes are still the size bands; each has its shards.
+    assert_eq!(p.nr_classes(), one.nr_classes());
+    for i in 0..p.nr_classes() {
+        let (c, d) = (p.class_stats(i).unwrap(), one.class_stats(i).unwrap());
+        assert_eq!((c.min_size, c.size), (d.min_size, d.size));
+    }
+    // The last shard of the last band has a handle like any other.
+    let last = p.nr_classes() - 1;
+    let h = p
+        .malloc_write_on(zpool::MAX_SHARDS - 1, &[3; PAGE_SIZE], Gfp::KERNEL)
+        .unwrap();
+    assert_eq!(p.shard_of_handle(h), Ok((last, zpool::MAX_SHARDS - 1)));
+    assert_reads_back(&p, h, &[3; PAGE_SIZE]);
+    p.free(h).unwrap();
+    // An empty pool holds no page, whatever its shard count; its class
+    // array is accounted per shard.
+    assert_no_pages(&p);
+    assert_eq!(p.stats().pages, 0);
+    assert_eq!(
+        p.stats().metadata.classes,
+        zpool::MAX_SHARDS * one.stats().metadata.classes
+    );
+}
+
+#[test]
+fn objects_go_to_their_cpus_shard_and_read_back_from_any() {
+    let p = sharded(4);
+    let sizes = [40, 700, 1300, 2000, 3000, PAGE_SIZE];
+    let mut live = Vec::new();
+    for cpu in 0..10 {
+        for (j, &size) in sizes.iter().enumerate() {
+            let d = pattern((cpu * 10 + j) as u64, size);
+            let h = if j % 2 == 0 {
+                p.malloc_write_on(cpu, &d, Gfp::KERNEL).unwrap()
+            } else {
+                let h = p.malloc_on(cpu, size, Gfp::KERNEL).unwrap();
+                p.write(h, &d).unwrap();
+                h
+            };
+            let band = p.class_index(size).unwrap();
+            assert_eq!(p.shard_of_handle(h), Ok((band, cpu % 4)));
+            live.push((h, d, cpu % 4));
+        }
+    }
+    // The entry points without a CPU use shard 0.
+    let d0 = pattern(99, 500);
+    let h0 = p.malloc_write(&d0, Gfp::KERNEL).unwrap();
+    assert_eq!(p.shard_of_handle(h0).unwrap().1, 0);
+    live.push((h0, d0, 0));
+    // Every shard holds exactly the objects of its CPUs, in pages of its
+    // own; a class's counters are its shards' sums.
+    for i in 0..p.nr_classes() {
+        let c = p.class_stats(i).unwrap();
+        let mut objects = 0;
+        for s in 0..4 {
+            let sc = p.shard_stats(i, s).unwrap();
+            let expect = live
+                .iter()
+                .filter(|(h, _, sh)| *sh == s && p.shard_of_handle(*h).unwrap().0 == i)
+                .count();
+            assert_eq!(sc.objects, expect, "class {i} shard {s}");
+            let (o, b, pg, z) = p.shard_recount(i, s).unwrap();
+            assert_eq!((o, b, pg, z), (sc.objects, sc.bytes, sc.pages, sc.zspages));
+            objects += sc.objects;
+        }
+        assert_eq!(c.objects, objects);
+    }
+    assert_eq!(p.stats().objects, live.len());
+    // Read, written over, sized and freed through the handle alone.
+    for (h, d, _) in &mut live {
+        assert_reads_back(&p, *h, d);
+        d[0] ^= 0xff;
+        p.write(*h, &d[..1]).unwrap();
+        assert_reads_back(&p, *h, d);
+    }
+    for (n, (h, d, _)) in live.into_iter().enumerate() {
+        if n % 2 == 0 {
+            p.free(h).unwrap();
+        } else {
+            let got = p.read_and_free(h, |a, b| Ok::<_, ()>([a, b].concat()));
+            assert_eq!(got.unwrap().unwrap(), d);
+        }
+        assert_eq!(p.free(h), Err(Error::ENOENT));
+    }
+    assert_no_pages(&p);
+    assert_eq!(p.stats().objects, 0);
+}
+
+#[test]
+fn shards_keep_their_own_zspages() {
+    // Two CPUs storing one small object each: one shard each, so two pages
+    // where one pool-wide class would use one (the memory a shard costs).
+    let p = sharded(2);
+    let a = p.malloc_write_on(0, &[1; 100], Gfp::KERNEL).unwrap();
+    let b = p.malloc_write_on(1, &[2; 100], Gfp::KERNEL).unwrap();
+    assert_eq!(p.total_pages(), 2);
+    let c = p.malloc_write_on(3, &[3; 100], Gfp::KERNEL).unwrap();
+    assert_eq!(p.total_pages(), 2, "CPU 3 shares CPU 1's shard and page");
+    let one = pool();
+    let x = one.malloc_write_on(0, &[1; 100], Gfp::KERNEL).unwrap();
+    let y = one.malloc_write_on(1, &[2; 100], Gfp::KERNEL).unwrap();
+    assert_eq!(one.total_pages(), 1);
+    for h in [a, b, c] {
+        p.free(h).unwrap();
+    }
+    for h in [x, y] {
+        one.free(h).unwrap();
+    }
+    assert_no_pages(&p);
+    assert_no_pages(&one);
+}
+
+#[test]
+fn compaction_and_the_shrinker_cover_every_shard() {
+    let (count, size) = if cfg!(miri) { (48, 1000) } else { (1200, 1000) };
+    for scan in [false, true] {
+        let p = sharded(3);
+        let mut kept = Vec::new();
+        for i in 0..count {
+            let (cpu, d) = (i % 3, pattern(i as u64, size));
+            let h = p.malloc_write_on(cpu, &d, Gfp::KERNEL).unwrap();
+            if i % 6 < 3 {
+                kept.push((h, d));
+            } else {
+                p.free(h).unwrap();
+            }
+        }
+        let ci = p.class_index(size).unwrap();
+        let count_before = p.shrinker_count();
+        let shard_freeable: Vec<_> = (0..3)
+            .map(|s| p.shard_stats(ci, s).unwrap().freeable)
+            .collect();
+        assert!(shard_freeable.iter().all(|&f| f > 0), "{shard_freeable:?}");
+        assert_eq!(count_before, shard_freeable.iter().sum::<usize>());
+        let before = p.total_pages();
+        let freed = if scan {
+            // Round robin over every shard until nothing is left.
+            let mut freed = 0;
+            loop {
+                let got = p.shrinker_scan(1);
+                if got == 0 && p.shrinker_count() == 0 {
+                    break;
+                }
+                freed += got;
+            }
+            freed
+        } else {
+            p.compact()
+        };
+        assert!(freed >= count_before, "{freed} < {count_before}");
+        assert_eq!(p.total_pages(), before - freed);
+        assert_eq!(p.stats().pages_compacted, freed);
+        assert_eq!(p.allocator().allocated_pages(), p.total_pages());
+        for s in 0..3 {
+            let sc = p.shard_stats(ci, s).unwrap();
+            assert_eq!(sc.freeable, 0, "shard {s} packed");
+            assert_eq!(sc.objects, kept.len() / 3, "objects stayed in shard {s}");
+        }
+        for (h, d) in &kept {
+            assert_reads_back(&p, *h, d);
+        }
+        for (h, _) in kept {
+            p.free(h).unwrap();
+        }
+        assert_no_pages(&p);
+    }
+}
+
+#[test]
+fn dropping_a_sharded_pool_returns_every_page() {
+    let a = Arc::new(HeapPageAllocator::new());
+    let cfg = ZsConfig {
+        shards: 5,
+        ..ZsConfig::default()
+    };
+    let p = ZsPool::with_config(a.clone(), cfg).unwrap();
+    for cpu in 0..12 {
+        p.malloc_write_on(cpu, &pattern(cpu as u64, 900 + cpu * 200), Gfp::KERNEL)
+            .unwrap();
+    }
+    assert!(a.allocated_pages() >= 5);
+    drop(p);
+    assert_eq!(a.allocated_pages(), 0);
+}
+
+#[test]
+fn a_sharded_malloc_that_cannot_get_a_page_leaves_nothing() {
+    let a = Arc::new(FaultInjector::new(HeapPageAllocator::new()));
+    let cfg = ZsConfig {
+        shards: 2,
+        ..ZsConfig::default()
+    };
+    let p = ZsPool::with_config(a.clone(), cfg).unwrap();
+    let h0 = p.malloc_write_on(0, &[1; 100], Gfp::KERNEL).unwrap();
+    // Shard 1 has no page yet: its first object needs one.
+    a.fail_next(1);
+    assert_eq!(
+        p.malloc_write_on(1, &[2; 100], Gfp::KERNEL),
+        Err(Error::ENOMEM)
+    );
+    assert_eq!(p.malloc_on(1, 100, Gfp::KERNEL).map(|_| ()), Ok(()));
+    assert_eq!(p.shard_stats(0, 1).unwrap().objects, 1);
+    assert_eq!(p.stats().objects, 2);
+    assert_eq!(p.total_pages(), 2);
+    assert_eq!(a.injected_failures(), 1);
+    p.free(h0).unwrap();
+    drop(p);
+    assert_eq!(a.inner().allocated_pages(), 0);
+}
+
+#[test]
+fn threads_store_in_their_shards_and_load_each_others_objects() {
+    let _watchdog = kbase::testing::watchdog(
+        "threads_store_in_their_shards_and_load_each_others_objects",
+        std::time::Duration::from_secs(120),
+    );
+    let p = Arc::new(sharded(2));
+    let iters = if cfg!(miri) { 8 } else { 3000 };
+    // Each thread stores on its CPU; what it stores goes to the other
+    // thread, which loads and frees it (the other shard's lock), while the
+    // shrinker runs on thread 0.
+    let (tx0, rx1) = std::sync::mpsc::channel::<(Handle, Vec<u8>)>();
+    let (tx1, rx0) = std::sync::mpsc::channel::<(Handle, Vec<u8>)>();
+    let ths: Vec<_> = [(0usize, tx0, rx0), (1, tx1, rx1)]
+        .into_iter()
+        .map(|(cpu, tx, rx)| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                for i in 0..iters {
+                    let d = pattern((cpu * 1_000_000 + i) as u64, 200 + (i * 37) % 3000);
+                    let h = p.malloc_write_on(cpu, &d, Gfp::KERNEL).unwrap();
+                    assert_eq!(p.shard_of_handle(h).unwrap().1, cpu);
+                    tx.send((h, d)).unwrap();
+                    while let Ok((h, d)) = rx.try_recv() {
+                        let got = p.read_and_free(h, |a, b| Ok::<_, ()>([a, b].concat()));
+                        assert_eq!(got.unwrap().unwrap(), d);
+                    }
+                    if cpu == 0 && i % 300 == 0 {
+                        p.shrinker_scan(8);
+                    }
+                }
+                drop(tx);
+                for (h, d) in rx {
+                    assert_eq!(bytes(&p, h), d);
+                    p.free(h).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in ths {
+        t.join().unwrap();
+    }
     assert_no_pages(&p);
 }

@@ -81,8 +81,10 @@ fn size(i: usize) -> usize {
         .min(kbase::PAGE_SIZE)
 }
 
-/// One run with the `n`-th allocation failing. Returns whether it failed.
-fn run(n: u64, objects: usize) -> bool {
+/// One run with the `n`-th allocation failing, in a pool of `shards` class
+/// shards per band (with more than one, objects are allocated on CPUs
+/// 0..5 in turn). Returns whether it failed.
+fn run(n: u64, objects: usize, shards: usize) -> bool {
     let pages = HeapPageAllocator::new();
     let before = live();
     let before_failed = failed();
@@ -95,6 +97,7 @@ fn run(n: u64, objects: usize) -> bool {
     arm(n);
     let cfg = ZsConfig {
         max_pages_per_zspage: 4,
+        shards,
     };
     let pool = match ZsPool::with_config(&pages, cfg) {
         Ok(p) => Some(p),
@@ -110,11 +113,16 @@ fn run(n: u64, objects: usize) -> bool {
             buf.fill(byte);
             // Every other object through malloc_write (malloc + write in
             // one class-lock hold): the same failures, nothing left behind.
-            let r = if i % 2 == 0 {
-                pool.malloc(s, Gfp::KERNEL)
-                    .inspect(|&h| pool.write(h, &buf[..s]).unwrap())
-            } else {
-                pool.malloc_write(&buf[..s], Gfp::KERNEL)
+            let cpu = i % 5;
+            let r = match (i % 2 == 0, shards > 1) {
+                (true, false) => pool
+                    .malloc(s, Gfp::KERNEL)
+                    .inspect(|&h| pool.write(h, &buf[..s]).unwrap()),
+                (false, false) => pool.malloc_write(&buf[..s], Gfp::KERNEL),
+                (true, true) => pool
+                    .malloc_on(cpu, s, Gfp::KERNEL)
+                    .inspect(|&h| pool.write(h, &buf[..s]).unwrap()),
+                (false, true) => pool.malloc_write_on(cpu, &buf[..s], Gfp::KERNEL),
             };
             match r {
                 Ok(h) => stored.push((h, s, byte)),
@@ -160,6 +168,17 @@ fn run(n: u64, objects: usize) -> bool {
 
 #[test]
 fn every_heap_allocation_failure_is_enomem_without_leak_or_damage() {
+    every_failure(1);
+}
+
+/// The same in a pool of three class shards per band, objects allocated on
+/// five CPUs: each shard's tables and zspages fail and recover alike.
+#[test]
+fn every_heap_allocation_failure_with_class_shards() {
+    every_failure(3);
+}
+
+fn every_failure(shards: usize) {
     // A failed assertion must be able to print.
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -179,7 +198,7 @@ fn every_heap_allocation_failure_is_enomem_without_leak_or_damage() {
     let (objects, stride) = if cfg!(miri) { (12, 3) } else { (1200, 1) };
     let mut n = 0;
     let mut injected = 0;
-    while run(n, objects) {
+    while run(n, objects, shards) {
         injected += 1;
         n += stride;
         assert!(n < 100_000, "the runs never stop failing");

@@ -4,7 +4,9 @@
 //! compaction and the free of a neighbour in the same zspage (as a read, and
 //! as zswap's load, which frees the object in the hold that unpins it), and
 //! a free of the object being loaded, and an allocation with its write
-//! (`malloc_write`) racing compaction. The pool's real code runs
+//! (`malloc_write`) racing compaction, and, in a pool of two class shards,
+//! compaction racing a load, a free and an allocation in the other shard.
+//! The pool's real code runs
 //! on loom's primitives through `kbase::sync`.
 #![cfg(loom)]
 
@@ -38,6 +40,7 @@ fn pool() -> Arc<Pool> {
     // One-page chains: fewer classes, and compaction has whole pages to free.
     let cfg = ZsConfig {
         max_pages_per_zspage: 1,
+        ..ZsConfig::default()
     };
     Arc::new(ZsPool::with_config(HeapPageAllocator::new(), cfg).unwrap())
 }
@@ -221,6 +224,7 @@ fn no_class_lock_is_held_across_page_allocation() {
         });
         let cfg = ZsConfig {
             max_pages_per_zspage: 2,
+            ..ZsConfig::default()
         };
         let p = std::sync::Arc::new(ZsPool::with_config(alloc.clone(), cfg).unwrap());
         let first = p.malloc(3000, Gfp::KERNEL).unwrap();
@@ -451,5 +455,91 @@ fn read_and_free_races_a_free_of_the_same_object() {
         }
         assert_eq!(p.total_pages(), 0);
         assert_eq!(p.allocator().allocated_pages(), 0);
+    });
+}
+
+#[test]
+fn two_shards_compaction_races_load_free_and_malloc_in_the_other_shard() {
+    // A pool of two class shards per band. Compaction (of every shard, as
+    // `compact` does) runs while CPU 1 loads and frees an object of its
+    // shard and allocates one that needs a new page. Shard 0's compaction
+    // frees its sparse page whatever CPU 1 does; CPU 1's allocation takes
+    // its page with no lock held (the probe takes the lock of the shard
+    // being allocated for, and of the shard being compacted); every byte
+    // stays where its handle says.
+    model(|| {
+        let alloc = std::sync::Arc::new(ProbingAllocator {
+            inner: HeapPageAllocator::new(),
+            probe: std::sync::OnceLock::new(),
+        });
+        let cfg = ZsConfig {
+            max_pages_per_zspage: 1,
+            shards: 2,
+        };
+        let p = std::sync::Arc::new(ZsPool::with_config(alloc.clone(), cfg).unwrap());
+        // Shard 0, 1000-byte class, 4 per page: zspage A keeps one object
+        // (3), B three (4, 5, 7) and a hole; compaction moves 3 into the
+        // hole and frees A.
+        let hs: Vec<_> = (0..8)
+            .map(|i| p.malloc_write_on(0, &[i as u8; 1000], Gfp::KERNEL).unwrap())
+            .collect();
+        for i in [0, 1, 2, 6] {
+            p.free(hs[i]).unwrap();
+        }
+        // Shard 1, 2000-byte class, 2 per page: x (loaded and freed) and y.
+        let x = p.malloc_write_on(1, &[0x11; 2000], Gfp::KERNEL).unwrap();
+        let y = p.malloc_write_on(1, &[0x22; 2000], Gfp::KERNEL).unwrap();
+        let (c0, c1) = (p.class_index(1000).unwrap(), p.class_index(2000).unwrap());
+        assert_eq!(p.shard_of_handle(hs[3]), Ok((c0, 0)));
+        assert_eq!(p.shard_of_handle(x), Ok((c1, 1)));
+        assert_eq!(p.total_pages(), 3);
+        let probes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (weak, seen, kept) = (std::sync::Arc::downgrade(&p), probes.clone(), hs[4]);
+        let _ = alloc.probe.set(Box::new(move || {
+            if let Some(p) = weak.upgrade() {
+                assert_eq!(p.obj_size(y), Ok(2000));
+                assert_eq!(p.obj_size(kept), Ok(1000));
+                seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+        let q = p.clone();
+        let compactor = thread::spawn(move || q.compact());
+        let got = p.read_and_free(x, |a, b| {
+            if a.len() + b.len() == 2000 && a.iter().chain(b).all(|&v| v == 0x11) {
+                Ok(())
+            } else {
+                Err(())
+            }
+        });
+        assert_eq!(got, Ok(Ok(())));
+        // 2100 bytes do not fit beside y (whether or not compaction slid y
+        // down over x's hole): z needs a page of its own.
+        let z = p.malloc_write_on(1, &[0x33; 2100], Gfp::KERNEL).unwrap();
+        assert_eq!(p.shard_of_handle(z), Ok((c1, 1)));
+        let compacted = compactor.join().unwrap();
+        assert!(probes.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+        // Shard 0's sparse page, whatever shard 1 did meanwhile; shard 1
+        // keeps y's page and z's.
+        assert_eq!(compacted, 1);
+        assert_eq!(p.compact(), 0);
+        assert_eq!(p.total_pages(), 3);
+        for (h, byte, len) in [
+            (y, 0x22u8, 2000),
+            (z, 0x33, 2100),
+            (hs[3], 3, 1000),
+            (hs[4], 4, 1000),
+            (hs[5], 5, 1000),
+            (hs[7], 7, 1000),
+        ] {
+            let ok = p
+                .read_with(h, |a, b| {
+                    a.len() + b.len() == len && a.iter().chain(b).all(|&v| v == byte)
+                })
+                .unwrap();
+            assert!(ok, "object of byte {byte}");
+            p.free(h).unwrap();
+        }
+        assert_eq!(p.total_pages(), 0);
+        assert_eq!(alloc.inner.allocated_pages(), 0);
     });
 }
