@@ -98,7 +98,9 @@
 //! The compressor has separate per-CPU locks for compression and
 //! decompression. Store holds the compression lock while it allocates and
 //! writes the pool object from the compression buffer: compression lock ->
-//! pool class lock. Load and writeback decompress straight from the pool:
+//! pool class lock (each pool has one class shard per CPU, up to
+//! `zpool::MAX_SHARDS`, and a store allocates in its CPU's shard; a load
+//! takes the lock of the shard its handle names). Load and writeback decompress straight from the pool:
 //! zpool's `read_with` pins the object under the class lock, drops the lock,
 //! runs its closure (which takes the decompression lock), then takes the
 //! class lock again to unpin; load uses `read_and_free`, whose unpinning
@@ -1099,8 +1101,9 @@ impl<P: ZswapPlatform> Zswap<P> {
                 Counters::inc(&self.stats.reject_compress_fail);
                 return Err(comp_err.unwrap_or(Error::EINVAL));
             }
-            // zs_malloc + zs_obj_write, in one hold of the class lock.
-            match pool.zpool.malloc_write(src, Gfp::ZSWAP_POOL) {
+            // zs_malloc + zs_obj_write, in one hold of the lock of this
+            // CPU's class shard.
+            match pool.zpool.malloc_write_on(cpu, src, Gfp::ZSWAP_POOL) {
                 Ok(h) => Ok((h, src.len())),
                 Err(Error::ENOSPC) => {
                     Counters::inc(&self.stats.reject_compress_poor);

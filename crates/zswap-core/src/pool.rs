@@ -269,17 +269,22 @@ fn create_pool(
     let mut pcpu = Vec::new();
     pcpu.try_reserve_exact(cpus.nr_cpus().max(1))?;
     pcpu.extend((0..cpus.nr_cpus().max(1)).map(|_| PcpuCount(AtomicUsize::new(0))));
+    // One class shard per CPU (up to zpool's maximum): a store allocates in
+    // its CPU's shard, so CPUs storing and loading their own pages share no
+    // class lock.
+    let shards = cpus.nr_cpus().clamp(1, zpool::MAX_SHARDS);
+    #[cfg_attr(not(loom), allow(unused_mut))]
+    let mut cfg = zpool::ZsConfig {
+        shards,
+        ..zpool::ZsConfig::default()
+    };
     // Loom models: two-page zspages, so a handful of raw pages gives
     // compaction a sparse zspage to empty.
-    #[cfg(not(loom))]
-    let zpool = ZsPool::new(alloc)?;
     #[cfg(loom)]
-    let zpool = ZsPool::with_config(
-        alloc,
-        zpool::ZsConfig {
-            max_pages_per_zspage: 2,
-        },
-    )?;
+    {
+        cfg.max_pages_per_zspage = 2;
+    }
+    let zpool = ZsPool::with_config(alloc, cfg)?;
     KArc::try_new(
         ZswapPool {
             id,
