@@ -9,8 +9,9 @@
 //!   reclaim calls it, never a direct `compact()`) give pages back; then the
 //!   worst case seen over ten rounds of churn (free a random 20 %, store as
 //!   many new objects) with no compaction, and after the shrinker. Synthetic
-//!   sizes when the corpus is absent. Metadata bytes per object, by
-//!   component.
+//!   sizes when the corpus is absent. The same for this pool with 2 and 4
+//!   class shards, objects allocated on 2 and 4 CPUs in turn (what shards
+//!   cost in memory). Metadata bytes per object, by component.
 //! - `cycle/<v>/<size>`: malloc + write + read + free of one object in a
 //!   pool already holding the corpus; `read/<v>/<size>`: one `read_with`
 //!   (the load path: find, pin, hand out the segments, unpin);
@@ -24,12 +25,13 @@ mod common;
 #[allow(dead_code, unused_imports, clippy::all)]
 mod zpool_v1;
 
+use std::cell::Cell;
 use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use kbase::{Gfp, HeapPageAllocator, PAGE_SIZE, is_same_filled};
-use zpool::{Handle, METADATA_BYTES_PER_OBJECT, ZsPool};
+use zpool::{Handle, METADATA_BYTES_PER_OBJECT, ZsConfig, ZsPool};
 
 use common::Rng;
 
@@ -101,6 +103,49 @@ impl Pool for ZsPool<&HeapPageAllocator> {
             freed += n;
         }
         freed
+    }
+}
+
+/// This pool with class shards, objects allocated on its CPUs in turn (as
+/// zswap's stores on that many CPUs would place them).
+struct OnCpus<'a> {
+    pool: ZsPool<&'a HeapPageAllocator>,
+    next: Cell<usize>,
+}
+
+impl<'a> OnCpus<'a> {
+    fn new(a: &'a HeapPageAllocator, cpus: usize) -> Self {
+        let cfg = ZsConfig {
+            shards: cpus,
+            ..ZsConfig::default()
+        };
+        OnCpus {
+            pool: ZsPool::with_config(a, cfg).expect("pool"),
+            next: Cell::new(0),
+        }
+    }
+}
+
+impl Pool for OnCpus<'_> {
+    fn malloc(&self, size: usize) -> u64 {
+        let cpu = self.next.get();
+        self.next.set(cpu + 1);
+        self.pool
+            .malloc_on(cpu, size, Gfp::KERNEL)
+            .expect("malloc")
+            .to_raw()
+    }
+    fn free(&self, h: u64) {
+        Pool::free(&self.pool, h)
+    }
+    fn pages(&self) -> usize {
+        Pool::pages(&self.pool)
+    }
+    fn bytes(&self) -> usize {
+        Pool::bytes(&self.pool)
+    }
+    fn reclaim(&self) -> usize {
+        Pool::reclaim(&self.pool)
     }
 }
 
@@ -188,9 +233,23 @@ fn density(_c: &mut Criterion) {
     let b = HeapPageAllocator::new();
     let v2 = ZsPool::new(&b).expect("pool");
     let r2 = density_run(&v2, &sizes);
+    // What class shards cost: the same with 2 and 4 shards, objects
+    // allocated on 2 and 4 CPUs in turn.
+    let c = HeapPageAllocator::new();
+    let s2 = OnCpus::new(&c, 2);
+    let r3 = density_run(&s2, &sizes);
+    let classes2 = s2.pool.stats().metadata.classes;
+    drop(s2);
+    let s4 = OnCpus::new(&c, 4);
+    let r4 = density_run(&s4, &sizes);
+    let classes4 = s4.pool.stats().metadata.classes;
+    drop(s4);
+    assert_eq!(c.allocated_pages(), 0);
     for (label, r) in [
         ("before (16-byte classes, compact())", r1),
         ("now (byte-packed, shrinker scan)", r2),
+        ("now, 2 shards (objects on 2 CPUs)", r3),
+        ("now, 4 shards (objects on 4 CPUs)", r4),
     ] {
         eprintln!(
             "  {label:<34} {:>7.4} {:>10.4} {:>10.4} {:>11.4} {:>10.4}",
@@ -201,6 +260,10 @@ fn density(_c: &mut Criterion) {
         "  targets (corpus): fill <= 1.012, half freed + shrinker <= 1.04: {} / {}",
         if r2[0] <= 1.012 { "met" } else { "MISSED" },
         if r2[2] <= 1.04 { "met" } else { "MISSED" }
+    );
+    eprintln!(
+        "  class array: {} B with 1 shard, {classes2} B with 2, {classes4} B with 4",
+        v2.stats().metadata.classes
     );
     assert_eq!(b.allocated_pages(), 0);
 
