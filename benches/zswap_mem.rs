@@ -41,7 +41,10 @@
 //! After the fill of all files a random half is invalidated, the pool's
 //! compaction shrinker runs as reclaim would run it (`pool_shrinker_count`,
 //! then `pool_shrinker_scan` in batches of 128 until it stops; no direct
-//! `compact()`), and the pool's density is printed again.
+//! `compact()`), and the pool's density is printed again. A last row
+//! stores all files on 2 CPUs in turn (page i on CPU i % 2), which puts
+//! them in the pool's two class shards: what per-CPU shards cost (no
+//! target).
 //!
 //! Run: `cargo bench --bench zswap_mem`.
 
@@ -272,7 +275,11 @@ fn is_zero(p: &[u8; PAGE_SIZE]) -> bool {
     p.iter().all(|&b| b == 0)
 }
 
-fn measure(kind: CompressorKind, pages: &[&Page], churn: bool) -> Figures {
+/// Stores `pages` with `kind` on `cpus` CPUs in turn (page i on CPU
+/// i % cpus; zswap's pool has a class shard per CPU) and counts what it
+/// takes; with `churn`, also the density after a random half is freed and
+/// the shrinker ran.
+fn measure(kind: CompressorKind, pages: &[&Page], churn: bool, cpus: usize) -> Figures {
     // The compressed lengths, from zswap's compressor run alone.
     let comp = Compressor::new(kind, 1, Gfp::KERNEL).expect("compressor");
     let lens: Vec<Option<usize>> = pages
@@ -297,7 +304,7 @@ fn measure(kind: CompressorKind, pages: &[&Page], churn: bool) -> Figures {
 
     let h0 = heap_snapshot();
     let p0 = PAGES.load(Ordering::Relaxed);
-    let platform = new_platform(counting_pages(), 1);
+    let platform = new_platform(counting_pages(), cpus);
     let ty = platform
         .swap
         .swapon(pages.len() as u64 + 1, Gfp::KERNEL)
@@ -310,7 +317,8 @@ fn measure(kind: CompressorKind, pages: &[&Page], churn: bool) -> Figures {
     let h1 = heap_snapshot();
     let p1 = PAGES.load(Ordering::Relaxed);
     let mut slots = Vec::new();
-    for (p, l) in pages.iter().zip(&lens) {
+    for (i, (p, l)) in pages.iter().zip(&lens).enumerate() {
+        set_cpu(i % cpus);
         let folio = swapcache_folio(&zswap, p);
         let swp = folio.swap().unwrap();
         if l.is_some() {
@@ -320,6 +328,7 @@ fn measure(kind: CompressorKind, pages: &[&Page], churn: bool) -> Figures {
         folio.unlock();
         zswap.platform().swap.delete_from_swap_cache(&folio);
     }
+    set_cpu(0);
     let h2 = heap_snapshot();
     let p2 = PAGES.load(Ordering::Relaxed);
     let pool_pages = zswap.total_pages();
@@ -422,10 +431,10 @@ fn main() {
         print_header();
         for f in &corpus.files {
             let refs: Vec<&Page> = f.pages.iter().collect();
-            print_row(&f.name, &measure(kind, &refs, false));
+            print_row(&f.name, &measure(kind, &refs, false, 1));
         }
         let all = corpus.all();
-        let fig = measure(kind, &all, true);
+        let fig = measure(kind, &all, true, 1);
         if corpus.files.len() > 1 {
             print_row("all", &fig);
         }
@@ -460,6 +469,16 @@ fn main() {
             eprintln!(
                 "after invalidating a random half and running the pool's compaction shrinker ({compacted} pages compacted): pool density (pool bytes / live payload) {d:.4} (<= 1.04: {})",
                 if d <= 1.04 { "yes" } else { "NO" }
+            );
+        }
+        // What per-CPU class shards cost: all pages stored on 2 CPUs in
+        // turn (not a target row).
+        let two = measure(kind, &all, true, 2);
+        print_row("all, 2 CPUs in turn", &two);
+        if let Some((d, compacted)) = two.after_free_density {
+            eprintln!(
+                "2 CPUs in turn: all-in / ideal {:.3}, after invalidating a random half and the shrinker ({compacted} pages compacted): pool density {d:.4}",
+                two.payload / two.all_in()
             );
         }
     }

@@ -49,9 +49,9 @@
 //! shard, as it never changes class), so each shard strands its own
 //! partly filled zspage per band, and after frees the shards' sparse
 //! zspages do not fill each other. The class array grows by K
-//! (`MetadataBytes::classes`: 8 x K cache-line-aligned classes of
-//! `size_of::<Class>()` bytes, a few hundred each). Measured on the
-//! corpus (see the trade-offs below). Compaction, the shrinker pair
+//! (`MetadataBytes::classes`: 8 x K cache-line-aligned classes of 512
+//! bytes, 4 KiB per shard). Measured on the corpus (see the trade-offs
+//! below). Compaction, the shrinker pair
 //! (count exact per shard, scan round robin over every shard of every
 //! band), the statistics and pool destruction cover every shard;
 //! [`ZsPool::class_stats`] sums a band's shards (what a band-by-band
@@ -250,6 +250,23 @@
 //! (benches/zswap_mem.rs, lz4, all 16,363 pages of the corpus, runs alike)
 //! the pool's metadata and the rest of the heap are 17.3 B per stored page
 //! and its slack 6.4 (density 1.0049), from 27.7 and 12.4.
+//!
+//! Class shards (the same bench, objects allocated on K CPUs in turn):
+//!
+//! | | fill | half freed | + shrinker | churn, worst | + shrinker |
+//! |---|---|---|---|---|---|
+//! | 1 shard | 1.0048 | 2.018 | 1.0359 | 1.0920 | 1.0298 |
+//! | 2 shards | 1.0061 | 2.021 | 1.0355 | 1.1074 | 1.0329 |
+//! | 4 shards | 1.0071 | 2.023 | 1.0317 | 1.1360 | 1.0244 |
+//!
+//! A fill strands one partly filled zspage per band and shard (+0.13 % at
+//! 2 shards); churn without compaction costs most (+1.5 % at 2, +4.4 % at
+//! 4): a free leaves a hole only its own shard's later objects refill, so
+//! the holes wait for the shrinker, which packs each shard as well as one
+//! class (the "+ shrinker" columns stay within 0.6 % either way). Through
+//! zswap (benches/zswap_mem.rs, lz4, all pages stored on 2 CPUs in turn):
+//! pool density 1.0052 -> 1.0056, overhead per stored page 60.6 -> 61.9 B,
+//! after a random half is freed and the shrinker ran 1.0321 -> 1.0353.
 //!
 //! What the 12-byte layout costs: a zspage's reverse map holds only handle
 //! slots, so a gap search, a placement between objects and a removal read
