@@ -266,6 +266,7 @@ unsafe impl Send for EntryCache {}
 unsafe impl Sync for EntryCache {}
 
 /// The slab header of the page `p` points into.
+#[inline]
 fn slab_of(p: NonNull<u8>) -> NonNull<SlabHeader> {
     // Slabs are page-aligned pages: masking the address keeps the pointer
     // inside the same allocation (provenance is kept by `map_addr`).
@@ -414,6 +415,7 @@ impl EntryCache {
     ///
     /// `id` must be the id of a slot handed out by this cache's `alloc` and
     /// not given back since (a live entry's).
+    #[inline]
     pub(crate) unsafe fn entry(&self, id: EntryId) -> Option<NonNull<ZswapEntry>> {
         let base = self.dir_slot(id.slab_no())?.slab.load(Ordering::Acquire);
         let base = NonNull::new(base)?;
@@ -432,6 +434,7 @@ impl EntryCache {
     ///
     /// `p` must point to a slot handed out by this cache's `alloc` and not
     /// given back since.
+    #[inline]
     pub(crate) unsafe fn nid_of(&self, p: NonNull<ZswapEntry>) -> usize {
         let slab = slab_of(p.cast());
         // SAFETY: `p` is a handed-out slot of a live slab of ours (caller's
@@ -506,6 +509,7 @@ impl EntryCache {
     ///
     /// `p` must have been handed out by this cache's `alloc` and not given
     /// back since; nothing may use it afterwards.
+    #[inline]
     pub(crate) unsafe fn free(&self, p: NonNull<ZswapEntry>) {
         let slab = slab_of(p.cast());
         // SAFETY: `p` is a slot of a live slab of ours (caller's contract);

@@ -156,6 +156,7 @@ impl ZswapEntry {
     }
 
     /// The swap slot this entry holds the page of.
+    #[inline]
     pub(crate) fn swpentry(&self) -> SwpEntry {
         let t = (self.meta.load(Ordering::Relaxed) >> META_TYPE_SHIFT) & META_TYPE_MASK;
         SwpEntry::from_type_and_u32(t, self.offset)
@@ -202,6 +203,7 @@ impl ZswapEntry {
 
     /// The pool handle of the object, rebuilt by `zpool`, the pool
     /// `pool_idx()` names.
+    #[inline]
     pub(crate) fn handle_in<A: kbase::PageAllocator>(
         &self,
         zpool: &zpool::ZsPool<A>,
@@ -210,11 +212,13 @@ impl ZswapEntry {
     }
 
     /// Compressed length; `PAGE_SIZE` stored raw.
+    #[inline]
     pub(crate) fn length(&self) -> usize {
         (self.obj() >> HANDLE_BITS) as usize + 1
     }
 
     /// Id of the pool holding the object.
+    #[inline]
     pub(crate) fn pool_idx(&self) -> u8 {
         (self.meta.load(Ordering::Relaxed) >> META_POOL_SHIFT) as u8
     }
@@ -222,12 +226,14 @@ impl ZswapEntry {
     /// The entry's identity for writeback's re-check: its pool id and pool
     /// handle (one live object of one pool; unlike the entry's address, the
     /// same in every replay of a schedule, so loom can explore it).
+    #[inline]
     pub(crate) fn identity(&self) -> u64 {
         self.handle_local() | (u64::from(self.pool_idx()) << HANDLE_BITS)
     }
 
     /// The memcg id of the entry's LRU list (its key, kept through
     /// reparenting: the LRU follows the redirect).
+    #[inline]
     pub(crate) fn lru_memcg(&self) -> u32 {
         self.meta.load(Ordering::Relaxed) & META_MEMCG_MASK
     }
@@ -333,6 +339,7 @@ impl OwnedEntry {
     /// `p` must have been in a tree (from [`EntryPtr::new_in`]) and been
     /// removed from it by the caller under the tree lock, so that the caller
     /// is its only owner; or be a never-published pointer of the caller's.
+    #[inline]
     pub(crate) unsafe fn from_erased(p: EntryPtr) -> OwnedEntry {
         // INVARIANT: the caller's contract.
         OwnedEntry {
@@ -342,6 +349,7 @@ impl OwnedEntry {
     }
 
     /// The pointer, to put the entry back into a tree.
+    #[inline]
     pub(crate) fn into_ptr(self) -> EntryPtr {
         let p = EntryPtr {
             ptr: self.ptr,
@@ -353,6 +361,7 @@ impl OwnedEntry {
 
     /// The NUMA node of the entry's LRU list: its slab's (`cache` is the
     /// cache its slot came from).
+    #[inline]
     pub(crate) fn nid(&self, cache: &EntryCache) -> usize {
         // SAFETY: by the type invariant `ptr` is a live entry in a slot of
         // the entry cache, which the caller names.
@@ -373,6 +382,7 @@ impl OwnedEntry {
     ///
     /// The entry must no longer be linked on any LRU list, and `cache` must
     /// be the cache its slot came from.
+    #[inline]
     pub(crate) unsafe fn free_memory(self, cache: &EntryCache) -> Option<ObjCgroupRef> {
         let ptr = self.ptr;
         core::mem::forget(self);

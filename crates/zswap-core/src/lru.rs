@@ -276,6 +276,7 @@ impl MemcgLru {
     /// As for [`MemcgLru::link_tail`]: `keyed` is the record `entry`'s key
     /// names and `self` the live record it resolves to, both alive for the
     /// call; `nid` is the entry's node; `entry` is an entry of `cache`.
+    #[inline]
     unsafe fn unlink(
         &self,
         keyed: &MemcgLru,
@@ -407,6 +408,7 @@ impl Lru {
     }
 
     /// The kept record, if it is `memcg_id`'s.
+    #[inline]
     fn kept(&self, memcg_id: u32) -> Option<&MemcgLru> {
         let p = self.kept.load(Ordering::Acquire);
         // SAFETY: by the field's invariant a non-null `kept` is a record of
@@ -580,6 +582,7 @@ impl Lru {
     /// offline cgroup's id frees its redirect (and cgroup reference). An
     /// entry keyed by the kept record ([`Lru::keep`]) is unlinked under its
     /// list lock alone, as [`Lru::add`] links it.
+    #[inline]
     pub(crate) fn del(&self, cpu: usize, cache: &EntryCache, entry: &ZswapEntry, nid: usize) {
         let key = entry.lru_memcg();
         if let Some(m) = self.kept(key) {

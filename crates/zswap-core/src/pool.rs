@@ -94,6 +94,7 @@ impl core::ops::Deref for PoolRef {
 
 impl ZswapPool {
     /// CPU `cpu`'s count (clamped into range).
+    #[inline]
     fn pcpu(&self, cpu: usize) -> Option<&AtomicUsize> {
         let c = match self.pcpu.get(cpu) {
             Some(c) => c,
@@ -386,6 +387,7 @@ impl Pools {
     /// carries) and uses the result only while it does: it gives the
     /// reference back with [`Pools::put`] when the entry is freed, or just
     /// lets the value go while the entry keeps its reference.
+    #[inline]
     pub(crate) unsafe fn entry_ref(&self, idx: u8) -> Option<PoolRef> {
         // Acquire pairs with `insert`'s Release store (the entry's reference
         // was taken after it, under the table lock, so the pointer is the
@@ -411,6 +413,7 @@ impl Pools {
     /// Gives one reference back on CPU `cpu` (`zswap_pool_put`); the last
     /// one of a pool that is not current removes it from the table and frees
     /// it (outside the lock).
+    #[inline]
     pub(crate) fn put(&self, pool: PoolRef, cpu: usize) {
         let ptr = pool.ptr;
         // SAFETY: we hold a reference, so the pool is alive until our

@@ -181,6 +181,7 @@ impl PerCpuCounters {
         Ok(PerCpuCounters { cpus })
     }
 
+    #[inline]
     fn slot(&self, cpu: usize, c: Hot) -> Option<&AtomicU64> {
         // A CPU in range (always, but for a bogus number) costs no division.
         let s = match self.cpus.get(cpu) {
@@ -191,6 +192,7 @@ impl PerCpuCounters {
     }
 
     /// Adds `n` on CPU `cpu` (clamped into range).
+    #[inline]
     pub(crate) fn add(&self, cpu: usize, c: Hot, n: u64) {
         if let Some(a) = self.slot(cpu, c) {
             a.fetch_add(n, Ordering::Relaxed);
@@ -198,6 +200,7 @@ impl PerCpuCounters {
     }
 
     /// Subtracts `n` on CPU `cpu` (the slot may wrap; the sum does not).
+    #[inline]
     pub(crate) fn sub(&self, cpu: usize, c: Hot, n: u64) {
         if let Some(a) = self.slot(cpu, c) {
             a.fetch_sub(n, Ordering::Relaxed);

@@ -135,6 +135,7 @@ fn group_of(offset: u64) -> usize {
 }
 
 /// The position of a swap offset inside its group: leaf and slot.
+#[inline]
 fn split(offset: u64) -> (usize, usize) {
     let local = (offset & (GROUP_SLOTS as u64 - 1)) as usize;
     (local >> LEAF_SHIFT, local & (LEAF_SLOTS - 1))
@@ -167,6 +168,7 @@ impl ZswapTree {
     }
 
     /// The lock group of `offset`.
+    #[inline]
     fn group(&self, offset: u64) -> &Mutex<GroupInner> {
         // `group_of` is below TREE_GROUPS: the index is always in bounds.
         &self.groups[group_of(offset)].inner
@@ -332,6 +334,7 @@ impl<'a> TreeRef<'a> {
     }
 
     /// Erases whatever entry is at `offset` (invalidate, load).
+    #[inline]
     pub(crate) fn erase(&self, offset: u64) -> Option<OwnedEntry> {
         let mut leaf = None;
         let r = self.erase_inner(offset, None, &mut leaf);
