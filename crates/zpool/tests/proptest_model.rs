@@ -72,6 +72,13 @@ fn max_ops() -> usize {
     if cfg!(miri) { 30 } else { 400 }
 }
 
+/// Most class shards the sharded model tries: under Miri 3 (two shards
+/// and one that is not a power of two; every check walks every shard of
+/// every band after each operation, which Miri runs slowly).
+fn max_shards() -> usize {
+    if cfg!(miri) { 3 } else { MAX_SHARDS }
+}
+
 /// Checks every class shard's counters against a recount from the model:
 /// its objects are exactly the live handles of its sizes allocated on its
 /// CPUs; an empty zspage is freed at once, so each zspage holds at least one
@@ -291,14 +298,15 @@ proptest! {
         run(chain, 1, ops)?;
     }
 
-    /// The same with 2..=MAX_SHARDS class shards per band: objects allocated
+    /// The same with 2..=MAX_SHARDS class shards per band (2..=3 under
+    /// Miri, see `max_shards`): objects allocated
     /// on CPU c land in shard c % shards, every call on them (from any
     /// CPU) finds them there, and compaction and the shrinker work over
     /// every shard.
     #[test]
     fn sharded_pool_matches_model(
         chain in 1usize..=MAX_PAGES_PER_ZSPAGE,
-        shards in 2usize..=MAX_SHARDS,
+        shards in 2usize..=max_shards(),
         ops in prop::collection::vec(op(), 1..max_ops()),
     ) {
         run(chain, shards, ops)?;
