@@ -31,6 +31,7 @@ impl SwpEntry {
     /// `EINVAL` if `swp_type >= MAX_SWAPFILES` or the offset needs more than
     /// 58 bits. Whether the device exists is checked only when the entry is
     /// used.
+    #[inline]
     pub fn new(swp_type: u32, offset: u64) -> Result<SwpEntry> {
         if swp_type >= MAX_SWAPFILES || offset > OFFSET_MASK {
             return Err(Error::EINVAL);
@@ -49,23 +50,27 @@ impl SwpEntry {
     }
 
     /// The swap type (index of the swap device).
+    #[inline]
     pub fn swp_type(self) -> u32 {
         // The mask keeps five bits, which always fit.
         ((self.0 >> OFFSET_BITS) & TYPE_MASK) as u32
     }
 
     /// The slot's offset within its device, in pages.
+    #[inline]
     pub fn offset(self) -> u64 {
         self.0 & OFFSET_MASK
     }
 
     /// The packed value (what a page-table entry would hold).
+    #[inline]
     pub fn to_raw(self) -> u64 {
         self.0
     }
 
     /// Unpacks a value from [`SwpEntry::to_raw`]; `EINVAL` for values no entry
     /// packs to (bit 63 set or a type `>= MAX_SWAPFILES`).
+    #[inline]
     pub fn from_raw(raw: u64) -> Result<SwpEntry> {
         if raw >> (OFFSET_BITS + TYPE_BITS) != 0 {
             return Err(Error::EINVAL);
@@ -75,6 +80,7 @@ impl SwpEntry {
 
     /// The entry `n` slots further on the same device (for the pages of a
     /// large folio). `EINVAL` if the offset would overflow.
+    #[inline]
     pub fn checked_add(self, n: u64) -> Result<SwpEntry> {
         let off = self.offset().checked_add(n).ok_or(Error::EINVAL)?;
         SwpEntry::new(self.swp_type(), off)

@@ -102,6 +102,7 @@ impl Folio {
     }
 
     /// The number of pages.
+    #[inline]
     pub fn nr_pages(&self) -> usize {
         self.pages.len()
     }
@@ -150,6 +151,7 @@ impl Folio {
     }
 
     /// The swap entry of the first page while the folio is in the swap cache.
+    #[inline]
     pub fn swap(&self) -> Option<SwpEntry> {
         let v = self.swap.load(Ordering::Acquire);
         if v & SWAP_VALID == 0 {
@@ -159,6 +161,7 @@ impl Folio {
     }
 
     /// The id of the memory cgroup the folio is charged to (0: none).
+    #[inline]
     pub fn memcg_id(&self) -> u32 {
         self.memcg_id.load(Ordering::Acquire)
     }
@@ -196,6 +199,7 @@ impl Folio {
     /// load does: Linux's `folio_mark_uptodate` then `folio_mark_dirty`).
     /// Release, as [`Folio::set_uptodate`]: the contents written before are
     /// seen by whoever sees the bit.
+    #[inline]
     pub fn set_uptodate_dirty(&self) {
         self.flags
             .fetch_or(PG_UPTODATE | PG_DIRTY, Ordering::AcqRel);

@@ -122,7 +122,7 @@ pub(crate) const MAX_CHAIN_BYTES: usize = 1 << OFF_BITS;
 /// 4-byte reverse-map entry this is all the per-object metadata (12 bytes),
 /// see the crate docs. A free entry has zspage id `MAX_ZSPAGES` (never a
 /// zspage's) and links the chunk's free list through its offset field.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct HandleEntry(u64);
 
 impl HandleEntry {
@@ -504,6 +504,7 @@ impl HandleTable {
     /// Frees a live slot (already validated with [`get`](HandleTable::get)).
     /// A chunk left with no live entry is given back (dropped here, which
     /// never blocks) unless it is the table's only chunk with room.
+    #[inline]
     pub(crate) fn remove(&mut self, slot: u32) {
         let (c, i) = split(slot);
         let (Some(Some(ch)), Some(d)) = (self.ptrs.get_mut(c), self.dir.get_mut(c)) else {

@@ -805,7 +805,7 @@ impl<A: PageAllocator> ZsPool<A> {
     /// locks).
     pub fn read_with<R>(&self, h: Handle, f: impl FnOnce(&[u8], &[u8]) -> R) -> Result<R> {
         let (p, class) = self.class_of(h)?;
-        let (segs, pin) = self.pin(p, class)?;
+        let (segs, _, pin) = self.pin(p, class)?;
         // SAFETY: `pin` succeeded, so until `pin` is dropped (after `f`
         // returns, or while unwinding out of it) the object is neither freed
         // nor written nor moved and its zspage is not packed, trimmed or
@@ -833,7 +833,7 @@ impl<A: PageAllocator> ZsPool<A> {
         f: impl FnOnce(&[u8], &[u8]) -> core::result::Result<T, E>,
     ) -> Result<core::result::Result<T, E>> {
         let (p, class) = self.class_of(h)?;
-        let (segs, pin) = self.pin(p, class)?;
+        let (segs, entry, pin) = self.pin(p, class)?;
         // SAFETY: as in `read_with`: the object stays pinned until the hold
         // below, after `f` returned (or until `pin` drops while unwinding).
         let (a, b) = unsafe { segs.slices() };
@@ -841,11 +841,13 @@ impl<A: PageAllocator> ZsPool<A> {
         // The unpin is done by hand, under the lock taken here.
         core::mem::forget(pin);
         let mut st = class.state.lock();
-        st.unpin(p.slot);
         if r.is_err() {
+            st.unpin(p.slot);
             return Ok(r);
         }
-        let freed = st.free(&class.info, &self.alloc, p.slot, p.generation)?;
+        // The handle entry the pin found is still the object's: a pinned
+        // object is neither freed nor moved.
+        let freed = st.unpin_and_free(&class.info, &self.alloc, p.slot, entry)?;
         drop(st);
         if freed != 0 {
             self.pages.fetch_sub(freed, Ordering::Relaxed);
@@ -855,17 +857,22 @@ impl<A: PageAllocator> ZsPool<A> {
 
     /// Finds and pins the object behind `p` (one hold of `class`'s lock),
     /// waiting with the lock dropped while every pin is taken.
+    /// Also returns the object's handle entry (unchanged while pinned).
     #[inline]
-    fn pin<'a>(&self, p: HandleParts, class: &'a Class) -> Result<(pages::RawSegs, Pinned<'a>)> {
+    fn pin<'a>(
+        &self,
+        p: HandleParts,
+        class: &'a Class,
+    ) -> Result<(pages::RawSegs, HandleEntry, Pinned<'a>)> {
         loop {
             let r = class.state.lock().pin(p.slot, p.generation)?;
             match r {
-                Some(segs) => {
+                Some((segs, entry)) => {
                     let pin = Pinned {
                         class,
                         slot: p.slot,
                     };
-                    return Ok((segs, pin));
+                    return Ok((segs, entry, pin));
                 }
                 // Every pin is taken by loads in flight, which end with one
                 // lock hold each: wait for one with the lock dropped.

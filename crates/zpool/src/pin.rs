@@ -84,6 +84,28 @@ impl PinTable {
         }
     }
 
+    /// [`unpin`](Self::unpin), also telling whether that was the object's
+    /// last pin (no other load of it is in flight): one pass over the table.
+    #[inline]
+    pub(crate) fn unpin_last(&mut self, slot: u32) -> bool {
+        let n = self.n as usize;
+        let (mut found, mut others) = (None, false);
+        for (i, &s) in self.used().iter().enumerate() {
+            if s == slot {
+                if found.is_none() {
+                    found = Some(i);
+                } else {
+                    others = true;
+                }
+            }
+        }
+        if let Some(i) = found {
+            self.slots.swap(i, n - 1);
+            self.n -= 1;
+        }
+        !others
+    }
+
     /// Whether a load has the object in `slot` pinned.
     #[inline]
     pub(crate) fn is_pinned(&self, slot: u32) -> bool {
@@ -114,6 +136,13 @@ mod tests {
         assert!(!t.is_pinned(7));
         assert_eq!(t.pinned().collect::<alloc::vec::Vec<_>>(), [3]);
         t.unpin(3);
+        assert!(t.pin(5));
+        assert!(t.pin(5));
+        assert!(!t.unpin_last(5), "another load of slot 5 is in flight");
+        assert!(t.is_pinned(5));
+        assert!(t.unpin_last(5));
+        assert!(!t.is_pinned(5));
+        assert!(t.unpin_last(5), "nothing pinned: no other load either");
         for i in 0..PIN_SLOTS as u32 {
             assert!(t.pin(i));
         }

@@ -11,7 +11,7 @@ use crate::class::SizeClass;
 use crate::handle::{Chunk, HandleEntry, HandleNeed, HandleTable, MAX_ZSPAGES, NONE};
 use crate::pages::{self, RawSegs};
 use crate::pin::{PIN_SLOTS, PinTable};
-use crate::zspage::{GAP_UNIT, NR_BUCKETS, NR_GROUPS, ZsPage};
+use crate::zspage::{GAP_UNIT, NR_BUCKETS, NR_GROUPS, Obj, ZsPage};
 
 /// How many zspages of one list `malloc` or compaction looks at before it
 /// moves on to the next list: bounds the time under the lock.
@@ -561,10 +561,18 @@ impl ClassState {
     /// leaves its zspage alone, so its pages stay attached and its bytes
     /// unchanged. `Ok(None)` if every pin is taken (the caller drops the lock
     /// and tries again).
+    /// Also returns the object's handle entry, which stays as it is while
+    /// the object is pinned (for [`unpin_and_free`](Self::unpin_and_free)).
     #[inline]
-    pub(crate) fn pin(&mut self, slot: u32, generation: u16) -> Result<Option<RawSegs>> {
-        let segs = self.segments(slot, generation)?;
-        Ok(self.pins.pin(slot).then_some(segs))
+    pub(crate) fn pin(
+        &mut self,
+        slot: u32,
+        generation: u16,
+    ) -> Result<Option<(RawSegs, HandleEntry)>> {
+        let e = *self.handles.get(slot, generation)?;
+        let z = self.zs(e.zspage()).ok_or(Error::EIO)?;
+        let segs = pages::raw_segments(&z.pages, e.obj(), e.size())?;
+        Ok(self.pins.pin(slot).then_some((segs, e)))
     }
 
     /// Ends a load of the object in `slot` begun with [`pin`](Self::pin)
@@ -596,10 +604,53 @@ impl ClassState {
         if self.pins.is_pinned(slot) {
             return Err(Error::EBUSY);
         }
+        self.free_entry(class, alloc, slot, e)
+    }
+
+    /// Ends a load begun with [`pin`](Self::pin) (which returned `e`) and
+    /// frees its object, as [`unpin`](Self::unpin) then [`free`](Self::free)
+    /// but with no second lookup of the handle entry (a pinned object's
+    /// entry does not change). EBUSY, the object kept, while another load
+    /// of it is in flight.
+    #[inline]
+    pub(crate) fn unpin_and_free<A: PageAllocator>(
+        &mut self,
+        class: &SizeClass,
+        alloc: &A,
+        slot: u32,
+        e: HandleEntry,
+    ) -> Result<usize> {
+        if !self.pins.unpin_last(slot) {
+            return Err(Error::EBUSY);
+        }
+        debug_assert_eq!(
+            self.handles.get(slot, e.generation()).ok().copied(),
+            Some(e),
+            "a pinned object's handle entry changed"
+        );
+        self.free_entry(class, alloc, slot, e)
+    }
+
+    /// The common part of [`free`](Self::free) and
+    /// [`unpin_and_free`](Self::unpin_and_free): `e` is the live, unpinned
+    /// entry of `slot`.
+    #[inline]
+    fn free_entry<A: PageAllocator>(
+        &mut self,
+        class: &SizeClass,
+        alloc: &A,
+        slot: u32,
+        e: HandleEntry,
+    ) -> Result<usize> {
         let zid = e.zspage();
         let z = zs_in(&mut self.slab, zid).ok_or(Error::EIO)?;
         let idx = z.find(&self.handles, slot, e.obj()).ok_or(Error::EIO)?;
-        z.release(&self.handles, idx).ok_or(Error::EIO)?;
+        let o = Obj {
+            off: e.obj(),
+            len: e.size(),
+            slot,
+        };
+        z.release_obj(&self.handles, idx, o).ok_or(Error::EIO)?;
         let empty = z.nr_objs() == 0;
         self.handles.remove(slot);
         self.bytes -= e.size();

@@ -379,6 +379,7 @@ impl ZsPage {
     /// that do not overlap strictly increase), at most 8 handle-table reads
     /// for a full map, whichever object goes, after a look at both ends. Should the entry found not be
     /// `slot` (a broken invariant), a scan of the slots decides.
+    #[inline]
     pub(crate) fn find(&self, h: &HandleTable, slot: u32, off: usize) -> Option<usize> {
         // The ends first, no handle-table read: the newest object (a store
         // undone) and the oldest (loads and invalidations, oldest first).
@@ -406,6 +407,15 @@ impl ZsPage {
     /// Removes entry `idx` (its handle entry still names it); returns it.
     pub(crate) fn release(&mut self, h: &HandleTable, idx: usize) -> Option<Obj> {
         let o = self.obj(h, idx)?;
+        self.release_obj(h, idx, o)
+    }
+
+    /// [`release`](Self::release) of entry `idx` when the caller has its
+    /// object `o` at hand (from the handle entry of slot `o.slot`, which is
+    /// entry `idx`): no handle-table read for it.
+    #[inline]
+    pub(crate) fn release_obj(&mut self, h: &HandleTable, idx: usize, o: Obj) -> Option<Obj> {
+        debug_assert_eq!(self.obj(h, idx), Some(o));
         let from = self.end_before(h, idx)?;
         self.objs.remove(idx);
         self.live -= o.len as u32;

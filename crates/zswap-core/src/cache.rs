@@ -149,6 +149,7 @@ pub(crate) const DIR_TOP: usize = (MAX_SLABS_SHIFT - DIR_BASE_SHIFT + 1) as usiz
 const _: () = assert!(((MAX_SLABS as u64) << SLOT_SHIFT) <= u32::MAX as u64 + 1);
 
 /// Where slab number `no` is in the directory: (chunk, index, chunk size).
+#[inline]
 fn dir_pos(no: u32) -> (usize, usize, usize) {
     let m = no as usize + DIR_BASE - 1;
     let k = (usize::BITS - 1 - m.leading_zeros()).saturating_sub(DIR_BASE_SHIFT) as usize;
@@ -574,6 +575,7 @@ impl EntryCache {
     ///
     /// The caller holds the lock of `cpu`, which owns `slab`; `p` is a
     /// handed-out slot of `slab`.
+    #[inline]
     unsafe fn push(
         &self,
         cpu: &mut CpuSlabs,

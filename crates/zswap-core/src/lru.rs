@@ -92,6 +92,7 @@ impl LruList {
     ///
     /// `raw` is an id on this list (so a live entry of `cache`, module
     /// invariant), and the caller holds the list's lock.
+    #[inline]
     unsafe fn at(cache: &EntryCache, raw: u32) -> Option<&ZswapEntry> {
         let id = EntryId::from_raw(raw)?;
         // SAFETY: the caller's contract: a live entry of `cache`, which
@@ -132,6 +133,7 @@ impl LruList {
     ///
     /// The caller holds this list's lock and `e` (of `cache`) is linked on
     /// it.
+    #[inline]
     unsafe fn remove(&mut self, cache: &EntryCache, e: &ZswapEntry) {
         // SAFETY: the caller's contract; the neighbours are on this list.
         unsafe {

@@ -200,6 +200,7 @@ impl<'a> TreeRef<'a> {
     ///
     /// `id` was read from the tree under its lock, which is still held (the
     /// entry cannot leave the tree and be freed meanwhile).
+    #[inline]
     unsafe fn resolve(&self, id: EntryId) -> Option<EntryPtr> {
         // SAFETY: by the tree invariant and the caller's contract, the id is
         // a live entry's of our cache.
@@ -304,6 +305,7 @@ impl<'a> TreeRef<'a> {
     /// given, if that entry's identity (`ZswapEntry::identity`) is `expect`.
     /// Empty leaves are handed back in `freed_leaf` so the caller frees them
     /// after the lock is dropped.
+    #[inline]
     fn erase_inner(
         &self,
         offset: u64,

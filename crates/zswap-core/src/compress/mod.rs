@@ -497,19 +497,34 @@ impl Compressor {
     /// (`dst` contents are then unspecified). Never panics on corrupt input.
     /// Takes only the decompression lock, a leaf lock: callable under the
     /// pool's locks (zero-copy reads).
+    #[inline]
     pub fn decompress(&self, cpu: usize, a: &[u8], b: &[u8], dst: &mut [u8; PAGE_SIZE]) -> Result {
         let len = if self.kind == CompressorKind::Lz4 {
             // lz4 decompression is stateless: no context, no lock.
             lz4::decompress_split(a, b, dst)?
         } else {
-            let ctx = self.context(cpu)?;
-            ctx.decomp.lock().decompress(a, b, dst)?
+            self.decompress_with_context(cpu, a, b, dst)?
         };
         if len == PAGE_SIZE {
             Ok(())
         } else {
             Err(Error::EIO)
         }
+    }
+
+    /// The decompressors that keep state: CPU `cpu`'s context, under its
+    /// decompression lock. Out of line, so the lz4 path of
+    /// [`Compressor::decompress`] stays small where it is inlined.
+    #[inline(never)]
+    fn decompress_with_context(
+        &self,
+        cpu: usize,
+        a: &[u8],
+        b: &[u8],
+        dst: &mut [u8; PAGE_SIZE],
+    ) -> Result<usize> {
+        let ctx = self.context(cpu)?;
+        ctx.decomp.lock().decompress(a, b, dst)
     }
 }
 
