@@ -36,6 +36,13 @@
 //! `cargo bench --bench zswap -- --quick`. Memory is measured by the
 //! `zswap_mem` bench.
 //!
+//! `ZSWAP_BENCH_STORE_ONLY=N cargo bench --bench zswap` only stores the
+//! pages N times (lz4; every slot invalidated after each pass) and runs the
+//! encoder alone on them as often, for instruction-count profilers
+//! (`valgrind --tool=callgrind`): store's cost beyond the encoder is the
+//! inclusive count of `Zswap::store` less that of `lz4_enc::compress`
+//! under it.
+//!
 //! The 2-thread scaling moves from run to run with where the host places
 //! the two vCPUs; `ZSWAP_BENCH_2T_ONLY=N cargo bench --bench zswap --
 //! --quick` runs that row alone N times (under a second each), printing
@@ -692,6 +699,17 @@ fn row(name: &str, s: f64, base: f64, target: Option<f64>) {
     }
 }
 
+/// zswap's lz4 encoder on one page, out of line: its instruction count is
+/// the inclusive count of this function (`ZSWAP_BENCH_STORE_ONLY`).
+#[inline(never)]
+fn encoder_alone(
+    page: &[u8; PAGE_SIZE],
+    table: &mut lz4_enc::Table,
+    out: &mut [u8; lz4_enc::DST_LEN],
+) -> usize {
+    lz4_enc::compress(page, table, out).unwrap()
+}
+
 fn bench_zswap(c: &mut Criterion) {
     let corpus = load_corpus();
     let pages = timed_subset(&corpus, TIMED_PAGES);
@@ -715,6 +733,38 @@ fn bench_zswap(c: &mut Criterion) {
                 zs.ratio, zs.concurrency2, dec.ratio, dec.concurrency2
             );
         }
+        return;
+    }
+
+    // Only lz4 stores (`ZSWAP_BENCH_STORE_ONLY` passes over the pages, each
+    // followed by an untimed invalidation of every slot; see the module
+    // docs): for instruction-count profilers.
+    if let Some(reps) = std::env::var("ZSWAP_BENCH_STORE_ONLY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let fx = Fixture::new(CompressorKind::Lz4, 1, pages.clone());
+        let mut table = lz4_enc::Table::try_new().expect("lz4_enc table");
+        let mut out = Box::new([0u8; lz4_enc::DST_LEN]);
+        let (mut st, mut enc) = (u128::MAX, u128::MAX);
+        for _ in 0..reps {
+            let t = Instant::now();
+            fx.store_all();
+            st = st.min(t.elapsed().as_nanos());
+            fx.invalidate_all();
+            let t = Instant::now();
+            for p in &fx.pages {
+                black_box(encoder_alone(black_box(p), &mut table, &mut out));
+            }
+            enc = enc.min(t.elapsed().as_nanos());
+        }
+        let per = |d: u128| d as f64 / n as f64;
+        eprintln!(
+            "{reps} passes of {n} pages, fastest pass: store {:.0} ns/page, encoder alone {:.0} ns/page, difference {:.0}",
+            per(st),
+            per(enc),
+            per(st) - per(enc)
+        );
         return;
     }
 
