@@ -69,6 +69,8 @@ impl LockClass {
 ///   -> zswap tree table -> zswap tree lock
 ///        -> zswap LRU map lock -> zswap LRU list lock
 ///        -> zswap pool table -> zpool class lock        (debug_corrupt)
+///   -> zswap pool table -> zswap pool table per-CPU lock   (writers)
+///   -> zswap pool table per-CPU lock                   (store)
 ///   -> folio page lock
 ///        -> zswap pool table
 ///        -> compression lock -> zpool class lock        (store)
@@ -91,8 +93,13 @@ pub mod lock_class {
     pub static ZSWAP_LRU_LIST: LockClass = LockClass::nesting("zswap LRU list lock", 40);
     /// A folio page's lock (swapcache), held while the page is read or written.
     pub static FOLIO_PAGE: LockClass = LockClass::new("folio page lock", 50);
-    /// zswap's pool table (RwLock).
+    /// zswap's pool table (RwLock: scans, diagnostics and writers).
     pub static ZSWAP_POOLS: LockClass = LockClass::new("zswap pool table", 60);
+    /// zswap's pool table, store's side (a big-reader lock: one lock per
+    /// CPU; a writer, holding the table's RwLock, nests all of them, in CPU
+    /// order).
+    pub static ZSWAP_POOLS_PCPU: LockClass =
+        LockClass::nesting("zswap pool table per-CPU lock", 65);
     /// A per-CPU compression context.
     pub static COMPRESS: LockClass = LockClass::new("compression lock", 70);
     /// A zpool size class's lock.
@@ -104,13 +111,14 @@ pub mod lock_class {
     pub static ZSWAP_ENTRY_CACHE: LockClass = LockClass::new("zswap entry cache lock", 100);
 
     /// Every class, by rank.
-    pub static ALL: [&LockClass; 10] = [
+    pub static ALL: [&LockClass; 11] = [
         &ZSWAP_TREES,
         &ZSWAP_TREE,
         &ZSWAP_LRU_MAP,
         &ZSWAP_LRU_LIST,
         &FOLIO_PAGE,
         &ZSWAP_POOLS,
+        &ZSWAP_POOLS_PCPU,
         &COMPRESS,
         &ZPOOL_CLASS,
         &DECOMPRESS,

@@ -3,8 +3,9 @@
 //! A reader holds its own CPU's lock, so readers on different CPUs write no
 //! common cache line; a writer holds every lock, taken in CPU order. zswap
 //! uses it where every store, load and invalidate reads and only rare events
-//! write: the tree table (swapon, swapoff) and the LRU's memcg map (a new
-//! record, reparenting, reaping a redirect).
+//! write: the tree table (swapon, swapoff), the LRU's memcg map (a new
+//! record, reparenting, reaping a redirect) and, for store, the pool table
+//! (whose other readers and writers also hold an `RwLock`: see `pool`).
 //!
 //! There are at most [`BrLock::MAX_LOCKS`] locks; CPUs past them share
 //! (`cpu % n`). The writer takes the locks by recursion, one frame per lock,
@@ -60,6 +61,7 @@ impl<T> BrLock<T> {
 
     /// Runs `f` on the data with CPU `cpu`'s lock held (`cpu % n` past the
     /// locks).
+    #[inline]
     pub(crate) fn read<R>(&self, cpu: usize, f: impl FnOnce(&T) -> R) -> R {
         // A CPU below the number of locks (every CPU up to MAX_LOCKS) costs
         // no division: this runs on every store, load and invalidate.
@@ -75,6 +77,19 @@ impl<T> BrLock<T> {
         let _g = lock.0.lock();
         // SAFETY: a CPU lock is held, so no writer (which holds them all)
         // runs; the reference does not outlive the closure.
+        self.data.with(|d| f(unsafe { &*d }))
+    }
+
+    /// Runs `f` on the data with none of this lock's CPU locks taken.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds a lock that every writer also holds around its
+    /// [`write`](Self::write) (then no writer runs while `f` does: readers
+    /// only, as under a CPU lock).
+    pub(crate) unsafe fn read_unlocked<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        // SAFETY: no writer runs (the caller's contract); shared access
+        // only, and the reference does not outlive the closure.
         self.data.with(|d| f(unsafe { &*d }))
     }
 

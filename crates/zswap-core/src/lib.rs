@@ -76,9 +76,13 @@
 //!          root's lists, whose record the LRU keeps for good, takes it
 //!          with no map lock)
 //!       -> pool table -> pool class lock             (the debug_corrupt, debug_mutate_object test hooks)
-//!   -> pool table (RwLock, takes nothing: read by store for the pool-page
-//!      sum and the current pool's reference, write by a free that gives a
-//!      reference back to a pool no longer current, and to reap a dead pool)
+//!   -> pool table per-CPU lock (big-reader lock, takes nothing: store
+//!      holds its CPU's for the pool-page sum and the current pool's
+//!      reference)
+//!   -> pool table (RwLock: other readers; a writer, i.e. a free that gives
+//!      a reference back to a pool no longer current, a reaper of a dead
+//!      pool, a compressor change, takes it for writing and then every
+//!      per-CPU lock of the table, in CPU order)
 //!   -> folio page lock (swapcache's, held while a page is read or written)
 //!     -> compression lock (per CPU) -> pool class lock (zpool's)     (store)
 //!     -> pool class lock (find + pin; released)                    (load, writeback)
@@ -128,7 +132,7 @@
 //! Each lock above is created with its class from
 //! [`kbase::sync::lock_class`], whose ranks follow this order (a total order
 //! consistent with it: tree table 10, tree 20, LRU map 30, LRU list 40,
-//! folio page 50, pool table 60, compression 70, pool class 80,
+//! folio page 50, pool table 60, pool table per-CPU 65, compression 70, pool class 80,
 //! decompression 90, entry cache 100). A build with kbase's `lockdep` feature (every test of
 //! the workspace, debug simulator builds, loom models) checks each
 //! acquisition against it and panics with both lock names on an inversion.

@@ -42,6 +42,8 @@ use core::ptr::NonNull;
 
 use alloc::vec::Vec;
 use kbase::sync::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, RwLock, lock_class};
+
+use crate::brlock::BrLock;
 use kbase::{CpuInfo, Error, Gfp, KArc, PageAllocator, Result, try_box};
 use zpool::ZsPool;
 
@@ -248,8 +250,17 @@ impl PoolTable {
 }
 
 /// The pool registry.
+///
+/// The table has two locks. Store, which reads it on every call, holds its
+/// CPU's lock of `table` (a big-reader lock: no cache line written by two
+/// CPUs' stores, one atomic per hold); everything else that reads it
+/// (diagnostics, the compaction shrinker, which holds it while compacting)
+/// holds `guard` for reading. A writer holds `guard` for writing and then
+/// every CPU lock of `table`, so either lock alone keeps writers out.
 pub(crate) struct Pools {
-    table: RwLock<alloc::boxed::Box<PoolTable>>,
+    table: BrLock<alloc::boxed::Box<PoolTable>>,
+    /// The table's lock for readers other than store, and writers' first.
+    guard: RwLock<()>,
     /// The pool of each table slot, for lock-free lookups by reference
     /// holders (see the module invariants); `MAX_POOLS + 1` pointers.
     by_id: Vec<AtomicPtr<ZswapPool>>,
@@ -321,7 +332,8 @@ impl Pools {
         )?;
         table.insert(pool, &by_id)?;
         Ok(Pools {
-            table: RwLock::new_class(table, &lock_class::ZSWAP_POOLS),
+            table: BrLock::new(cpus.nr_cpus(), &lock_class::ZSWAP_POOLS_PCPU, table)?,
+            guard: RwLock::new_class((), &lock_class::ZSWAP_POOLS),
             by_id,
             changing: AtomicBool::new(false),
         })
@@ -331,28 +343,46 @@ impl Pools {
     /// (`zswap_pool_current_get`). The caller gives it back with [`Pools::put`]
     /// if no entry keeps it.
     pub(crate) fn current_get(&self, cpu: usize) -> Option<PoolRef> {
-        self.table.read().current_get(cpu)
+        self.table.read(cpu, |t| t.current_get(cpu))
+    }
+
+    /// Runs `f` on the table under `guard`'s read lock (readers other than
+    /// store).
+    fn read<R>(&self, f: impl FnOnce(&PoolTable) -> R) -> R {
+        let _g = self.guard.read();
+        // SAFETY: `guard` is held: every writer holds it (for writing)
+        // around its `table.write`.
+        unsafe { self.table.read_unlocked(|t| f(t)) }
+    }
+
+    /// Runs `f` on the table with both its locks held for writing.
+    fn write<R>(&self, f: impl FnOnce(&mut PoolTable) -> R) -> R {
+        let _g = self.guard.write();
+        self.table.write(|t| f(t))
     }
 
     /// [`Pools::total_pages`] and [`Pools::current_get`] under one hold of
     /// the table lock (store's limit check, then its pool reference). Reaps
     /// a pool that died unseen (module docs) first.
     pub(crate) fn total_pages_and_current_get(&self, cpu: usize) -> (usize, Option<PoolRef>) {
-        let t = self.table.read();
-        if t.any_dead() {
-            drop(t);
-            self.reap();
-            let t = self.table.read();
-            return (t.total_pages(), t.current_get(cpu));
+        let r = self.table.read(cpu, |t| {
+            if t.any_dead() {
+                return None;
+            }
+            Some((t.total_pages(), t.current_get(cpu)))
+        });
+        if let Some(r) = r {
+            return r;
         }
-        (t.total_pages(), t.current_get(cpu))
+        self.reap();
+        self.table
+            .read(cpu, |t| (t.total_pages(), t.current_get(cpu)))
     }
 
     /// Removes and frees every dead pool, one per write-lock hold.
     fn reap(&self) {
         loop {
-            let removed = {
-                let mut t = self.table.write();
+            let removed = self.write(|t| {
                 let dead = t
                     .live_pools()
                     .find(|p| p.dead())
@@ -361,7 +391,7 @@ impl Pools {
                     Some((id, ptr)) => t.remove(id, ptr, &self.by_id),
                     None => None,
                 }
-            };
+            });
             if removed.is_none() {
                 return;
             }
@@ -400,14 +430,12 @@ impl Pools {
     /// The pool with id `idx`, as a `KArc` clone (diagnostics and test
     /// hooks; the hot paths use [`Pools::entry_ref`]).
     pub(crate) fn get(&self, idx: u8) -> Option<KArc<ZswapPool>> {
-        let t = self.table.read();
-        t.slots.get(idx as usize)?.clone()
+        self.read(|t| t.slots.get(idx as usize)?.clone())
     }
 
     /// The algorithm of the current pool.
     pub(crate) fn current_kind(&self) -> Option<CompressorKind> {
-        let t = self.table.read();
-        Some(t.slots.get(t.current as usize)?.as_ref()?.compressor.kind())
+        self.read(|t| Some(t.slots.get(t.current as usize)?.as_ref()?.compressor.kind()))
     }
 
     /// Gives one reference back on CPU `cpu` (`zswap_pool_put`); the last
@@ -431,16 +459,16 @@ impl Pools {
         }
         // Not current: under the write lock no one frees it meanwhile, and
         // a zero seen here is final.
-        let mut t = self.table.write();
-        if let Some(c) = p.pcpu(cpu) {
-            c.fetch_sub(1, Ordering::Release);
-        }
-        let removed = if p.dead() {
-            t.remove(p.id, ptr.as_ptr(), &self.by_id)
-        } else {
-            None
-        };
-        drop(t);
+        let removed = self.write(|t| {
+            if let Some(c) = p.pcpu(cpu) {
+                c.fetch_sub(1, Ordering::Release);
+            }
+            if p.dead() {
+                t.remove(p.id, ptr.as_ptr(), &self.by_id)
+            } else {
+                None
+            }
+        });
         drop(removed);
     }
 
@@ -449,23 +477,21 @@ impl Pools {
     pub(crate) fn live(&self) -> Result<alloc::vec::Vec<KArc<ZswapPool>>> {
         let mut v = alloc::vec::Vec::new();
         v.try_reserve_exact(MAX_POOLS)?;
-        let t = self.table.read();
-        v.extend(t.live_pools().cloned());
-        drop(t);
+        self.read(|t| v.extend(t.live_pools().cloned()));
         Ok(v)
     }
 
     /// Sum of the pools' pages (`zswap_total_pages`).
     pub(crate) fn total_pages(&self) -> usize {
-        self.table.read().total_pages()
+        self.read(|t| t.total_pages())
     }
 
     /// Live pools (diagnostics; reaps a pool that died unseen first).
     pub(crate) fn nr_pools(&self) -> usize {
-        if self.table.read().any_dead() {
+        if self.read(|t| t.any_dead()) {
             self.reap();
         }
-        self.table.read().nr_live
+        self.read(|t| t.nr_live)
     }
 
     /// Makes a pool of `kind` current: a live pool of that algorithm is
@@ -501,8 +527,7 @@ impl Pools {
             return Ok(());
         }
         // Revive a live pool of the same algorithm (zswap_pool_find_get).
-        let (revived, removed) = {
-            let mut t = self.table.write();
+        let (revived, removed) = self.write(|t| {
             let found = t
                 .live_pools()
                 .find(|p| p.compressor.kind() == kind && !p.dead())
@@ -511,25 +536,22 @@ impl Pools {
                 Some(id) => t.make_current(id, &self.by_id),
                 None => (false, None),
             }
-        };
+        });
         // The old current pool, dead without its "current" reference.
         drop(removed);
         if !revived {
             // Only this function (serialised by `changing`) takes ids, so an id
             // free now is still free after the pool is built with no lock held.
-            let id = {
-                let t = self.table.read();
-                (1..=MAX_POOLS).find(|&i| t.slots.get(i).is_some_and(|s| s.is_none()))
-            };
+            let id = self
+                .read(|t| (1..=MAX_POOLS).find(|&i| t.slots.get(i).is_some_and(|s| s.is_none())));
             let Some(id) = id else {
                 return Err(Error::EBUSY);
             };
             let pool = create_pool(id as u8, kind, alloc, cpus, gfp)?;
-            let removed = {
-                let mut t = self.table.write();
+            let removed = self.write(|t| {
                 t.insert(pool, &self.by_id)?;
-                t.make_current(id as u8, &self.by_id).1
-            };
+                Ok::<_, Error>(t.make_current(id as u8, &self.by_id).1)
+            })?;
             drop(removed);
         }
         Ok(())
@@ -558,34 +580,35 @@ mod tests {
         let pool =
             |id| create_pool(id, CompressorKind::Lz4, a, &kbase::UniCpu, Gfp::KERNEL).unwrap();
         let pools = Pools::new(CompressorKind::Lz4, a, &kbase::UniCpu, Gfp::KERNEL).unwrap();
-        let mut t = pools.table.write();
-        assert_eq!(live_ids(&t), [1]);
-        let by_id = &pools.by_id;
         let p2 = pool(2);
         let p255 = pool(255);
-        t.insert(p2.clone(), by_id).unwrap();
-        t.insert(p255.clone(), by_id).unwrap();
-        // A taken slot is refused.
-        assert_eq!(t.insert(pool(2), by_id).err(), Some(Error::EBUSY));
-        assert_eq!(live_ids(&t), [1, 2, 255]);
-        // by_id follows the slots.
-        // SAFETY: the test holds the pools (nothing frees them meanwhile).
-        let at = |id: u8| unsafe { pools.entry_ref(id) }.map(|r| r.ptr.as_ptr() as *const _);
-        assert_eq!(at(2), Some(KArc::as_ptr(&p2)));
-        assert_eq!(at(255), Some(KArc::as_ptr(&p255)));
-        assert!(at(3).is_none());
-        // Only the very pool in the slot is removed.
-        let other = pool(2);
-        assert!(t.remove(2, KArc::as_ptr(&other), by_id).is_none());
-        assert_eq!(at(2), Some(KArc::as_ptr(&p2)));
-        assert!(t.remove(2, KArc::as_ptr(&p2), by_id).is_some());
-        assert!(t.remove(2, KArc::as_ptr(&p2), by_id).is_none());
-        assert!(at(2).is_none());
-        assert_eq!(live_ids(&t), [1, 255]);
-        assert_eq!(t.nr_live, 2);
-        t.insert(pool(2), by_id).unwrap();
-        assert_eq!(live_ids(&t), [1, 2, 255]);
-        drop(t);
+        let (p2b, other, p2c) = (pool(2), pool(2), pool(2));
+        pools.write(|t| {
+            assert_eq!(live_ids(t), [1]);
+            let by_id = &pools.by_id;
+            t.insert(p2.clone(), by_id).unwrap();
+            t.insert(p255.clone(), by_id).unwrap();
+            // A taken slot is refused.
+            assert_eq!(t.insert(p2b, by_id).err(), Some(Error::EBUSY));
+            assert_eq!(live_ids(t), [1, 2, 255]);
+            // by_id follows the slots.
+            // SAFETY: the test holds the pools (nothing frees them meanwhile).
+            let at = |id: u8| unsafe { pools.entry_ref(id) }.map(|r| r.ptr.as_ptr() as *const _);
+            assert_eq!(at(2), Some(KArc::as_ptr(&p2)));
+            assert_eq!(at(255), Some(KArc::as_ptr(&p255)));
+            assert!(at(3).is_none());
+            // Only the very pool in the slot is removed.
+            assert!(t.remove(2, KArc::as_ptr(&other), by_id).is_none());
+            assert_eq!(at(2), Some(KArc::as_ptr(&p2)));
+            assert!(t.remove(2, KArc::as_ptr(&p2), by_id).is_some());
+            assert!(t.remove(2, KArc::as_ptr(&p2), by_id).is_none());
+            assert!(at(2).is_none());
+            assert_eq!(live_ids(t), [1, 255]);
+            assert_eq!(t.nr_live, 2);
+            t.insert(p2c, by_id).unwrap();
+            assert_eq!(live_ids(t), [1, 2, 255]);
+        });
+        drop(other);
         assert_eq!(pools.nr_pools(), 3);
         // total_pages sums every live pool, not only the current one.
         let h = p255.zpool.malloc(100, Gfp::KERNEL).unwrap();
@@ -624,11 +647,11 @@ mod tests {
         assert_eq!(r1.count(), 3, "current + two entries");
         // Another pool becomes current: pool 1 lives on through its entries.
         let p2 = create_pool(2, CompressorKind::Lz4, a, &TwoCpus, Gfp::KERNEL).unwrap();
-        let mut t = pools.table.write();
-        t.insert(p2, &pools.by_id).unwrap();
-        let (ok, removed) = t.make_current(2, &pools.by_id);
-        assert!(ok && removed.is_none(), "pool 1 still has entries");
-        drop(t);
+        pools.write(|t| {
+            t.insert(p2, &pools.by_id).unwrap();
+            let (ok, removed) = t.make_current(2, &pools.by_id);
+            assert!(ok && removed.is_none(), "pool 1 still has entries");
+        });
         assert_eq!(r1.count(), 2);
         // SAFETY: r1 holds a reference on pool 1 until the put below.
         let again = unsafe { pools.entry_ref(1) }.unwrap();
@@ -650,20 +673,20 @@ mod tests {
         let pools = Pools::new(CompressorKind::Lz4, a, &TwoCpus, Gfp::KERNEL).unwrap();
         let r1 = pools.current_get(0).unwrap();
         let p2 = create_pool(2, CompressorKind::Lz4, a, &TwoCpus, Gfp::KERNEL).unwrap();
-        let mut t = pools.table.write();
-        t.insert(p2, &pools.by_id).unwrap();
-        assert!(t.make_current(2, &pools.by_id).1.is_none());
-        drop(t);
+        pools.write(|t| {
+            t.insert(p2, &pools.by_id).unwrap();
+            assert!(t.make_current(2, &pools.by_id).1.is_none());
+        });
         // A put that saw pool 1 current decrements after the switch (the
         // race of the module docs): nothing frees the pool then.
         let c = r1.pcpu(1).unwrap();
         c.fetch_sub(1, Ordering::Release);
-        assert_eq!(pools.table.read().nr_live, 2);
+        assert_eq!(pools.read(|t| t.nr_live), 2);
         // Reviving it is refused: it is dead.
-        let (ok, _) = pools.table.write().make_current(1, &pools.by_id);
+        let (ok, _) = pools.write(|t| t.make_current(1, &pools.by_id));
         assert!(!ok);
         let (_, cur) = pools.total_pages_and_current_get(0);
-        assert_eq!(pools.table.read().nr_live, 1, "reaped");
+        assert_eq!(pools.read(|t| t.nr_live), 1, "reaped");
         let cur = cur.unwrap();
         assert_eq!(cur.id, 2);
         pools.put(cur, 0);
@@ -674,8 +697,7 @@ impl Pools {
     /// Pages compaction could give back, over every live pool
     /// (`zs_shrinker_count` of each).
     pub(crate) fn compaction_count(&self) -> usize {
-        let t = self.table.read();
-        t.live_pools().map(|p| p.zpool.shrinker_count()).sum()
+        self.read(|t| t.live_pools().map(|p| p.zpool.shrinker_count()).sum())
     }
 
     /// Compacts live pools until `nr` pages were freed (`zs_shrinker_scan`
@@ -683,22 +705,22 @@ impl Pools {
     /// read lock while compacting (pool table -> zpool class lock, one
     /// zspage per class-lock hold).
     pub(crate) fn compaction_scan(&self, nr: usize) -> usize {
-        let t = self.table.read();
-        let mut freed = 0;
-        for p in t.live_pools() {
-            if freed >= nr {
-                break;
+        self.read(|t| {
+            let mut freed = 0;
+            for p in t.live_pools() {
+                if freed >= nr {
+                    break;
+                }
+                freed += p.zpool.shrinker_scan(nr - freed);
             }
-            freed += p.zpool.shrinker_scan(nr - freed);
-        }
-        freed
+            freed
+        })
     }
 
     /// Compacts every live pool completely (`zs_compact`); returns the
     /// pages freed.
     pub(crate) fn compact(&self) -> usize {
-        let t = self.table.read();
-        t.live_pools().map(|p| p.zpool.compact()).sum()
+        self.read(|t| t.live_pools().map(|p| p.zpool.compact()).sum())
     }
 }
 
