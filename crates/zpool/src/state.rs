@@ -206,6 +206,7 @@ impl ClassState {
 
     // ---- lists ----
 
+    #[inline]
     fn unlink_bucket(&mut self, id: u32) {
         let Some(z) = self.zs(id) else { return };
         let (prev, next, b) = (z.prev, z.next, z.bucket as usize);
@@ -230,6 +231,7 @@ impl ClassState {
         }
     }
 
+    #[inline]
     fn unlink_group(&mut self, id: u32) {
         let Some(z) = self.zs(id) else { return };
         let (gprev, gnext, g) = (z.gprev, z.gnext, z.group as usize);
@@ -262,6 +264,7 @@ impl ClassState {
     }
 
     /// Links `id` at the head of the gap bucket its state names.
+    #[inline]
     fn link_bucket(&mut self, class: &SizeClass, id: u32) {
         let Some(z) = self.zs(id) else { return };
         let b = z.bucket_of(class);
@@ -284,6 +287,7 @@ impl ClassState {
 
     /// Links `id` at the head (or, for a zspage compaction just processed,
     /// the tail) of the fullness group its state names.
+    #[inline]
     fn link_group(&mut self, id: u32, group_tail: bool) {
         let Some(z) = self.zs(id) else { return };
         let g = z.group_of();
@@ -326,6 +330,7 @@ impl ClassState {
 
     /// Puts zspage `id` on the lists its state names and updates
     /// `freeable`; only the lists whose position changed are touched.
+    #[inline]
     fn relink(&mut self, class: &SizeClass, id: u32, group_tail: bool) {
         let Some(z) = self.zs_mut(id) else { return };
         let packable = z.packable_pages() as u32;

@@ -161,16 +161,19 @@ impl ZsPage {
         self.end as usize
     }
 
+    #[inline]
     fn tail_gap(&self) -> usize {
         self.attached_bytes().saturating_sub(self.last_end())
     }
 
     /// The longest free run inside the attached pages.
+    #[inline]
     pub(crate) fn max_gap(&self) -> usize {
         (self.inner_gap as usize).max(self.tail_gap())
     }
 
     /// Can take one more object (the reverse map is not at its cap).
+    #[inline]
     fn has_obj_room(&self) -> bool {
         self.objs.len() < MAX_OBJS_PER_ZSPAGE
     }
@@ -228,6 +231,7 @@ impl ZsPage {
     }
 
     /// Can grow: the chain is not complete and the object cap not reached.
+    #[inline]
     pub(crate) fn growable(&self, class: &SizeClass) -> bool {
         self.pages.len() < class.pages_per_zspage && self.has_obj_room()
     }
@@ -235,6 +239,7 @@ impl ZsPage {
     /// The gap `malloc` can count on: the longest free run in the attached
     /// pages, or, if the zspage can grow, at least a page (its tail plus one
     /// more page). 0 when the object cap is reached.
+    #[inline]
     pub(crate) fn usable_gap(&self, class: &SizeClass) -> usize {
         if !self.has_obj_room() {
             return 0;
@@ -247,17 +252,20 @@ impl ZsPage {
     }
 
     /// The gap bucket for this zspage.
+    #[inline]
     pub(crate) fn bucket_of(&self, class: &SizeClass) -> usize {
         (self.usable_gap(class) / GAP_UNIT).min(NR_BUCKETS - 1)
     }
 
     /// The fullness group for this zspage.
+    #[inline]
     pub(crate) fn group_of(&self) -> usize {
         (self.live() * NR_GROUPS / self.attached_bytes().max(1)).min(NR_GROUPS - 1)
     }
 
     /// Pages that packing this zspage in place would free (all of them if
     /// it is empty).
+    #[inline]
     pub(crate) fn packable_pages(&self) -> usize {
         self.attached() - self.live().div_ceil(PAGE_SIZE)
     }
@@ -315,6 +323,7 @@ impl ZsPage {
 
     /// The end of the object at reverse-map index `idx - 1` (0 for the
     /// first).
+    #[inline]
     fn end_before(&self, h: &HandleTable, idx: usize) -> Option<usize> {
         match idx.checked_sub(1) {
             Some(p) => Some(at(h, *self.objs.get(p)?)?.end()),

@@ -322,6 +322,7 @@ impl EntryCache {
     }
 
     /// The directory slot of slab number `no`, if its chunk exists.
+    #[inline]
     fn dir_slot(&self, no: u32) -> Option<&DirSlot> {
         let (k, i, size) = dir_pos(no);
         let chunk = self.dir.get(k)?.load(Ordering::Acquire);

@@ -44,6 +44,7 @@ impl Lz4Ctx {
 /// its parts joined would. The fuzz targets `lz4_block` (against
 /// `lz4_flex`'s safe decoder, and split against unsplit) and `decompress`
 /// (through zswap's load) hold it to that.
+#[inline]
 pub(super) fn decompress_split(a: &[u8], b: &[u8], dst: &mut [u8; PAGE_SIZE]) -> Result<usize> {
     super::lz4_block::decompress_split(a, b, dst)
 }
