@@ -174,6 +174,7 @@ impl Folio {
 
     /// Runs `f` on page `index`'s bytes (under that page's own lock).
     /// `EINVAL` for an index past the end.
+    #[inline]
     pub fn with_page<R>(&self, index: usize, f: impl FnOnce(&[u8; PAGE_SIZE]) -> R) -> Result<R> {
         let slot = self.pages.get(index).ok_or(Error::EINVAL)?;
         let guard = slot.lock();
