@@ -184,6 +184,7 @@ impl Folio {
 
     /// Runs `f` on page `index`'s bytes, mutably (under that page's own lock).
     /// `EINVAL` for an index past the end.
+    #[inline]
     pub fn with_page_mut<R>(
         &self,
         index: usize,

@@ -827,6 +827,7 @@ impl<A: PageAllocator> ZsPool<A> {
     /// unpinned and kept. `Err`: the handle errors of `read_with`, or the
     /// object was read but not freed (EBUSY: another load of it is in
     /// flight); it is kept then and `f`'s result is dropped.
+    #[inline]
     pub fn read_and_free<T, E>(
         &self,
         h: Handle,
