@@ -561,7 +561,7 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// [`Self::entry_free`] on CPU `cpu` (the caller's, perhaps stale: it
     /// only picks per-CPU slots and locks).
     fn entry_free_on(&self, cpu: usize, e: OwnedEntry) {
-        self.hot.add(cpu, Hot::Freed, 1);
+        self.hot.sub(cpu, Hot::StoredPages, 1);
         self.entry_release(cpu, e, Object::Live);
     }
 
@@ -927,8 +927,6 @@ impl<P: ZswapPlatform> Zswap<P> {
         // is the folio's, the others take one more each.
         let mut folio_ref = Some(pool);
         let mut r = Ok(());
-        // Pages published so far (counted in `zswpout` as they were).
-        let mut published = 0;
         for i in 0..nr {
             let page_swp = match swp.checked_add(i as u64) {
                 Ok(s) => s,
@@ -963,11 +961,6 @@ impl<P: ZswapPlatform> Zswap<P> {
             if r.is_err() {
                 break;
             }
-            published += 1;
-        }
-        if r.is_err() && published != 0 {
-            // Not stored after all: the caller invalidates these pages.
-            self.hot.add(cpu, Hot::StoreUndone, published);
         }
         if let Some(p) = folio_ref {
             self.pools.put(p, cpu);
@@ -976,7 +969,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             self.lru.unpin(cpu, lru_memcg);
         }
         r?;
-        // `zswpout` counted each page as it was published (Hot::Stored).
+        self.hot.add(cpu, Hot::Zswpout, nr as u64);
         if let Some(o) = objcg.as_ref() {
             o.memcg().count_event(MemcgEvent::Zswpout, nr as u64);
         }
@@ -1058,8 +1051,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         if let Some(o) = objcg {
             o.charge_zswap(length);
         }
-        // Also its `zswpout` (see PerCpuCounters).
-        self.hot.add(cpu, Hot::Stored, 1);
+        self.hot.add(cpu, Hot::StoredPages, 1);
         if length == PAGE_SIZE {
             self.hot.add(cpu, Hot::StoredIncompressiblePages, 1);
         }
@@ -1075,7 +1067,6 @@ impl<P: ZswapPlatform> Zswap<P> {
             }
             Err((e, p)) => {
                 Counters::inc(&self.stats.reject_alloc_fail);
-                self.hot.add(cpu, Hot::StoreUndone, 1);
                 // SAFETY: handed back by a failed store: in no tree, never on
                 // an LRU, ours.
                 self.entry_free_on(cpu, unsafe { OwnedEntry::from_erased(p) });
@@ -1176,7 +1167,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         }
         // Uptodate and dirty in one atomic (the slot's copy is stale now).
         folio.set_uptodate_dirty();
-        // Also the entry's free in `stored_pages` (see PerCpuCounters).
+        // Also the entry's free in `stored_pages` (see entry_release).
         self.hot.add(cpu, Hot::Zswpin, 1);
         if let Some(o) = owned.objcg.as_ref() {
             o.memcg().count_event(MemcgEvent::Zswpin, 1);

@@ -3,8 +3,8 @@
 //!
 //! Counters are atomics updated without a lock; the four that every store
 //! and load change (`stored_pages`, `stored_incompressible_pages`,
-//! `zswpin`, `zswpout`) are kept per CPU, from five per-CPU counts
-//! ([`PerCpuCounters`]), and summed when read. A snapshot ([`ZswapStats`])
+//! `zswpin`, `zswpout`) are kept per CPU
+//! ([`PerCpuCounters`]) and summed when read. A snapshot ([`ZswapStats`])
 //! reads each one once, so counters of one snapshot may be from slightly
 //! different instants while stores run. Every store failure bumps exactly one
 //! `reject_*` counter.
@@ -98,9 +98,7 @@ stats! {
     reject_pool_limit,
     /// Successful loads, in pages (vmstat `zswpin`). Exact.
     zswpin,
-    /// Successful stores, in pages (vmstat `zswpout`). Exact. A page is
-    /// counted as it is published; the published pages of a store that then
-    /// fails are taken back as it fails.
+    /// Successful stores, in pages (vmstat `zswpout`). Exact.
     zswpout,
     /// Successful writebacks, counted when the entry is erased, before the
     /// page is written (vmstat `zswpwb`). Exact.
@@ -140,21 +138,17 @@ impl Counters {
 ///
 /// A single atomic that every CPU increments bounces its cache line between
 /// them on each store and load; Linux keeps such event counts per CPU and
-/// sums them when read. Here each CPU adds to its own cache-line-sized slot,
-/// and [`PerCpuCounters::sum`] adds the slots up. A sum read while stores and
-/// loads run is as exact as a read of one shared atomic would be at some
-/// instant of the read; once they stop, it is exact.
+/// sums them when read. Here each CPU adds to its own cache-line-sized slot
+/// (an entry freed on another CPU subtracts there: slots wrap, their sum is
+/// exact), and [`PerCpuCounters::sum`] adds the slots up. A sum read while
+/// stores and loads run is as exact as a read of one shared atomic would be
+/// at some instant of the read; once they stop, it is exact.
 ///
-/// `stored_pages` and `zswpout` are not slots of their own, so that a store
-/// of one page changes one per-CPU counter, not two: [`Hot::Stored`] counts
-/// every page store publishes (counted just before it is), [`Hot::Freed`]
-/// every entry freed other than by a successful load, which [`Hot::Zswpin`]
-/// (one per such load, and every such load frees its entry) stands for, and
-/// [`Hot::StoreUndone`] the published pages of stores that then failed (their
-/// entries are freed and counted in `Freed` too). `stored_pages` is
-/// `Stored - Freed - Zswpin` ([`PerCpuCounters::stored_pages`]), `zswpout`
-/// is `Stored - StoreUndone`: a page counts in `zswpout` from its publication
-/// on, and a failed folio's published pages are taken back as it fails.
+/// `stored_pages` is not one slot: [`Hot::StoredPages`] counts stores up and
+/// frees down, except the free of a successfully loaded entry, which
+/// [`Hot::Zswpin`] (one per such load, and every such load frees its entry)
+/// stands for; [`PerCpuCounters::stored_pages`] is their difference. A load
+/// so changes one per-CPU counter, not two.
 pub(crate) struct PerCpuCounters {
     cpus: Vec<CpuSlot>,
 }
@@ -162,14 +156,13 @@ pub(crate) struct PerCpuCounters {
 /// The per-CPU counters ([`PerCpuCounters`]), by index.
 #[derive(Clone, Copy)]
 pub(crate) enum Hot {
-    Stored = 0,
-    Freed = 1,
-    StoreUndone = 2,
-    StoredIncompressiblePages = 3,
-    Zswpin = 4,
+    StoredPages = 0,
+    StoredIncompressiblePages = 1,
+    Zswpin = 2,
+    Zswpout = 3,
 }
 
-const NR_HOT: usize = 5;
+const NR_HOT: usize = 4;
 
 /// One CPU's counters, alone in their cache lines (128 bytes: adjacent-line
 /// prefetch pairs 64-byte lines on x86).
@@ -222,30 +215,22 @@ impl PerCpuCounters {
     }
 
     /// Entries counted here: stores, less frees, less loads (whose frees
-    /// are not in [`Hot::Freed`]). The frees and loads are summed first: an
-    /// entry's store is counted before its free or load is (the tree lock
-    /// orders them), so a read racing with both sees the store of every free
-    /// and load it sees, on a machine that keeps stores in order.
+    /// are not in [`Hot::StoredPages`]). The loads are summed first: an
+    /// entry's store is counted before its load is (the tree lock orders
+    /// them), so a read racing with both sees the store of every load it
+    /// sees, on a machine that keeps stores in order.
     pub(crate) fn stored_pages(&self) -> u64 {
-        let gone = self.sum(Hot::Zswpin).wrapping_add(self.sum(Hot::Freed));
-        self.sum(Hot::Stored).wrapping_sub(gone)
+        let loaded = self.sum(Hot::Zswpin);
+        self.sum(Hot::StoredPages).wrapping_sub(loaded)
     }
 
-    /// Adds the per-CPU sums into a snapshot. `Stored` is read last, once,
-    /// for both `stored_pages` and `zswpout` (see [`Self::stored_pages`]; a
-    /// store is counted before it is undone, too).
+    /// Adds the per-CPU sums into a snapshot.
     pub(crate) fn fold_into(&self, s: &mut ZswapStats) {
-        let zswpin = self.sum(Hot::Zswpin);
-        let freed = self.sum(Hot::Freed);
-        let undone = self.sum(Hot::StoreUndone);
-        let stored = self.sum(Hot::Stored);
-        s.stored_pages = s
-            .stored_pages
-            .wrapping_add(stored.wrapping_sub(zswpin.wrapping_add(freed)));
+        s.stored_pages = s.stored_pages.wrapping_add(self.stored_pages());
         s.stored_incompressible_pages = s
             .stored_incompressible_pages
             .wrapping_add(self.sum(Hot::StoredIncompressiblePages));
-        s.zswpin = s.zswpin.wrapping_add(zswpin);
-        s.zswpout = s.zswpout.wrapping_add(stored.wrapping_sub(undone));
+        s.zswpin = s.zswpin.wrapping_add(self.sum(Hot::Zswpin));
+        s.zswpout = s.zswpout.wrapping_add(self.sum(Hot::Zswpout));
     }
 }
