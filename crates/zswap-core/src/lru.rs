@@ -278,7 +278,7 @@ impl MemcgLru {
     /// As for [`MemcgLru::link_tail`]: `keyed` is the record `entry`'s key
     /// names and `self` the live record it resolves to, both alive for the
     /// call; `nid` is the entry's node; `entry` is an entry of `cache`.
-    #[inline]
+    #[inline(always)]
     unsafe fn unlink(
         &self,
         keyed: &MemcgLru,
