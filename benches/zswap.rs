@@ -40,8 +40,10 @@
 //! pages N times (lz4; every slot invalidated after each pass) and runs the
 //! encoder alone on them as often, for instruction-count profilers
 //! (`valgrind --tool=callgrind`): store's cost beyond the encoder is the
-//! inclusive count of `Zswap::store` less that of `lz4_enc::compress`
-//! under it.
+//! count collected with `--toggle-collect='zswap_core::Zswap<P>::store'`
+//! less the count with `--toggle-collect='zswap::encoder_alone'` (the
+//! encoder alone on the same pages, out of line), each divided by the
+//! pages stored.
 //!
 //! The 2-thread scaling moves from run to run with where the host places
 //! the two vCPUs; `ZSWAP_BENCH_2T_ONLY=N cargo bench --bench zswap --
