@@ -382,3 +382,19 @@ proptest! {
         prop_assert!(within_margin(z.len(), flex), "{} bytes, lz4_flex {}", z.len(), flex);
     }
 }
+
+#[test]
+#[ignore = "the whole corpus: run on demand, in release"]
+fn whole_corpus_total_bytes() {
+    // The figure the module docs quote: every page of the corpus encoded
+    // and round tripped, a page that does not shrink counted as a page.
+    let pages = corpus_pages(Take::PerFile(usize::MAX));
+    if !kbase::testing::corpus_test("lz4_enc_whole_corpus_total", Some(pages.len())) {
+        return;
+    }
+    let mut total = 0usize;
+    for page in &pages {
+        total += check(page).len().min(PAGE_SIZE);
+    }
+    std::eprintln!("lz4_enc: {} pages, {total} bytes", pages.len());
+}
