@@ -75,23 +75,50 @@ pub(super) fn run(
         // 2^SKIP_TRIGGER misses) with a growing step, until a candidate
         // that matches SEARCH_MIN bytes.
         let mut fwd = ip;
-        let mut attempts = 1usize << SKIP_TRIGGER;
         let mut cand;
-        loop {
-            let h = fwd_h;
-            ip = fwd;
-            fwd += attempts >> SKIP_TRIGGER;
-            attempts += 1;
+        'found: {
+            // The first 2^SKIP_TRIGGER positions, step 1: one bound for
+            // both the page's end and the step's growth.
+            let step1_end = (fwd + (1 << SKIP_TRIGGER)).min(MF_END + 1);
+            loop {
+                let h = fwd_h;
+                ip = fwd;
+                fwd += 1;
+                if fwd >= step1_end {
+                    break;
+                }
+                cand = candidate(table[h], ip);
+                // SAFETY: fwd < step1_end <= MF_END + 1: fwd + 8 <= PAGE_SIZE.
+                fwd_h = hash(unsafe { s.read64(fwd) });
+                table[h] = ip as u16;
+                // SAFETY: cand < ip < fwd <= MF_END: ip + 8 <= PAGE_SIZE.
+                if unsafe { (s.read64(ip) ^ s.read64(cand)) << SEARCH_SHIFT == 0 } {
+                    break 'found;
+                }
+            }
             if fwd > MF_END {
                 break 'block;
             }
-            cand = candidate(table[h], ip);
-            // SAFETY: fwd <= MF_END (checked above): fwd + 8 <= PAGE_SIZE.
-            fwd_h = hash(unsafe { s.read64(fwd) });
-            table[h] = ip as u16;
-            // SAFETY: cand < ip < fwd <= MF_END: ip + 8 <= PAGE_SIZE.
-            if unsafe { (s.read64(ip) ^ s.read64(cand)) << SEARCH_SHIFT == 0 } {
-                break;
+            // The last position of step 1 (fwd = step1_end <= MF_END), and
+            // on with a growing step.
+            fwd = ip;
+            let mut attempts = (2usize << SKIP_TRIGGER) - 1;
+            loop {
+                let h = fwd_h;
+                ip = fwd;
+                fwd += attempts >> SKIP_TRIGGER;
+                attempts += 1;
+                if fwd > MF_END {
+                    break 'block;
+                }
+                cand = candidate(table[h], ip);
+                // SAFETY: fwd <= MF_END (checked above): fwd + 8 <= PAGE_SIZE.
+                fwd_h = hash(unsafe { s.read64(fwd) });
+                table[h] = ip as u16;
+                // SAFETY: cand < ip < fwd <= MF_END: ip + 8 <= PAGE_SIZE.
+                if unsafe { (s.read64(ip) ^ s.read64(cand)) << SEARCH_SHIFT == 0 } {
+                    break 'found;
+                }
             }
         }
 
