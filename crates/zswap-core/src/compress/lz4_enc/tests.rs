@@ -258,17 +258,19 @@ fn output_does_not_depend_on_earlier_pages() {
 }
 
 #[test]
-fn a_table_with_any_contents_still_gives_a_valid_block() {
-    // `run` clamps every candidate below the current position: even
-    // garbage in the table (here: every entry at its largest or at a
-    // position past the page's middle) gives a block that decodes to the
-    // page.
+fn a_table_with_any_contents_gives_the_fresh_block() {
+    // `run` zeroes the table before it searches (its candidates are
+    // unchecked, below the position by the table invariant): even garbage
+    // in the table (here: every entry at its largest, or at a position past
+    // the page's middle, or at the page's end) gives the block of a fresh
+    // table, which decodes to the page.
     for fill in [u16::MAX, 2048, 4095, 1] {
         for page in [text_page(11), pointer_page(12), page_from(b"xy")] {
             let mut t = Table::try_new().unwrap();
             t.slots.fill(fill);
             let mut dst = Box::new([0u8; DST_LEN]);
             let n = super::fast::run(&page, t.slots.first_chunk_mut().unwrap(), &mut dst).unwrap();
+            assert_eq!(&dst[..n], &encode(&page)[..]);
             let mut out = vec![0u8; PAGE_SIZE];
             assert_eq!(lz4_block::decompress(&dst[..n], &mut out), Ok(PAGE_SIZE));
             assert!(out[..] == page[..]);
