@@ -19,7 +19,7 @@
 //!   positions probed only grow, and 0 is below every probe (`ip >= 1`).
 //!   So a candidate from the table is below `ip` with no check (a clamp on
 //!   the search's critical path, table load then clamp then the
-//!   candidate's load, measured 5-6 % of the encoder's time), and every
+//!   candidate's load, measured 6-7 % of the encoder's time), and every
 //!   match refers back into the page.
 //! - A match covers at most `MATCH_LIMIT - ip` bytes, so the last
 //!   [`LAST_LITERALS`] bytes of the page are always literals.
