@@ -49,6 +49,13 @@ const META_POOL_SHIFT: u32 = 16;
 /// `meta` bits 24..29: the swap type (`MAX_SWAPFILES` is 32).
 const META_TYPE_SHIFT: u32 = 24;
 const META_TYPE_MASK: u32 = 0x1f;
+/// `meta` bits 29..31: the entry's per-CPU sub-list of its (memcg, node)
+/// LRU list (`lru`'s sub-lists: at most [`LRU_SUBLISTS_MAX`]).
+const META_SUBLIST_SHIFT: u32 = 29;
+const META_SUBLIST_MASK: u32 = 0x3;
+/// Most per-CPU sub-lists a (memcg, node) LRU list can have: what the two
+/// bits of `meta` an entry records its sub-list in can name.
+pub(crate) const LRU_SUBLISTS_MAX: usize = META_SUBLIST_MASK as usize + 1;
 /// `meta` bit 31: the second-chance bit of the LRU walk.
 const META_REFERENCED: u32 = 1 << 31;
 const _: () = assert!(swapcache::MAX_SWAPFILES <= META_TYPE_MASK + 1);
@@ -68,16 +75,20 @@ const _: () = assert!(crate::pool::MAX_POOLS <= 0xff);
 /// | `meta`: memcg id of the LRU list | 16 | [`LRU_MEMCG_MAX`] (Linux's `MEM_CGROUP_ID_MAX`); `new` (`EINVAL`) |
 /// | `meta`: pool id | 8 | `MAX_POOLS` (255) |
 /// | `meta`: swap type | 5 | `MAX_SWAPFILES` (32), by `SwpEntry` |
+/// | `meta`: LRU sub-list | 2 | [`LRU_SUBLISTS_MAX`] (4); the LRU's sub-list count |
 /// | `meta`: referenced | 1 | |
 ///
 /// The NUMA node of the LRU list is not stored: as Linux's
 /// `entry_to_nid()` (the node of the entry's own memory), it is the node of
 /// the entry cache slab the entry lives in ([`EntryCache::nid_of`]); store
-/// allocates the entry from a slab of its page's node.
+/// allocates the entry from a slab of its page's node. The per-CPU
+/// sub-list of that (memcg, node) list is stored: the one of the CPU that
+/// stored the entry ([`ZswapEntry::set_lru_sublist`]), so a load or an
+/// invalidate on any CPU deletes it from the sub-list it was added to.
 ///
 /// # Invariants
 ///
-/// - `offset`, the swap type, the memcg id, `objcg` and the pool object
+/// - `offset`, the swap type, the memcg id, the LRU sub-list, `objcg` and the pool object
 ///   (`obj`, the pool id) are written before the entry is published in a
 ///   tree and never change while it is reachable by another thread. `obj`
 ///   sits in the sync shim's [`UnsafeCell`], written only through
@@ -90,9 +101,10 @@ const _: () = assert!(crate::pool::MAX_POOLS <= 0xff);
 ///   relaxed loads.
 /// - `obj` holds an object of pool `pool_idx()`: the page stored raw when
 ///   `length() == PAGE_SIZE`, else `length()` (> 0) compressed bytes.
-/// - `lru` is linked only into the LRU list of (`lru_memcg()`, the slab's
-///   node), following redirects, and is only touched with that list's lock
-///   held (or by the only owner while it is unlinked).
+/// - `lru` is linked only into the LRU sub-list of (`lru_memcg()`, the
+///   slab's node, `lru_sublist()`), following redirects, and is only touched
+///   with that sub-list's lock held (or by the only owner while it is
+///   unlinked).
 /// - The referenced bit is set before the entry is added to the LRU and
 ///   cleared by the LRU walker under the list lock.
 pub(crate) struct ZswapEntry {
@@ -104,7 +116,8 @@ pub(crate) struct ZswapEntry {
     lru: UnsafeCell<LruLink>,
     /// The swap slot's offset ([`ZswapEntry::swpentry`]).
     offset: u32,
-    /// memcg id | pool id << 16 | swap type << 24 | referenced << 31.
+    /// memcg id | pool id << 16 | swap type << 24 | LRU sub-list << 29 |
+    /// referenced << 31.
     meta: AtomicU32,
 }
 
@@ -236,6 +249,22 @@ impl ZswapEntry {
     #[inline]
     pub(crate) fn lru_memcg(&self) -> u32 {
         self.meta.load(Ordering::Relaxed) & META_MEMCG_MASK
+    }
+
+    /// Records the per-CPU LRU sub-list the entry goes on (`sublist` below
+    /// [`LRU_SUBLISTS_MAX`]; only its low two bits are kept), before it is
+    /// published (`&mut self`, as [`ZswapEntry::set_object`]).
+    pub(crate) fn set_lru_sublist(&mut self, sublist: usize) {
+        let meta = self.meta.load(Ordering::Relaxed) & !(META_SUBLIST_MASK << META_SUBLIST_SHIFT);
+        let bits = (sublist as u32 & META_SUBLIST_MASK) << META_SUBLIST_SHIFT;
+        self.meta.store(meta | bits, Ordering::Relaxed);
+    }
+
+    /// The per-CPU sub-list of the entry's (memcg, node) LRU list (0 unless
+    /// [`ZswapEntry::set_lru_sublist`] chose another).
+    #[inline]
+    pub(crate) fn lru_sublist(&self) -> usize {
+        ((self.meta.load(Ordering::Relaxed) >> META_SUBLIST_SHIFT) & META_SUBLIST_MASK) as usize
     }
 
     /// The entry's LRU link.
@@ -434,18 +463,27 @@ mod tests {
         let h = zpool::Handle::from_raw(u64::MAX);
         e.set_object(h, PAGE_SIZE, 255).unwrap();
         e.set_referenced(true);
+        e.set_lru_sublist(LRU_SUBLISTS_MAX - 1);
         assert_eq!(e.swpentry(), swp);
         assert_eq!(e.lru_memcg(), LRU_MEMCG_MAX);
+        assert_eq!(e.lru_sublist(), LRU_SUBLISTS_MAX - 1);
         assert_eq!(e.handle_local(), h.local());
         assert_eq!(e.length(), PAGE_SIZE);
         assert_eq!(e.pool_idx(), 255);
         assert!(e.take_referenced());
         assert!(!e.take_referenced());
         assert_eq!(e.swpentry(), swp, "the referenced bit is apart");
+        assert_eq!(e.lru_sublist(), LRU_SUBLISTS_MAX - 1);
         e.set_object(zpool::Handle::from_raw(7), 1, 1).unwrap();
         assert_eq!((e.handle_local(), e.length(), e.pool_idx()), (7, 1, 1));
         assert_eq!(e.lru_memcg(), LRU_MEMCG_MAX);
         assert_eq!(e.swpentry(), swp);
+        assert_eq!(e.lru_sublist(), LRU_SUBLISTS_MAX - 1);
+        e.set_referenced(true);
+        e.set_lru_sublist(1);
+        assert!(e.take_referenced(), "the sub-list bits are apart");
+        assert_eq!((e.lru_sublist(), e.swpentry()), (1, swp));
+        assert_eq!((e.lru_memcg(), e.pool_idx()), (LRU_MEMCG_MAX, 1));
     }
 
     #[test]

@@ -1045,6 +1045,9 @@ impl<P: ZswapPlatform> Zswap<P> {
         let _ = pool_ref;
         entry.objcg = objcg.cloned();
         entry.set_referenced(true);
+        // The sub-list of this CPU: loads and invalidates on any CPU delete
+        // the entry from it.
+        entry.set_lru_sublist(self.lru.sublist_of(cpu));
         let length = entry.length();
         // Charged and counted before it is published: from then on, the
         // path that frees it (entry_free) uncharges and uncounts it.

@@ -190,15 +190,30 @@ impl LruList {
     }
 }
 
-/// One node's list and its lruvec state, in a cache line of its own
-/// (Linux's `list_lru_node` is `____cacheline_aligned_in_smp`): every add
-/// and delete writes the lock, the head or tail and the counts, all in this
-/// one line, and nothing else shares it.
+/// Most per-CPU sub-lists of one (memcg, node) list: what an entry's two
+/// `meta` bits can name ([`ZswapEntry::lru_sublist`]).
+pub(crate) const MAX_SUBLISTS: usize = crate::entry::LRU_SUBLISTS_MAX;
+
+/// One per-CPU sub-list of a (memcg, node) list, in a cache line of its own
+/// (Linux's `list_lru_node`, one list per node, is
+/// `____cacheline_aligned_in_smp`): every add and delete writes the lock,
+/// the head or tail and the counts, all in this one line, and nothing else
+/// shares it, so adds and deletes on different sub-lists write no common
+/// line.
 #[repr(align(64))]
-pub(crate) struct NodeLru {
+pub(crate) struct SubList {
     list: Mutex<LruList>,
+}
+
+/// The lruvec state of one node of one cgroup, and where its walk goes on.
+/// Not on any add's or delete's path (a disk swap-in and the walker write
+/// it).
+pub(crate) struct NodeState {
     /// Linux's `zswap_lruvec_state.nr_disk_swapins`.
     nr_disk_swapins: AtomicU64,
+    /// The sub-list whose head the next walk step looks at first (a hint:
+    /// relaxed, concurrent walkers may both take the same turn).
+    cursor: AtomicU32,
 }
 
 /// The lists of one memory cgroup (Linux: `list_lru_memcg`).
@@ -213,7 +228,12 @@ pub(crate) struct MemcgLru {
     /// Pins, plus entries whose key names this memcg other than those its
     /// own lists count in `nr_own` while it is live (module invariant).
     nr_keyed: AtomicUsize,
-    nodes: Vec<NodeLru>,
+    /// Sub-lists per node (1..=[`MAX_SUBLISTS`], the `Lru`'s).
+    nr_sub: usize,
+    /// Node `nid`'s sub-list `s` is `subs[nid * nr_sub + s]`.
+    subs: Vec<SubList>,
+    /// Per node.
+    nodes: Vec<NodeState>,
     link: RBTreeLink,
 }
 
@@ -225,10 +245,28 @@ unsafe impl Sync for MemcgLru {}
 unsafe impl Send for MemcgLru {}
 
 impl MemcgLru {
-    /// Links `entry` (id `id` in `cache`) at the tail of this record's list
-    /// of node `nid`, unless it is already on a list, and counts it: in the
-    /// list's `nr_own` when `keyed` is this record, else in `keyed`'s
-    /// `nr_keyed` (module invariant). Shared by [`Lru::add`]'s two paths.
+    /// Sub-list `s` of node `nid`.
+    #[inline(always)]
+    fn sub(&self, nid: usize, s: usize) -> Option<&SubList> {
+        if s >= self.nr_sub {
+            return None;
+        }
+        self.subs.get(nid.checked_mul(self.nr_sub)?.checked_add(s)?)
+    }
+
+    /// Node `nid`'s sub-lists, sub-list 0 first.
+    fn node_subs(&self, nid: usize) -> &[SubList] {
+        let start = nid.saturating_mul(self.nr_sub);
+        self.subs
+            .get(start..start.saturating_add(self.nr_sub))
+            .unwrap_or(&[])
+    }
+
+    /// Links `entry` (id `id` in `cache`) at the tail of this record's
+    /// sub-list of node `nid` the entry names ([`ZswapEntry::lru_sublist`]),
+    /// unless it is already on a list, and counts it: in the sub-list's
+    /// `nr_own` when `keyed` is this record, else in `keyed`'s `nr_keyed`
+    /// (module invariant). Shared by [`Lru::add`]'s two paths.
     ///
     /// # Safety
     ///
@@ -245,10 +283,10 @@ impl MemcgLru {
         id: EntryId,
         nid: usize,
     ) {
-        let Some(node) = self.nodes.get(nid) else {
+        let Some(sub) = self.sub(nid, entry.lru_sublist()) else {
             return;
         };
-        let mut l = node.list.lock();
+        let mut l = sub.list.lock();
         // SAFETY: we hold the lock of the list the entry's key resolves to
         // (the caller's contract).
         if unsafe { entry.lru_link() } != LruLink::UNLINKED {
@@ -267,8 +305,8 @@ impl MemcgLru {
         }
     }
 
-    /// Unlinks `entry` (of `cache`) from this record's list of node `nid`
-    /// if it is linked, and uncounts it as [`MemcgLru::link_tail`] counted
+    /// Unlinks `entry` (of `cache`) from this record's sub-list of node
+    /// `nid` it names (whichever CPU runs this) if it is linked, and uncounts it as [`MemcgLru::link_tail`] counted
     /// it. Returns whether it was the last entry keyed by the redirect
     /// `keyed` (the caller then reaps it; never for a live `keyed`). Shared
     /// by [`Lru::del`]'s two paths.
@@ -286,10 +324,10 @@ impl MemcgLru {
         entry: &ZswapEntry,
         nid: usize,
     ) -> bool {
-        let Some(node) = self.nodes.get(nid) else {
+        let Some(sub) = self.sub(nid, entry.lru_sublist()) else {
             return false;
         };
-        let mut l = node.list.lock();
+        let mut l = sub.list.lock();
         // SAFETY: we hold the lock of the list the entry's key resolves to
         // (the caller's contract).
         if unsafe { entry.lru_link() } == LruLink::UNLINKED {
@@ -334,6 +372,34 @@ pub(crate) enum Isolate {
     },
 }
 
+/// The walk step on one sub-list: its head gets a second chance or is
+/// rotated to the tail and copied out ([`Lru::isolate_head`]).
+fn isolate_sub(cache: &EntryCache, sub: &SubList) -> Isolate {
+    let mut l = sub.list.lock();
+    let head = l.head;
+    // SAFETY: the head is on this sub-list, whose lock we hold.
+    let Some(e) = (unsafe { LruList::at(cache, head) }) else {
+        return Isolate::Empty;
+    };
+    let Some(id) = EntryId::from_raw(head) else {
+        return Isolate::Empty;
+    };
+    let (referenced, swp, handle) = (e.take_referenced(), e.swpentry(), e.identity());
+    // Rotated to the tail before the lock is dropped.
+    // SAFETY: `e` is on this sub-list (locked); it stays live (module
+    // invariant) and goes back on the same sub-list, the one its key
+    // resolves to.
+    unsafe {
+        l.remove(cache, e);
+        l.push_back(cache, e, id);
+    }
+    if referenced {
+        Isolate::Rotated
+    } else {
+        Isolate::Candidate { swp, handle }
+    }
+}
+
 /// The memcg map of the LRU.
 type Map = RBTree<MemcgLruAdapter>;
 
@@ -347,6 +413,10 @@ type MapLock = BrLock<Map>;
 pub(crate) struct Lru {
     map: MapLock,
     nr_nodes: usize,
+    /// Per-CPU sub-lists of every (memcg, node) list: `min(nr_cpus,`
+    /// [`MAX_SUBLISTS`]`)`, at least 1, fixed at creation. CPU `c`'s stores
+    /// go on sub-list `c % nr_sub` ([`Lru::sublist_of`]).
+    nr_sub: usize,
     /// The record kept for the LRU's lifetime ([`Lru::keep`]): null until
     /// then.
     ///
@@ -374,7 +444,8 @@ fn resolve_from<'a>(map: &'a RBTree<MemcgLruAdapter>, m: &'a MemcgLru) -> Option
 
 impl Lru {
     /// An empty LRU for `nr_nodes` NUMA nodes (at least 1) and `nr_cpus`
-    /// CPUs (one map lock each). `ENOMEM`.
+    /// CPUs (one map lock each; `min(nr_cpus, MAX_SUBLISTS)` sub-lists per
+    /// (memcg, node) list, one with one CPU). `ENOMEM`.
     pub(crate) fn new(nr_nodes: usize, nr_cpus: usize) -> Result<Lru> {
         Ok(Lru {
             map: BrLock::new(
@@ -383,6 +454,7 @@ impl Lru {
                 RBTree::new(MemcgLruAdapter::new()),
             )?,
             nr_nodes: nr_nodes.clamp(1, 256),
+            nr_sub: nr_cpus.clamp(1, MAX_SUBLISTS),
             // INVARIANT: null.
             kept: AtomicPtr::new(ptr::null_mut()),
         })
@@ -427,6 +499,13 @@ impl Lru {
         self.nr_nodes
     }
 
+    /// The sub-list an entry stored on CPU `cpu` goes on (store records it
+    /// in the entry before publishing it: [`ZswapEntry::set_lru_sublist`]).
+    #[inline]
+    pub(crate) fn sublist_of(&self, cpu: usize) -> usize {
+        if self.nr_sub == 1 { 0 } else { cpu % self.nr_sub }
+    }
+
     /// Makes sure `memcg_id` (or what it redirects to) has lists
     /// (Linux: `memcg_list_lru_alloc`). Allocates with no lock held. Used
     /// for a reparenting target; stores go through [`Lru::pin`].
@@ -457,9 +536,18 @@ impl Lru {
         let mut nodes = Vec::new();
         nodes.try_reserve_exact(self.nr_nodes)?;
         for _ in 0..self.nr_nodes {
-            nodes.push(NodeLru {
-                list: Mutex::new_class(LruList::new(), &lock_class::ZSWAP_LRU_LIST),
+            nodes.push(NodeState {
                 nr_disk_swapins: AtomicU64::new(0),
+                cursor: AtomicU32::new(0),
+            });
+        }
+        let nr_subs = self.nr_nodes * self.nr_sub;
+        let mut subs = Vec::new();
+        subs.try_reserve_exact(nr_subs)?;
+        for _ in 0..nr_subs {
+            // Every sub-list lock is of the one list-lock class.
+            subs.push(SubList {
+                list: Mutex::new_class(LruList::new(), &lock_class::ZSWAP_LRU_LIST),
             });
         }
         try_box(
@@ -468,6 +556,8 @@ impl Lru {
                 _memcg: memcg.cloned(),
                 redirect: AtomicU32::new(0),
                 nr_keyed: AtomicUsize::new(nr_keyed),
+                nr_sub: self.nr_sub,
+                subs,
                 nodes,
                 link: RBTreeLink::new(),
             },
@@ -630,10 +720,17 @@ impl Lru {
         drop(removed);
     }
 
-    /// Looks at the head of the (memcg, node) list (Linux's
-    /// `shrink_memcg_cb` up to dropping the lock): a referenced entry gets a
-    /// second chance; otherwise the entry is rotated to the tail *before* the
-    /// lock is dropped and its slot and pool handle are copied out.
+    /// Looks at the head of one sub-list of the (memcg, node) list
+    /// (Linux's `shrink_memcg_cb` up to dropping the lock): a referenced
+    /// entry gets a second chance; otherwise the entry is rotated to its
+    /// sub-list's tail *before* the lock is dropped and its slot and pool
+    /// handle are copied out.
+    ///
+    /// The sub-lists take turns: each call starts at the node's cursor,
+    /// skips empty sub-lists, and leaves the cursor after the sub-list it
+    /// took a head from; [`Isolate::Empty`] only when every sub-list was
+    /// empty as it was looked at. One sub-list lock at a time. With one
+    /// sub-list this is Linux's walk of its one list.
     pub(crate) fn isolate_head(&self, cache: &EntryCache, memcg_id: u32, nid: usize) -> Isolate {
         self.map.read(0, |map| {
             let Some(m) = resolve(map, memcg_id) else {
@@ -643,38 +740,36 @@ impl Lru {
                 // Offline cgroup: its entries live on the parent's lists now.
                 return Isolate::Empty;
             }
-            let Some(node) = m.nodes.get(nid) else {
+            let (Some(node), subs) = (m.nodes.get(nid), m.node_subs(nid)) else {
                 return Isolate::Empty;
             };
-            let mut l = node.list.lock();
-            let head = l.head;
-            // SAFETY: the head is on this list, whose lock we hold.
-            let Some(e) = (unsafe { LruList::at(cache, head) }) else {
-                return Isolate::Empty;
-            };
-            let Some(id) = EntryId::from_raw(head) else {
-                return Isolate::Empty;
-            };
-            let (referenced, swp, handle) = (e.take_referenced(), e.swpentry(), e.identity());
-            // Rotated to the tail before the lock is dropped.
-            // SAFETY: `e` is on this list (locked); it stays live (module
-            // invariant) and goes back on the same list.
-            unsafe {
-                l.remove(cache, e);
-                l.push_back(cache, e, id);
+            let nr = subs.len();
+            if nr == 1 {
+                // Linux's one list: no cursor.
+                return isolate_sub(cache, &subs[0]);
             }
-            if referenced {
-                Isolate::Rotated
-            } else {
-                Isolate::Candidate { swp, handle }
+            let start = node.cursor.load(Ordering::Relaxed) as usize;
+            for i in 0..nr {
+                let s = (start + i) % nr;
+                let r = isolate_sub(cache, &subs[s]);
+                if !matches!(r, Isolate::Empty) {
+                    node.cursor.store(((s + 1) % nr) as u32, Ordering::Relaxed);
+                    return r;
+                }
             }
+            Isolate::Empty
         })
     }
 
-    /// Entries on the (memcg, node) list (`list_lru_count_one`).
+    /// Entries on the (memcg, node) list, all its sub-lists
+    /// (`list_lru_count_one`). Each sub-list's lock in turn, one at a time.
     pub(crate) fn count_one(&self, memcg_id: u32, nid: usize) -> usize {
         self.map.read(0, |map| match resolve(map, memcg_id) {
-            Some(m) if m.id == memcg_id => m.nodes.get(nid).map_or(0, |n| n.list.lock().nr),
+            Some(m) if m.id == memcg_id => m
+                .node_subs(nid)
+                .iter()
+                .map(|sub| sub.list.lock().nr)
+                .sum(),
             _ => 0,
         })
     }
@@ -742,19 +837,27 @@ impl Lru {
             if p.id == c.id {
                 return None;
             }
-            for (cn, pn) in c.nodes.iter().zip(p.nodes.iter()) {
-                let mut cl = cn.list.lock();
-                let mut pl = pn.list.lock();
+            // Every record has the same sub-lists (the `Lru`'s `nr_sub`):
+            // child sub-list `i` of node `n` goes onto the parent's sub-list
+            // `i` of node `n`, the one its entries' keys (which name their
+            // sub-list) resolve to from now on. Two locks at a time: the
+            // child's, then the parent's (never two of one record).
+            for (cs, ps) in c.subs.iter().zip(p.subs.iter()) {
+                let mut cl = cs.list.lock();
+                let mut pl = ps.list.lock();
                 // The child's own entries leave its lists: from now on its
                 // `nr_keyed` counts them (module invariant).
                 c.nr_keyed.fetch_add(cl.nr_own, Ordering::Relaxed);
                 // In front of the parent's own entries, as Linux's
                 // `list_splice_init(&src->list, &dst->list)`: the dead
-                // child's entries are the next written back. From now on
-                // their keys resolve to the parent's lists.
+                // child's entries are the next written back from this
+                // sub-list. From now on their keys resolve to the parent's
+                // lists.
                 // SAFETY: both locks are held; both lists hold entries of
                 // `cache`.
                 unsafe { pl.splice_front(cache, &mut cl) };
+            }
+            for (cn, pn) in c.nodes.iter().zip(p.nodes.iter()) {
                 let swapins = cn.nr_disk_swapins.swap(0, Ordering::Relaxed);
                 pn.nr_disk_swapins.fetch_add(swapins, Ordering::Relaxed);
             }
@@ -794,7 +897,7 @@ impl Lru {
             let mut c = map.lower_bound(Bound::Unbounded);
             let mut n = 0;
             while let Some(m) = c.get() {
-                n += m.nodes.iter().map(|x| x.list.lock().nr).sum::<usize>();
+                n += m.subs.iter().map(|x| x.list.lock().nr).sum::<usize>();
                 c.move_next();
             }
             n
@@ -1098,24 +1201,276 @@ mod tests {
         assert_eq!(lru.nr_records(), 1, "a live record stays");
     }
 
-    /// Each node's list (lock, head, tail, counts) is alone in its cache
-    /// line, as Linux's `list_lru_node`: deletes on one node's list never
-    /// write a line another list's users write.
+    /// Each sub-list of each node (lock, head, tail, counts) is alone in
+    /// its cache line, as Linux's `list_lru_node`: deletes on one sub-list
+    /// never write a line another sub-list's users write.
     #[test]
-    fn each_node_list_has_a_cache_line_of_its_own() {
-        let lru = Lru::new(3, 1).unwrap();
-        lru.ensure(4, None, Gfp::KERNEL).unwrap();
-        let addrs = lru.map.read(0, |map| {
-            let m = map.find(&4).get().unwrap();
-            m.nodes
-                .iter()
-                .map(|n| ptr::from_ref(n).addr())
-                .collect::<Vec<_>>()
-        });
-        assert_eq!(addrs.len(), 3);
-        for w in addrs.windows(2) {
-            assert!(w[0] % 64 == 0 && w[1] - w[0] >= 64);
+    fn each_sublist_has_a_cache_line_of_its_own() {
+        for nr_cpus in [1, 2, 3, 4, 8] {
+            let lru = Lru::new(3, nr_cpus).unwrap();
+            lru.ensure(4, None, Gfp::KERNEL).unwrap();
+            let addrs = lru.map.read(0, |map| {
+                let m = map.find(&4).get().unwrap();
+                m.subs
+                    .iter()
+                    .map(|n| ptr::from_ref(n).addr())
+                    .collect::<Vec<_>>()
+            });
+            assert_eq!(addrs.len(), 3 * nr_cpus.min(MAX_SUBLISTS));
+            for w in addrs.windows(2) {
+                assert!(w[0] % 64 == 0 && w[1] - w[0] >= 64);
+            }
         }
+    }
+
+    /// An entry as store makes it on CPU `cpu`: on that CPU's sub-list.
+    fn entry_on(lru: &Lru, cpu: usize, off: u64, memcg: u32) -> EntryPtr {
+        let mut e = ZswapEntry::new(SwpEntry::new(0, off).unwrap(), memcg).unwrap();
+        e.set_object(zpool::Handle::from_raw(off + 1), 100, 1)
+            .unwrap();
+        e.set_referenced(off.is_multiple_of(2));
+        e.set_lru_sublist(lru.sublist_of(cpu));
+        EntryPtr::new_in(tc().alloc(0, 0, Gfp::KERNEL).unwrap(), e)
+    }
+
+    /// Stores on CPU `cpu`: the entry's sub-list, then the add.
+    fn store_on(lru: &Lru, cpu: usize, off: u64, memcg: u32, nid: usize) -> EntryPtr {
+        let e = entry_on(lru, cpu, off, memcg);
+        lru.add(cpu, tc(), get(e), e.id, nid);
+        e
+    }
+
+    /// Entries on each sub-list of (memcg, node), checking each sub-list's
+    /// links both ways and its `nr` and `nr_own` against them.
+    fn sub_counts(lru: &Lru, memcg: u32, nid: usize) -> Vec<usize> {
+        lru.map.read(0, |map| {
+            let m = map.find(&memcg).get().unwrap();
+            m.node_subs(nid)
+                .iter()
+                .enumerate()
+                .map(|(s, sub)| {
+                    let l = sub.list.lock();
+                    let (mut n, mut own, mut prev, mut cur) = (0, 0, 0, l.head);
+                    // SAFETY: ids on a list we hold the lock of.
+                    while let Some(e) = unsafe { LruList::at(tc(), cur) } {
+                        // SAFETY: as above.
+                        let link = unsafe { e.lru_link() };
+                        assert_eq!(link.prev, prev);
+                        assert_eq!(e.lru_sublist(), s, "on the sub-list it names");
+                        own += usize::from(e.lru_memcg() == memcg);
+                        n += 1;
+                        prev = cur;
+                        cur = link.next;
+                    }
+                    assert_eq!((l.tail, l.nr), (prev, n));
+                    if m.redirect.load(Ordering::Relaxed) == 0 {
+                        assert_eq!(l.nr_own, own, "nr_own counts the record's own");
+                    }
+                    n
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn stores_on_two_cpus_go_on_two_sublists_and_any_cpu_deletes() {
+        let lru = Lru::new(1, 2).unwrap();
+        lru.ensure(9, None, Gfp::KERNEL).unwrap();
+        assert_ne!(lru.sublist_of(0), lru.sublist_of(1));
+        let a = store_on(&lru, 0, 1, 9, 0);
+        let b = store_on(&lru, 1, 3, 9, 0);
+        let c = store_on(&lru, 1, 5, 9, 0);
+        assert_eq!(get(a).lru_sublist(), 0);
+        assert_eq!(get(b).lru_sublist(), 1);
+        assert_eq!(sub_counts(&lru, 9, 0), [1, 2]);
+        assert_eq!(lru.count_one(9, 0), 3);
+        // A load on CPU 0 deletes an entry stored on CPU 1, from CPU 1's
+        // sub-list; one on CPU 1 deletes CPU 0's.
+        lru.del(0, tc(), get(b), 0);
+        assert_eq!(sub_counts(&lru, 9, 0), [1, 1]);
+        lru.del(1, tc(), get(a), 0);
+        assert_eq!(sub_counts(&lru, 9, 0), [0, 1]);
+        assert_eq!(lru.count_one(9, 0), 1);
+        for e in [a, b] {
+            // SAFETY: the test owns the entry; it is unlinked above.
+            drop(unsafe { OwnedEntry::from_erased(e).free_memory(tc()) });
+        }
+        free(&lru, c);
+        assert_eq!(lru.total(), 0);
+    }
+
+    /// Stores from the kept record's fast path (no map lock) land on their
+    /// CPU's sub-list too, and deletes from either CPU find them.
+    #[test]
+    fn the_kept_record_has_sublists_too() {
+        let lru = Lru::new(1, 4).unwrap();
+        lru.ensure(0, None, Gfp::KERNEL).unwrap();
+        lru.keep(0, 0);
+        let es: Vec<_> = (0..8).map(|i| store_on(&lru, i, 2 * i as u64 + 1, 0, 0)).collect();
+        assert_eq!(sub_counts(&lru, 0, 0), [2, 2, 2, 2]);
+        for (i, e) in es.iter().enumerate() {
+            lru.del(3 - i % 4, tc(), get(*e), 0);
+        }
+        assert_eq!(sub_counts(&lru, 0, 0), [0, 0, 0, 0]);
+        for e in es {
+            free(&lru, e);
+        }
+        assert_eq!(lru.total(), 0);
+    }
+
+    /// The walk takes the sub-lists' heads in turn, oldest first within
+    /// each, skips an empty sub-list, and is empty only when all are.
+    #[test]
+    fn the_walk_alternates_between_sublists() {
+        let lru = Lru::new(1, 2).unwrap();
+        lru.ensure(9, None, Gfp::KERNEL).unwrap();
+        // Odd offsets: not referenced, every head is a candidate.
+        let es: Vec<_> = [(0, 1), (0, 3), (0, 5), (1, 7), (1, 9)]
+            .iter()
+            .map(|&(cpu, o)| store_on(&lru, cpu, o, 9, 0))
+            .collect();
+        // Sub-list 1 runs out after two turns; 5 follows 3 at once.
+        assert_eq!(order(&lru, 9), [1, 7, 3, 9, 5]);
+        // Second chance stays per sub-list: a referenced head of sub-list 1
+        // is rotated on its own sub-list, and the turn passes.
+        let r = store_on(&lru, 1, 10, 9, 0);
+        lru.del(0, tc(), get(es[3]), 0);
+        lru.del(0, tc(), get(es[4]), 0);
+        assert_eq!(sub_counts(&lru, 9, 0), [3, 1]);
+        // The cursor is after sub-list 0 (its 5 was the last taken).
+        assert!(matches!(lru.isolate_head(tc(), 9, 0), Isolate::Rotated));
+        match lru.isolate_head(tc(), 9, 0) {
+            Isolate::Candidate { swp, .. } => assert_eq!(swp.offset(), 1),
+            _ => panic!("expected a candidate"),
+        }
+        match lru.isolate_head(tc(), 9, 0) {
+            Isolate::Candidate { swp, .. } => assert_eq!(swp.offset(), 10),
+            _ => panic!("expected the rotated entry, now unreferenced"),
+        }
+        for e in [es[3], es[4]] {
+            // SAFETY: the test owns the entry; it is unlinked above.
+            drop(unsafe { OwnedEntry::from_erased(e).free_memory(tc()) });
+        }
+        for e in [es[0], es[1], es[2], r] {
+            free(&lru, e);
+        }
+        assert!(matches!(lru.isolate_head(tc(), 9, 0), Isolate::Empty));
+        assert_eq!(lru.total(), 0);
+    }
+
+    /// Counts add up every sub-list of every node.
+    #[test]
+    fn counts_sum_the_sublists() {
+        let lru = Lru::new(2, 3).unwrap();
+        lru.ensure(5, None, Gfp::KERNEL).unwrap();
+        lru.ensure(6, None, Gfp::KERNEL).unwrap();
+        let mut es = Vec::new();
+        for (i, (cpu, nid, memcg)) in [(0, 0, 5), (1, 0, 5), (2, 0, 5), (2, 1, 5), (4, 1, 5), (1, 1, 6)]
+            .into_iter()
+            .enumerate()
+        {
+            es.push((store_on(&lru, cpu, 2 * i as u64 + 1, memcg, nid), nid));
+        }
+        assert_eq!(sub_counts(&lru, 5, 0), [1, 1, 1]);
+        assert_eq!(sub_counts(&lru, 5, 1), [0, 1, 1]);
+        assert_eq!(sub_counts(&lru, 6, 1), [0, 1, 0]);
+        assert_eq!(
+            (lru.count_one(5, 0), lru.count_one(5, 1), lru.count_one(6, 1)),
+            (3, 2, 1)
+        );
+        assert_eq!((lru.count_memcg(5), lru.count_memcg(6)), (5, 1));
+        assert_eq!(lru.total(), 6);
+        for (e, nid) in es {
+            lru.del(0, tc(), get(e), nid);
+            // SAFETY: the test owns the entry; it is unlinked above.
+            drop(unsafe { OwnedEntry::from_erased(e).free_memory(tc()) });
+        }
+        assert_eq!(lru.total(), 0);
+    }
+
+    /// A dead child's entries, stored on several CPUs, go in front of the
+    /// parent's on the same sub-lists; deletes through the redirect find
+    /// them there and the redirect goes with its last entry.
+    #[test]
+    fn reparenting_splices_each_sublist_onto_the_parents_same_sublist() {
+        let tree = MemcgTree::new(Gfp::KERNEL).unwrap();
+        let parent = tree.create("p", Gfp::KERNEL).unwrap();
+        let child = tree.create("p/c", Gfp::KERNEL).unwrap();
+        let (p, c) = (parent.id(), child.id());
+        let lru = Lru::new(1, 4).unwrap();
+        lru.ensure(p, Some(&parent), Gfp::KERNEL).unwrap();
+        lru.ensure(c, Some(&child), Gfp::KERNEL).unwrap();
+        // Odd offsets: every head is a candidate.
+        let own: Vec<_> = [(0, 1), (1, 3)]
+            .iter()
+            .map(|&(cpu, o)| store_on(&lru, cpu, o, p, 0))
+            .collect();
+        let moved: Vec<_> = [(0, 5), (1, 7), (2, 9), (3, 11)]
+            .iter()
+            .map(|&(cpu, o)| store_on(&lru, cpu, o, c, 0))
+            .collect();
+        assert_eq!(sub_counts(&lru, c, 0), [1, 1, 1, 1]);
+        tree.offline("p/c").unwrap();
+        lru.reparent(tc(), c, &parent, Gfp::KERNEL).unwrap();
+        assert_eq!(sub_counts(&lru, p, 0), [2, 2, 1, 1]);
+        assert_eq!(lru.count_one(c, 0), 0);
+        // Sub-lists in turn, the child's entries first within each.
+        assert_eq!(order(&lru, p), [5, 7, 9, 11, 1, 3]);
+        assert_eq!(lru.nr_records(), 2);
+        // Deletes through the redirect, from CPUs other than the stores'.
+        for (i, e) in moved.into_iter().enumerate() {
+            lru.del(3 - i, tc(), get(e), 0);
+            // SAFETY: the test owns the entry; it is unlinked above.
+            drop(unsafe { OwnedEntry::from_erased(e).free_memory(tc()) });
+        }
+        assert_eq!(lru.nr_records(), 1, "the redirect went with its last entry");
+        assert_eq!(sub_counts(&lru, p, 0), [1, 1, 0, 0]);
+        for e in own {
+            free(&lru, e);
+        }
+        assert_eq!(lru.total(), 0);
+    }
+
+    /// One CPU: one sub-list, whatever CPU number a store passes, and the
+    /// walk is Linux's: strictly oldest first, a referenced head rotated to
+    /// the tail, the cursor never used.
+    #[test]
+    fn one_cpu_is_linuxs_one_list() {
+        let lru = Lru::new(1, 1).unwrap();
+        lru.ensure(9, None, Gfp::KERNEL).unwrap();
+        assert_eq!(lru.nr_sub, 1);
+        // Even offsets are referenced: 0 and 2 get a second chance.
+        let es: Vec<_> = (0..5).map(|o| store_on(&lru, o as usize * 3, o, 9, 0)).collect();
+        assert_eq!(sub_counts(&lru, 9, 0), [5]);
+        let mut seen = Vec::new();
+        loop {
+            match lru.isolate_head(tc(), 9, 0) {
+                Isolate::Rotated => seen.push(None),
+                Isolate::Candidate { swp, .. } => seen.push(Some(swp.offset())),
+                Isolate::Empty => unreachable!(),
+            }
+            if seen.len() == 7 {
+                break;
+            }
+        }
+        // 0, 2 and 4 rotated (second chance), 1 and 3 candidates (rotated
+        // too, before the lock is dropped); then the list is back in store
+        // order, none referenced: 0, 1.
+        assert_eq!(
+            seen,
+            [None, Some(1), None, Some(3), None, Some(0), Some(1)]
+        );
+        let cursor = lru.map.read(0, |map| {
+            map.find(&9).get().unwrap().nodes[0].cursor.load(Ordering::Relaxed)
+        });
+        assert_eq!(cursor, 0);
+        for e in es {
+            free(&lru, e);
+        }
+        assert_eq!(lru.total(), 0);
+        // More CPUs than sub-lists: CPUs share them, in turn.
+        let lru = Lru::new(1, 8).unwrap();
+        assert_eq!((lru.nr_sub, lru.sublist_of(5), lru.sublist_of(7)), (MAX_SUBLISTS, 1, 3));
     }
 
     #[test]
