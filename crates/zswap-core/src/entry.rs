@@ -101,8 +101,8 @@ const _: () = assert!(crate::pool::MAX_POOLS <= 0xff);
 ///   relaxed loads.
 /// - `obj` holds an object of pool `pool_idx()`: the page stored raw when
 ///   `length() == PAGE_SIZE`, else `length()` (> 0) compressed bytes.
-/// - `lru` is linked only into the LRU sub-list of (`lru_memcg()`, the
-///   slab's node, `lru_sublist()`), following redirects, and is only touched
+/// - `lru` is linked only into the LRU sub-list of (the memcg id and the
+///   sub-list of `lru_key()`, the slab's node), following redirects, and is only touched
 ///   with that sub-list's lock held (or by the only owner while it is
 ///   unlinked).
 /// - The referenced bit is set before the entry is added to the LRU and
@@ -244,9 +244,8 @@ impl ZswapEntry {
         self.handle_local() | (u64::from(self.pool_idx()) << HANDLE_BITS)
     }
 
-    /// The memcg id of the entry's LRU list (its key, kept through
-    /// reparenting: the LRU follows the redirect).
-    #[inline]
+    /// The memcg id of [`ZswapEntry::lru_key`].
+    #[cfg(test)]
     pub(crate) fn lru_memcg(&self) -> u32 {
         self.meta.load(Ordering::Relaxed) & META_MEMCG_MASK
     }
@@ -260,11 +259,23 @@ impl ZswapEntry {
         self.meta.store(meta | bits, Ordering::Relaxed);
     }
 
-    /// The per-CPU sub-list of the entry's (memcg, node) LRU list (0 unless
-    /// [`ZswapEntry::set_lru_sublist`] chose another).
-    #[inline]
+    /// The sub-list of [`ZswapEntry::lru_key`].
+    #[cfg(test)]
     pub(crate) fn lru_sublist(&self) -> usize {
         ((self.meta.load(Ordering::Relaxed) >> META_SUBLIST_SHIFT) & META_SUBLIST_MASK) as usize
+    }
+
+    /// The entry's LRU key but for its node, from one load: the memcg id
+    /// of its LRU list (kept through reparenting: the LRU follows the
+    /// redirect) and its per-CPU sub-list (0 unless
+    /// [`ZswapEntry::set_lru_sublist`] chose another).
+    #[inline]
+    pub(crate) fn lru_key(&self) -> (u32, usize) {
+        let meta = self.meta.load(Ordering::Relaxed);
+        (
+            meta & META_MEMCG_MASK,
+            ((meta >> META_SUBLIST_SHIFT) & META_SUBLIST_MASK) as usize,
+        )
     }
 
     /// The entry's LRU link.

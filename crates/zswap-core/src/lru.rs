@@ -18,7 +18,7 @@
 //! When a cgroup goes offline its lists are spliced in front of its parent's
 //! (so the dead cgroup's entries are written back first) and its
 //! [`MemcgLru`] becomes a *redirect* to the parent: entries keep the memcg id
-//! they were added with (`ZswapEntry::lru_memcg`) and every lookup follows the
+//! they were added with (`ZswapEntry::lru_key`) and every lookup follows the
 //! redirect to the live lists, so add and delete always reach the list the
 //! entry is on (Linux: `memcg_reparent_list_lrus`). A redirect lives as long
 //! as entries are keyed by its id (`nr_keyed`) and holds a reference to its
@@ -191,7 +191,7 @@ impl LruList {
 }
 
 /// Most per-CPU sub-lists of one (memcg, node) list: what an entry's two
-/// `meta` bits can name ([`ZswapEntry::lru_sublist`]).
+/// `meta` bits can name ([`ZswapEntry::lru_key`]).
 pub(crate) const MAX_SUBLISTS: usize = crate::entry::LRU_SUBLISTS_MAX;
 
 /// One per-CPU sub-list of a (memcg, node) list, in a cache line of its own
@@ -245,13 +245,17 @@ unsafe impl Sync for MemcgLru {}
 unsafe impl Send for MemcgLru {}
 
 impl MemcgLru {
-    /// Sub-list `s` of node `nid`.
+    /// Sub-list `s` of node `nid` (`s` below `nr_sub`, as
+    /// [`Lru::sublist_of`] chooses it; `None` for a node past the record's).
+    ///
+    /// No check of `s` on this path of every add and delete: an `s` out of
+    /// range (a bug) would name another node's sub-list, the same one for
+    /// the entry's add and delete, so the lists stay consistent.
     #[inline(always)]
     fn sub(&self, nid: usize, s: usize) -> Option<&SubList> {
-        if s >= self.nr_sub {
-            return None;
-        }
-        self.subs.get(nid.checked_mul(self.nr_sub)?.checked_add(s)?)
+        debug_assert!(s < self.nr_sub);
+        self.subs
+            .get(nid.wrapping_mul(self.nr_sub).wrapping_add(s))
     }
 
     /// Node `nid`'s sub-lists, sub-list 0 first.
@@ -263,18 +267,19 @@ impl MemcgLru {
     }
 
     /// Links `entry` (id `id` in `cache`) at the tail of this record's
-    /// sub-list of node `nid` the entry names ([`ZswapEntry::lru_sublist`]),
+    /// sub-list of node `nid` the entry names ([`ZswapEntry::lru_key`]),
     /// unless it is already on a list, and counts it: in the sub-list's
     /// `nr_own` when `keyed` is this record, else in `keyed`'s `nr_keyed`
     /// (module invariant). Shared by [`Lru::add`]'s two paths.
     ///
     /// # Safety
     ///
-    /// `keyed` is the record `entry`'s key (`lru_memcg()`) names and `self`
+    /// `keyed` is the record `entry`'s key (`lru_key()`) names and `self`
     /// the live record it resolves to (`keyed` itself when it is live); both
     /// stay alive for the call (the map lock is held, or `self` is the kept
-    /// record). `nid` is the entry's node. `entry` is a live entry of
-    /// `cache` that is unlinked before it is freed.
+    /// record). `nid` is the entry's node and `s` its sub-list
+    /// ([`ZswapEntry::lru_key`]). `entry` is a live entry of `cache` that
+    /// is unlinked before it is freed.
     unsafe fn link_tail(
         &self,
         keyed: &MemcgLru,
@@ -282,8 +287,9 @@ impl MemcgLru {
         entry: &ZswapEntry,
         id: EntryId,
         nid: usize,
+        s: usize,
     ) {
-        let Some(sub) = self.sub(nid, entry.lru_sublist()) else {
+        let Some(sub) = self.sub(nid, s) else {
             return;
         };
         let mut l = sub.list.lock();
@@ -315,7 +321,8 @@ impl MemcgLru {
     ///
     /// As for [`MemcgLru::link_tail`]: `keyed` is the record `entry`'s key
     /// names and `self` the live record it resolves to, both alive for the
-    /// call; `nid` is the entry's node; `entry` is an entry of `cache`.
+    /// call; `nid` is the entry's node and `s` its sub-list; `entry` is an
+    /// entry of `cache`.
     #[inline(always)]
     unsafe fn unlink(
         &self,
@@ -323,8 +330,9 @@ impl MemcgLru {
         cache: &EntryCache,
         entry: &ZswapEntry,
         nid: usize,
+        s: usize,
     ) -> bool {
-        let Some(sub) = self.sub(nid, entry.lru_sublist()) else {
+        let Some(sub) = self.sub(nid, s) else {
             return false;
         };
         let mut l = sub.list.lock();
@@ -631,7 +639,7 @@ impl Lru {
         }
     }
 
-    /// Adds `entry` at the tail of the list its key (`lru_memcg()`, node
+    /// Adds `entry` at the tail of the list its key (`lru_key()`, node
     /// `nid`: its slab's) resolves to, under CPU `cpu`'s map lock. The
     /// caller holds a pin on that memcg ([`Lru::pin`]), so the lists exist.
     /// `id` is the entry's id in `cache`, the cache of every entry of this
@@ -645,17 +653,18 @@ impl Lru {
         id: EntryId,
         nid: usize,
     ) {
-        if let Some(m) = self.kept(entry.lru_memcg()) {
+        let (key, s) = entry.lru_key();
+        if let Some(m) = self.kept(key) {
             // A kept record is live for good: its own lists, no map lock.
             // SAFETY: `m` is the record the entry's key names and, never a
             // redirect, the one it resolves to; `kept` keeps it alive while
             // `&self` lives. The entry is live and unlinked before it is
             // freed (this function's contract).
-            unsafe { m.link_tail(m, cache, entry, id, nid) };
+            unsafe { m.link_tail(m, cache, entry, id, nid, s) };
             return;
         }
         self.map.read(cpu, |map| {
-            let Some(keyed) = map.find(&entry.lru_memcg()).get() else {
+            let Some(keyed) = map.find(&key).get() else {
                 return;
             };
             let Some(m) = resolve_from(map, keyed) else {
@@ -665,7 +674,7 @@ impl Lru {
             // live one it resolves to, both kept alive by the map lock we
             // hold; the entry is live and unlinked before it is freed (this
             // function's contract).
-            unsafe { m.link_tail(keyed, cache, entry, id, nid) };
+            unsafe { m.link_tail(keyed, cache, entry, id, nid, s) };
         })
     }
 
@@ -676,7 +685,7 @@ impl Lru {
     /// list lock alone, as [`Lru::add`] links it.
     #[inline]
     pub(crate) fn del(&self, cpu: usize, cache: &EntryCache, entry: &ZswapEntry, nid: usize) {
-        let key = entry.lru_memcg();
+        let (key, s) = entry.lru_key();
         if let Some(m) = self.kept(key) {
             // A kept record is live for good: its own lists, no map lock; it
             // is never reaped.
@@ -684,7 +693,7 @@ impl Lru {
             // redirect, the one it resolves to; `kept` keeps it alive while
             // `&self` lives. The entry is of `cache` (this function's
             // contract).
-            unsafe { m.unlink(m, cache, entry, nid) };
+            unsafe { m.unlink(m, cache, entry, nid, s) };
             return;
         }
         let reap = self.map.read(cpu, |map| {
@@ -697,7 +706,7 @@ impl Lru {
             // SAFETY: `keyed` is the record the entry's key names and `m` the
             // live one it resolves to, both kept alive by the map lock we
             // hold; the entry is of `cache` (this function's contract).
-            unsafe { m.unlink(keyed, cache, entry, nid) }
+            unsafe { m.unlink(keyed, cache, entry, nid, s) }
         });
         if reap {
             self.reap(key);
