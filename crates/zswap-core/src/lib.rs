@@ -9,6 +9,21 @@
 //! decompressed and written to the real device ([`Zswap::shrink_memcg`],
 //! [`Zswap::shrinker_scan`], [`Zswap::shrink_worker`]).
 //!
+//! ## LRU order: per-CPU sub-lists
+//!
+//! As Linux, zswap keeps one LRU list per (memory cgroup, NUMA node), but
+//! each is split into per-CPU sub-lists (`min(nr_cpus, 4)` of them, fixed
+//! when zswap is made): an entry goes on the sub-list of the CPU that
+//! stored it and is deleted from that sub-list by whichever CPU loads or
+//! invalidates it, so loads on different CPUs do not write one shared list
+//! head and lock. Writeback (the shrinkers, the global worker,
+//! [`Zswap::shrink_memcg`]) therefore writes back oldest first *within a
+//! CPU's sub-list* and takes the sub-lists' heads *in turn* (round-robin),
+//! where Linux goes strictly oldest first across the whole (memcg, node)
+//! list; second chance and reparenting (a dead cgroup's entries first) act
+//! per sub-list. With one CPU the order is exactly Linux's. The `lru`
+//! module's docs give the measured reason: MEASURED_FIGURES_SHORT.
+//!
 //! ## Entry lifecycle
 //!
 //! ```text
@@ -72,7 +87,8 @@
 //!     -> tree lock (one per swap cluster of a tree's slots; never two
 //!        held together)
 //!       -> LRU map lock (big-reader lock, as the tree table's) -> LRU list
-//!          lock (one per cgroup and node; an add to or a delete from
+//!          lock (one per per-CPU sub-list of each cgroup and node; never
+//!          two of one cgroup held together; an add to or a delete from
 //!          root's lists, whose record the LRU keeps for good, takes it
 //!          with no map lock)
 //!       -> pool table -> pool class lock             (the debug_corrupt, debug_mutate_object test hooks)
@@ -166,7 +182,7 @@
 //! - `stats`: statistics ([`ZswapStats`]).
 //! - `params`: tunables ([`ZswapParams`], [`Zswap::set_param`]).
 //! - `pool`: pools (compressor + zpool, ids 1..=255, refcounted).
-//! - `lru`: the memcg- and NUMA-aware `list_lru`.
+//! - `lru`: the memcg- and NUMA-aware `list_lru`, in per-CPU sub-lists.
 //! - `entry`: `struct zswap_entry` and its ownership handles.
 //! - `cache`: `zswap_entry_cache`, per-CPU slabs of entries carved from
 //!   pages of the platform's page allocator.

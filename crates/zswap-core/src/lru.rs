@@ -1,54 +1,94 @@
-//! The zswap `list_lru`: one list per (memory cgroup, NUMA node).
+//! The zswap `list_lru`: one list per (memory cgroup, NUMA node), split
+//! into per-CPU sub-lists.
 //!
 //! Linux keeps one global `zswap_list_lru`, memcg-aware and NUMA-aware; every
 //! compressed entry sits on the list of its cgroup and node, oldest at the
-//! head. This is the same structure:
+//! head. This is the same structure, with each (memcg, node) list split in
+//! up to [`MAX_SUBLISTS`] per-CPU sub-lists:
 //!
 //! - a map from memcg id to a [`MemcgLru`] (an intrusive red-black tree
 //!   behind a big-reader lock, [`MapLock`]: a reader takes its CPU's lock, so
 //!   adds and deletes on different CPUs write no common line for it; a
 //!   writer takes every CPU's; nodes are allocated before the lock is taken,
 //!   Linux's `memcg_list_lru_alloc`),
-//! - per node, a doubly linked list of entries under its own spinlock, plus
-//!   the lruvec's `nr_disk_swapins` counter used by the dynamic shrinker.
-//!   The links are 32-bit entry ids in the entries ([`LruLink`]), turned into
-//!   entries by the entry cache (`EntryCache::entry`, two loads): 8 bytes of
-//!   an entry instead of two pointers' 16.
+//! - per node, `nr_sub = min(nr_cpus, MAX_SUBLISTS)` sub-lists (fixed when
+//!   the [`Lru`] is made; one with one CPU), each a doubly linked list of
+//!   entries under its own spinlock in a cache line of its own
+//!   ([`SubList`]), plus, once per node, the lruvec's `nr_disk_swapins`
+//!   counter used by the dynamic shrinker and the walk's cursor
+//!   ([`NodeState`]). The links are 32-bit entry ids in the entries
+//!   ([`LruLink`]), turned into entries by the entry cache
+//!   (`EntryCache::entry`, two loads): 8 bytes of an entry instead of two
+//!   pointers' 16.
+//!
+//! An entry goes on the sub-list of the CPU that stores it
+//! (`cpu % nr_sub`, [`Lru::sublist_of`]), recorded in two bits of the entry
+//! (`ZswapEntry::set_lru_sublist`), and is deleted from that same sub-list
+//! by whichever CPU loads, invalidates or writes it back. So loads on two
+//! CPUs of entries the two CPUs stored write different lines: with Linux's
+//! one list per node, every delete of the root cgroup's entries on node 0
+//! writes the one line of that list's lock, head, tail and count, and two
+//! CPUs loading disjoint slots bounce it.
+//!
+//! # Writeback order (differs from Linux with more than one CPU)
+//!
+//! Linux writes back strictly oldest first per (memcg, node). Here the walk
+//! ([`Lru::isolate_head`], the shrinker's and the writeback worker's) is
+//! oldest first *within* one CPU's sub-list and round-robin *across* the
+//! sub-lists: each step takes the head of the sub-list at the node's
+//! cursor, skipping empty ones, and moves the cursor to the next. The
+//! second chance (a referenced head is cleared and rotated) and the
+//! rotation of a candidate are per sub-list. Across CPUs the order is
+//! therefore approximate: when one CPU stored much more, or much earlier,
+//! than another, the other's newer entries are reached sooner than in
+//! Linux (at most `nr_sub - 1` steps of every `nr_sub` go to the other
+//! sub-lists). With one CPU there is one sub-list and the walk is exactly
+//! Linux's. Why: the two-thread load bench (`benches/zswap.rs`, "2 threads
+//! load 2T/1T", lz4, 2 CPUs) measured MEASURED_FIGURES.
 //!
 //! When a cgroup goes offline its lists are spliced in front of its parent's
-//! (so the dead cgroup's entries are written back first) and its
-//! [`MemcgLru`] becomes a *redirect* to the parent: entries keep the memcg id
-//! they were added with (`ZswapEntry::lru_key`) and every lookup follows the
-//! redirect to the live lists, so add and delete always reach the list the
-//! entry is on (Linux: `memcg_reparent_list_lrus`). A redirect lives as long
-//! as entries are keyed by its id (`nr_keyed`) and holds a reference to its
-//! cgroup meanwhile, so the cgroup's id cannot be reused under it.
+//! (each sub-list in front of the parent's same sub-list of the same node,
+//! so the dead cgroup's entries are the next written back from each) and
+//! its [`MemcgLru`] becomes a *redirect* to the parent: entries keep the
+//! memcg id and sub-list they were added with (`ZswapEntry::lru_key`) and
+//! every lookup follows the redirect to the live lists, so add and delete
+//! always reach the sub-list the entry is on (Linux:
+//! `memcg_reparent_list_lrus`). A redirect lives as long as entries are
+//! keyed by its id (`nr_keyed`) and holds a reference to its cgroup
+//! meanwhile, so the cgroup's id cannot be reused under it.
 //!
 //! Lock order inside this module: map lock (one CPU's for a reader, every
-//! CPU's in CPU order for a writer) -> list lock; two list locks
-//! (reparenting only) child -> parent. An add to or a delete from the
-//! lists of the record kept for the LRU's lifetime (root's: [`Lru::keep`])
-//! takes its list lock alone.
+//! CPU's in CPU order for a writer) -> sub-list lock (all sub-list locks
+//! are of the one list-lock class, `ZSWAP_LRU_LIST`); two sub-list locks
+//! (reparenting only) child -> parent, the same sub-list of the same node.
+//! No path holds two sub-list locks of one record: the walk and the counts
+//! take one sub-list's lock at a time. An add to or a delete from the lists
+//! of the record kept for the LRU's lifetime (root's: [`Lru::keep`]) takes
+//! its sub-list lock alone.
 //!
 //! # Invariants
 //!
-//! - An entry is linked on at most one list: the one its key (its
-//!   `lru_memcg()` and its slab's node, `EntryCache::nid_of`) resolves to
-//!   (following redirects), and only while that list's lock is held is its
-//!   link touched. Callers pass the node with the entry.
-//! - `LruList::nr` is the number of entries linked on the list; `head` and
-//!   `tail` are its first and last entries' ids (0 when empty), and the
-//!   entries' links chain them both ways. Every id on a list is a live
+//! - An entry is linked on at most one sub-list: the one its key (its
+//!   memcg id and sub-list, `ZswapEntry::lru_key`, and its slab's node,
+//!   `EntryCache::nid_of`) resolves to (following redirects), and only
+//!   while that sub-list's lock is held is its link touched. Callers pass
+//!   the node with the entry. Every record of an `Lru` has its `nr_sub`
+//!   sub-lists per node, so a key names the same sub-list index in every
+//!   record it may resolve to.
+//! - `LruList::nr` is the number of entries linked on the sub-list; `head`
+//!   and `tail` are its first and last entries' ids (0 when empty), and the
+//!   entries' links chain them both ways. Every id on a sub-list is a live
 //!   entry of the entry cache the `Lru`'s callers pass (one per zswap).
-//! - A redirected `MemcgLru` has empty lists, is never un-redirected, and
-//!   redirects to a live `MemcgLru` (one hop).
+//! - A redirected `MemcgLru` has empty sub-lists, is never un-redirected,
+//!   and redirects to a live `MemcgLru` (one hop).
 //! - The linked entries whose key names a `MemcgLru` (plus its pins) are
 //!   counted in its `nr_keyed`, except those of a live record on its own
-//!   lists: each of its lists counts those in `LruList::nr_own`, under the
-//!   list's lock (no shared atomic on add and delete). Reparenting, with the
-//!   map's write side and the child's list locks held, adds the child's
-//!   `nr_own` to its `nr_keyed` as it makes it a redirect, so a redirect's
-//!   `nr_keyed` counts every entry keyed by it.
+//!   sub-lists: each sub-list counts those in `LruList::nr_own`, under its
+//!   lock (no shared atomic on add and delete). Reparenting, with the map's
+//!   write side and the child's sub-list locks held (one at a time), adds
+//!   each child sub-list's `nr_own` to its `nr_keyed` as it splices it,
+//!   and makes it a redirect before dropping the write side, so a
+//!   redirect's `nr_keyed` counts every entry keyed by it.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -64,7 +104,7 @@ use crate::brlock::BrLock;
 use crate::cache::{EntryCache, EntryId};
 use crate::entry::{LruLink, ZswapEntry};
 
-/// The list of one node of one cgroup (oldest at the head).
+/// One sub-list of one node of one cgroup (oldest at the head).
 pub(crate) struct LruList {
     /// Id of the first entry (0: empty).
     head: u32,
