@@ -245,7 +245,7 @@ impl ZswapEntry {
     }
 
     /// The memcg id of [`ZswapEntry::lru_key`].
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn lru_memcg(&self) -> u32 {
         self.meta.load(Ordering::Relaxed) & META_MEMCG_MASK
     }
@@ -260,7 +260,7 @@ impl ZswapEntry {
     }
 
     /// The sub-list of [`ZswapEntry::lru_key`].
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn lru_sublist(&self) -> usize {
         ((self.meta.load(Ordering::Relaxed) >> META_SUBLIST_SHIFT) & META_SUBLIST_MASK) as usize
     }

@@ -21,8 +21,11 @@
 //! CPU's sub-list* and takes the sub-lists' heads *in turn* (round-robin),
 //! where Linux goes strictly oldest first across the whole (memcg, node)
 //! list; second chance and reparenting (a dead cgroup's entries first) act
-//! per sub-list. With one CPU the order is exactly Linux's. The `lru`
-//! module's docs give the measured reason: MEASURED_FIGURES_SHORT.
+//! per sub-list. With one CPU the order is exactly Linux's. Why: with one
+//! list, the two-thread load bench's scaling (2T/1T, lz4) had a median of
+//! 1.81-1.84 against the decoder alone's 1.85; with per-CPU sub-lists
+//! 1.92-1.94 (the `lru` module's docs give the ranges), for 3 instructions
+//! more per load on one CPU.
 //!
 //! ## Entry lifecycle
 //!

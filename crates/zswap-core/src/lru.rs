@@ -39,12 +39,22 @@
 //! cursor, skipping empty ones, and moves the cursor to the next. The
 //! second chance (a referenced head is cleared and rotated) and the
 //! rotation of a candidate are per sub-list. Across CPUs the order is
-//! therefore approximate: when one CPU stored much more, or much earlier,
-//! than another, the other's newer entries are reached sooner than in
-//! Linux (at most `nr_sub - 1` steps of every `nr_sub` go to the other
-//! sub-lists). With one CPU there is one sub-list and the walk is exactly
-//! Linux's. Why: the two-thread load bench (`benches/zswap.rs`, "2 threads
-//! load 2T/1T", lz4, 2 CPUs) measured MEASURED_FIGURES.
+//! therefore approximate: while every sub-list has entries, each gets one
+//! step of every `nr_sub`, so when one CPU stored much more, or much
+//! earlier, than another, the other's newer entries are written back
+//! sooner than Linux would. With one CPU there is one sub-list, no cursor,
+//! and the walk is exactly Linux's.
+//!
+//! Why: with Linux's one list, every load deletes its entry from the
+//! list, so two CPUs loading disjoint slots of root's entries on node 0
+//! bounce that list's one cache line. The two-thread load bench
+//! (`benches/zswap.rs`, "2 threads load 2T/1T", lz4, 2 CPUs; alternated
+//! runs of both builds, 2 shared vCPUs) measured the row's median at
+//! 1.81-1.84 with one list per node (single runs 1.66-1.95), against 1.85
+//! for the decoder alone; with two sub-lists 1.92-1.94 (single runs
+//! 1.79-1.98), where a build with no LRU at all gave 1.91. The price on
+//! one CPU: 3 instructions more per load (10247 to 10250, callgrind) and 8
+//! per store.
 //!
 //! When a cgroup goes offline its lists are spliced in front of its parent's
 //! (each sub-list in front of the parent's same sub-list of the same node,
@@ -294,8 +304,7 @@ impl MemcgLru {
     #[inline(always)]
     fn sub(&self, nid: usize, s: usize) -> Option<&SubList> {
         debug_assert!(s < self.nr_sub);
-        self.subs
-            .get(nid.wrapping_mul(self.nr_sub).wrapping_add(s))
+        self.subs.get(nid.wrapping_mul(self.nr_sub).wrapping_add(s))
     }
 
     /// Node `nid`'s sub-lists, sub-list 0 first.
@@ -551,7 +560,11 @@ impl Lru {
     /// in the entry before publishing it: [`ZswapEntry::set_lru_sublist`]).
     #[inline]
     pub(crate) fn sublist_of(&self, cpu: usize) -> usize {
-        if self.nr_sub == 1 { 0 } else { cpu % self.nr_sub }
+        if self.nr_sub == 1 {
+            0
+        } else {
+            cpu % self.nr_sub
+        }
     }
 
     /// Makes sure `memcg_id` (or what it redirects to) has lists
@@ -814,11 +827,9 @@ impl Lru {
     /// (`list_lru_count_one`). Each sub-list's lock in turn, one at a time.
     pub(crate) fn count_one(&self, memcg_id: u32, nid: usize) -> usize {
         self.map.read(0, |map| match resolve(map, memcg_id) {
-            Some(m) if m.id == memcg_id => m
-                .node_subs(nid)
-                .iter()
-                .map(|sub| sub.list.lock().nr)
-                .sum(),
+            Some(m) if m.id == memcg_id => {
+                m.node_subs(nid).iter().map(|sub| sub.list.lock().nr).sum()
+            }
             _ => 0,
         })
     }
@@ -1355,7 +1366,9 @@ mod tests {
         let lru = Lru::new(1, 4).unwrap();
         lru.ensure(0, None, Gfp::KERNEL).unwrap();
         lru.keep(0, 0);
-        let es: Vec<_> = (0..8).map(|i| store_on(&lru, i, 2 * i as u64 + 1, 0, 0)).collect();
+        let es: Vec<_> = (0..8)
+            .map(|i| store_on(&lru, i, 2 * i as u64 + 1, 0, 0))
+            .collect();
         assert_eq!(sub_counts(&lru, 0, 0), [2, 2, 2, 2]);
         for (i, e) in es.iter().enumerate() {
             lru.del(3 - i % 4, tc(), get(*e), 0);
@@ -1414,9 +1427,16 @@ mod tests {
         lru.ensure(5, None, Gfp::KERNEL).unwrap();
         lru.ensure(6, None, Gfp::KERNEL).unwrap();
         let mut es = Vec::new();
-        for (i, (cpu, nid, memcg)) in [(0, 0, 5), (1, 0, 5), (2, 0, 5), (2, 1, 5), (4, 1, 5), (1, 1, 6)]
-            .into_iter()
-            .enumerate()
+        for (i, (cpu, nid, memcg)) in [
+            (0, 0, 5),
+            (1, 0, 5),
+            (2, 0, 5),
+            (2, 1, 5),
+            (4, 1, 5),
+            (1, 1, 6),
+        ]
+        .into_iter()
+        .enumerate()
         {
             es.push((store_on(&lru, cpu, 2 * i as u64 + 1, memcg, nid), nid));
         }
@@ -1424,7 +1444,11 @@ mod tests {
         assert_eq!(sub_counts(&lru, 5, 1), [0, 1, 1]);
         assert_eq!(sub_counts(&lru, 6, 1), [0, 1, 0]);
         assert_eq!(
-            (lru.count_one(5, 0), lru.count_one(5, 1), lru.count_one(6, 1)),
+            (
+                lru.count_one(5, 0),
+                lru.count_one(5, 1),
+                lru.count_one(6, 1)
+            ),
             (3, 2, 1)
         );
         assert_eq!((lru.count_memcg(5), lru.count_memcg(6)), (5, 1));
@@ -1489,7 +1513,9 @@ mod tests {
         lru.ensure(9, None, Gfp::KERNEL).unwrap();
         assert_eq!(lru.nr_sub, 1);
         // Even offsets are referenced: 0 and 2 get a second chance.
-        let es: Vec<_> = (0..5).map(|o| store_on(&lru, o as usize * 3, o, 9, 0)).collect();
+        let es: Vec<_> = (0..5)
+            .map(|o| store_on(&lru, o as usize * 3, o, 9, 0))
+            .collect();
         assert_eq!(sub_counts(&lru, 9, 0), [5]);
         let mut seen = Vec::new();
         loop {
@@ -1505,12 +1531,11 @@ mod tests {
         // 0, 2 and 4 rotated (second chance), 1 and 3 candidates (rotated
         // too, before the lock is dropped); then the list is back in store
         // order, none referenced: 0, 1.
-        assert_eq!(
-            seen,
-            [None, Some(1), None, Some(3), None, Some(0), Some(1)]
-        );
+        assert_eq!(seen, [None, Some(1), None, Some(3), None, Some(0), Some(1)]);
         let cursor = lru.map.read(0, |map| {
-            map.find(&9).get().unwrap().nodes[0].cursor.load(Ordering::Relaxed)
+            map.find(&9).get().unwrap().nodes[0]
+                .cursor
+                .load(Ordering::Relaxed)
         });
         assert_eq!(cursor, 0);
         for e in es {
@@ -1519,7 +1544,10 @@ mod tests {
         assert_eq!(lru.total(), 0);
         // More CPUs than sub-lists: CPUs share them, in turn.
         let lru = Lru::new(1, 8).unwrap();
-        assert_eq!((lru.nr_sub, lru.sublist_of(5), lru.sublist_of(7)), (MAX_SUBLISTS, 1, 3));
+        assert_eq!(
+            (lru.nr_sub, lru.sublist_of(5), lru.sublist_of(7)),
+            (MAX_SUBLISTS, 1, 3)
+        );
     }
 
     #[test]

@@ -646,52 +646,55 @@ fn loom_load_and_store_in_two_swap_clusters() {
 /// still stored and comes back, and the LRU ends empty.
 #[test]
 fn loom_stores_on_two_sublists_vs_walk_and_invalidate() {
-    model("stores on two sub-lists vs walk and invalidate, two cpus", || {
-        let k = Kernel::new(Config {
-            nr_cpus: 2,
-            online_cpus: 2,
-            ..tiny_config()
-        });
-        let cg = k.cgroup("a");
-        let (px, py, pz) = (compressible(11), compressible(12), compressible(13));
-        let x = k.swap_out_stored(&px, Some(&cg));
-        k.zswap.platform().cpus.current.store(1, Ordering::SeqCst);
-        let y = k.swap_out_stored(&py, Some(&cg));
-        k.zswap.platform().cpus.current.store(0, Ordering::SeqCst);
-        // One rotation each (the walk takes the two sub-lists in turn):
-        // both unreferenced now, the cursor back at sub-list 0.
-        rotate_all(&k, &cg);
-        assert_eq!(k.zswap.lru_count(Some(&cg)), 2);
-        let fz = k.page_folio(&pz);
-        fz.set_memcg_id(cg.id());
-        fz.lock();
-        let z = k.swap.add_to_swap(&fz, kbase::Gfp::KERNEL).unwrap();
-        k.swap.swap_cgroup_record(z, 1, cg.id()).unwrap();
-        let k2 = k.clone();
-        let fz2 = fz.clone();
-        let t = spawn(move || {
-            k2.zswap.platform().cpus.current.store(1, Ordering::SeqCst);
-            let r = k2.zswap.store(&fz2);
-            k2.release(y);
-            r
-        });
-        let mut sc = ShrinkControl::new(Some(cg.clone()), 2);
-        let _ = k.zswap.shrinker_scan(&mut sc);
-        t.join().unwrap().unwrap();
-        k.swap.delete_from_swap_cache(&fz);
-        fz.unlock();
-        drop(fz);
-        assert!(!k.zswap.is_present(x), "X was sub-list 0's head");
-        assert!(!k.zswap.is_present(y));
-        assert!(k.zswap.is_present(z), "Z was referenced");
-        assert_eq!(k.zswap.lru_count(Some(&cg)), 1);
-        let s = k.zswap.stats();
-        assert_eq!(s.stored_pages, 1);
-        assert!(matches!(s.written_back_pages, 1 | 2), "{s:?}");
-        assert_eq!(&k.swap_in(x).unwrap()[..], &px[..]);
-        assert_eq!(&k.swap_in(z).unwrap()[..], &pz[..]);
-        assert_eq!(k.zswap.stats().stored_pages, 0);
-        assert_eq!(k.zswap.lru_entries(), 0);
-        assert_eq!(cg.zswap_current(), 0);
-    });
+    model(
+        "stores on two sub-lists vs walk and invalidate, two cpus",
+        || {
+            let k = Kernel::new(Config {
+                nr_cpus: 2,
+                online_cpus: 2,
+                ..tiny_config()
+            });
+            let cg = k.cgroup("a");
+            let (px, py, pz) = (compressible(11), compressible(12), compressible(13));
+            let x = k.swap_out_stored(&px, Some(&cg));
+            k.zswap.platform().cpus.current.store(1, Ordering::SeqCst);
+            let y = k.swap_out_stored(&py, Some(&cg));
+            k.zswap.platform().cpus.current.store(0, Ordering::SeqCst);
+            // One rotation each (the walk takes the two sub-lists in turn):
+            // both unreferenced now, the cursor back at sub-list 0.
+            rotate_all(&k, &cg);
+            assert_eq!(k.zswap.lru_count(Some(&cg)), 2);
+            let fz = k.page_folio(&pz);
+            fz.set_memcg_id(cg.id());
+            fz.lock();
+            let z = k.swap.add_to_swap(&fz, kbase::Gfp::KERNEL).unwrap();
+            k.swap.swap_cgroup_record(z, 1, cg.id()).unwrap();
+            let k2 = k.clone();
+            let fz2 = fz.clone();
+            let t = spawn(move || {
+                k2.zswap.platform().cpus.current.store(1, Ordering::SeqCst);
+                let r = k2.zswap.store(&fz2);
+                k2.release(y);
+                r
+            });
+            let mut sc = ShrinkControl::new(Some(cg.clone()), 2);
+            let _ = k.zswap.shrinker_scan(&mut sc);
+            t.join().unwrap().unwrap();
+            k.swap.delete_from_swap_cache(&fz);
+            fz.unlock();
+            drop(fz);
+            assert!(!k.zswap.is_present(x), "X was sub-list 0's head");
+            assert!(!k.zswap.is_present(y));
+            assert!(k.zswap.is_present(z), "Z was referenced");
+            assert_eq!(k.zswap.lru_count(Some(&cg)), 1);
+            let s = k.zswap.stats();
+            assert_eq!(s.stored_pages, 1);
+            assert!(matches!(s.written_back_pages, 1 | 2), "{s:?}");
+            assert_eq!(&k.swap_in(x).unwrap()[..], &px[..]);
+            assert_eq!(&k.swap_in(z).unwrap()[..], &pz[..]);
+            assert_eq!(k.zswap.stats().stored_pages, 0);
+            assert_eq!(k.zswap.lru_entries(), 0);
+            assert_eq!(cg.zswap_current(), 0);
+        },
+    );
 }
