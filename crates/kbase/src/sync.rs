@@ -89,7 +89,8 @@ pub mod lock_class {
     /// The LRU's memcg map (a big-reader lock: one lock per CPU; a writer
     /// nests all of them, in CPU order).
     pub static ZSWAP_LRU_MAP: LockClass = LockClass::nesting("zswap LRU map lock", 30);
-    /// One (memcg, node) LRU list; reparenting nests child -> parent.
+    /// One per-CPU sub-list of a (memcg, node) LRU list; reparenting nests
+    /// child -> parent (one sub-list pair at a time).
     pub static ZSWAP_LRU_LIST: LockClass = LockClass::nesting("zswap LRU list lock", 40);
     /// A folio page's lock (swapcache), held while the page is read or written.
     pub static FOLIO_PAGE: LockClass = LockClass::new("folio page lock", 50);
