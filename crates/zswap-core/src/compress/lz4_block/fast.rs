@@ -63,30 +63,32 @@ pub(super) fn run<const LAST: bool>(
         return Err(Error::EIO);
     }
     // The margins as limits on the positions, one compare each: with ip
-    // just past a token, ip <= in_end means IN_MARGIN bytes follow it
-    // (ip + IN_MARGIN <= n_in; never true if n_in < IN_MARGIN, as ip >= 1
-    // then), and op < out_end means n_out - op >= OUT_MARGIN.
+    // at a token, ip < in_end means the token and IN_MARGIN bytes after it
+    // are there (ip + 1 + IN_MARGIN <= n_in; never true if n_in <=
+    // IN_MARGIN), and op < out_end means n_out - op >= OUT_MARGIN.
     let in_end = n_in.saturating_sub(IN_MARGIN);
     let out_end = (n_out + 1).saturating_sub(OUT_MARGIN);
-    if ip >= n_in || op >= out_end {
-        return Ok(Tail { ip, op });
-    }
-    // INVARIANT: at every token, ip < n_in and n_out - op >= OUT_MARGIN
-    // (set up just above, kept by the checks after each match), and
-    // dst[..op] is the output so far.
+    // INVARIANT: at every token, n_out - op >= OUT_MARGIN (checked here and
+    // after each match) and dst[..op] is the output so far.
     loop {
         // Where this sequence starts: a sequence near an end is left to the
-        // caller from here.
+        // caller from here. One input check a sequence, at its token: a
+        // short literal run needs the IN_MARGIN bytes after the token, a
+        // long one at least as many (its run, the offset and SLACK), so a
+        // sequence this check stops would stop at its literals anyway.
         let at = Tail { ip, op };
-        // SAFETY: ip < n_in = src.len() (the loop's invariant).
+        if unlikely(op >= out_end) {
+            return Ok(at);
+        }
+        if unlikely(ip >= in_end) {
+            return Ok(at);
+        }
+        // SAFETY: ip < in_end <= n_in = src.len() (just checked).
         let token = unsafe { *src.as_ptr().add(ip) };
         ip += 1;
         let lit = usize::from(token >> 4);
         if likely(lit < 15) {
-            if unlikely(ip > in_end) {
-                return Ok(at);
-            }
-            // SAFETY: ip + 17 <= n_in (ip <= in_end) and op + 16 <= n_out
+            // SAFETY: ip + 17 <= n_in (ip - 1 < in_end) and op + 16 <= n_out
             // (the invariant: OUT_MARGIN >= 16): 16 bytes are readable at
             // src[ip] and writable at dst[op]; `src` and `dst` are a shared
             // and a mutable borrow, so they do not overlap.
@@ -157,31 +159,32 @@ pub(super) fn run<const LAST: bool>(
                 unsafe { copy_match_wild(dst.as_mut_ptr(), op, offset, len) };
             }
             op += len;
-            if unlikely(op >= out_end) {
-                return Ok(Tail { ip, op });
-            }
             continue;
         }
-        let len = match read_length(src, &mut ip) {
-            Ok(n) => nibble + n + MIN_MATCH,
-            Err(_) if !LAST => return Ok(at),
-            Err(e) => return Err(e),
-        };
-        if len > n_out - op {
-            return Err(Error::EIO);
+        // The length's first extension byte is there (ip < n_in, see
+        // above); more of them are rare.
+        // SAFETY: ip < n_in = src.len().
+        let ext = unsafe { *src.as_ptr().add(ip) };
+        ip += 1;
+        let mut len = nibble + usize::from(ext) + MIN_MATCH;
+        if unlikely(ext == 255) {
+            len = match read_length(src, &mut ip) {
+                Ok(n) => len + n,
+                Err(_) if !LAST => return Ok(at),
+                Err(e) => return Err(e),
+            };
         }
-        if n_out - op >= len + SLACK {
+        if likely(n_out - op >= len + SLACK) {
             // SAFETY: 1 <= offset <= op (checked above), len >= 4
             // and op + len + SLACK <= n_out = dst.len() (both bounds of
             // copy_match_wild, as SLACK = 32); the pointer covers `dst`.
             unsafe { copy_match_wild(dst.as_mut_ptr(), op, offset, len) };
+        } else if len > n_out - op {
+            return Err(Error::EIO);
         } else {
             copy_match(dst, op, offset, len)?;
         }
         op += len;
-        if ip >= n_in || op >= out_end {
-            return Ok(Tail { ip, op });
-        }
     }
 }
 
@@ -252,14 +255,18 @@ unsafe fn copy_match_wild(dst: *mut u8, op: usize, offset: usize, len: usize) {
     // inside one store more often. Measured: 16-byte words for short
     // matches made the decoder 8 % slower.
     if offset >= 32 && len > 24 {
+        // The first step unconditionally (len > 0, so d = op < end).
         let mut d = op;
-        while d < end {
+        loop {
             // SAFETY: d < end, so d + 32 <= end + 31, within the bound (n if
             // len > 32; op + 32 otherwise, as then d = op); the source
             // d - offset >= 0 ends by d (offset >= 32): output already,
             // disjoint from [d, d + 32).
             unsafe { ptr::copy_nonoverlapping(dst.add(d - offset), dst.add(d), 32) };
             d += 32;
+            if d >= end {
+                break;
+            }
         }
     } else if offset >= 8 {
         // SAFETY: three 8-byte words end at op + 24 < n; their sources
