@@ -37,10 +37,11 @@
 //! # How
 //!
 //! A fast loop (`fast`, the only `unsafe` code of the decoder) runs while
-//! the output has `fast::OUT_MARGIN` (46) bytes left at a token, checked
-//! once a sequence, after its match (as C lz4's fast loop does): literal
-//! runs of up to 14 bytes are copied as one 16-byte word when 17 input
-//! bytes follow the token (which also covers the offset and the next
+//! the output has `fast::OUT_MARGIN` (46) bytes left and the input 17 after
+//! the token, both checked once a sequence, at its token (as C lz4's fast
+//! loop checks its margins once a sequence; `fast`'s docs give what was
+//! measured): literal runs of up to 14 bytes are copied as one 16-byte word
+//! (the 17 input bytes also cover the offset and the next
 //! token), longer ones in 32-byte steps when both buffers have room past
 //! them; short matches (4 to 18 bytes) as 8 + 8 + 2 bytes (offset 8 or
 //! more) or from an 8-byte pattern word (offset 1 to 7), longer ones in
