@@ -45,7 +45,7 @@
 //! token), longer ones in 32-byte steps when both buffers have room past
 //! them; short matches (4 to 18 bytes) as 8 + 8 + 2 bytes (offset 8 or
 //! more) or from an 8-byte pattern word (offset 1 to 7), longer ones in
-//! 32-byte steps (offset 32 or more and longer than 24 bytes), 8-byte words
+//! 32-byte steps (offset 32 or more), 8-byte words
 //! or pattern words, each only when `dst` has room for the overshoot; long
 //! matches without that room are copied exactly. Every length, offset and
 //! position is checked against both buffers before any copy. A sequence
