@@ -678,7 +678,9 @@ impl<A: PageAllocator> ZsPool<A> {
                         if src.len() > cap {
                             return Err(Error::EINVAL);
                         }
-                        pages::write_at(&z.pages, off, src)
+                        pages::write_at(&z.pages, off, src)?;
+                        pages::prefetch_after(&z.pages, off + src.len());
+                        Ok(())
                     });
                 if let Err(e) = written {
                     // Not expected (the object was placed for `size`

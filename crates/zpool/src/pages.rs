@@ -102,6 +102,58 @@ pub(crate) fn raw_segments(pages: &[PageFrame], off: usize, len: usize) -> Resul
     })
 }
 
+/// Lines after an object's end [`prefetch_after`] asks for: about one
+/// object of the common sizes (lz4 pages of anonymous memory mostly
+/// compress to 500..2500 bytes).
+pub(crate) const PREFETCH_AFTER_LINES: usize = 24;
+
+/// Hints the cache to bring in the lines right after `end` (the end of an
+/// object just written), up to [`PREFETCH_AFTER_LINES`] of them, in the
+/// page holding `end` and, past its end, the next attached page
+/// (`prefetcht0` on x86-64; nothing elsewhere and under Miri).
+///
+/// While a class fills, its next object usually goes right after the last
+/// one written (the tail of the same zspage), and that object's copy is
+/// the store's only write to lines no CPU has touched since the page was
+/// allocated. Asked for when the previous object is written, they are in
+/// the cache when the next store of the class copies its object there.
+/// Measured (benches/zswap.rs, the same build with and without the call
+/// alternated, 5 runs each): store / C lz4 with its state reused
+/// 1.035-1.042 -> 1.019-1.034 (two runs of the build without it, at 1.110
+/// and 1.155, were disturbed and are left out); 8 lines or `prefetchw`
+/// measured no better. A wrong guess (the next object goes into a hole
+/// elsewhere) costs the hints only: they never fault and write nothing.
+#[inline(always)]
+pub(crate) fn prefetch_after(pages: &[PageFrame], end: usize) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    {
+        let (p, o) = (end / PAGE_SIZE, end % PAGE_SIZE);
+        let mut line = o.next_multiple_of(64);
+        let mut page = p;
+        for _ in 0..PREFETCH_AFTER_LINES {
+            if line >= PAGE_SIZE {
+                page += 1;
+                line -= PAGE_SIZE;
+            }
+            let Some(f) = pages.get(page) else { return };
+            let q = f.as_ptr().cast_const().wrapping_add(line);
+            // SAFETY: a prefetch only hints the cache: it never faults,
+            // writes nothing the program sees and changes no register or
+            // flag; `q` is inside a held page.
+            unsafe {
+                core::arch::asm!(
+                    "prefetcht0 [{q}]",
+                    q = in(reg) q,
+                    options(nostack, preserves_flags, readonly)
+                )
+            };
+            line += 64;
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = (pages, end);
+}
+
 /// Copies `src` into the chain at `off` (may cross one page boundary). The
 /// caller holds the class lock and the target range is an object nobody has
 /// pinned.
