@@ -272,11 +272,21 @@ fn percent_of(n: u64, pct: u32) -> u64 {
 }
 
 /// Cache lines of a page [`prefetch_page_head`] asks for: enough for the
-/// hardware prefetcher to take over the page's sequential read from there.
+/// hardware prefetcher to take over the page's sequential read from there,
+/// and fewer than a core has line-fill buffers (10-12 on Intel's
+/// Skylake to Ice Lake cores), so that no prefetch waits for a free buffer:
+/// a prefetch that finds them all taken stalls the core until a line
+/// arrives. Measured on an Ice Lake-SP VM (benches/zswap.rs, `--quick`,
+/// builds alternated, 6 runs each): 16 lines, store / C lz4 1.039-1.077 and
+/// load / C lz4 1.189-1.242, the prefetch instructions taking two thirds
+/// of store's and load's own samples under perf; 8 lines, 1.019-1.048 and
+/// 1.140-1.193; 6 lines no better than 8 (1.001-1.046, 1.135-1.196). On
+/// the AMD EPYC VM where load's prefetch was first measured (16 lines,
+/// see [`Zswap::load`]) 8 lines have not been measured.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
-const PREFETCH_LINES: usize = 16;
+const PREFETCH_LINES: usize = 8;
 
-/// Starts bringing the first 16 cache lines of `page` into the cache
+/// Starts bringing the first [`PREFETCH_LINES`] cache lines of `page` into the cache
 /// (`prefetcht0` on x86-64; nothing elsewhere and under Miri). A
 /// hint only: it reads nothing the program sees and never faults.
 ///
@@ -1184,10 +1194,11 @@ impl<P: ZswapPlatform> Zswap<P> {
         // on the corpus (benches/zswap.rs, the same build with and without
         // this line alternated): load 1,661-1,982 -> 1,513-1,551 ns/page,
         // load / C lz4 1.221-1.309 -> 1.135-1.140; in the load-only mode
-        // load beyond the decoder alone 324-352 -> 232-239 ns/page. More
-        // lines (32, 64) or `prefetchw` measured no better. Only where the
-        // hint exists (not under loom, whose models would only gain the
-        // page lock's interleavings from it).
+        // load beyond the decoder alone 324-352 -> 232-239 ns/page (16
+        // lines, AMD EPYC; more lines, 32 or 64, or `prefetchw` measured no
+        // better there; on Ice Lake 8 beat 16: see `PREFETCH_LINES`). Only
+        // where the hint exists (not under loom, whose models would only gain
+        // the page lock's interleavings from it).
         #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
         let _ = folio.with_page(0, prefetch_page_head);
         let owned = self
