@@ -19,8 +19,12 @@
 //! - **heap**: every allocation zswap makes while storing, by the size the
 //!   allocator really hands out (`malloc_usable_size`), through a counting
 //!   global allocator that counts only inside zswap's calls. Split by the
-//!   requested size into entries, tree leaves and the rest (pool metadata,
-//!   LRU records).
+//!   requested size into entries, tree leaves and the rest; the rest is
+//!   split again into the pool's metadata by component, as the pool reports
+//!   it (`Zswap::pool_metadata`, requested sizes: handle tables, reverse
+//!   maps, zspage descriptors, page vectors; the class arrays are made with
+//!   the pool and counted in *fixed*), and what is left: LRU records and
+//!   the allocator's rounding of every metadata allocation.
 //! - **entry slabs**: the pages of the entry cache (`zswap_entry_cache`),
 //!   counted with the entries; **other pages**: any further pages zswap
 //!   takes from the page allocator beyond the pool's and the entry cache's.
@@ -255,6 +259,8 @@ struct Figures {
     stored_payload: f64,
     pool: f64,
     heap: [f64; 3],
+    /// The pool's metadata after the fill, by component (requested sizes).
+    pool_meta: zpool::MetadataBytes,
     entry_pages: f64,
     other_pages: f64,
     fixed: f64,
@@ -332,6 +338,7 @@ fn measure(kind: CompressorKind, pages: &[&Page], churn: bool, cpus: usize) -> F
     let h2 = heap_snapshot();
     let p2 = PAGES.load(Ordering::Relaxed);
     let pool_pages = zswap.total_pages();
+    let pool_meta = zswap.pool_metadata().expect("pool metadata");
     let heap: [f64; 3] = std::array::from_fn(|i| (h2[i] - h1[i]) as f64);
     let fixed = (h1.iter().sum::<i64>() - h0.iter().sum::<i64>()) as f64
         + ((p1 - p0) * PAGE_SIZE as i64) as f64;
@@ -377,6 +384,7 @@ fn measure(kind: CompressorKind, pages: &[&Page], churn: bool, cpus: usize) -> F
         stored_payload: stored_payload as f64,
         pool: (pool_pages * PAGE_SIZE) as f64,
         heap,
+        pool_meta,
         entry_pages,
         other_pages,
         fixed,
@@ -388,23 +396,31 @@ fn measure(kind: CompressorKind, pages: &[&Page], churn: bool, cpus: usize) -> F
 
 fn print_header() {
     eprintln!(
-        "| pages | stored | ideal | pool density | entries B/pg | tree B/pg | pool meta+rest B/pg | other pages B/pg | all-in overhead B/pg | all-in / ideal | Linux model / ideal | Linux overhead B/pg | fixed KiB |"
+        "| pages | stored | ideal | pool density | entries B/pg | tree B/pg | pool handles + rmaps + descriptors + page vectors B/pg | LRU, rounding B/pg | other pages B/pg | all-in overhead B/pg | all-in / ideal | Linux model / ideal | Linux overhead B/pg | fixed KiB |"
     );
-    eprintln!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    eprintln!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
 
 fn print_row(name: &str, f: &Figures) {
     let per = |b: f64| b / f.stored.max(1) as f64;
     let original = (f.pages * PAGE_SIZE) as f64;
     let linux_all = f.linux_pool + f.linux_meta;
+    let m = &f.pool_meta;
+    // The class arrays are the pool's fixed part (made in `Zswap::new`).
+    let pool_meta = (m.handles + m.reverse_maps + m.descriptors + m.page_vectors) as f64;
     eprintln!(
-        "| {name} | {} | {:.3} | {:.4} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.3} | {:.3} | {:.1} | {:.0} |",
+        "| {name} | {} | {:.3} | {:.4} | {:.1} | {:.1} | {:.1} + {:.1} + {:.1} + {:.1} = {:.1} | {:.1} | {:.1} | {:.1} | {:.3} | {:.3} | {:.1} | {:.0} |",
         f.stored,
         original / f.payload.max(1.0),
         f.pool / f.stored_payload.max(1.0),
         per(f.heap[ENTRIES] + f.entry_pages),
         per(f.heap[TREE]),
-        per(f.heap[REST]),
+        per(m.handles as f64),
+        per(m.reverse_maps as f64),
+        per(m.descriptors as f64),
+        per(m.page_vectors as f64),
+        per(pool_meta),
+        per(f.heap[REST] - pool_meta),
         per(f.other_pages),
         per(f.all_in() - f.payload),
         f.payload / f.all_in(),

@@ -1308,6 +1308,15 @@ impl<P: ZswapPlatform> Zswap<P> {
         self.entries.pages()
     }
 
+    /// The heap metadata of the live pools by component (handle tables,
+    /// reverse maps, zspage descriptors, page vectors, class arrays), as
+    /// requested of the allocator, summed over the pools: what the pool
+    /// keeps besides its pages (`zs_pool_stats` has no such figure; for
+    /// benches and diagnostics). `ENOMEM`.
+    pub fn pool_metadata(&self) -> Result<zpool::MetadataBytes> {
+        self.pools.metadata()
+    }
+
     /// Live pools (1 normally; more while entries of an old compressor remain).
     pub fn nr_pools(&self) -> usize {
         self.pools.nr_pools()

@@ -486,6 +486,22 @@ impl Pools {
         self.read(|t| t.total_pages())
     }
 
+    /// The live pools' heap metadata by component, summed (diagnostics).
+    /// Each pool's stats are read with no lock of the pool table held (its
+    /// classes' locks are taken one at a time). `ENOMEM`.
+    pub(crate) fn metadata(&self) -> Result<zpool::MetadataBytes> {
+        let mut sum = zpool::MetadataBytes::default();
+        for p in self.live()? {
+            let m = p.zpool.stats().metadata;
+            sum.classes += m.classes;
+            sum.handles += m.handles;
+            sum.descriptors += m.descriptors;
+            sum.page_vectors += m.page_vectors;
+            sum.reverse_maps += m.reverse_maps;
+        }
+        Ok(sum)
+    }
+
     /// Live pools (diagnostics; reaps a pool that died unseen first).
     pub(crate) fn nr_pools(&self) -> usize {
         if self.read(|t| t.any_dead()) {

@@ -90,3 +90,38 @@ fn pool_shrinker_gives_pages_back_after_half_is_released() {
     // compact_pools on an empty pool frees nothing.
     assert_eq!(k.zswap.compact_pools(), 0);
 }
+
+#[test]
+fn pool_metadata_follows_what_is_stored() {
+    let k = Kernel::default_kernel();
+    let empty = k.zswap.pool_metadata().unwrap();
+    assert_eq!(empty.handles + empty.reverse_maps + empty.descriptors, 0);
+    let n = 600u32;
+    let slots: Vec<_> = (0..n)
+        .map(|i| (k.swap_out_stored(&third(i), None), i))
+        .collect();
+    let full = k.zswap.pool_metadata().unwrap();
+    // Every live object has its handle-table entry and reverse-map slot.
+    assert!(
+        full.handles + full.reverse_maps >= n as usize * zpool::METADATA_BYTES_PER_OBJECT,
+        "{full:?}"
+    );
+    assert!(full.descriptors > 0 && full.page_vectors > 0, "{full:?}");
+    // No more than a small multiple of the layout's minimum after a fill.
+    assert!(
+        full.total() <= 3 * n as usize * zpool::METADATA_BYTES_PER_OBJECT + 64 * 1024,
+        "{full:?}"
+    );
+    for (swp, i) in slots {
+        assert_eq!(k.swap_in(swp).unwrap(), third(i));
+    }
+    assert_eq!(k.zswap.total_pages(), 0);
+    k.zswap.compact_pools();
+    let after = k.zswap.pool_metadata().unwrap();
+    // The zspages went with their objects, and their metadata with them.
+    assert!(
+        after.descriptors + after.page_vectors + after.reverse_maps
+            < full.descriptors + full.page_vectors + full.reverse_maps,
+        "{full:?} -> {after:?}"
+    );
+}
