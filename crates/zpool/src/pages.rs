@@ -121,8 +121,17 @@ pub(crate) const PREFETCH_AFTER_LINES: usize = 24;
 /// alternated, 5 runs each): store / C lz4 with its state reused
 /// 1.035-1.042 -> 1.019-1.034 (two runs of the build without it, at 1.110
 /// and 1.155, were disturbed and are left out); 8 lines or `prefetchw`
-/// measured no better. A wrong guess (the next object goes into a hole
-/// elsewhere) costs the hints only: they never fault and write nothing.
+/// measured no better. That was on an AMD EPYC VM. On an Ice Lake-SP VM
+/// the hint costs a little instead (alternated builds, with zswap-core's
+/// 8-line page-head prefetch): store / C lz4 1.012-1.050 (mean 1.027, 20
+/// runs) with 24 lines, 1.005-1.027 (mean 1.016, 14 runs) with 8, and
+/// 0.993-1.046 (mean 1.012, 20 runs) without it; perf puts about 30 % of
+/// the samples of the store's allocation and copy (inlined into
+/// zswap-core's `fill_entry`) on these prefetches, which wait for the
+/// line-fill buffers the object's copy just took. Kept at 24: the two
+/// machines disagree by about as much either way. A wrong guess (the next
+/// object goes into a hole elsewhere) costs the hints only: they never
+/// fault and write nothing.
 #[inline(always)]
 pub(crate) fn prefetch_after(pages: &[PageFrame], end: usize) {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
