@@ -396,6 +396,17 @@ pub struct MetadataBytes {
     pub reverse_maps: usize,
 }
 
+/// Component by component (pools summed, as zswap sums its pools).
+impl core::ops::AddAssign for MetadataBytes {
+    fn add_assign(&mut self, o: MetadataBytes) {
+        self.classes += o.classes;
+        self.handles += o.handles;
+        self.descriptors += o.descriptors;
+        self.page_vectors += o.page_vectors;
+        self.reverse_maps += o.reverse_maps;
+    }
+}
+
 impl MetadataBytes {
     /// Sum of the components.
     pub fn total(&self) -> usize {

@@ -492,12 +492,7 @@ impl Pools {
     pub(crate) fn metadata(&self) -> Result<zpool::MetadataBytes> {
         let mut sum = zpool::MetadataBytes::default();
         for p in self.live()? {
-            let m = p.zpool.stats().metadata;
-            sum.classes += m.classes;
-            sum.handles += m.handles;
-            sum.descriptors += m.descriptors;
-            sum.page_vectors += m.page_vectors;
-            sum.reverse_maps += m.reverse_maps;
+            sum += p.zpool.stats().metadata;
         }
         Ok(sum)
     }
