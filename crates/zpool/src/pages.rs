@@ -102,10 +102,11 @@ pub(crate) fn raw_segments(pages: &[PageFrame], off: usize, len: usize) -> Resul
     })
 }
 
-/// Lines after an object's end [`prefetch_after`] asks for: about one
-/// object of the common sizes (lz4 pages of anonymous memory mostly
-/// compress to 500..2500 bytes).
-pub(crate) const PREFETCH_AFTER_LINES: usize = 24;
+/// Lines after an object's end [`prefetch_after`] asks for: the head of
+/// the next object (lz4 pages of anonymous memory mostly compress to
+/// 500..2500 bytes, 8 to 40 lines); see [`prefetch_after`] for why 8 and
+/// not a whole object.
+pub(crate) const PREFETCH_AFTER_LINES: usize = 8;
 
 /// Hints the cache to bring in the lines right after `end` (the end of an
 /// object just written), up to [`PREFETCH_AFTER_LINES`] of them, in the
@@ -125,11 +126,16 @@ pub(crate) const PREFETCH_AFTER_LINES: usize = 24;
 /// the hint costs a little instead (alternated builds, with zswap-core's
 /// 8-line page-head prefetch): store / C lz4 1.012-1.050 (mean 1.027, 20
 /// runs) with 24 lines, 1.005-1.027 (mean 1.016, 14 runs) with 8, and
-/// 0.993-1.046 (mean 1.012, 20 runs) without it; perf puts about 30 % of
+/// 0.993-1.046 (mean 1.012, 20 runs) without it; perf puts about half of
 /// the samples of the store's allocation and copy (inlined into
-/// zswap-core's `fill_entry`) on these prefetches, which wait for the
-/// line-fill buffers the object's copy just took. Kept at 24: the two
-/// machines disagree by about as much either way. A wrong guess (the next
+/// zswap-core's `fill_entry`) on 24 prefetches, which wait for the
+/// line-fill buffers the object's copy just took (the core has 12).
+/// With the encoder's 8 KiB table, on Ice Lake: 0.986-1.038 (mean 1.008,
+/// 16 runs) with 24 lines, 0.982-1.019 (mean 0.995, 16 runs) with 8,
+/// 0.988-1.027 (mean 0.996, 16 runs) without. So 8: it costs nothing
+/// measurable where the hint does not pay, and still asks for the next
+/// object's first lines where it does (on EPYC, 8 measured no worse than
+/// 24; not measured there with the 8 KiB table). A wrong guess (the next
 /// object goes into a hole elsewhere) costs the hints only: they never
 /// fault and write nothing.
 #[inline(always)]

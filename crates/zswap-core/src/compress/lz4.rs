@@ -1,7 +1,7 @@
 //! The lz4 context: this crate's page encoder ([`super::lz4_enc`]) with its
 //! hash table kept per CPU, and the decoder's entry point.
 //!
-//! The table (16 KiB of 16-bit positions) is allocated once, fallibly, and
+//! The table (8 KiB of 16-bit positions) is allocated once, fallibly, and
 //! zeroed by the encoder per page (see `lz4_enc`'s docs for why not a running
 //! base offset). The encoder has no other state and allocates nothing.
 

@@ -15,7 +15,7 @@
 //! # How
 //!
 //! A greedy single-probe search, as C liblz4's fast mode: one hash table of
-//! [`TABLE_LEN`] 16-bit positions (16 KiB), a candidate per position, a
+//! [`TABLE_LEN`] 16-bit positions (8 KiB), a candidate per position, a
 //! sequence as soon as a candidate's first 4 bytes match, its length
 //! counted forwards word by word, the table fed the position 2 bytes before
 //! each match's end and a match tried at once at its end. What differs,
@@ -33,8 +33,9 @@
 //!   first (as C liblz4 does) made the encoder 7 % slower here: every
 //!   later position then waited for the candidate's bytes before it.
 //!   Blocks over the corpus's 16,384 pages (a page that does not shrink
-//!   counted as a page): 21,010,992 bytes, against 21,192,595 for
-//!   `lz4_flex` (0.9 % fewer) and 21,146,262 for C liblz4.
+//!   counted as a page): 21,032,828 bytes with the 12-bit hash kept (see
+//!   `HASH_LOG` below; 21,010,992 with 13 bits), against 21,192,595 for
+//!   `lz4_flex` (0.75 % fewer) and 21,146,262 for C liblz4.
 //! - A table candidate is used unchecked: it is below the current
 //!   position by the loop's table invariant (the table zeroed by the loop
 //!   itself, then given only positions already probed or covered; see
@@ -57,6 +58,19 @@
 //!   instructions and a branch): 2 % faster (encoder alone / C fastReset
 //!   0.897-0.901 against 0.915-0.918, 8 runs alternated; 5.7 % fewer
 //!   instructions).
+//! - [`HASH_LOG`] 12: an 8 KiB table, where C liblz4 and `lz4_flex` use
+//!   16 KiB for a page. Blocks are 0.10 % longer over the corpus
+//!   (21,032,828 bytes against 21,010,992 with 13 bits), and the store is
+//!   faster: the `memset` per page halves, and the table takes a sixth of
+//!   the L1 data cache instead of a third, where a store also touches the
+//!   page, the output, the pool's page and the store's metadata. Measured
+//!   on an Ice Lake-SP VM (benches/zswap.rs, builds alternated): store /
+//!   C lz4 fastReset 0.986-1.038 (mean 1.008, 16 runs) against
+//!   1.004-1.062 (mean 1.020, 24 runs) with 13 bits, both with zpool's
+//!   24-line write hint; 0.988-1.027 (mean 0.996, 16 runs) against
+//!   1.004-1.020 (mean 1.011, 8 runs) without it; the encoder alone /
+//!   C 0.900-0.912 against 0.907-0.926. The memory bench's all-in ratio
+//!   of lz4 stays 0.955 (its ideal moves from 3.194 to 3.191).
 //! - A literal run of up to 16 bytes is one 16-byte copy, a longer one is
 //!   copied in 8-byte words; a literal length below 270 is written without
 //!   a branch on it (its one extension byte is always stored, kept only if
@@ -89,8 +103,6 @@
 //!   slower, although 790 fewer instructions per page. The word loop
 //!   without its redundant `b < a` test: 750 fewer instructions per page,
 //!   no faster (encoder / C 0.898-0.901 against 0.896-0.898).
-//! - `HASH_LOG` 12 (an 8 KiB table): 21,032,828 bytes over the corpus,
-//!   0.10 % more; not kept for that alone.
 //!
 //! After `1 << SKIP_TRIGGER` positions without a match the step grows, so
 //! a page that does not compress is crossed quickly. Plain integer code
@@ -98,7 +110,7 @@
 //!
 //! # The table is zeroed per page
 //!
-//! The loop zeroes the 16 KiB table before each page (one `memset`; it
+//! The loop zeroes the 8 KiB table before each page (one `memset`; it
 //! starts the table invariant).
 //! A running base offset (C liblz4's `currentOffset`: positions stored
 //! relative to a base moved on by a page per call, the table zeroed only
@@ -132,8 +144,8 @@ use alloc::vec::Vec;
 use kbase::{Error, PAGE_SIZE, Result};
 
 /// Bits of the hash: the table has `1 << HASH_LOG` entries.
-pub const HASH_LOG: u32 = 13;
-/// Entries of the hash table (16-bit positions: 16 KiB).
+pub const HASH_LOG: u32 = 12;
+/// Entries of the hash table (16-bit positions: 8 KiB).
 pub const TABLE_LEN: usize = 1 << HASH_LOG;
 /// LZ4's worst-case block size for one page (`LZ4_COMPRESSBOUND`).
 pub const BOUND: usize = PAGE_SIZE + PAGE_SIZE / 255 + 16;
@@ -170,7 +182,7 @@ pub struct Table {
 }
 
 impl Table {
-    /// A zeroed table (16 KiB), allocated fallibly: `ENOMEM`.
+    /// A zeroed table (8 KiB), allocated fallibly: `ENOMEM`.
     pub fn try_new() -> Result<Table> {
         let mut slots = Vec::new();
         slots.try_reserve_exact(TABLE_LEN)?;

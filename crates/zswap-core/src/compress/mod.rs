@@ -11,7 +11,7 @@
 //!   than `lz4_flex` on the corpus) and decoded by its own block decoder
 //!   ([`lz4_block`]: a fast loop of whole-word copies and an exact tail,
 //!   every bound checked, C liblz4's speed). Each CPU owns the encoder's
-//!   16 KiB hash table (zeroed per page, allocated once) and a scratch
+//!   8 KiB hash table (zeroed per page, allocated once) and a scratch
 //!   buffer of [`lz4_enc::DST_LEN`] bytes (LZ4's bound for a page plus the
 //!   encoder's word-copy room; a page that does not shrink still gives a
 //!   whole block, which the caller sees as "longer than a page").
@@ -380,7 +380,7 @@ impl Compressor {
     /// so call this where blocking is allowed (pool creation).
     ///
     /// Memory per CPU: for lz4 a 4.1 KiB scratch buffer and the encoder's
-    /// 16 KiB hash table; for zstd two 8 KiB scratch buffers and the page-sized
+    /// 8 KiB hash table; for zstd two 8 KiB scratch buffers and the page-sized
     /// static contexts (zstd 1.5.7 at level 3: 88 KiB to compress, 94 KiB to
     /// decompress; a level-3 context for inputs of any size would need
     /// 1.3 MiB).
