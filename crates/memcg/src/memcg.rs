@@ -505,6 +505,33 @@ impl MemCgroup {
         });
     }
 
+    /// Takes back what [`ObjCgroup::charge_zswap`] charged, `size` bytes
+    /// for one stored page, from this cgroup's nearest online ancestor
+    /// (itself while online): what an objcg made for this cgroup, or for
+    /// any descendant of it that has gone offline since, uncharges now. So
+    /// a user that keeps a reference to the cgroup (zswap keeps one per LRU
+    /// record) need not keep the objcg: an objcg holds nothing but the
+    /// cgroup it charges.
+    pub fn uncharge_zswap(&self, size: usize) {
+        let bytes = size as u64;
+        with_online(self, |m| {
+            for_each_level(m, |l| sub(&l.usage, bytes));
+            let incomp = size == PAGE_SIZE;
+            sub(&m.local.zswap_b, bytes);
+            sub(&m.local.zswapped_pages, 1);
+            if incomp {
+                sub(&m.local.zswap_incomp_pages, 1);
+            }
+            for_each_level(m, |l| {
+                sub(&l.hier.zswap_b, bytes);
+                sub(&l.hier.zswapped_pages, 1);
+                if incomp {
+                    sub(&l.hier.zswap_incomp_pages, 1);
+                }
+            });
+        });
+    }
+
     /// `mem_cgroup_try_charge_swap()`: charges `nr_pages` of swap to this
     /// cgroup (effective cgroup and ancestors) and raises `memory.swap.peak`.
     /// The swap slots record this cgroup's id, so the id is pinned until
@@ -803,23 +830,6 @@ impl ObjCgroup {
     /// `obj_cgroup_uncharge_zswap()`: the exact inverse of
     /// [`ObjCgroup::charge_zswap`] with the same `size`.
     pub fn uncharge_zswap(&self, size: usize) {
-        let memcg = self.memcg();
-        let bytes = size as u64;
-        with_online(&memcg, |m| {
-            for_each_level(m, |l| sub(&l.usage, bytes));
-            let incomp = size == PAGE_SIZE;
-            sub(&m.local.zswap_b, bytes);
-            sub(&m.local.zswapped_pages, 1);
-            if incomp {
-                sub(&m.local.zswap_incomp_pages, 1);
-            }
-            for_each_level(m, |l| {
-                sub(&l.hier.zswap_b, bytes);
-                sub(&l.hier.zswapped_pages, 1);
-                if incomp {
-                    sub(&l.hier.zswap_incomp_pages, 1);
-                }
-            });
-        });
+        self.memcg().uncharge_zswap(size);
     }
 }

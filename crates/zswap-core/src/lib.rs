@@ -184,7 +184,7 @@
 //!
 //! - `stats`: statistics ([`ZswapStats`]).
 //! - `params`: tunables ([`ZswapParams`], [`Zswap::set_param`]).
-//! - `pool`: pools (compressor + zpool, ids 1..=255, refcounted).
+//! - `pool`: pools (compressor + zpool, ids 1..=127, refcounted).
 //! - `lru`: the memcg- and NUMA-aware `list_lru`, in per-CPU sub-lists.
 //! - `entry`: `struct zswap_entry` and its ownership handles.
 //! - `cache`: `zswap_entry_cache`, per-CPU slabs of entries carved from
@@ -237,8 +237,8 @@ use stats::{Counters, Hot, PerCpuCounters};
 use tree::{Leaf, TreeRef, ZswapTree};
 
 /// Bytes of zswap metadata per stored page, besides the pool's own
-/// per-object overhead: the entry (32, a slot of the entry cache: 126 to a
-/// page, 32.5 bytes with the slab header) plus its tree slot (a 4-byte
+/// per-object overhead: the entry (24, a slot of the entry cache: 169 to a
+/// page, 24.2 bytes with the slab header) plus its tree slot (a 4-byte
 /// entry id of a 516-byte leaf of 128 slots, when leaves are full).
 pub const METADATA_BYTES_PER_PAGE: usize =
     core::mem::size_of::<ZswapEntry>() + core::mem::size_of::<Option<cache::EntryId>>();
@@ -247,14 +247,14 @@ pub const METADATA_BYTES_PER_PAGE: usize =
 /// bytes), as allocated.
 pub const LEAF_SIZE: usize = core::mem::size_of::<Leaf>();
 
-/// The size of one entry (32 bytes on 64-bit targets).
+/// The size of one entry (24 bytes on 64-bit targets).
 pub const ENTRY_SIZE: usize = core::mem::size_of::<ZswapEntry>();
 
 /// All metadata per compressed page: [`METADATA_BYTES_PER_PAGE`] plus the
 /// pool's per-object metadata (`zpool::METADATA_BYTES_PER_OBJECT`: handle
 /// table entry 8 and reverse-map entry 4 bytes: the price of byte-granular
-/// packing, which saves about 2 % of the payload), 48 bytes on 64-bit
-/// targets (1.2 % of a 4 KiB page). Not counted: the pool's per-zspage descriptors (amortised over the
+/// packing, which saves about 2 % of the payload), 40 bytes on 64-bit
+/// targets (1.0 % of a 4 KiB page). Not counted: the pool's per-zspage descriptors (amortised over the
 /// zspage's objects), partially filled tree leaves, and the 2 KiB top array
 /// of lock groups per 64 MiB of swap (32 KiB per GiB, allocated at swapon).
 pub const METADATA_BYTES_PER_STORED_PAGE: usize =
@@ -560,17 +560,22 @@ impl<P: ZswapPlatform> Zswap<P> {
         let swp = owned.swpentry();
         match self.with_tree(swp, |t| t.load(swp.offset())) {
             Some(None) => {}
-            _ => return self.entry_free(owned),
+            _ => {
+                self.entry_free(owned);
+                return;
+            }
         }
         // Still on its LRU list (only entry_free unlinks): no LRU add.
         let cpu = self.platform.cpu().current_cpu();
         match self.tree_store(cpu, swp, owned.into_ptr(), None) {
             Ok(None) => {}
-            Ok(Some(other)) => self.entry_free(other),
+            Ok(Some(other)) => {
+                self.entry_free(other);
+            }
             Err((_, p)) => {
                 // SAFETY: `p` was handed back by a failed store: it is in no
                 // tree and we still own it.
-                self.entry_free(unsafe { OwnedEntry::from_erased(p) })
+                self.entry_free(unsafe { OwnedEntry::from_erased(p) });
             }
         }
     }
@@ -585,16 +590,18 @@ impl<P: ZswapPlatform> Zswap<P> {
     // entry free, decompression
     // ------------------------------------------------------------------
 
-    /// `zswap_entry_free`: LRU delete, pool free, uncharge, cgroup put.
-    fn entry_free(&self, e: OwnedEntry) {
-        self.entry_free_on(self.platform.cpu().current_cpu(), e);
+    /// `zswap_entry_free`: LRU delete, pool free, uncharge, entry free.
+    /// Returns the cgroup a charged entry was uncharged through (its LRU
+    /// record's: see [`ZswapEntry`]), for the caller's event counts.
+    fn entry_free(&self, e: OwnedEntry) -> Option<MemcgRef> {
+        self.entry_free_on(self.platform.cpu().current_cpu(), e)
     }
 
     /// [`Self::entry_free`] on CPU `cpu` (the caller's, perhaps stale: it
     /// only picks per-CPU slots and locks).
-    fn entry_free_on(&self, cpu: usize, e: OwnedEntry) {
+    fn entry_free_on(&self, cpu: usize, e: OwnedEntry) -> Option<MemcgRef> {
         self.hot.sub(cpu, Hot::StoredPages, 1);
-        self.entry_release(cpu, e, Object::Live);
+        self.entry_release(cpu, e, Object::Live)
     }
 
     /// [`Self::entry_free_on`] but for the `stored_pages` count, which a
@@ -602,8 +609,11 @@ impl<P: ZswapPlatform> Zswap<P> {
     /// [`PerCpuCounters`]): one per-CPU atomic less per load. `object`:
     /// whether the entry's pool object is still there (a load frees it as
     /// it reads it: [`Object::Freed`]).
-    fn entry_release(&self, cpu: usize, e: OwnedEntry, object: Object) {
-        self.lru.del(cpu, &self.entries, &e, e.nid(&self.entries));
+    fn entry_release(&self, cpu: usize, e: OwnedEntry, object: Object) -> Option<MemcgRef> {
+        // The cgroup comes from the entry's LRU record while the entry
+        // still keys it (the last entry keyed by an offline cgroup's
+        // record frees the record).
+        let memcg = self.lru.del(cpu, &self.entries, &e, e.nid(&self.entries));
         // SAFETY: we own `e`, an entry of pool `e.pool_idx()`; its reference
         // is given back here, as the entry goes.
         if let Some(pool) = unsafe { self.pools.entry_ref(e.pool_idx()) } {
@@ -612,16 +622,16 @@ impl<P: ZswapPlatform> Zswap<P> {
             }
             self.pools.put(pool, cpu);
         }
-        if let Some(objcg) = e.objcg.as_ref() {
-            objcg.uncharge_zswap(e.length());
+        if let Some(m) = memcg.as_ref() {
+            m.uncharge_zswap(e.length());
         }
         if e.length() == PAGE_SIZE {
             self.hot.sub(cpu, Hot::StoredIncompressiblePages, 1);
         }
         // SAFETY: the entry was unlinked from the LRU above; its slot came
         // from `self.entries`.
-        let objcg = unsafe { e.free_memory(&self.entries) };
-        drop(objcg);
+        unsafe { e.free_memory(&self.entries) };
+        memcg
     }
 
     /// `zswap_decompress`: the entry's page into `dst`. `EIO` (and
@@ -1075,7 +1085,7 @@ impl<P: ZswapPlatform> Zswap<P> {
         }
         // The entry keeps the pool reference (given back by `entry_free`).
         let _ = pool_ref;
-        entry.objcg = objcg.cloned();
+        entry.set_charged(objcg.is_some());
         entry.set_referenced(true);
         // The sub-list of this CPU: loads and invalidates on any CPU delete
         // the entry from it.
@@ -1217,10 +1227,9 @@ impl<P: ZswapPlatform> Zswap<P> {
         folio.set_uptodate_dirty();
         // Also the entry's free in `stored_pages` (see entry_release).
         self.hot.add(cpu, Hot::Zswpin, 1);
-        if let Some(o) = owned.objcg.as_ref() {
-            o.memcg().count_event(MemcgEvent::Zswpin, 1);
+        if let Some(m) = self.entry_release(cpu, owned, Object::Freed) {
+            m.count_event(MemcgEvent::Zswpin, 1);
         }
-        self.entry_release(cpu, owned, Object::Freed);
         Ok(())
     }
 

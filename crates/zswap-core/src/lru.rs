@@ -270,8 +270,9 @@ pub(crate) struct NodeState {
 pub(crate) struct MemcgLru {
     id: u32,
     /// Keeps the memcg (and so its id) from being freed and reused while
-    /// entries are keyed by its id.
-    _memcg: Option<MemcgRef>,
+    /// entries are keyed by its id; what charged entries keyed by it are
+    /// uncharged through ([`Lru::del`]).
+    memcg: Option<MemcgRef>,
     /// 0 while live; else the live memcg id whose lists took this one's
     /// entries (never another redirect: chains are collapsed on reparent).
     redirect: AtomicU32,
@@ -613,7 +614,7 @@ impl Lru {
         try_box(
             MemcgLru {
                 id: memcg_id,
-                _memcg: memcg.cloned(),
+                memcg: memcg.cloned(),
                 redirect: AtomicU32::new(0),
                 nr_keyed: AtomicUsize::new(nr_keyed),
                 nr_sub: self.nr_sub,
@@ -735,9 +736,24 @@ impl Lru {
     /// offline cgroup's id frees its redirect (and cgroup reference). An
     /// entry keyed by the kept record ([`Lru::keep`]) is unlinked under its
     /// list lock alone, as [`Lru::add`] links it.
+    ///
+    /// For a charged entry (`ZswapEntry::is_charged`) it returns a
+    /// reference to the cgroup of the record the entry's key names, taken
+    /// before that record can go: the cgroup the entry's bytes are
+    /// uncharged through (its nearest online ancestor takes them, as the
+    /// objcg Linux keeps would). The record holds the cgroup as long as an
+    /// entry is keyed by it, so a charged entry's record always has one
+    /// (its store pinned the record with the cgroup it charged).
     #[inline]
-    pub(crate) fn del(&self, cpu: usize, cache: &EntryCache, entry: &ZswapEntry, nid: usize) {
+    pub(crate) fn del(
+        &self,
+        cpu: usize,
+        cache: &EntryCache,
+        entry: &ZswapEntry,
+        nid: usize,
+    ) -> Option<MemcgRef> {
         let (key, s) = entry.lru_key();
+        let charged = entry.is_charged();
         if let Some(m) = self.kept(key) {
             // A kept record is live for good: its own lists, no map lock; it
             // is never reaped.
@@ -746,23 +762,25 @@ impl Lru {
             // `&self` lives. The entry is of `cache` (this function's
             // contract).
             unsafe { m.unlink(m, cache, entry, nid, s) };
-            return;
+            return if charged { m.memcg.clone() } else { None };
         }
-        let reap = self.map.read(cpu, |map| {
+        let (reap, memcg) = self.map.read(cpu, |map| {
             let Some(keyed) = map.find(&key).get() else {
-                return false;
+                return (false, None);
             };
+            let memcg = if charged { keyed.memcg.clone() } else { None };
             let Some(m) = resolve_from(map, keyed) else {
-                return false;
+                return (false, memcg);
             };
             // SAFETY: `keyed` is the record the entry's key names and `m` the
             // live one it resolves to, both kept alive by the map lock we
             // hold; the entry is of `cache` (this function's contract).
-            unsafe { m.unlink(keyed, cache, entry, nid, s) }
+            (unsafe { m.unlink(keyed, cache, entry, nid, s) }, memcg)
         });
         if reap {
             self.reap(key);
         }
+        memcg
     }
 
     /// Frees the redirect of `id` if no entry is keyed by it any more.
@@ -993,7 +1011,7 @@ mod tests {
     fn free(lru: &Lru, p: EntryPtr) {
         lru.del(0, tc(), get(p), 0);
         // SAFETY: the test owns the entry; it is unlinked above.
-        drop(unsafe { OwnedEntry::from_erased(p).free_memory(crate::cache::test_cache()) });
+        unsafe { OwnedEntry::from_erased(p).free_memory(crate::cache::test_cache()) };
     }
 
     /// The offsets on (memcg, node 0) from head to tail, walked by the
@@ -1027,7 +1045,7 @@ mod tests {
         assert_eq!(lru.count_one(9, 0), 2);
         for i in [2, 0, 4] {
             // SAFETY: the test owns the entry; it is unlinked above.
-            drop(unsafe { OwnedEntry::from_erased(es[i]).free_memory(tc()) });
+            unsafe { OwnedEntry::from_erased(es[i]).free_memory(tc()) };
         }
         free(&lru, es[1]);
         free(&lru, es[3]);
@@ -1067,7 +1085,7 @@ mod tests {
         assert_eq!(lru.count_one(9, 0), 1);
         for i in [2, 0, 4] {
             // SAFETY: the test owns the entry; it is unlinked above.
-            drop(unsafe { OwnedEntry::from_erased(es[i]).free_memory(tc()) });
+            unsafe { OwnedEntry::from_erased(es[i]).free_memory(tc()) };
         }
         free(&lru, es[1]);
         free(&lru, es[3]);
@@ -1352,7 +1370,7 @@ mod tests {
         assert_eq!(lru.count_one(9, 0), 1);
         for e in [a, b] {
             // SAFETY: the test owns the entry; it is unlinked above.
-            drop(unsafe { OwnedEntry::from_erased(e).free_memory(tc()) });
+            unsafe { OwnedEntry::from_erased(e).free_memory(tc()) };
         }
         free(&lru, c);
         assert_eq!(lru.total(), 0);
@@ -1410,7 +1428,7 @@ mod tests {
         }
         for e in [es[3], es[4]] {
             // SAFETY: the test owns the entry; it is unlinked above.
-            drop(unsafe { OwnedEntry::from_erased(e).free_memory(tc()) });
+            unsafe { OwnedEntry::from_erased(e).free_memory(tc()) };
         }
         for e in [es[0], es[1], es[2], r] {
             free(&lru, e);
@@ -1455,7 +1473,7 @@ mod tests {
         for (e, nid) in es {
             lru.del(0, tc(), get(e), nid);
             // SAFETY: the test owns the entry; it is unlinked above.
-            drop(unsafe { OwnedEntry::from_erased(e).free_memory(tc()) });
+            unsafe { OwnedEntry::from_erased(e).free_memory(tc()) };
         }
         assert_eq!(lru.total(), 0);
     }
@@ -1493,7 +1511,7 @@ mod tests {
         for (i, e) in moved.into_iter().enumerate() {
             lru.del(3 - i, tc(), get(e), 0);
             // SAFETY: the test owns the entry; it is unlinked above.
-            drop(unsafe { OwnedEntry::from_erased(e).free_memory(tc()) });
+            unsafe { OwnedEntry::from_erased(e).free_memory(tc()) };
         }
         assert_eq!(lru.nr_records(), 1, "the redirect went with its last entry");
         assert_eq!(sub_counts(&lru, p, 0), [1, 1, 0, 0]);

@@ -1,4 +1,4 @@
-//! Pools: a compressor plus a zsmalloc-like pool, with ids 1..=255.
+//! Pools: a compressor plus a zsmalloc-like pool, with ids 1..=127.
 //!
 //! Linux keeps `zswap_pools` (an xarray with ids 1..U8_MAX) and a current
 //! pool; each entry records the `u8` id of the pool that holds its object.
@@ -52,8 +52,9 @@ use crate::shrink::{ShrinkControl, ShrinkResult};
 use crate::stats::Counters;
 use crate::{Zswap, ZswapPlatform};
 
-/// The most pools alive at once (ids 1..=255; 0 means "no pool").
-pub const MAX_POOLS: usize = 255;
+/// The most pools alive at once (ids 1..=127; 0 means "no pool"): an entry
+/// keeps its pool's id in 7 bits.
+pub const MAX_POOLS: usize = 127;
 
 /// One pool (Linux: `struct zswap_pool`).
 pub(crate) struct ZswapPool {
@@ -507,7 +508,7 @@ impl Pools {
 
     /// Makes a pool of `kind` current: a live pool of that algorithm is
     /// revived, else a new one is created (with no lock held). `EBUSY` if
-    /// another change is in progress or all 255 ids are taken.
+    /// another change is in progress or all 127 ids are taken.
     pub(crate) fn set_compressor(
         &self,
         kind: CompressorKind,
@@ -592,21 +593,21 @@ mod tests {
             |id| create_pool(id, CompressorKind::Lz4, a, &kbase::UniCpu, Gfp::KERNEL).unwrap();
         let pools = Pools::new(CompressorKind::Lz4, a, &kbase::UniCpu, Gfp::KERNEL).unwrap();
         let p2 = pool(2);
-        let p255 = pool(255);
+        let p127 = pool(127);
         let (p2b, other, p2c) = (pool(2), pool(2), pool(2));
         pools.write(|t| {
             assert_eq!(live_ids(t), [1]);
             let by_id = &pools.by_id;
             t.insert(p2.clone(), by_id).unwrap();
-            t.insert(p255.clone(), by_id).unwrap();
+            t.insert(p127.clone(), by_id).unwrap();
             // A taken slot is refused.
             assert_eq!(t.insert(p2b, by_id).err(), Some(Error::EBUSY));
-            assert_eq!(live_ids(t), [1, 2, 255]);
+            assert_eq!(live_ids(t), [1, 2, 127]);
             // by_id follows the slots.
             // SAFETY: the test holds the pools (nothing frees them meanwhile).
             let at = |id: u8| unsafe { pools.entry_ref(id) }.map(|r| r.ptr.as_ptr() as *const _);
             assert_eq!(at(2), Some(KArc::as_ptr(&p2)));
-            assert_eq!(at(255), Some(KArc::as_ptr(&p255)));
+            assert_eq!(at(127), Some(KArc::as_ptr(&p127)));
             assert!(at(3).is_none());
             // Only the very pool in the slot is removed.
             assert!(t.remove(2, KArc::as_ptr(&other), by_id).is_none());
@@ -614,23 +615,23 @@ mod tests {
             assert!(t.remove(2, KArc::as_ptr(&p2), by_id).is_some());
             assert!(t.remove(2, KArc::as_ptr(&p2), by_id).is_none());
             assert!(at(2).is_none());
-            assert_eq!(live_ids(t), [1, 255]);
+            assert_eq!(live_ids(t), [1, 127]);
             assert_eq!(t.nr_live, 2);
             t.insert(p2c, by_id).unwrap();
-            assert_eq!(live_ids(t), [1, 2, 255]);
+            assert_eq!(live_ids(t), [1, 2, 127]);
         });
         drop(other);
         assert_eq!(pools.nr_pools(), 3);
         // total_pages sums every live pool, not only the current one.
-        let h = p255.zpool.malloc(100, Gfp::KERNEL).unwrap();
+        let h = p127.zpool.malloc(100, Gfp::KERNEL).unwrap();
         let cur = pools.current_get(0).unwrap();
         let h1 = cur.zpool.malloc(100, Gfp::KERNEL).unwrap();
         assert_eq!(
             pools.total_pages(),
-            p255.zpool.total_pages() + cur.zpool.total_pages()
+            p127.zpool.total_pages() + cur.zpool.total_pages()
         );
         assert!(pools.total_pages() >= 2);
-        p255.zpool.free(h).unwrap();
+        p127.zpool.free(h).unwrap();
         cur.zpool.free(h1).unwrap();
         pools.put(cur, 0);
     }

@@ -163,8 +163,7 @@ impl<P: ZswapPlatform> Zswap<P> {
             return (Err(e), false);
         }
         // Counted once the write succeeded (below).
-        let memcg = owned.objcg.as_ref().map(|o| o.memcg());
-        self.entry_free(owned);
+        let memcg = self.entry_free(owned);
         folio.set_uptodate();
         folio.set_reclaim();
         // The write is synchronous (and runs with no lock held): once it

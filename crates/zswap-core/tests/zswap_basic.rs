@@ -13,8 +13,8 @@ use zswap_core::{
 
 #[test]
 fn entry_size_and_metadata_per_page() {
-    assert_eq!(ENTRY_SIZE, 32);
-    assert_eq!(METADATA_BYTES_PER_PAGE, 36);
+    assert_eq!(ENTRY_SIZE, 24);
+    assert_eq!(METADATA_BYTES_PER_PAGE, 28);
     // zpool: 8-byte handle entry + 4-byte reverse-map entry.
     assert_eq!(METADATA_BYTES_PER_STORED_PAGE, METADATA_BYTES_PER_PAGE + 12);
 }

@@ -412,6 +412,60 @@ fn entry_free_order_with_offlined_cgroup() {
     assert_eq!(k.zswap.lru_records(), 1, "only the parent's lists remain");
 }
 
+/// An entry keeps no objcg: its bytes are uncharged through the cgroup its
+/// LRU record holds. Through two levels of offline (a/b/c, then a/b), the
+/// charges, the `zswapped` pages and the `zswpin` / `zswpwb` events of the
+/// dead cgroups' entries land on the nearest online ancestor, as Linux's
+/// reparented objcgs make them, and everything comes back to 0.
+#[test]
+fn entries_of_twice_offlined_cgroups_uncharge_the_online_ancestor() {
+    let k = Kernel::default_kernel();
+    let a = k.cgroup("a");
+    let b = k.cgroup("a/b");
+    let c = k.cgroup("a/b/c");
+    let in_c: Vec<_> = (0..6)
+        .map(|i| k.swap_out_stored(&compressible(i), Some(&c)))
+        .collect();
+    let in_b: Vec<_> = (0..4)
+        .map(|i| k.swap_out_stored(&compressible(20 + i), Some(&b)))
+        .collect();
+    let charged = a.stat().zswap;
+    assert!(charged > 0);
+    assert_eq!(a.stat().zswapped, 10 * PAGE_SIZE as u64);
+    assert_eq!(c.stat().zswapped, 6 * PAGE_SIZE as u64);
+    let tree = k.memcg.as_ref().unwrap();
+    tree.offline("a/b/c").unwrap();
+    k.zswap.memcg_offline(&c).unwrap();
+    tree.offline("a/b").unwrap();
+    k.zswap.memcg_offline(&b).unwrap();
+    assert_eq!(a.stat().zswap, charged, "offline moves no charge");
+    assert_eq!(k.zswap.lru_count(Some(&a)), 10);
+    // Loads of the grandchild's pages: counted at `a`, uncharged from `a`.
+    let zswpin = a.stat_local().zswpin;
+    for (i, s) in in_c[..3].iter().enumerate() {
+        assert_eq!(&k.swap_in(*s).unwrap()[..], &compressible(i as u8)[..]);
+    }
+    assert_eq!(a.stat_local().zswpin - zswpin, 3);
+    assert_eq!(a.stat().zswapped, 7 * PAGE_SIZE as u64);
+    assert!(a.stat().zswap < charged);
+    // A writeback through `a` takes a dead cgroup's entry: counted at `a`.
+    k.age(&a, 7);
+    k.zswap.shrink_memcg(&a).unwrap();
+    assert_eq!(a.stat_local().zswpwb, 1);
+    assert_eq!(a.stat().zswapped, 6 * PAGE_SIZE as u64);
+    // A store for the dead grandchild now: charged to `a`, freed from `a`.
+    let late = k.swap_out_stored(&compressible(90), Some(&c));
+    assert_eq!(a.stat().zswapped, 7 * PAGE_SIZE as u64);
+    // The loaded slots went with their faults.
+    for s in in_c[3..].iter().copied().chain(in_b).chain([late]) {
+        k.release(s);
+    }
+    assert_eq!(k.zswap.stats().stored_pages, 0);
+    assert_eq!(a.zswap_current(), 0);
+    assert_eq!((a.stat().zswap, a.stat().zswapped), (0, 0));
+    assert_eq!(k.zswap.lru_records(), 1, "only a's lists remain");
+}
+
 /// 682886ec69d2: the shrinker with memcg disabled uses global counters and
 /// the root list.
 #[test]
