@@ -560,22 +560,17 @@ impl<P: ZswapPlatform> Zswap<P> {
         let swp = owned.swpentry();
         match self.with_tree(swp, |t| t.load(swp.offset())) {
             Some(None) => {}
-            _ => {
-                self.entry_free(owned);
-                return;
-            }
+            _ => return self.entry_free(owned),
         }
         // Still on its LRU list (only entry_free unlinks): no LRU add.
         let cpu = self.platform.cpu().current_cpu();
         match self.tree_store(cpu, swp, owned.into_ptr(), None) {
             Ok(None) => {}
-            Ok(Some(other)) => {
-                self.entry_free(other);
-            }
+            Ok(Some(other)) => self.entry_free(other),
             Err((_, p)) => {
                 // SAFETY: `p` was handed back by a failed store: it is in no
                 // tree and we still own it.
-                self.entry_free(unsafe { OwnedEntry::from_erased(p) });
+                self.entry_free(unsafe { OwnedEntry::from_erased(p) })
             }
         }
     }
@@ -590,30 +585,49 @@ impl<P: ZswapPlatform> Zswap<P> {
     // entry free, decompression
     // ------------------------------------------------------------------
 
-    /// `zswap_entry_free`: LRU delete, pool free, uncharge, entry free.
-    /// Returns the cgroup a charged entry was uncharged through (its LRU
-    /// record's: see [`ZswapEntry`]), for the caller's event counts.
-    fn entry_free(&self, e: OwnedEntry) -> Option<MemcgRef> {
-        self.entry_free_on(self.platform.cpu().current_cpu(), e)
+    /// `zswap_entry_free`: LRU delete and uncharge, pool free, entry free.
+    fn entry_free(&self, e: OwnedEntry) {
+        self.entry_free_on(self.platform.cpu().current_cpu(), e);
     }
 
     /// [`Self::entry_free`] on CPU `cpu` (the caller's, perhaps stale: it
     /// only picks per-CPU slots and locks).
-    fn entry_free_on(&self, cpu: usize, e: OwnedEntry) -> Option<MemcgRef> {
+    fn entry_free_on(&self, cpu: usize, e: OwnedEntry) {
         self.hot.sub(cpu, Hot::StoredPages, 1);
-        self.entry_release(cpu, e, Object::Live)
+        self.entry_release(cpu, e, Object::Live, |_| {});
+    }
+
+    /// [`Self::entry_free`], and `charged` runs on the cgroup a charged
+    /// entry is uncharged through (see [`ZswapEntry`]), for the caller's
+    /// event counts.
+    fn entry_free_with(&self, e: OwnedEntry, charged: impl FnOnce(&MemcgRef)) {
+        let cpu = self.platform.cpu().current_cpu();
+        self.hot.sub(cpu, Hot::StoredPages, 1);
+        self.entry_release(cpu, e, Object::Live, charged);
     }
 
     /// [`Self::entry_free_on`] but for the `stored_pages` count, which a
     /// successful load takes off with the `zswpin` it counts (see
     /// [`PerCpuCounters`]): one per-CPU atomic less per load. `object`:
     /// whether the entry's pool object is still there (a load frees it as
-    /// it reads it: [`Object::Freed`]).
-    fn entry_release(&self, cpu: usize, e: OwnedEntry, object: Object) -> Option<MemcgRef> {
-        // The cgroup comes from the entry's LRU record while the entry
-        // still keys it (the last entry keyed by an offline cgroup's
-        // record frees the record).
-        let memcg = self.lru.del(cpu, &self.entries, &e, e.nid(&self.entries));
+    /// it reads it: [`Object::Freed`]). `charged`: as for
+    /// [`Self::entry_free_with`].
+    fn entry_release(
+        &self,
+        cpu: usize,
+        e: OwnedEntry,
+        object: Object,
+        charged: impl FnOnce(&MemcgRef),
+    ) {
+        // Uncharged through the entry's LRU record's cgroup while the entry
+        // still keys the record (the last entry keyed by an offline
+        // cgroup's record frees it), with no cgroup reference taken.
+        let length = e.length();
+        self.lru
+            .del_with(cpu, &self.entries, &e, e.nid(&self.entries), |m| {
+                m.uncharge_zswap(length);
+                charged(m);
+            });
         // SAFETY: we own `e`, an entry of pool `e.pool_idx()`; its reference
         // is given back here, as the entry goes.
         if let Some(pool) = unsafe { self.pools.entry_ref(e.pool_idx()) } {
@@ -622,16 +636,12 @@ impl<P: ZswapPlatform> Zswap<P> {
             }
             self.pools.put(pool, cpu);
         }
-        if let Some(m) = memcg.as_ref() {
-            m.uncharge_zswap(e.length());
-        }
-        if e.length() == PAGE_SIZE {
+        if length == PAGE_SIZE {
             self.hot.sub(cpu, Hot::StoredIncompressiblePages, 1);
         }
         // SAFETY: the entry was unlinked from the LRU above; its slot came
         // from `self.entries`.
         unsafe { e.free_memory(&self.entries) };
-        memcg
     }
 
     /// `zswap_decompress`: the entry's page into `dst`. `EIO` (and
@@ -1227,9 +1237,9 @@ impl<P: ZswapPlatform> Zswap<P> {
         folio.set_uptodate_dirty();
         // Also the entry's free in `stored_pages` (see entry_release).
         self.hot.add(cpu, Hot::Zswpin, 1);
-        if let Some(m) = self.entry_release(cpu, owned, Object::Freed) {
-            m.count_event(MemcgEvent::Zswpin, 1);
-        }
+        self.entry_release(cpu, owned, Object::Freed, |m| {
+            m.count_event(MemcgEvent::Zswpin, 1)
+        });
         Ok(())
     }
 

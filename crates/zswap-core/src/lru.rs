@@ -735,25 +735,34 @@ impl Lru {
     /// on one, under CPU `cpu`'s map lock. The last entry keyed by an
     /// offline cgroup's id frees its redirect (and cgroup reference). An
     /// entry keyed by the kept record ([`Lru::keep`]) is unlinked under its
-    /// list lock alone, as [`Lru::add`] links it.
-    ///
-    /// For a charged entry (`ZswapEntry::is_charged`) it returns a
-    /// reference to the cgroup of the record the entry's key names, taken
-    /// before that record can go: the cgroup the entry's bytes are
-    /// uncharged through (its nearest online ancestor takes them, as the
-    /// objcg Linux keeps would). The record holds the cgroup as long as an
-    /// entry is keyed by it, so a charged entry's record always has one
-    /// (its store pinned the record with the cgroup it charged).
+    /// list lock alone, as [`Lru::add`] links it. (zswap's free path uses
+    /// [`Lru::del_with`], which uncharges too.)
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn del(&self, cpu: usize, cache: &EntryCache, entry: &ZswapEntry, nid: usize) {
+        self.del_with(cpu, cache, entry, nid, |_| {});
+    }
+
+    /// [`Lru::del`], and for a charged entry (`ZswapEntry::is_charged`)
+    /// `charged` runs on the cgroup of the record the entry's key names,
+    /// under the map lock (after the sub-list lock is dropped), before that
+    /// record can go: the cgroup the entry's bytes are uncharged through
+    /// (its nearest online ancestor takes them, as the objcg Linux keeps
+    /// would). The record holds the cgroup as long as an entry is keyed by
+    /// it, so a charged entry's record always has one (its store pinned the
+    /// record with the cgroup it charged). `charged` may take the memcg
+    /// crate's locks (they nest inside every zswap lock: the memcg crate
+    /// calls no zswap code under them), no zswap lock.
     #[inline]
-    pub(crate) fn del(
+    pub(crate) fn del_with(
         &self,
         cpu: usize,
         cache: &EntryCache,
         entry: &ZswapEntry,
         nid: usize,
-    ) -> Option<MemcgRef> {
+        charged: impl FnOnce(&MemcgRef),
+    ) {
         let (key, s) = entry.lru_key();
-        let charged = entry.is_charged();
+        let is_charged = entry.is_charged();
         if let Some(m) = self.kept(key) {
             // A kept record is live for good: its own lists, no map lock; it
             // is never reaped.
@@ -762,25 +771,31 @@ impl Lru {
             // `&self` lives. The entry is of `cache` (this function's
             // contract).
             unsafe { m.unlink(m, cache, entry, nid, s) };
-            return if charged { m.memcg.clone() } else { None };
+            if let (true, Some(memcg)) = (is_charged, m.memcg.as_ref()) {
+                charged(memcg);
+            }
+            return;
         }
-        let (reap, memcg) = self.map.read(cpu, |map| {
+        let reap = self.map.read(cpu, |map| {
             let Some(keyed) = map.find(&key).get() else {
-                return (false, None);
+                return false;
             };
-            let memcg = if charged { keyed.memcg.clone() } else { None };
-            let Some(m) = resolve_from(map, keyed) else {
-                return (false, memcg);
+            let reap = match resolve_from(map, keyed) {
+                // SAFETY: `keyed` is the record the entry's key names and `m`
+                // the live one it resolves to, both kept alive by the map
+                // lock we hold; the entry is of `cache` (this function's
+                // contract).
+                Some(m) => unsafe { m.unlink(keyed, cache, entry, nid, s) },
+                None => false,
             };
-            // SAFETY: `keyed` is the record the entry's key names and `m` the
-            // live one it resolves to, both kept alive by the map lock we
-            // hold; the entry is of `cache` (this function's contract).
-            (unsafe { m.unlink(keyed, cache, entry, nid, s) }, memcg)
+            if let (true, Some(memcg)) = (is_charged, keyed.memcg.as_ref()) {
+                charged(memcg);
+            }
+            reap
         });
         if reap {
             self.reap(key);
         }
-        memcg
     }
 
     /// Frees the redirect of `id` if no entry is keyed by it any more.

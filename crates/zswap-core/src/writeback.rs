@@ -163,7 +163,8 @@ impl<P: ZswapPlatform> Zswap<P> {
             return (Err(e), false);
         }
         // Counted once the write succeeded (below).
-        let memcg = self.entry_free(owned);
+        let mut memcg = None;
+        self.entry_free_with(owned, |m| memcg = Some(m.clone()));
         folio.set_uptodate();
         folio.set_reclaim();
         // The write is synchronous (and runs with no lock held): once it
