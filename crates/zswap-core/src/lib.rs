@@ -94,6 +94,9 @@
 //!          two of one cgroup held together; an add to or a delete from
 //!          root's lists, whose record the LRU keeps for good, takes it
 //!          with no map lock)
+//! LRU map lock (read; no tree, list or pool lock) -> the memcg crate's
+//!   locks (an entry free uncharges through its LRU record's cgroup; the
+//!   memcg crate calls no zswap code under its locks)
 //!       -> pool table -> pool class lock             (the debug_corrupt, debug_mutate_object test hooks)
 //!   -> pool table per-CPU lock (big-reader lock, takes nothing: store
 //!      holds its CPU's for the pool-page sum and the current pool's
