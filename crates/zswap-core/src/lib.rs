@@ -94,9 +94,6 @@
 //!          two of one cgroup held together; an add to or a delete from
 //!          root's lists, whose record the LRU keeps for good, takes it
 //!          with no map lock)
-//! LRU map lock (read; no tree, list or pool lock) -> the memcg crate's
-//!   locks (an entry free uncharges through its LRU record's cgroup; the
-//!   memcg crate calls no zswap code under its locks)
 //!       -> pool table -> pool class lock             (the debug_corrupt, debug_mutate_object test hooks)
 //!   -> pool table per-CPU lock (big-reader lock, takes nothing: store
 //!      holds its CPU's for the pool-page sum and the current pool's
@@ -112,6 +109,9 @@
 //!        no pool lock held
 //!        then pool class lock (unpin, and for load the free; released)
 //! pool table (read) -> pool class lock, one zspage per hold   (pool compaction shrinker)
+//! LRU map lock (read; no tree, list or pool lock) -> the memcg crate's
+//!   locks (an entry free uncharges through its LRU record's cgroup; the
+//!   memcg crate calls no zswap code under its locks)
 //! entry cache lock (per CPU and node, leaf: entry alloc at the start of a store,
 //!   entry free after the tree, LRU and pool locks were dropped)
 //! ```
