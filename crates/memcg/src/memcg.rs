@@ -513,22 +513,9 @@ impl MemCgroup {
     /// record) need not keep the objcg: an objcg holds nothing but the
     /// cgroup it charges.
     pub fn uncharge_zswap(&self, size: usize) {
-        let bytes = size as u64;
         with_online(self, |m| {
-            for_each_level(m, |l| sub(&l.usage, bytes));
-            let incomp = size == PAGE_SIZE;
-            sub(&m.local.zswap_b, bytes);
-            sub(&m.local.zswapped_pages, 1);
-            if incomp {
-                sub(&m.local.zswap_incomp_pages, 1);
-            }
-            for_each_level(m, |l| {
-                sub(&l.hier.zswap_b, bytes);
-                sub(&l.hier.zswapped_pages, 1);
-                if incomp {
-                    sub(&l.hier.zswap_incomp_pages, 1);
-                }
-            });
+            for_each_level(m, |l| sub(&l.usage, size as u64));
+            zswap_gauges(m, size, sub);
         });
     }
 
@@ -741,6 +728,27 @@ fn with_online_ref<'a, R>(start: &'a MemcgRef, f: impl FnOnce(&'a MemcgRef) -> R
     }
 }
 
+/// One stored page of `size` compressed bytes in the zswap gauges of `m`
+/// (local) and of `m` and its ancestors (hierarchical): `zswap` bytes,
+/// `zswapped` pages and, for a page stored raw, `zswap_incomp` pages. `op`
+/// is [`add`] (a charge) or [`sub`] (an uncharge).
+fn zswap_gauges(m: &MemCgroup, size: usize, op: fn(&AtomicU64, u64)) {
+    let bytes = size as u64;
+    let incomp = size == PAGE_SIZE;
+    op(&m.local.zswap_b, bytes);
+    op(&m.local.zswapped_pages, 1);
+    if incomp {
+        op(&m.local.zswap_incomp_pages, 1);
+    }
+    for_each_level(m, |l| {
+        op(&l.hier.zswap_b, bytes);
+        op(&l.hier.zswapped_pages, 1);
+        if incomp {
+            op(&l.hier.zswap_incomp_pages, 1);
+        }
+    });
+}
+
 /// Calls `f` on `m` and each of its ancestors, bottom-up.
 fn for_each_level(m: &MemCgroup, mut f: impl FnMut(&MemCgroup)) {
     let mut cur = Some(m);
@@ -811,19 +819,7 @@ impl ObjCgroup {
         let bytes = size as u64;
         with_online(&memcg, |m| {
             MemCgroup::force_charge(m, bytes);
-            let incomp = size == PAGE_SIZE;
-            add(&m.local.zswap_b, bytes);
-            add(&m.local.zswapped_pages, 1);
-            if incomp {
-                add(&m.local.zswap_incomp_pages, 1);
-            }
-            for_each_level(m, |l| {
-                add(&l.hier.zswap_b, bytes);
-                add(&l.hier.zswapped_pages, 1);
-                if incomp {
-                    add(&l.hier.zswap_incomp_pages, 1);
-                }
-            });
+            zswap_gauges(m, size, add);
         });
     }
 

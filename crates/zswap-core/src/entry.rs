@@ -91,8 +91,9 @@ const _: () = assert!(crate::pool::MAX_POOLS <= META_POOL_MASK as usize);
 /// the id holds a reference to its cgroup for as long as an entry is keyed
 /// by it (`lru`'s module docs), so the free path uncharges through that
 /// cgroup's nearest online ancestor, exactly what the objcg would have
-/// charged then ([`Lru::del`](crate::lru::Lru::del) hands the reference
-/// out). 8 bytes an entry less: a slab holds 169 entries instead of 126.
+/// charged then ([`Lru::del_with`](crate::lru::Lru::del_with) runs the
+/// uncharge under the LRU map lock, with no reference taken). 8 bytes an
+/// entry less: a slab holds 169 entries instead of 126.
 ///
 /// The NUMA node of the LRU list is not stored: as Linux's
 /// `entry_to_nid()` (the node of the entry's own memory), it is the node of
@@ -445,7 +446,7 @@ impl OwnedEntry {
     }
 
     /// Gives the entry's slot back to `cache` (`zswap_entry_cache_free`;
-    /// free order: LRU, pool, uncharge, entry).
+    /// free order: LRU delete and uncharge, pool, entry).
     ///
     /// # Safety
     ///

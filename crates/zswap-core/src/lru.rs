@@ -271,7 +271,7 @@ pub(crate) struct MemcgLru {
     id: u32,
     /// Keeps the memcg (and so its id) from being freed and reused while
     /// entries are keyed by its id; what charged entries keyed by it are
-    /// uncharged through ([`Lru::del`]).
+    /// uncharged through ([`Lru::del_with`]).
     memcg: Option<MemcgRef>,
     /// 0 while live; else the live memcg id whose lists took this one's
     /// entries (never another redirect: chains are collapsed on reparent).
